@@ -1,0 +1,56 @@
+//! Workload sources for gpushare.
+//!
+//! This crate owns everything that turns a workload description into a time-ordered stream of
+//! [`Arrival`]s: trace readers, synthetic generators, and the seeded random streams they draw
+//! from. It depends on nothing else of gpushare, so readers can be tested and reused alone.
+//!
+//! A source is pulled one arrival at a time through [`ArrivalSource`]; no source holds a whole
+//! trace in memory, so a day of invocations streams through the simulator in bounded memory.
+
+pub mod error;
+pub mod plain_csv;
+pub mod poisson;
+pub mod rng;
+
+pub use error::TraceError;
+pub use plain_csv::PlainCsvSource;
+pub use poisson::PoissonSource;
+
+/// Simulated time: an integer count of nanoseconds since the start of the run.
+pub type Nanos = u64;
+
+/// Nanoseconds in one second.
+pub const NS_PER_S: u64 = 1_000_000_000;
+
+/// Converts seconds to nanoseconds, rounding to the nearest nanosecond.
+///
+/// The caller guarantees `secs` is finite and non-negative (readers check this per row).
+pub fn secs_to_ns(secs: f64) -> Nanos {
+    (secs * NS_PER_S as f64).round() as Nanos
+}
+
+/// One invocation entering the system.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arrival {
+    /// Arrival time.
+    pub time: Nanos,
+    /// Index of the function in the scenario's function list.
+    pub func: u32,
+    /// Execution time given by the trace, overriding the profile's own (uncontended) time.
+    pub duration: Option<Nanos>,
+}
+
+/// A time-ordered stream of arrivals.
+///
+/// Implementations yield arrivals in non-decreasing time order and report malformed input as a
+/// [`TraceError`] naming the file, line and field.
+pub trait ArrivalSource {
+    /// The next arrival, `Ok(None)` at the end of the stream.
+    fn next_arrival(&mut self) -> Result<Option<Arrival>, TraceError>;
+}
+
+impl<S: ArrivalSource + ?Sized> ArrivalSource for Box<S> {
+    fn next_arrival(&mut self) -> Result<Option<Arrival>, TraceError> {
+        (**self).next_arrival()
+    }
+}
