@@ -1,1 +1,32 @@
-//! placeholder
+//! The gpushare simulation engine.
+//!
+//! This crate owns simulated time and the event queue ([`events`]), the cluster, instance and
+//! GPU state and its mechanics ([`world`]), the GPU execution and speed models ([`speed`]),
+//! device specs ([`device`]), function profiles and the built-in catalog ([`profile`],
+//! [`catalog`]), scenario files ([`scenario`]), the policy traits ([`policy`]), streaming
+//! metrics and the run summary ([`metrics`], [`summary`]), and per-invocation records
+//! ([`record`]). Policies live in `gpushare-policies`, output files in `gpushare-reports`.
+//!
+//! ```text
+//! Scenario ──► Simulation::new(scenario, policy, sink) ──► run() ──► Summary + records
+//! ```
+
+pub mod catalog;
+pub mod device;
+pub mod engine;
+pub mod events;
+pub mod ids;
+pub mod metrics;
+pub mod policy;
+pub mod profile;
+pub mod record;
+pub mod scenario;
+pub mod speed;
+pub mod summary;
+pub mod time;
+pub mod world;
+
+pub use engine::{RunOutput, SimError, Simulation};
+pub use ids::{FuncId, GpuId, InstId, InvId};
+pub use scenario::{Scenario, ScenarioSource};
+pub use summary::Summary;

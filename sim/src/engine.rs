@@ -1,0 +1,182 @@
+//! The engine loop: merges the workload's arrivals with the event queue and dispatches each
+//! event to the world's mechanics and the policy's callbacks.
+//!
+//! Arrivals are pulled from the workload stream one at a time and compared with the head of the
+//! event heap, so a whole trace never sits in memory. At equal times, queued events go before
+//! the arrival (an instance freed at `t` serves an invocation arriving at `t`). The run covers
+//! `[0, horizon)`; with `drain`, no arrivals are taken after the horizon but the run continues
+//! until every invocation has ended.
+
+use crate::events::Event;
+use crate::ids::{FuncId, InstId};
+use crate::metrics::Metrics;
+use crate::policy::Policy;
+use crate::record::RecordSink;
+use crate::scenario::Scenario;
+use crate::summary::Summary;
+use crate::time::Nanos;
+use crate::world::{Ctx, FunctionInfo, World};
+use gpushare_traces::{Arrival, ArrivalSource, TraceError};
+
+/// Why a run stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The workload could not be read.
+    #[error(transparent)]
+    Trace(#[from] TraceError),
+    /// The policy broke a rule of the engine, or records could not be written.
+    #[error("policy `{policy}` at t = {time_s:.9} s: {message}")]
+    Fault { policy: String, time_s: f64, message: String },
+}
+
+/// What a finished run returns.
+pub struct RunOutput {
+    pub summary: Summary,
+    /// The record sink, handed back so its owner can finish writing.
+    pub sink: Box<dyn RecordSink>,
+}
+
+/// One simulation, ready to run.
+pub struct Simulation {
+    world: World,
+    policy: Box<dyn Policy>,
+    source: Box<dyn ArrivalSource>,
+    scenario_name: String,
+    seed: u64,
+    horizon: Nanos,
+    drain: bool,
+    last_arrival: Nanos,
+}
+
+impl Simulation {
+    /// Builds the world for `scenario` with `policy`; records go to `sink`.
+    pub fn new(scenario: &Scenario, policy: Box<dyn Policy>, sink: Box<dyn RecordSink>) -> Result<Self, SimError> {
+        let functions = scenario
+            .functions
+            .iter()
+            .map(|f| FunctionInfo {
+                name: f.name.clone(),
+                compiled: scenario
+                    .devices
+                    .iter()
+                    .map(|dev| f.profile.compile(&f.reference, dev, scenario.storage_gbps))
+                    .collect(),
+            })
+            .collect::<Vec<_>>();
+        let metrics = Metrics::new(functions.len(), scenario.warmup);
+        let world = World::new(
+            functions,
+            scenario.devices.clone(),
+            &scenario.gpus,
+            policy.sharing(),
+            metrics,
+            sink,
+        );
+        Ok(Simulation {
+            world,
+            source: scenario.open_workload()?,
+            policy,
+            scenario_name: scenario.name.clone(),
+            seed: scenario.seed,
+            horizon: scenario.horizon,
+            drain: scenario.drain,
+            last_arrival: 0,
+        })
+    }
+
+    fn pull(&mut self) -> Result<Option<Arrival>, SimError> {
+        let Some(a) = self.source.next_arrival()? else {
+            return Ok(None);
+        };
+        if a.time >= self.horizon {
+            return Ok(None);
+        }
+        if a.time < self.last_arrival || a.func as usize >= self.world.functions.len() {
+            return Err(self.fault(format!(
+                "the workload produced an arrival out of order or for an unknown function ({a:?})"
+            )));
+        }
+        self.last_arrival = a.time;
+        Ok(Some(a))
+    }
+
+    fn fault(&self, message: String) -> SimError {
+        SimError::Fault {
+            policy: self.policy.name().to_string(),
+            time_s: crate::time::ns_to_secs(self.world.now),
+            message,
+        }
+    }
+
+    /// Runs to the end and returns the summary.
+    pub fn run(mut self) -> Result<RunOutput, SimError> {
+        let mut next_arrival = self.pull()?;
+        let mut finished: Vec<InstId> = Vec::new();
+        loop {
+            let event_time = self.world.events.peek_time();
+            let take_event = match (event_time, next_arrival) {
+                (Some(t), Some(a)) => t <= a.time,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            if take_event {
+                let t = event_time.expect("peeked");
+                if t >= self.horizon && !(self.drain && self.world.live_invocations > 0) {
+                    break;
+                }
+                let (t, event) = self.world.events.pop().expect("peeked");
+                self.world.now = t;
+                self.dispatch(event, &mut finished);
+            } else {
+                let a = next_arrival.take().expect("checked");
+                self.world.now = a.time;
+                let inv = self.world.arrive(FuncId(a.func), a.time, a.duration);
+                self.policy.on_arrival(&mut Ctx { w: &mut self.world }, inv);
+                next_arrival = self.pull()?;
+            }
+            self.world.flush_gpus();
+            self.world.metrics.events += 1;
+            if let Some(message) = self.world.fault.take() {
+                return Err(self.fault(message));
+            }
+        }
+        let end = if self.drain { self.world.now.max(self.horizon) } else { self.horizon };
+        self.world.now = end;
+        self.world.settle();
+        self.world.report_unfinished();
+        if let Some(message) = self.world.fault.take() {
+            return Err(self.fault(message));
+        }
+        let summary = Summary::build(&self.world, &self.scenario_name, self.policy.name(), self.seed, self.horizon, end);
+        Ok(RunOutput { summary, sink: self.world.sink })
+    }
+
+    fn dispatch(&mut self, event: Event, finished: &mut Vec<InstId>) {
+        let ctx = &mut Ctx { w: &mut self.world };
+        match event {
+            Event::SetupDone { inst, epoch } => {
+                if let Some(i) = ctx.w.setup_done(inst, epoch) {
+                    self.policy.on_instance_ready(ctx, i);
+                }
+            }
+            Event::HostStepDone { inst, epoch } => {
+                if let Some(i) = ctx.w.host_step_done(inst, epoch) {
+                    self.policy.on_complete(ctx, i);
+                }
+            }
+            Event::GpuPhaseDone { gpu, generation } => {
+                ctx.w.gpu_phase_done(gpu, generation, finished);
+                for i in finished.drain(..) {
+                    self.policy.on_complete(ctx, i);
+                }
+            }
+            Event::IdleExpired { inst, epoch } => {
+                if let Some(i) = ctx.w.idle_expired(inst, epoch) {
+                    self.policy.on_idle_expired(ctx, i);
+                }
+            }
+            Event::PolicyTimer { token } => self.policy.on_timer(ctx, token),
+        }
+    }
+}

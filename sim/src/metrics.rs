@@ -1,0 +1,199 @@
+//! Streaming statistics: counts, latency histograms, per-function and per-GPU figures.
+//!
+//! Nothing here grows with the number of invocations: latencies go into HDR histograms (3
+//! significant digits, so percentiles are within 0.1 %), means come from exact integer sums.
+//! Latency statistics cover invocations that arrived at or after the warm-up time; the counts
+//! cover every arrival, so that they add up.
+
+use crate::record::RejectReason;
+use crate::time::{Nanos, ns_to_secs};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// A latency distribution.
+pub struct LatencyStat {
+    hist: Histogram<u64>,
+    sum: u128,
+    max: Nanos,
+}
+
+impl Default for LatencyStat {
+    fn default() -> Self {
+        LatencyStat {
+            // 1 ns to 2^50 ns (13 days); longer values saturate at the top bucket.
+            hist: Histogram::new_with_bounds(1, 1 << 50, 3).expect("valid histogram bounds"),
+            sum: 0,
+            max: 0,
+        }
+    }
+}
+
+impl LatencyStat {
+    /// Adds one value.
+    #[inline]
+    pub fn record(&mut self, ns: Nanos) {
+        self.hist.saturating_record(ns);
+        self.sum += u128::from(ns);
+        self.max = self.max.max(ns);
+    }
+
+    /// Number of values.
+    pub fn count(&self) -> u64 {
+        self.hist.len()
+    }
+
+    /// Exact mean in nanoseconds (0 when empty).
+    pub fn mean_ns(&self) -> f64 {
+        if self.count() == 0 { 0.0 } else { self.sum as f64 / self.count() as f64 }
+    }
+
+    /// Summary in seconds.
+    pub fn summary(&self) -> LatencySummary {
+        let q = |p: f64| if self.count() == 0 { 0.0 } else { ns_to_secs(self.hist.value_at_quantile(p)) };
+        LatencySummary {
+            count: self.count(),
+            mean: self.mean_ns() / 1e9,
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+            p999: q(0.999),
+            max: ns_to_secs(self.max),
+        }
+    }
+}
+
+/// Latency figures in seconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+/// Per-function counters.
+#[derive(Clone, Debug, Default)]
+pub struct FuncStats {
+    pub arrivals: u64,
+    pub completed: u64,
+    pub rejected: u64,
+    /// Measured (post-warm-up) completions, their cold ones and their e2e latency sum.
+    pub measured_completed: u64,
+    pub measured_cold: u64,
+    pub e2e_sum: u128,
+}
+
+/// Everything counted during a run.
+pub struct Metrics {
+    pub warmup: Nanos,
+    pub arrivals: u64,
+    pub completed: u64,
+    pub rejected: [u64; RejectReason::ALL.len()],
+    pub measured_arrivals: u64,
+    pub measured_completed: u64,
+    pub measured_cold: u64,
+    pub e2e: LatencyStat,
+    pub queue: LatencyStat,
+    /// Setup wait of cold invocations only.
+    pub setup: LatencyStat,
+    pub exec: LatencyStat,
+    pub per_func: Vec<FuncStats>,
+    pub instances_created: u64,
+    pub instances_reclaimed: u64,
+    pub instances_alive: u64,
+    pub instances_peak: u64,
+    /// Σ instance lifetime in the measured window × its GPU fraction, in ns.
+    pub gpu_ns_allocated: f64,
+    pub events: u64,
+}
+
+impl Metrics {
+    pub fn new(functions: usize, warmup: Nanos) -> Self {
+        Metrics {
+            warmup,
+            arrivals: 0,
+            completed: 0,
+            rejected: [0; RejectReason::ALL.len()],
+            measured_arrivals: 0,
+            measured_completed: 0,
+            measured_cold: 0,
+            e2e: LatencyStat::default(),
+            queue: LatencyStat::default(),
+            setup: LatencyStat::default(),
+            exec: LatencyStat::default(),
+            per_func: vec![FuncStats::default(); functions],
+            instances_created: 0,
+            instances_reclaimed: 0,
+            instances_alive: 0,
+            instances_peak: 0,
+            gpu_ns_allocated: 0.0,
+            events: 0,
+        }
+    }
+
+    /// Counts an arrival.
+    #[inline]
+    pub fn arrival(&mut self, func: usize, at: Nanos) {
+        self.arrivals += 1;
+        self.per_func[func].arrivals += 1;
+        if at >= self.warmup {
+            self.measured_arrivals += 1;
+        }
+    }
+
+    /// Counts a completion with its latency parts.
+    #[inline]
+    pub fn completion(&mut self, func: usize, arrival: Nanos, queue: Nanos, setup: Nanos, exec: Nanos, cold: bool) {
+        self.completed += 1;
+        let f = &mut self.per_func[func];
+        f.completed += 1;
+        if arrival < self.warmup {
+            return;
+        }
+        let e2e = queue + setup + exec;
+        self.measured_completed += 1;
+        f.measured_completed += 1;
+        f.e2e_sum += u128::from(e2e);
+        self.e2e.record(e2e);
+        self.queue.record(queue);
+        self.exec.record(exec);
+        if cold {
+            self.measured_cold += 1;
+            f.measured_cold += 1;
+            self.setup.record(setup);
+        }
+    }
+
+    /// Counts a rejection.
+    pub fn rejection(&mut self, func: usize, reason: RejectReason) {
+        self.rejected[reason as usize] += 1;
+        self.per_func[func].rejected += 1;
+    }
+
+    /// Total rejections.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.iter().sum()
+    }
+
+    /// Counts a new instance.
+    pub fn instance_created(&mut self) {
+        self.instances_created += 1;
+        self.instances_alive += 1;
+        self.instances_peak = self.instances_peak.max(self.instances_alive);
+    }
+
+    /// Counts a reclaimed instance alive over [created, now) at `fraction` of a GPU.
+    pub fn instance_ended(&mut self, created: Nanos, now: Nanos, fraction: f64, reclaimed: bool) {
+        if reclaimed {
+            self.instances_reclaimed += 1;
+            self.instances_alive -= 1;
+        }
+        let from = created.max(self.warmup);
+        if now > from {
+            self.gpu_ns_allocated += (now - from) as f64 * fraction;
+        }
+    }
+}

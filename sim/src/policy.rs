@@ -1,0 +1,88 @@
+//! The traits a policy implements, and reusable pieces policies share.
+//!
+//! The engine never names a policy. A policy decides, through a [`Ctx`], where each arriving
+//! invocation runs (an idle instance, a new instance on some GPU, or its own queue), when idle
+//! instances are reclaimed, and how each GPU's SMs are shared between co-running phases (its
+//! [`Sharing`] discipline). The engine enforces the rules — memory capacity, SM shares summing to
+//! at most 100 %, every invocation ending in exactly one outcome — and records everything.
+//!
+//! Callbacks never nest: an operation on [`Ctx`] schedules events but never calls back into the
+//! policy, so a policy always sees a consistent world.
+
+pub use crate::world::{ActivePhase, Ctx, InstanceSpec, Refusal};
+use crate::ids::{FuncId, InstId, InvId};
+use crate::time::Nanos;
+
+/// A placement-and-scaling policy.
+pub trait Policy {
+    /// The registry name.
+    fn name(&self) -> &str;
+
+    /// The SM-sharing discipline for every GPU; called once, before the run.
+    fn sharing(&self) -> Box<dyn Sharing> {
+        Box::new(EqualShare)
+    }
+
+    /// An invocation arrived. The policy must eventually run it (`ctx.run`) or reject it
+    /// (`ctx.reject`); until then it is the policy's to hold. Whatever is still held when the run
+    /// stops is reported as unfinished.
+    fn on_arrival(&mut self, ctx: &mut Ctx<'_>, inv: InvId);
+
+    /// An instance finished its setup and is idle.
+    fn on_instance_ready(&mut self, ctx: &mut Ctx<'_>, inst: InstId);
+
+    /// An instance finished an invocation and is idle.
+    fn on_complete(&mut self, ctx: &mut Ctx<'_>, inst: InstId);
+
+    /// An idle instance's keep-alive (set with `ctx.keep_alive`) ran out. Default: reclaim it.
+    fn on_idle_expired(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
+        ctx.reclaim(inst);
+    }
+
+    /// A timer set with `ctx.set_timer` fired.
+    fn on_timer(&mut self, _ctx: &mut Ctx<'_>, _token: u64) {}
+}
+
+/// How a GPU's SMs are divided among the phases active on it.
+///
+/// The engine calls `assign_shares` whenever the set of active phases on a GPU changes; the
+/// discipline sets `share` (a fraction of the GPU's SMs) for every kernel phase. The engine then
+/// turns shares into progress rates with the speed model ([`crate::speed`]) and checks that the
+/// shares sum to at most 1.
+pub trait Sharing {
+    /// Sets `share` of every kernel phase in `phases` (all on one GPU).
+    fn assign_shares(&mut self, phases: &mut [ActivePhase]);
+}
+
+/// Kernels split the GPU equally, each capped by its instance's SM cap: the whole GPU for a
+/// single kernel, as under exclusive placement.
+pub struct EqualShare;
+
+impl Sharing for EqualShare {
+    fn assign_shares(&mut self, phases: &mut [ActivePhase]) {
+        let kernels = phases.iter().filter(|p| p.is_kernel()).count();
+        if kernels == 0 {
+            return;
+        }
+        let each = 1.0 / kernels as f64;
+        for p in phases.iter_mut().filter(|p| p.is_kernel()) {
+            p.share = each.min(p.sm_cap);
+        }
+    }
+}
+
+/// How long an idle instance is kept before it is reclaimed: reusable by every policy.
+pub trait KeepAlive {
+    /// The keep-alive for an instance of `func` that became idle at `now`; `None` keeps it
+    /// forever.
+    fn ttl(&mut self, func: FuncId, now: Nanos) -> Option<Nanos>;
+}
+
+/// A fixed keep-alive (time-to-live) after the last use, as in OpenWhisk and most platforms.
+pub struct FixedTtl(pub Option<Nanos>);
+
+impl KeepAlive for FixedTtl {
+    fn ttl(&mut self, _func: FuncId, _now: Nanos) -> Option<Nanos> {
+        self.0
+    }
+}

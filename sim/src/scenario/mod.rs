@@ -1,0 +1,467 @@
+//! Scenario files: loading, `--set` overrides, validation, and located error messages.
+//!
+//! A scenario is read in three passes. The text is parsed as TOML; `--set key.path=value`
+//! overrides are applied to the parsed table; the table is deserialised into the schema of
+//! [`file`] and then checked field by field. Any error carries the path of the field at fault,
+//! which is resolved against the original text to a file, line and column with the offending
+//! line underlined — or, if the field came from `--set`, to that override.
+
+pub mod error;
+pub mod file;
+mod locate;
+
+pub use error::{ConfigError, DocPath, ScenarioError, Seg};
+pub use file::OutputSpec;
+
+use crate::catalog;
+use crate::device::{self, DeviceSpec};
+use crate::profile::FunctionProfile;
+use crate::time::{Nanos, secs_to_ns};
+use file::{ScenarioFile, WorkloadSpec};
+use gpushare_traces::{ArrivalSource, PlainCsvSource, PoissonSource, TraceError};
+use serde::de::DeserializeOwned;
+use std::path::{Path, PathBuf};
+
+/// Deserialises `value` into `T`, reporting errors with paths under `prefix`.
+pub fn from_value<T: DeserializeOwned>(value: toml::Value, prefix: &DocPath) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let mut path = prefix.clone();
+        for seg in e.path().iter() {
+            match seg {
+                serde_path_to_error::Segment::Map { key } => path.0.push(Seg::Key(key.clone())),
+                serde_path_to_error::Segment::Seq { index } => path.0.push(Seg::Index(*index)),
+                _ => {}
+            }
+        }
+        // toml appends "in `table`" lines; the path already says where.
+        let message = e.inner().to_string().lines().next().unwrap_or_default().to_string();
+        let at_key = message.starts_with("unknown field");
+        ConfigError { path, message, at_key }
+    })
+}
+
+/// A policy as named in the scenario: `name` and the rest of `[policy]` as parameters.
+#[derive(Clone, Debug)]
+pub struct PolicySpec {
+    pub name: String,
+    pub params: toml::Table,
+}
+
+impl PolicySpec {
+    /// Deserialises the parameters into `T`, with errors located under `policy.`.
+    pub fn params<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        from_value(toml::Value::Table(self.params.clone()), &DocPath(vec![Seg::Key("policy".into())]))
+    }
+}
+
+/// A function after `count` expansion, with its resolved profile.
+#[derive(Clone, Debug)]
+pub struct Function {
+    pub name: String,
+    pub profile: FunctionProfile,
+    /// The device the profile's kernel work was measured on.
+    pub reference: DeviceSpec,
+    /// Poisson rate (0 for trace-driven workloads).
+    pub rate_per_s: f64,
+}
+
+/// Where arrivals come from.
+#[derive(Clone, Debug)]
+pub enum Workload {
+    /// Poisson arrivals at each function's `rate_per_s`.
+    Poisson,
+    /// A plain CSV file.
+    Csv { path: PathBuf },
+}
+
+/// A validated scenario, ready to simulate.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    pub seed: u64,
+    pub horizon: Nanos,
+    pub warmup: Nanos,
+    pub drain: bool,
+    /// Device types used by the cluster.
+    pub devices: Vec<DeviceSpec>,
+    /// Every GPU as (node, device type index).
+    pub gpus: Vec<(u32, usize)>,
+    pub storage_gbps: f64,
+    pub functions: Vec<Function>,
+    pub workload: Workload,
+    pub policy: PolicySpec,
+    pub output: OutputSpec,
+}
+
+impl Scenario {
+    /// Opens the workload as a stream of arrivals.
+    pub fn open_workload(&self) -> Result<Box<dyn ArrivalSource>, TraceError> {
+        Ok(match &self.workload {
+            Workload::Poisson => {
+                let rates: Vec<f64> = self.functions.iter().map(|f| f.rate_per_s).collect();
+                Box::new(PoissonSource::new(&rates, self.seed, self.horizon))
+            }
+            Workload::Csv { path } => {
+                let names: Vec<String> = self.functions.iter().map(|f| f.name.clone()).collect();
+                Box::new(PlainCsvSource::open(path, &names)?)
+            }
+        })
+    }
+
+    /// Output directory: `[output] dir`, else `out/<name>`.
+    pub fn output_dir(&self) -> PathBuf {
+        self.output.dir.clone().unwrap_or_else(|| Path::new("out").join(&self.name))
+    }
+}
+
+/// A scenario file's text and the overrides given on the command line.
+pub struct ScenarioSource {
+    pub file: PathBuf,
+    pub text: String,
+    /// `--set` overrides in order: the raw `key=value` and the parsed path.
+    overrides: Vec<(String, DocPath, toml::Value)>,
+}
+
+impl ScenarioSource {
+    /// Reads `file`.
+    pub fn load(file: &Path) -> Result<Self, ScenarioError> {
+        let text = std::fs::read_to_string(file).map_err(|source| ScenarioError::Io { file: file.to_owned(), source })?;
+        Ok(ScenarioSource { file: file.to_owned(), text, overrides: Vec::new() })
+    }
+
+    /// A scenario from text (for tests and generated scenarios); `file` names it in errors.
+    pub fn from_text(file: &Path, text: &str) -> Self {
+        ScenarioSource { file: file.to_owned(), text: text.to_string(), overrides: Vec::new() }
+    }
+
+    /// Adds a `key.path=value` override. The value is read as a TOML value (`3`, `1.5`, `true`,
+    /// `"text"`, `[1, 2]`); anything that is not valid TOML is taken as a string.
+    pub fn set(&mut self, assignment: &str) -> Result<(), ScenarioError> {
+        let bad = |what: &str| ScenarioError::Set {
+            file: self.file.clone(),
+            set: assignment.to_string(),
+            what: what.to_string(),
+        };
+        let (key, raw) = assignment.split_once('=').ok_or_else(|| bad("expected KEY=VALUE, e.g. policy.keep_alive_s=60"))?;
+        let path = DocPath::parse(key.trim()).ok_or_else(|| bad("the key must be a dotted path such as simulation.seed or functions[0].rate_per_s"))?;
+        let raw = raw.trim();
+        let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+        self.overrides.push((assignment.to_string(), path, value));
+        Ok(())
+    }
+
+    /// Resolves a [`ConfigError`] to the file location (or the `--set`) it concerns.
+    pub fn locate(&self, err: ConfigError) -> ScenarioError {
+        let what = format!("{}: {}", err.path, err.message);
+        if let Some((raw, _, _)) = self.overrides.iter().rev().find(|(_, p, _)| err.path.starts_with(p)) {
+            return ScenarioError::Set { file: self.file.clone(), set: raw.clone(), what };
+        }
+        let doc = self.text.parse::<toml_edit::Document<String>>();
+        match doc.ok().and_then(|d| locate::locate(&d, &err.path, err.at_key)) {
+            Some(span) => {
+                let (line, column) = locate::line_col(&self.text, span.start);
+                ScenarioError::At { file: self.file.clone(), line, column, what, snippet: locate::snippet(&self.text, &span) }
+            }
+            None => ScenarioError::File { file: self.file.clone(), what },
+        }
+    }
+
+    /// Parses, applies overrides and validates.
+    pub fn parse(&self) -> Result<Scenario, ScenarioError> {
+        let mut table: toml::Table = toml::from_str(&self.text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            let (line, column) = locate::line_col(&self.text, span.start);
+            ScenarioError::At {
+                file: self.file.clone(),
+                line,
+                column,
+                what: format!("invalid TOML: {}", e.message().trim_end()),
+                snippet: locate::snippet(&self.text, &span),
+            }
+        })?;
+        for (raw, path, value) in &self.overrides {
+            apply_override(&mut table, path, value.clone()).map_err(|what| ScenarioError::Set {
+                file: self.file.clone(),
+                set: raw.clone(),
+                what,
+            })?;
+        }
+        let spec: ScenarioFile = from_value(toml::Value::Table(table), &DocPath::default()).map_err(|e| self.locate(e))?;
+        let base_dir = self.file.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let default_name = self.file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        build(spec, &base_dir, default_name).map_err(|e| self.locate(e))
+    }
+}
+
+/// Sets `value` at `path` in `table`, creating missing tables on the way.
+fn apply_override(table: &mut toml::Table, path: &DocPath, value: toml::Value) -> Result<(), String> {
+    let mut cur = table;
+    let segs = &path.0;
+    let mut i = 0;
+    while i < segs.len() {
+        let Seg::Key(key) = &segs[i] else {
+            return Err(format!("`{path}`: an index must follow a key"));
+        };
+        let last = i + 1 == segs.len();
+        if last {
+            cur.insert(key.clone(), value);
+            return Ok(());
+        }
+        let entry = cur.entry(key.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let next = match (&segs[i + 1], entry) {
+            (Seg::Index(n), toml::Value::Array(items)) => {
+                let len = items.len();
+                if i + 2 == segs.len() {
+                    let slot = items.get_mut(*n).ok_or_else(|| format!("`{path}`: index {n} is out of range ({len} entries)"))?;
+                    *slot = value;
+                    return Ok(());
+                }
+                i += 1;
+                items.get_mut(*n).ok_or_else(|| format!("`{path}`: index {n} is out of range ({len} entries)"))?
+            }
+            (Seg::Index(_), _) => return Err(format!("`{path}`: `{key}` is not a list")),
+            (Seg::Key(_), v) => v,
+        };
+        cur = next.as_table_mut().ok_or_else(|| format!("`{path}`: cannot set a field inside a non-table value"))?;
+        i += 1;
+    }
+    Ok(())
+}
+
+/// Merges `overlay` onto the `base` value (both tables), overlay keys winning.
+fn merged(base: toml::Value, overlay: &toml::Table) -> toml::Value {
+    let mut t = match base {
+        toml::Value::Table(t) => t,
+        _ => toml::Table::new(),
+    };
+    for (k, v) in overlay {
+        if k != "base" {
+            t.insert(k.clone(), v.clone());
+        }
+    }
+    toml::Value::Table(t)
+}
+
+fn positive(path: DocPath, v: f64) -> Result<f64, ConfigError> {
+    if v.is_finite() && v > 0.0 { Ok(v) } else { Err(ConfigError::at(path, format!("must be a positive number, got {v}"))) }
+}
+
+fn non_negative(path: DocPath, v: f64) -> Result<f64, ConfigError> {
+    if v.is_finite() && v >= 0.0 { Ok(v) } else { Err(ConfigError::at(path, format!("must be a non-negative number, got {v}"))) }
+}
+
+fn one_of(names: impl Iterator<Item = String>) -> String {
+    names.collect::<Vec<_>>().join(", ")
+}
+
+/// Resolves every device name the scenario can use: the built-ins plus `[gpu_types]`.
+fn resolve_devices(spec: &ScenarioFile) -> Result<Vec<DeviceSpec>, ConfigError> {
+    let mut all = device::builtin_devices();
+    for (name, table) in &spec.gpu_types {
+        let path = DocPath::default().key("gpu_types").key(name);
+        let base = match table.get("base") {
+            None => toml::Value::Table(toml::Table::new()),
+            Some(toml::Value::String(b)) => match all.iter().find(|d| &d.name == b) {
+                Some(d) => toml::Value::try_from(d).expect("device specs serialise"),
+                None => {
+                    return Err(ConfigError::at(
+                        path.key("base"),
+                        format!("unknown GPU `{b}`; valid: {}", one_of(all.iter().map(|d| d.name.clone()))),
+                    ));
+                }
+            },
+            Some(_) => return Err(ConfigError::at(path.key("base"), "must be the name of a GPU")),
+        };
+        let mut dev: DeviceSpec = from_value(merged(base, table), &path)?;
+        dev.name = name.clone();
+        dev.check().map_err(|(field, msg)| ConfigError::at(path.key(field), msg))?;
+        all.retain(|d| &d.name != name);
+        all.push(dev);
+    }
+    Ok(all)
+}
+
+fn resolve_profile(value: &toml::Value, path: &DocPath) -> Result<FunctionProfile, ConfigError> {
+    let catalog_names = || one_of(catalog::builtin_profiles().into_iter().map(|(n, _)| n.to_string()));
+    let lookup = |name: &str, at: DocPath| {
+        catalog::builtin_profile(name)
+            .ok_or_else(|| ConfigError::at(at, format!("unknown profile `{name}`; the catalog has: {}", catalog_names())))
+    };
+    let profile = match value {
+        toml::Value::String(name) => lookup(name, path.clone())?,
+        toml::Value::Table(t) => {
+            let base = match t.get("base") {
+                None => toml::Value::Table(toml::Table::new()),
+                Some(toml::Value::String(b)) => {
+                    toml::Value::try_from(lookup(b, path.key("base"))?).expect("profiles serialise")
+                }
+                Some(_) => return Err(ConfigError::at(path.key("base"), "must be the name of a catalog profile")),
+            };
+            from_value(merged(base, t), path)?
+        }
+        _ => {
+            return Err(ConfigError::at(
+                path.clone(),
+                format!("must be a catalog name (one of: {}) or a profile table", catalog_names()),
+            ));
+        }
+    };
+    profile.check().map_err(|(field, msg)| ConfigError::at(path.join(&DocPath::parse(&field).expect("valid field path")), msg))?;
+    Ok(profile)
+}
+
+fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Scenario, ConfigError> {
+    let root = DocPath::default();
+    let sim = root.key("simulation");
+    let horizon_s = positive(sim.key("horizon_s"), spec.simulation.horizon_s)?;
+    let warmup_s = non_negative(sim.key("warmup_s"), spec.simulation.warmup_s)?;
+    if warmup_s >= horizon_s {
+        return Err(ConfigError::at(sim.key("warmup_s"), format!("must be shorter than horizon_s ({horizon_s} s), got {warmup_s}")));
+    }
+
+    // Devices and cluster layout.
+    let known = resolve_devices(&spec)?;
+    let c = &spec.cluster;
+    let cl = root.key("cluster");
+    let storage_gbps = positive(cl.key("storage_gbps"), c.storage_gbps)?;
+    let mut groups: Vec<(u32, u32, String, DocPath)> = Vec::new();
+    match (c.nodes, c.gpus_per_node, &c.gpu, c.node_groups.is_empty()) {
+        (Some(n), Some(g), Some(gpu), true) => groups.push((n, g, gpu.clone(), cl.clone())),
+        (None, None, None, false) => {
+            for (i, ng) in c.node_groups.iter().enumerate() {
+                groups.push((ng.count, ng.gpus_per_node, ng.gpu.clone(), cl.key("node_groups").index(i)));
+            }
+        }
+        _ => {
+            return Err(ConfigError::at(
+                cl,
+                "give either `nodes`, `gpus_per_node` and `gpu`, or a list of [[cluster.node_groups]] (count, gpus_per_node, gpu)",
+            ));
+        }
+    }
+    let mut devices: Vec<DeviceSpec> = Vec::new();
+    let mut gpus = Vec::new();
+    let mut node = 0u32;
+    for (count, per_node, gpu, at) in groups {
+        let count_key = if at == cl { "nodes" } else { "count" };
+        if count == 0 {
+            return Err(ConfigError::at(at.key(count_key), "must be at least 1"));
+        }
+        if per_node == 0 {
+            return Err(ConfigError::at(at.key("gpus_per_node"), "must be at least 1"));
+        }
+        let dev = known.iter().find(|d| d.name == gpu).ok_or_else(|| {
+            ConfigError::at(
+                at.key("gpu"),
+                format!("unknown GPU `{gpu}`; valid: {} (or define it under [gpu_types.{gpu}])", one_of(known.iter().map(|d| d.name.clone()))),
+            )
+        })?;
+        let ix = match devices.iter().position(|d| d.name == gpu) {
+            Some(ix) => ix,
+            None => {
+                devices.push(dev.clone());
+                devices.len() - 1
+            }
+        };
+        for _ in 0..count {
+            for _ in 0..per_node {
+                gpus.push((node, ix));
+            }
+            node += 1;
+        }
+    }
+
+    // Functions.
+    if spec.functions.is_empty() {
+        return Err(ConfigError::at(root.key("functions"), "at least one [[functions]] entry is needed"));
+    }
+    let default_rate = match &spec.workload {
+        WorkloadSpec::Poisson { rate_per_s } => *rate_per_s,
+        WorkloadSpec::Csv { .. } => None,
+    };
+    if let Some(r) = default_rate {
+        non_negative(root.key("workload").key("rate_per_s"), r)?;
+    }
+    let mut functions: Vec<Function> = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, f) in spec.functions.iter().enumerate() {
+        let at = root.key("functions").index(i);
+        if f.name.is_empty() {
+            return Err(ConfigError::at(at.key("name"), "must not be empty"));
+        }
+        if f.count == 0 {
+            return Err(ConfigError::at(at.key("count"), "must be at least 1"));
+        }
+        let profile = resolve_profile(&f.profile, &at.key("profile"))?;
+        let reference = known.iter().find(|d| d.name == profile.reference_gpu).cloned().ok_or_else(|| {
+            ConfigError::at(
+                at.key("profile").key("reference_gpu"),
+                format!("unknown GPU `{}`; valid: {}", profile.reference_gpu, one_of(known.iter().map(|d| d.name.clone()))),
+            )
+        })?;
+        let rate = match (f.rate_per_s, default_rate, &spec.workload) {
+            (Some(r), _, _) => non_negative(at.key("rate_per_s"), r)?,
+            (None, Some(r), _) => r,
+            (None, None, WorkloadSpec::Poisson { .. }) => {
+                return Err(ConfigError::at(at, "no arrival rate: set rate_per_s here or in [workload]"));
+            }
+            (None, None, WorkloadSpec::Csv { .. }) => 0.0,
+        };
+        // The function must fit, alone, on at least one GPU type of the cluster.
+        let fits = devices.iter().any(|d| profile.compile(&reference, d, storage_gbps).footprint() <= d.memory_bytes());
+        if !fits {
+            let biggest = devices.iter().max_by(|a, b| a.memory_mib.total_cmp(&b.memory_mib)).expect("at least one device");
+            let need = profile.compile(&reference, biggest, storage_gbps).footprint() as f64 / device::MIB as f64;
+            return Err(ConfigError::at(
+                at.key("profile"),
+                format!(
+                    "needs {need:.0} MiB (context + weights + activations) but the largest GPU in the cluster, {}, has {:.0} MiB",
+                    biggest.name, biggest.memory_mib
+                ),
+            ));
+        }
+        let width = (f.count - 1).to_string().len();
+        for k in 0..f.count {
+            let name = if f.count == 1 { f.name.clone() } else { format!("{}-{k:0width$}", f.name) };
+            if !seen.insert(name.clone()) {
+                return Err(ConfigError::at(at.key("name"), format!("function `{name}` is defined twice")));
+            }
+            functions.push(Function { name, profile: profile.clone(), reference: reference.clone(), rate_per_s: rate });
+        }
+    }
+
+    let workload = match spec.workload {
+        WorkloadSpec::Poisson { .. } => Workload::Poisson,
+        WorkloadSpec::Csv { path } => Workload::Csv { path: base_dir.join(path) },
+    };
+
+    // Policy name and parameters (the policy itself is checked by the registry).
+    let pol = root.key("policy");
+    let mut params = spec.policy;
+    let name = match params.remove("name") {
+        Some(toml::Value::String(n)) => n,
+        Some(_) => return Err(ConfigError::at(pol.key("name"), "must be a string (see `gpushare policies`)")),
+        None => return Err(ConfigError::at(pol, "missing field `name` (see `gpushare policies`)")),
+    };
+
+    let name_of_scenario = spec.name.unwrap_or(default_name);
+    Ok(Scenario {
+        name: name_of_scenario,
+        description: spec.description,
+        seed: spec.simulation.seed,
+        horizon: secs_to_ns(horizon_s),
+        warmup: secs_to_ns(warmup_s),
+        drain: spec.simulation.drain,
+        devices,
+        gpus,
+        storage_gbps,
+        functions,
+        workload,
+        policy: PolicySpec { name, params },
+        output: spec.output,
+    })
+}

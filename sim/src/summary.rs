@@ -1,0 +1,201 @@
+//! The run summary: the figures `summary.json` and `summary.csv` hold.
+//!
+//! Counts cover every arrival and add up: `arrivals = completed + rejected + unfinished`.
+//! Latencies, throughput and the cold-start ratio cover invocations that arrived at or after the
+//! warm-up time; GPU utilisation, SM occupancy and GPU-seconds cover `[warmup, end)`.
+//! Setup latency is over cold invocations only (a warm invocation has none).
+
+use crate::metrics::LatencySummary;
+use crate::record::RejectReason;
+use crate::time::{Nanos, ns_to_secs};
+use crate::world::World;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Invocation counts.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Counts {
+    pub arrivals: u64,
+    pub completed: u64,
+    pub rejected: u64,
+    /// Rejections by reason (every reason listed, zeros included).
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    pub unfinished: u64,
+    /// Arrivals at or after the warm-up time, and their completions.
+    pub measured_arrivals: u64,
+    pub measured_completed: u64,
+}
+
+/// Latency distributions, seconds.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Latencies {
+    pub end_to_end: LatencySummary,
+    pub queueing: LatencySummary,
+    /// Cold invocations only.
+    pub setup: LatencySummary,
+    pub execution: LatencySummary,
+}
+
+/// One GPU's figures.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GpuSummary {
+    pub id: u32,
+    pub node: u32,
+    pub device: String,
+    /// Fraction of the measured window with at least one kernel running.
+    pub utilisation: f64,
+    /// Time-averaged fraction of SMs in use (Σ min(share, demand) over running kernels).
+    pub sm_occupancy: f64,
+    pub peak_memory_mib: f64,
+    pub memory_mib: f64,
+}
+
+/// Cluster-wide GPU figures.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GpuTotals {
+    pub count: usize,
+    pub utilisation_mean: f64,
+    pub sm_occupancy_mean: f64,
+    /// Largest peak memory of any GPU.
+    pub peak_memory_mib: f64,
+    /// Σ instance lifetime × its GPU fraction over the measured window.
+    pub gpu_seconds_allocated: f64,
+}
+
+/// Instance lifecycle counts.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct InstanceCounts {
+    pub created: u64,
+    pub reclaimed: u64,
+    pub alive_at_end: u64,
+    pub peak_alive: u64,
+}
+
+/// One function's figures.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FunctionSummary {
+    pub name: String,
+    pub arrivals: u64,
+    pub completed: u64,
+    pub rejected: u64,
+    pub unfinished: u64,
+    pub cold_starts: u64,
+    pub cold_start_ratio: f64,
+    pub mean_end_to_end_s: f64,
+}
+
+/// Everything a run reports.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Summary {
+    pub scenario: String,
+    pub policy: String,
+    pub seed: u64,
+    pub horizon_s: f64,
+    pub warmup_s: f64,
+    pub end_s: f64,
+    pub counts: Counts,
+    /// Measured completions per second of the measured window.
+    pub throughput_per_s: f64,
+    pub latency_s: Latencies,
+    pub cold_starts: u64,
+    /// Cold measured completions / measured completions.
+    pub cold_start_ratio: f64,
+    pub gpu: GpuTotals,
+    pub instances: InstanceCounts,
+    pub gpus: Vec<GpuSummary>,
+    pub functions: Vec<FunctionSummary>,
+    pub events: u64,
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+impl Summary {
+    pub(crate) fn build(w: &World, scenario: &str, policy: &str, seed: u64, horizon: Nanos, end: Nanos) -> Summary {
+        let m = &w.metrics;
+        let window = end.saturating_sub(m.warmup);
+        let window_s = ns_to_secs(window);
+        let rejected = m.rejected_total();
+        let gpus: Vec<GpuSummary> = w
+            .gpus
+            .iter()
+            .enumerate()
+            .map(|(i, g)| GpuSummary {
+                id: i as u32,
+                node: g.node,
+                device: w.devices[g.device].name.clone(),
+                utilisation: ratio(g.busy_ns, window),
+                sm_occupancy: if window == 0 { 0.0 } else { g.sm_used_ns / window as f64 },
+                peak_memory_mib: g.mem_peak as f64 / crate::device::MIB as f64,
+                memory_mib: g.mem_capacity as f64 / crate::device::MIB as f64,
+            })
+            .collect();
+        let mean = |f: fn(&GpuSummary) -> f64| {
+            if gpus.is_empty() { 0.0 } else { gpus.iter().map(f).sum::<f64>() / gpus.len() as f64 }
+        };
+        Summary {
+            scenario: scenario.to_string(),
+            policy: policy.to_string(),
+            seed,
+            horizon_s: ns_to_secs(horizon),
+            warmup_s: ns_to_secs(m.warmup),
+            end_s: ns_to_secs(end),
+            counts: Counts {
+                arrivals: m.arrivals,
+                completed: m.completed,
+                rejected,
+                rejected_by_reason: RejectReason::ALL
+                    .iter()
+                    .map(|r| (r.name().to_string(), m.rejected[*r as usize]))
+                    .collect(),
+                unfinished: w.live_invocations,
+                measured_arrivals: m.measured_arrivals,
+                measured_completed: m.measured_completed,
+            },
+            throughput_per_s: if window == 0 { 0.0 } else { m.measured_completed as f64 / window_s },
+            latency_s: Latencies {
+                end_to_end: m.e2e.summary(),
+                queueing: m.queue.summary(),
+                setup: m.setup.summary(),
+                execution: m.exec.summary(),
+            },
+            cold_starts: m.measured_cold,
+            cold_start_ratio: ratio(m.measured_cold, m.measured_completed),
+            gpu: GpuTotals {
+                count: gpus.len(),
+                utilisation_mean: mean(|g| g.utilisation),
+                sm_occupancy_mean: mean(|g| g.sm_occupancy),
+                peak_memory_mib: gpus.iter().map(|g| g.peak_memory_mib).fold(0.0, f64::max),
+                gpu_seconds_allocated: m.gpu_ns_allocated / 1e9,
+            },
+            instances: InstanceCounts {
+                created: m.instances_created,
+                reclaimed: m.instances_reclaimed,
+                alive_at_end: m.instances_alive,
+                peak_alive: m.instances_peak,
+            },
+            gpus,
+            functions: w
+                .functions
+                .iter()
+                .zip(&m.per_func)
+                .map(|(f, s)| FunctionSummary {
+                    name: f.name.clone(),
+                    arrivals: s.arrivals,
+                    completed: s.completed,
+                    rejected: s.rejected,
+                    unfinished: s.arrivals - s.completed - s.rejected,
+                    cold_starts: s.measured_cold,
+                    cold_start_ratio: ratio(s.measured_cold, s.measured_completed),
+                    mean_end_to_end_s: if s.measured_completed == 0 {
+                        0.0
+                    } else {
+                        s.e2e_sum as f64 / s.measured_completed as f64 / 1e9
+                    },
+                })
+                .collect(),
+            events: m.events,
+        }
+    }
+}
