@@ -1,1 +1,50 @@
-//! placeholder
+//! GPU-sharing policies, one module per policy, and the registry that maps a scenario's
+//! `[policy] name` to a constructor.
+//!
+//! Adding a policy: write a module implementing [`gpushare_sim::policy::Policy`] (its module doc
+//! cites the paper, lists what the model keeps and simplifies, and names its parameters' sources),
+//! then add one [`PolicyInfo`] line to [`registry`].
+
+pub mod exclusive;
+
+use gpushare_sim::policy::Policy;
+use gpushare_sim::scenario::{ConfigError, DocPath, PolicySpec, Seg};
+use gpushare_sim::Scenario;
+
+/// A registered policy.
+pub struct PolicyInfo {
+    /// The name scenarios use.
+    pub name: &'static str,
+    /// One line: what it models.
+    pub summary: &'static str,
+    /// Its parameters with defaults, one line.
+    pub params: &'static str,
+    /// Builds it from the scenario's `[policy]` table.
+    pub build: fn(&PolicySpec, &Scenario) -> Result<Box<dyn Policy>, ConfigError>,
+}
+
+/// Every policy, in the order `gpushare policies` lists them.
+pub fn registry() -> &'static [PolicyInfo] {
+    &[PolicyInfo {
+        name: "exclusive",
+        summary: "each instance owns a whole GPU; FIFO queue per function; fixed keep-alive (the coarse-grained baseline)",
+        params: "keep_alive_s = 600, max_instances = unlimited, max_queue = unlimited, evict_idle = true",
+        build: exclusive::Exclusive::build,
+    }]
+}
+
+/// Builds the scenario's policy, or says which names are valid.
+pub fn build(scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
+    let spec = &scenario.policy;
+    match registry().iter().find(|p| p.name == spec.name) {
+        Some(info) => (info.build)(spec, scenario),
+        None => Err(ConfigError::at(
+            DocPath(vec![Seg::Key("policy".into()), Seg::Key("name".into())]),
+            format!(
+                "unknown policy `{}`; valid: {}",
+                spec.name,
+                registry().iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+            ),
+        )),
+    }
+}

@@ -171,8 +171,8 @@ impl Simulation {
                     self.policy.on_complete(ctx, i);
                 }
             }
-            Event::IdleExpired { inst, epoch } => {
-                if let Some(i) = ctx.w.idle_expired(inst, epoch) {
+            Event::IdleExpired { inst, incarnation } => {
+                if let Some(i) = ctx.w.idle_expired(inst, incarnation) {
                     self.policy.on_idle_expired(ctx, i);
                 }
             }

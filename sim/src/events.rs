@@ -19,8 +19,8 @@ pub enum Event {
     HostStepDone { inst: InstId, epoch: u32 },
     /// The earliest phase completion on a GPU, valid while the GPU's generation is `generation`.
     GpuPhaseDone { gpu: GpuId, generation: u32 },
-    /// An idle instance's keep-alive ran out, valid while its epoch is `epoch`.
-    IdleExpired { inst: InstId, epoch: u32 },
+    /// An instance's keep-alive deadline may have passed (checked when it fires).
+    IdleExpired { inst: InstId, incarnation: u32 },
     /// A timer a policy set for itself.
     PolicyTimer { token: u64 },
 }

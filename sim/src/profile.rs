@@ -219,6 +219,8 @@ impl FunctionProfile {
             steps.push(Step::Gpu(gpu));
         }
         steps.push(Step::Host(ms_to_ns(self.host_post_ms)));
+        // Zero-length steps do nothing at any scale: leave them out of the engine's hot path.
+        steps.retain(|s| !matches!(s, Step::Host(0) | Step::Gpu(GpuPhase { work: 0, .. })));
         let solo_exec = steps
             .iter()
             .map(|s| match s {
@@ -275,6 +277,8 @@ mod tests {
     fn compile_on_reference_device_keeps_work() {
         let v100 = builtin_device("v100-16gb").unwrap();
         let c = profile().compile(&v100, &v100, 2.0);
+        // Host pre, copy, kernel; the zero-length host post step is dropped.
+        assert_eq!(c.steps.len(), 3);
         let Step::Gpu(k) = c.steps[2] else { panic!() };
         assert_eq!(k.work, 10_000_000);
         // 12 MiB over 12 GB/s.

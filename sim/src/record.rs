@@ -81,6 +81,11 @@ pub struct InvocationRecord<'a> {
 pub trait RecordSink {
     /// Takes one record.
     fn record(&mut self, rec: &InvocationRecord<'_>) -> io::Result<()>;
+
+    /// Called once after the last record: flush, and make the output visible.
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Drops every record.

@@ -129,6 +129,12 @@ pub struct Instance {
     pub sm_cap: f64,
     pub gpu_fraction: f64,
     epoch: u32,
+    /// Counts the lives of this slot, so events of a reclaimed instance never touch its successor.
+    incarnation: u32,
+    /// Keep-alive deadline of the current idle period, if the policy set one.
+    expiry: Option<Nanos>,
+    /// Time of the earliest `IdleExpired` event pending for this instance, if any.
+    expiry_event_at: Option<Nanos>,
     current: InvId,
     step: u32,
     scale: f64,
@@ -310,6 +316,7 @@ impl World {
     fn become_idle(&mut self, inst: InstId) {
         let i = &mut self.instances[inst.ix()];
         i.state = InstState::Idle;
+        i.expiry = None;
         i.epoch = i.epoch.wrapping_add(1);
         i.idle_since = self.now;
         self.list_push_front(0, inst);
@@ -344,6 +351,9 @@ impl World {
             sm_cap: spec.sm_cap,
             gpu_fraction: spec.gpu_fraction,
             epoch: 0,
+            incarnation: 0,
+            expiry: None,
+            expiry_event_at: None,
             current: InvId(NIL),
             step: 0,
             scale: 1.0,
@@ -351,8 +361,9 @@ impl World {
         };
         let id = match self.free_instances.pop() {
             Some(slot) => {
-                let epoch = self.instances[slot as usize].epoch.wrapping_add(1);
-                self.instances[slot as usize] = Instance { epoch, ..inst };
+                let old = &self.instances[slot as usize];
+                let (epoch, incarnation) = (old.epoch.wrapping_add(1), old.incarnation.wrapping_add(1));
+                self.instances[slot as usize] = Instance { epoch, incarnation, ..inst };
                 InstId(slot)
             }
             None => {
@@ -381,10 +392,33 @@ impl World {
         Some(inst)
     }
 
-    /// Handles an `IdleExpired` event; returns the instance if it is still idle in that epoch.
-    pub(crate) fn idle_expired(&self, inst: InstId, epoch: u32) -> Option<InstId> {
-        let i = &self.instances[inst.ix()];
-        (i.state == InstState::Idle && i.epoch == epoch).then_some(inst)
+    /// Handles an `IdleExpired` event; returns the instance if its keep-alive has run out.
+    ///
+    /// Keep-alive is lazy: an instance has at most one pending expiry event, armed at the
+    /// earliest deadline set. When it fires, a later deadline (the instance was used meanwhile and
+    /// idled again) re-arms it instead of expiring. This keeps the heap at O(instances) instead of
+    /// one stale event per completion.
+    pub(crate) fn idle_expired(&mut self, inst: InstId, incarnation: u32) -> Option<InstId> {
+        let now = self.now;
+        let i = &mut self.instances[inst.ix()];
+        if i.incarnation != incarnation || i.state == InstState::Free {
+            return None;
+        }
+        if i.expiry_event_at == Some(now) {
+            i.expiry_event_at = None;
+        }
+        match (i.state, i.expiry) {
+            (InstState::Idle, Some(deadline)) if deadline <= now => {
+                i.expiry = None;
+                Some(inst)
+            }
+            (InstState::Idle, Some(deadline)) if i.expiry_event_at.is_none() => {
+                i.expiry_event_at = Some(deadline);
+                self.events.push(deadline, Event::IdleExpired { inst, incarnation });
+                None
+            }
+            _ => None,
+        }
     }
 
     pub(crate) fn reclaim(&mut self, inst: InstId) {
@@ -410,15 +444,20 @@ impl World {
     }
 
     pub(crate) fn keep_alive(&mut self, inst: InstId, ttl: Option<Nanos>) {
-        let i = &self.instances[inst.ix()];
+        let now = self.now;
+        let i = &mut self.instances[inst.ix()];
         if i.state != InstState::Idle {
             let s = i.state;
             self.fail(format!("the policy set a keep-alive on instance {} while it was {s:?}", inst.0));
             return;
         }
-        if let Some(ttl) = ttl {
-            let epoch = i.epoch;
-            self.events.push(self.now.saturating_add(ttl), Event::IdleExpired { inst, epoch });
+        i.expiry = ttl.map(|t| now.saturating_add(t));
+        if let Some(deadline) = i.expiry {
+            if i.expiry_event_at.is_none_or(|at| at > deadline) {
+                i.expiry_event_at = Some(deadline);
+                let incarnation = i.incarnation;
+                self.events.push(deadline, Event::IdleExpired { inst, incarnation });
+            }
         }
     }
 

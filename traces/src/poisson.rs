@@ -54,10 +54,19 @@ impl PoissonSource {
 
 impl ArrivalSource for PoissonSource {
     fn next_arrival(&mut self) -> Result<Option<Arrival>, TraceError> {
-        let Some(Reverse((time, func))) = self.pending.pop() else {
+        // Replace the head in place: one sift-down instead of a pop and a push.
+        let Some(mut head) = self.pending.peek_mut() else {
             return Ok(None);
         };
-        self.schedule(func, time);
+        let Reverse((time, func)) = *head;
+        let (mean_gap_ns, rng) = self.streams[func as usize].as_mut().expect("only active functions are pending");
+        let gap: f64 = Exp1.sample(rng);
+        let next = time.saturating_add((gap * *mean_gap_ns).round() as Nanos);
+        if next < self.horizon {
+            *head = Reverse((next, func));
+        } else {
+            std::collections::binary_heap::PeekMut::pop(head);
+        }
         Ok(Some(Arrival {
             time,
             func,

@@ -1,0 +1,54 @@
+//! Helpers shared by the end-to-end tests.
+#![allow(dead_code)]
+
+use gpushare_sim::record::NullSink;
+use gpushare_sim::{ScenarioSource, Simulation, Summary};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Simulates a scenario given as TOML text, without writing files.
+pub fn simulate(text: &str) -> Summary {
+    let src = ScenarioSource::from_text(Path::new("test.toml"), text);
+    let scenario = src.parse().unwrap_or_else(|e| panic!("{e}"));
+    let policy = gpushare_policies::build(&scenario).unwrap_or_else(|e| panic!("{}", src.locate(e)));
+    Simulation::new(&scenario, policy, Box::new(NullSink)).unwrap().run().unwrap().summary
+}
+
+/// Runs the `gpushare` binary with `args` from the repository root.
+pub fn gpushare(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gpushare"))
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .expect("gpushare runs")
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fresh, empty temporary directory for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("gpushare-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Every bundled scenario file, sorted.
+pub fn bundled_scenarios() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|e| e == "toml") {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&repo_root().join("scenarios"), &mut out);
+    out.sort();
+    out
+}
