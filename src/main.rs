@@ -13,7 +13,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 #[derive(Parser)]
-#[command(name = "gpushare", version, about = "Discrete-event simulator of GPU-sharing policies for serverless platforms")]
+#[command(
+    name = "gpushare",
+    version,
+    about = "Discrete-event simulator of GPU-sharing policies for serverless platforms"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -152,8 +156,10 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     let output = Simulation::new(&scenario, policy, sink)?.run()?;
     let wall = started.elapsed().as_secs_f64();
     let mut sink = output.sink;
-    sink.finish().with_context(|| format!("writing {}", invocations_path.display()))?;
-    gpushare_reports::write_summary(&dir, &output.summary).with_context(|| format!("writing the summary into {}", dir.display()))?;
+    sink.finish()
+        .with_context(|| format!("writing {}", invocations_path.display()))?;
+    gpushare_reports::write_summary(&dir, &output.summary)
+        .with_context(|| format!("writing the summary into {}", dir.display()))?;
     if args.quiet {
         println!("{}", dir.display());
         return Ok(());
@@ -161,7 +167,9 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     print!("{}", gpushare_reports::human::render(&output.summary));
     println!("wrote          {}", dir.display());
     let n = output.summary.counts.arrivals;
-    let rss = peak_rss_mib().map(|m| format!(", peak RSS {m:.0} MiB")).unwrap_or_default();
+    let rss = peak_rss_mib()
+        .map(|m| format!(", peak RSS {m:.0} MiB"))
+        .unwrap_or_default();
     println!(
         "performance    {n} invocations, {} events in {wall:.3} s wall: {:.2} M invocations/s{rss}",
         output.summary.events,

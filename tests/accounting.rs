@@ -16,15 +16,31 @@ use std::collections::BTreeMap;
 #[test]
 fn every_bundled_scenario_accounts_for_every_arrival() {
     let scenarios = common::bundled_scenarios();
-    assert!(scenarios.len() >= 3, "expected the bundled scenarios, found {scenarios:?}");
+    assert!(
+        scenarios.len() >= 3,
+        "expected the bundled scenarios, found {scenarios:?}"
+    );
     for path in scenarios {
-        let scenario = ScenarioSource::load(&path).unwrap().parse().unwrap_or_else(|e| panic!("{e}"));
+        let scenario = ScenarioSource::load(&path)
+            .unwrap()
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
         let name = path.file_stem().unwrap().to_string_lossy().to_string();
         let out = common::temp_dir(&format!("acct-{name}"));
         let mut args = vec!["run".to_string(), path.to_string_lossy().into(), "--quiet".into()];
-        args.extend(["--out".into(), out.to_string_lossy().into(), "--set".into(), "output.invocations=true".into()]);
+        args.extend([
+            "--out".into(),
+            out.to_string_lossy().into(),
+            "--set".into(),
+            "output.invocations=true".into(),
+        ]);
         if scenario.horizon > 600_000_000_000 {
-            args.extend(["--set".into(), "simulation.horizon_s=600".into(), "--set".into(), "simulation.warmup_s=0".into()]);
+            args.extend([
+                "--set".into(),
+                "simulation.horizon_s=600".into(),
+                "--set".into(),
+                "simulation.warmup_s=0".into(),
+            ]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let o = common::gpushare(&args);
@@ -33,13 +49,27 @@ fn every_bundled_scenario_accounts_for_every_arrival() {
         let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
         let c = &summary["counts"];
         let n = |v: &Value| v.as_u64().unwrap();
-        let (arrivals, completed, rejected, unfinished) = (n(&c["arrivals"]), n(&c["completed"]), n(&c["rejected"]), n(&c["unfinished"]));
+        let (arrivals, completed, rejected, unfinished) = (
+            n(&c["arrivals"]),
+            n(&c["completed"]),
+            n(&c["rejected"]),
+            n(&c["unfinished"]),
+        );
         assert!(arrivals > 0, "{name}: no arrivals");
-        assert_eq!(arrivals, completed + rejected + unfinished, "{name}: counts do not add up");
+        assert_eq!(
+            arrivals,
+            completed + rejected + unfinished,
+            "{name}: counts do not add up"
+        );
         let by_reason: u64 = c["rejected_by_reason"].as_object().unwrap().values().map(n).sum();
         assert_eq!(by_reason, rejected, "{name}: rejections by reason");
         for field in ["arrivals", "completed", "rejected", "unfinished"] {
-            let per_func: u64 = summary["functions"].as_array().unwrap().iter().map(|f| n(&f[field])).sum();
+            let per_func: u64 = summary["functions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| n(&f[field]))
+                .sum();
             assert_eq!(per_func, n(&c[field]), "{name}: per-function {field}");
         }
 

@@ -39,7 +39,10 @@ fn validate(name: &str, text: &str, extra: &[&str]) -> (i32, String) {
     let mut args = vec!["validate", p.to_str().unwrap()];
     args.extend_from_slice(extra);
     let o = common::gpushare(&args);
-    (o.status.code().unwrap(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        o.status.code().unwrap(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 fn expect_error(name: &str, text: &str, extra: &[&str], wanted: &[&str]) {
@@ -60,54 +63,138 @@ fn valid_scenario_validates() {
 #[test]
 fn unknown_key_names_line_column_and_valid_keys() {
     let text = VALID.replace("horizon_s = 10.0", "horizon_s = 10.0\nhorizn = 3");
-    expect_error("unknown", &text, &[], &["unknown.toml:4:1: simulation.horizn: unknown field `horizn`", "expected one of", "4 | horizn = 3"]);
+    expect_error(
+        "unknown",
+        &text,
+        &[],
+        &[
+            "unknown.toml:4:1: simulation.horizn: unknown field `horizn`",
+            "expected one of",
+            "4 | horizn = 3",
+        ],
+    );
 }
 
 #[test]
 fn missing_field_points_at_its_table() {
     let text = VALID.replace("horizon_s = 10.0\n", "");
-    expect_error("missing", &text, &[], &["missing.toml:1:1: simulation: missing field `horizon_s`"]);
+    expect_error(
+        "missing",
+        &text,
+        &[],
+        &["missing.toml:1:1: simulation: missing field `horizon_s`"],
+    );
 }
 
 #[test]
 fn out_of_range_values_are_located() {
     let text = VALID.replace("horizon_s = 10.0", "horizon_s = 10.0\nwarmup_s = -1.0");
-    expect_error("range", &text, &[], &["range.toml:4:12: simulation.warmup_s: must be a non-negative number, got -1"]);
+    expect_error(
+        "range",
+        &text,
+        &[],
+        &["range.toml:4:12: simulation.warmup_s: must be a non-negative number, got -1"],
+    );
     let text = VALID.replace("rate_per_s = 1.0", "rate_per_s = -2.0");
-    expect_error("rate", &text, &[], &["rate.toml:13:14: functions[0].rate_per_s: must be a non-negative number"]);
+    expect_error(
+        "rate",
+        &text,
+        &[],
+        &["rate.toml:13:14: functions[0].rate_per_s: must be a non-negative number"],
+    );
 }
 
 #[test]
 fn unknown_gpu_profile_and_policy_list_valid_names() {
-    expect_error("gpu", &VALID.replace("\"v100-16gb\"", "\"a1000\""), &[], &["gpu.toml:8:7: cluster.gpu: unknown GPU `a1000`; valid: v100-16gb, v100-32gb, t4"]);
-    expect_error("profile", &VALID.replace("kaas-resnet50", "resnet"), &[], &["functions[0].profile: unknown profile `resnet`; the catalog has: kaas-resnet50"]);
-    expect_error("policy", &VALID.replace("name = \"exclusive\"", "name = \"mps9\""), &[], &["policy.toml:19:8: policy.name: unknown policy `mps9`; valid: exclusive"]);
+    expect_error(
+        "gpu",
+        &VALID.replace("\"v100-16gb\"", "\"a1000\""),
+        &[],
+        &["gpu.toml:8:7: cluster.gpu: unknown GPU `a1000`; valid: v100-16gb, v100-32gb, t4"],
+    );
+    expect_error(
+        "profile",
+        &VALID.replace("kaas-resnet50", "resnet"),
+        &[],
+        &["functions[0].profile: unknown profile `resnet`; the catalog has: kaas-resnet50"],
+    );
+    expect_error(
+        "policy",
+        &VALID.replace("name = \"exclusive\"", "name = \"mps9\""),
+        &[],
+        &["policy.toml:19:8: policy.name: unknown policy `mps9`; valid: exclusive"],
+    );
 }
 
 #[test]
 fn policy_parameters_are_checked() {
-    expect_error("ka", &VALID.replace("keep_alive_s = 60.0", "keep_alive_s = -5.0"), &[], &["ka.toml:20:16: policy.keep_alive_s: must be ≥ 0 seconds"]);
-    expect_error("kakey", &VALID.replace("keep_alive_s = 60.0", "keepalive = 5"), &[], &["kakey.toml:20:1: policy.keepalive: unknown field `keepalive`, expected one of `keep_alive_s`"]);
+    expect_error(
+        "ka",
+        &VALID.replace("keep_alive_s = 60.0", "keep_alive_s = -5.0"),
+        &[],
+        &["ka.toml:20:16: policy.keep_alive_s: must be ≥ 0 seconds"],
+    );
+    expect_error(
+        "kakey",
+        &VALID.replace("keep_alive_s = 60.0", "keepalive = 5"),
+        &[],
+        &["kakey.toml:20:1: policy.keepalive: unknown field `keepalive`, expected one of `keep_alive_s`"],
+    );
 }
 
 #[test]
 fn function_that_fits_no_gpu_is_refused() {
-    let text = VALID.replace("profile = \"kaas-resnet50\"", "profile = { base = \"kaas-resnet50\", weights_mib = 20000.0 }");
-    expect_error("fit", &text, &[], &["fit.toml:12:11: functions[0].profile: needs", "the largest GPU in the cluster, v100-16gb, has 16160 MiB"]);
+    let text = VALID.replace(
+        "profile = \"kaas-resnet50\"",
+        "profile = { base = \"kaas-resnet50\", weights_mib = 20000.0 }",
+    );
+    expect_error(
+        "fit",
+        &text,
+        &[],
+        &[
+            "fit.toml:12:11: functions[0].profile: needs",
+            "the largest GPU in the cluster, v100-16gb, has 16160 MiB",
+        ],
+    );
 }
 
 #[test]
 fn overrides_are_applied_and_their_errors_named() {
-    let (code, err) = validate("set-ok", VALID, &["--set", "policy.keep_alive_s=5", "--set", "functions[0].rate_per_s=3"]);
+    let (code, err) = validate(
+        "set-ok",
+        VALID,
+        &["--set", "policy.keep_alive_s=5", "--set", "functions[0].rate_per_s=3"],
+    );
     assert_eq!(code, 0, "{err}");
-    expect_error("set-type", VALID, &["--set", "simulation.horizon_s=abc"], &["in --set simulation.horizon_s=abc: simulation.horizon_s: invalid type: string \"abc\", expected f64"]);
-    expect_error("set-syntax", VALID, &["--set", "nonsense"], &["in --set nonsense: expected KEY=VALUE"]);
-    expect_error("set-index", VALID, &["--set", "functions[3].name=x"], &["index 3 is out of range (1 entries)"]);
+    expect_error(
+        "set-type",
+        VALID,
+        &["--set", "simulation.horizon_s=abc"],
+        &["in --set simulation.horizon_s=abc: simulation.horizon_s: invalid type: string \"abc\", expected f64"],
+    );
+    expect_error(
+        "set-syntax",
+        VALID,
+        &["--set", "nonsense"],
+        &["in --set nonsense: expected KEY=VALUE"],
+    );
+    expect_error(
+        "set-index",
+        VALID,
+        &["--set", "functions[3].name=x"],
+        &["index 3 is out of range (1 entries)"],
+    );
 }
 
 #[test]
 fn syntax_errors_and_missing_files() {
-    expect_error("syntax", &VALID.replace("seed = 1", "seed = = 1"), &[], &["syntax.toml:2:8: invalid TOML"]);
+    expect_error(
+        "syntax",
+        &VALID.replace("seed = 1", "seed = = 1"),
+        &[],
+        &["syntax.toml:2:8: invalid TOML"],
+    );
     let o = common::gpushare(&["run", "/nonexistent/s.toml"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/s.toml: cannot read the scenario"));
@@ -117,12 +204,22 @@ fn syntax_errors_and_missing_files() {
 fn trace_errors_name_file_line_and_field() {
     let dir = common::temp_dir("cli-trace");
     std::fs::write(dir.join("t.csv"), "time,func\n0.5,r\n0.2,r\n").unwrap();
-    let text = VALID.replace("rate_per_s = 1.0\n", "").replace("kind = \"poisson\"", "kind = \"csv\"\npath = \"t.csv\"");
+    let text = VALID
+        .replace("rate_per_s = 1.0\n", "")
+        .replace("kind = \"poisson\"", "kind = \"csv\"\npath = \"t.csv\"");
     std::fs::write(dir.join("s.toml"), text).unwrap();
-    let o = common::gpushare(&["run", dir.join("s.toml").to_str().unwrap(), "--out", dir.join("out").to_str().unwrap()]);
+    let o = common::gpushare(&[
+        "run",
+        dir.join("s.toml").to_str().unwrap(),
+        "--out",
+        dir.join("out").to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("t.csv:3: field `time`: 0.2 is earlier than the previous row's 0.5"), "{err}");
+    assert!(
+        err.contains("t.csv:3: field `time`: 0.2 is earlier than the previous row's 0.5"),
+        "{err}"
+    );
 }
 
 #[test]

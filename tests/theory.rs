@@ -6,9 +6,30 @@
 
 mod common;
 
-/// One function whose instance has zero setup and a fixed service time `service_ms`, on a device
-/// with no context-creation cost.
-fn scenario(rate: f64, service_ms: f64, setup_s: f64, keep_alive: &str, gpus: u32, max_instances: &str, horizon_s: f64, warmup_s: f64) -> String {
+/// One function with a fixed service time and a cheap or free setup, on a device with no
+/// context-creation cost.
+struct Case<'a> {
+    rate: f64,
+    service_ms: f64,
+    setup_s: f64,
+    keep_alive: &'a str,
+    gpus: u32,
+    max_instances: &'a str,
+    horizon_s: f64,
+    warmup_s: f64,
+}
+
+fn scenario(c: &Case<'_>) -> String {
+    let Case {
+        rate,
+        service_ms,
+        setup_s,
+        keep_alive,
+        gpus,
+        max_instances,
+        horizon_s,
+        warmup_s,
+    } = *c;
     format!(
         r#"
 [simulation]
@@ -55,14 +76,34 @@ fn md1(rho: f64) {
     let lambda = rho * mu;
     // 2 million arrivals after a 100 s warm-up.
     let horizon = 100.0 + 2_000_000.0 / lambda;
-    let s = common::simulate(&scenario(lambda, service_s * 1e3, 0.0, "inf", 1, "max_instances = 1", horizon, 100.0));
+    let s = common::simulate(&scenario(&Case {
+        rate: lambda,
+        service_ms: service_s * 1e3,
+        setup_s: 0.0,
+        keep_alive: "inf",
+        gpus: 1,
+        max_instances: "max_instances = 1",
+        horizon_s: horizon,
+        warmup_s: 100.0,
+    }));
     let expected = rho / (2.0 * mu * (1.0 - rho));
     let measured = s.latency_s.queueing.mean;
     let err = (measured - expected).abs() / expected;
-    println!("M/D/1 rho={rho}: Wq measured {measured:.6} s, theory {expected:.6} s, error {:.2} %", err * 100.0);
-    assert!(err < 0.03, "M/D/1 at rho = {rho}: Wq = {measured} s, theory {expected} s ({:.2} % off)", err * 100.0);
+    println!(
+        "M/D/1 rho={rho}: Wq measured {measured:.6} s, theory {expected:.6} s, error {:.2} %",
+        err * 100.0
+    );
+    assert!(
+        err < 0.03,
+        "M/D/1 at rho = {rho}: Wq = {measured} s, theory {expected} s ({:.2} % off)",
+        err * 100.0
+    );
     // The server is busy a fraction rho of the time.
-    assert!((s.gpu.utilisation_mean - rho).abs() < 0.01 * rho, "utilisation {}", s.gpu.utilisation_mean);
+    assert!(
+        (s.gpu.utilisation_mean - rho).abs() < 0.01 * rho,
+        "utilisation {}",
+        s.gpu.utilisation_mean
+    );
 }
 
 #[test]
@@ -79,12 +120,28 @@ fn md1_mean_wait_at_rho_0_8() {
 /// exactly when the gap since the previous one exceeds T, so the cold-start ratio is e^(−λT).
 fn cold_ratio(lambda: f64, keep_alive_s: f64) {
     let arrivals = 200_000.0;
-    let s = common::simulate(&scenario(lambda, 1.0, 0.001, &keep_alive_s.to_string(), 4, "", arrivals / lambda, 0.0));
+    let s = common::simulate(&scenario(&Case {
+        rate: lambda,
+        service_ms: 1.0,
+        setup_s: 0.001,
+        keep_alive: &keep_alive_s.to_string(),
+        gpus: 4,
+        max_instances: "",
+        horizon_s: arrivals / lambda,
+        warmup_s: 0.0,
+    }));
     let expected = (-lambda * keep_alive_s).exp();
     let measured = s.cold_start_ratio;
     let err = (measured - expected).abs() / expected;
-    println!("cold ratio lambda={lambda} T={keep_alive_s}: measured {measured:.5}, theory {expected:.5}, error {:.2} %", err * 100.0);
-    assert!(err < 0.03, "cold-start ratio {measured}, theory e^(-λT) = {expected} ({:.2} % off)", err * 100.0);
+    println!(
+        "cold ratio lambda={lambda} T={keep_alive_s}: measured {measured:.5}, theory {expected:.5}, error {:.2} %",
+        err * 100.0
+    );
+    assert!(
+        err < 0.03,
+        "cold-start ratio {measured}, theory e^(-λT) = {expected} ({:.2} % off)",
+        err * 100.0
+    );
 }
 
 #[test]

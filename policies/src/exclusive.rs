@@ -77,7 +77,10 @@ impl Exclusive {
             ));
         }
         if p.max_instances == Some(0) {
-            return Err(ConfigError::at(param_path("max_instances"), "must be at least 1 (omit it for no limit)"));
+            return Err(ConfigError::at(
+                param_path("max_instances"),
+                "must be at least 1 (omit it for no limit)",
+            ));
         }
         let n = scenario.functions.len();
         Ok(Box::new(Exclusive {

@@ -7,9 +7,12 @@
 
 pub mod exclusive;
 
+use gpushare_sim::Scenario;
 use gpushare_sim::policy::Policy;
 use gpushare_sim::scenario::{ConfigError, DocPath, PolicySpec, Seg};
-use gpushare_sim::Scenario;
+
+/// Builds a policy from the scenario's `[policy]` table.
+pub type PolicyBuilder = fn(&PolicySpec, &Scenario) -> Result<Box<dyn Policy>, ConfigError>;
 
 /// A registered policy.
 pub struct PolicyInfo {
@@ -20,7 +23,7 @@ pub struct PolicyInfo {
     /// Its parameters with defaults, one line.
     pub params: &'static str,
     /// Builds it from the scenario's `[policy]` table.
-    pub build: fn(&PolicySpec, &Scenario) -> Result<Box<dyn Policy>, ConfigError>,
+    pub build: PolicyBuilder,
 }
 
 /// Every policy, in the order `gpushare policies` lists them.

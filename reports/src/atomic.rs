@@ -22,7 +22,11 @@ impl AtomicFile {
     pub fn create(dest: &Path) -> io::Result<Self> {
         let tmp = tmp_name(dest);
         let file = File::create(&tmp).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", tmp.display())))?;
-        Ok(AtomicFile { tmp, dest: dest.to_owned(), out: Some(BufWriter::with_capacity(1 << 16, file)) })
+        Ok(AtomicFile {
+            tmp,
+            dest: dest.to_owned(),
+            out: Some(BufWriter::with_capacity(1 << 16, file)),
+        })
     }
 
     /// The writer.
@@ -35,7 +39,8 @@ impl AtomicFile {
         let out = self.out.take().expect("committed once");
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
-        std::fs::rename(&self.tmp, &self.dest).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.dest.display())))
+        std::fs::rename(&self.tmp, &self.dest)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.dest.display())))
     }
 }
 

@@ -5,7 +5,11 @@ use gpushare_sim::metrics::LatencySummary;
 use std::fmt::Write;
 
 fn ms(v: f64) -> String {
-    if v >= 10.0 { format!("{v:.2} s") } else { format!("{:.3} ms", v * 1e3) }
+    if v >= 10.0 {
+        format!("{v:.2} s")
+    } else {
+        format!("{:.3} ms", v * 1e3)
+    }
 }
 
 fn latency_row(out: &mut String, name: &str, l: &LatencySummary) {
@@ -36,19 +40,36 @@ pub fn render(s: &Summary) -> String {
         .filter(|(_, n)| **n > 0)
         .map(|(r, n)| format!("{r} {n}"))
         .collect();
-    let reasons = if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) };
+    let reasons = if reasons.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", reasons.join(", "))
+    };
     let _ = writeln!(
         out,
         "invocations    {} arrived = {} completed + {} rejected{reasons} + {} unfinished",
         c.arrivals, c.completed, c.rejected, c.unfinished
     );
-    let _ = writeln!(out, "throughput     {:.3} completions/s over the measured window", s.throughput_per_s);
-    let _ = writeln!(out, "  {:<14} {:>11} {:>11} {:>11} {:>11} {:>11}", "latency", "mean", "p50", "p90", "p99", "p99.9");
+    let _ = writeln!(
+        out,
+        "throughput     {:.3} completions/s over the measured window",
+        s.throughput_per_s
+    );
+    let _ = writeln!(
+        out,
+        "  {:<14} {:>11} {:>11} {:>11} {:>11} {:>11}",
+        "latency", "mean", "p50", "p90", "p99", "p99.9"
+    );
     latency_row(&mut out, "end-to-end", &s.latency_s.end_to_end);
     latency_row(&mut out, "queueing", &s.latency_s.queueing);
     latency_row(&mut out, "setup (cold)", &s.latency_s.setup);
     latency_row(&mut out, "execution", &s.latency_s.execution);
-    let _ = writeln!(out, "cold starts    {} ({:.2} % of measured completions)", s.cold_starts, s.cold_start_ratio * 100.0);
+    let _ = writeln!(
+        out,
+        "cold starts    {} ({:.2} % of measured completions)",
+        s.cold_starts,
+        s.cold_start_ratio * 100.0
+    );
     let _ = writeln!(
         out,
         "GPUs           {}: utilisation {:.1} %, SM occupancy {:.1} %, peak memory {:.0} MiB, {:.1} GPU·s allocated",

@@ -25,7 +25,10 @@ impl InvocationCsv {
     pub fn create(path: &Path) -> io::Result<Self> {
         let mut file = AtomicFile::create(path)?;
         file.writer().write_all(HEADER.as_bytes())?;
-        Ok(InvocationCsv { file: Some(file), line: String::with_capacity(256) })
+        Ok(InvocationCsv {
+            file: Some(file),
+            line: String::with_capacity(256),
+        })
     }
 }
 
@@ -74,7 +77,11 @@ impl RecordSink for InvocationCsv {
         opt_u32(l, r.gpu);
         l.push_str(r.outcome.name());
         l.push('\n');
-        self.file.as_mut().expect("not finished").writer().write_all(l.as_bytes())
+        self.file
+            .as_mut()
+            .expect("not finished")
+            .writer()
+            .write_all(l.as_bytes())
     }
 
     fn finish(&mut self) -> io::Result<()> {

@@ -15,7 +15,11 @@ fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
     match v {
         Value::Object(map) => {
             for (k, v) in map {
-                let name = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let name = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 flatten(&name, v, out);
             }
         }
@@ -25,18 +29,28 @@ fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
 }
 
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }
 
 /// The long-form CSV text of a summary.
 pub fn summary_csv(summary: &Summary) -> String {
     let v = serde_json::to_value(summary).expect("summaries serialise");
     let mut rows: Vec<(String, String, String)> = Vec::new();
-    let Value::Object(top) = v else { unreachable!("a summary is an object") };
+    let Value::Object(top) = v else {
+        unreachable!("a summary is an object")
+    };
     for (k, v) in &top {
         match (k.as_str(), v) {
             ("gpus", Value::Array(items)) | ("functions", Value::Array(items)) => {
-                let (scope_kind, id_field) = if k == "gpus" { ("gpu", "id") } else { ("function", "name") };
+                let (scope_kind, id_field) = if k == "gpus" {
+                    ("gpu", "id")
+                } else {
+                    ("function", "name")
+                };
                 for item in items {
                     let id = match &item[id_field] {
                         Value::String(s) => s.clone(),
@@ -58,7 +72,12 @@ pub fn summary_csv(summary: &Summary) -> String {
     }
     let mut out = String::from("scope,metric,value\n");
     for (scope, metric, value) in rows {
-        out.push_str(&format!("{},{},{}\n", csv_field(&scope), csv_field(&metric), csv_field(&value)));
+        out.push_str(&format!(
+            "{},{},{}\n",
+            csv_field(&scope),
+            csv_field(&metric),
+            csv_field(&value)
+        ));
     }
     out
 }

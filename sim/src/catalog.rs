@@ -54,7 +54,11 @@ fn profile(
 }
 
 fn kernel(work_ms: f64, sm_demand: f64, bw_intensity: f64) -> Phase {
-    Phase::Kernel { work_ms, sm_demand, bw_intensity }
+    Phase::Kernel {
+        work_ms,
+        sm_demand,
+        bw_intensity,
+    }
 }
 
 /// All built-in profiles, by name.
@@ -88,7 +92,11 @@ pub fn builtin_profiles() -> Vec<(&'static str, FunctionProfile)> {
                 1278.0,
                 1741.0 - 1278.0,
                 146.9 - 92.9,
-                vec![Phase::H2d { mib: 0.01 }, kernel(92.9, 0.71, 0.3), Phase::D2h { mib: 0.01 }],
+                vec![
+                    Phase::H2d { mib: 0.01 },
+                    kernel(92.9, 0.71, 0.3),
+                    Phase::D2h { mib: 0.01 },
+                ],
             ),
         ),
         (

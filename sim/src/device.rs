@@ -29,7 +29,7 @@ pub struct DeviceSpec {
     pub context_create_s: f64,
     /// Peak FP32 throughput, TFLOP/s: scales compute-bound kernel work between devices.
     pub fp32_tflops: f64,
-    /// Sharpness `p` of the saturating speed curve (see [`crate::speed`]); large = a hard knee.
+    /// Sharpness `p` of the saturating speed curve (see [`crate::speed`]); `inf` = a hard knee.
     #[serde(default = "default_knee")]
     pub speed_knee: f64,
     /// Bandwidth-interference coefficient `κ` between co-running kernels (see [`crate::speed`]).
@@ -62,12 +62,17 @@ impl DeviceSpec {
             ("mem_bandwidth_gbps", self.mem_bandwidth_gbps),
             ("host_link_gbps", self.host_link_gbps),
             ("fp32_tflops", self.fp32_tflops),
-            ("speed_knee", self.speed_knee),
         ];
         for (field, v) in positive {
             if !(v.is_finite() && v > 0.0) {
                 return Err((field, format!("must be a positive number, got {v}")));
             }
+        }
+        if self.speed_knee.is_nan() || self.speed_knee <= 0.0 {
+            return Err((
+                "speed_knee",
+                format!("must be a positive number or inf, got {}", self.speed_knee),
+            ));
         }
         for (field, v) in [
             ("context_memory_mib", self.context_memory_mib),

@@ -26,7 +26,11 @@ pub enum SimError {
     Trace(#[from] TraceError),
     /// The policy broke a rule of the engine, or records could not be written.
     #[error("policy `{policy}` at t = {time_s:.9} s: {message}")]
-    Fault { policy: String, time_s: f64, message: String },
+    Fault {
+        policy: String,
+        time_s: f64,
+        message: String,
+    },
 }
 
 /// What a finished run returns.
@@ -141,15 +145,29 @@ impl Simulation {
                 return Err(self.fault(message));
             }
         }
-        let end = if self.drain { self.world.now.max(self.horizon) } else { self.horizon };
+        let end = if self.drain {
+            self.world.now.max(self.horizon)
+        } else {
+            self.horizon
+        };
         self.world.now = end;
         self.world.settle();
         self.world.report_unfinished();
         if let Some(message) = self.world.fault.take() {
             return Err(self.fault(message));
         }
-        let summary = Summary::build(&self.world, &self.scenario_name, self.policy.name(), self.seed, self.horizon, end);
-        Ok(RunOutput { summary, sink: self.world.sink })
+        let summary = Summary::build(
+            &self.world,
+            &self.scenario_name,
+            self.policy.name(),
+            self.seed,
+            self.horizon,
+            end,
+        );
+        Ok(RunOutput {
+            summary,
+            sink: self.world.sink,
+        })
     }
 
     fn dispatch(&mut self, event: Event, finished: &mut Vec<InstId>) {

@@ -106,9 +106,6 @@ mod tests {
         q.push(3, t(4));
         q.push(0, t(5));
         let order: Vec<_> = std::iter::from_fn(|| q.pop()).collect();
-        assert_eq!(
-            order,
-            vec![(0, t(5)), (3, t(2)), (3, t(4)), (5, t(1)), (5, t(3))]
-        );
+        assert_eq!(order, vec![(0, t(5)), (3, t(2)), (3, t(4)), (5, t(1)), (5, t(3))]);
     }
 }

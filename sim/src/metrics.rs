@@ -44,12 +44,22 @@ impl LatencyStat {
 
     /// Exact mean in nanoseconds (0 when empty).
     pub fn mean_ns(&self) -> f64 {
-        if self.count() == 0 { 0.0 } else { self.sum as f64 / self.count() as f64 }
+        if self.count() == 0 {
+            0.0
+        } else {
+            self.sum as f64 / self.count() as f64
+        }
     }
 
     /// Summary in seconds.
     pub fn summary(&self) -> LatencySummary {
-        let q = |p: f64| if self.count() == 0 { 0.0 } else { ns_to_secs(self.hist.value_at_quantile(p)) };
+        let q = |p: f64| {
+            if self.count() == 0 {
+                0.0
+            } else {
+                ns_to_secs(self.hist.value_at_quantile(p))
+            }
+        };
         LatencySummary {
             count: self.count(),
             mean: self.mean_ns() / 1e9,

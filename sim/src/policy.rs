@@ -9,9 +9,9 @@
 //! Callbacks never nest: an operation on [`Ctx`] schedules events but never calls back into the
 //! policy, so a policy always sees a consistent world.
 
-pub use crate::world::{ActivePhase, Ctx, InstanceSpec, Refusal};
 use crate::ids::{FuncId, InstId, InvId};
 use crate::time::Nanos;
+pub use crate::world::{ActivePhase, Ctx, InstanceSpec, Refusal};
 
 /// A placement-and-scaling policy.
 pub trait Policy {

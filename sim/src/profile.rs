@@ -166,12 +166,19 @@ impl FunctionProfile {
                         return Err((at("mib"), format!("must be a non-negative number, got {mib}")));
                     }
                 }
-                Phase::Kernel { work_ms, sm_demand, bw_intensity } => {
+                Phase::Kernel {
+                    work_ms,
+                    sm_demand,
+                    bw_intensity,
+                } => {
                     if !(work_ms.is_finite() && work_ms >= 0.0) {
                         return Err((at("work_ms"), format!("must be a non-negative number, got {work_ms}")));
                     }
                     if !(sm_demand > 0.0 && sm_demand <= 1.0) {
-                        return Err((at("sm_demand"), format!("must be in (0, 1] (a fraction of the SMs), got {sm_demand}")));
+                        return Err((
+                            at("sm_demand"),
+                            format!("must be in (0, 1] (a fraction of the SMs), got {sm_demand}"),
+                        ));
                     }
                     if !(0.0..=1.0).contains(&bw_intensity) {
                         return Err((at("bw_intensity"), format!("must be in [0, 1], got {bw_intensity}")));
@@ -205,7 +212,11 @@ impl FunctionProfile {
                     sm_demand: 0.0,
                     bw_intensity: 0.0,
                 },
-                Phase::Kernel { work_ms, sm_demand, bw_intensity } => {
+                Phase::Kernel {
+                    work_ms,
+                    sm_demand,
+                    bw_intensity,
+                } => {
                     let factor = (1.0 - bw_intensity) * reference.fp32_tflops / dev.fp32_tflops
                         + bw_intensity * reference.mem_bandwidth_gbps / dev.mem_bandwidth_gbps;
                     GpuPhase {
@@ -268,7 +279,11 @@ mod tests {
             host_post_ms: 0.0,
             phases: vec![
                 Phase::H2d { mib: 12.0 },
-                Phase::Kernel { work_ms: 10.0, sm_demand: 0.5, bw_intensity: 0.5 },
+                Phase::Kernel {
+                    work_ms: 10.0,
+                    sm_demand: 0.5,
+                    bw_intensity: 0.5,
+                },
             ],
         }
     }
@@ -287,7 +302,10 @@ mod tests {
         assert_eq!(c.solo_exec, 2_000_000 + copy.work + 10_000_000);
         // 1 GiB from storage at min(2, 12) GB/s.
         assert_eq!(c.setup.model_load, (1024.0 * MIB as f64 / 2.0).round() as u64);
-        assert_eq!(c.setup.sequential(), 500_000_000 + 250_000_000 + 1_000_000_000 + c.setup.model_load);
+        assert_eq!(
+            c.setup.sequential(),
+            500_000_000 + 250_000_000 + 1_000_000_000 + c.setup.model_load
+        );
         assert_eq!(c.footprint(), (300 + 1024 + 100) * MIB);
     }
 
@@ -304,7 +322,11 @@ mod tests {
     #[test]
     fn check_names_the_bad_field() {
         let mut p = profile();
-        p.phases[1] = Phase::Kernel { work_ms: 1.0, sm_demand: 1.5, bw_intensity: 0.0 };
+        p.phases[1] = Phase::Kernel {
+            work_ms: 1.0,
+            sm_demand: 1.5,
+            bw_intensity: 0.0,
+        };
         assert_eq!(p.check().unwrap_err().0, "phases[1].sm_demand");
         let mut p = profile();
         p.weights_mib = f64::NAN;

@@ -9,7 +9,7 @@
 //! rate(s, d) = g(s / d) / g(1 / d)     (so that rate(1, d) = 1)
 //! ```
 //!
-//! with the knee sharpness `p` a device parameter: the rate grows linearly with the share while
+//! with the knee sharpness `p` a device parameter (`inf` gives the hard knee min(s/d, 1)): the rate grows linearly with the share while
 //! the share is well below the demand and saturates above it. Co-running kernels slow each other
 //! through memory bandwidth: a kernel with bandwidth intensity `b_i ∈ [0, 1]` next to kernels `j`
 //! runs at `rate / (1 + κ · b_i · Σ_j b_j · u_j)`, where `u_j` is the fraction of the GPU kernel `j`
@@ -29,6 +29,10 @@ pub fn kernel_rate(share: f64, demand: f64, knee: f64) -> f64 {
     }
     if share >= 1.0 {
         return 1.0;
+    }
+    if knee.is_infinite() {
+        // Hard knee: exactly linear below the demand, flat above.
+        return (share / demand).min(1.0);
     }
     smooth_min1(share / demand, knee) / smooth_min1(1.0 / demand, knee)
 }
@@ -67,6 +71,12 @@ mod tests {
         assert!(kernel_rate(0.75, d, 4.0) > 0.99);
         let low = kernel_rate(0.025, d, 4.0);
         assert!((low - 0.1).abs() < 0.01, "{low}");
+    }
+
+    #[test]
+    fn infinite_knee_is_exactly_linear_then_flat() {
+        assert_eq!(kernel_rate(0.5, 1.0, f64::INFINITY), 0.5);
+        assert_eq!(kernel_rate(0.3, 0.25, f64::INFINITY), 1.0);
     }
 
     #[test]

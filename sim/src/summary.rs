@@ -132,7 +132,11 @@ impl Summary {
             })
             .collect();
         let mean = |f: fn(&GpuSummary) -> f64| {
-            if gpus.is_empty() { 0.0 } else { gpus.iter().map(f).sum::<f64>() / gpus.len() as f64 }
+            if gpus.is_empty() {
+                0.0
+            } else {
+                gpus.iter().map(f).sum::<f64>() / gpus.len() as f64
+            }
         };
         Summary {
             scenario: scenario.to_string(),
@@ -153,7 +157,11 @@ impl Summary {
                 measured_arrivals: m.measured_arrivals,
                 measured_completed: m.measured_completed,
             },
-            throughput_per_s: if window == 0 { 0.0 } else { m.measured_completed as f64 / window_s },
+            throughput_per_s: if window == 0 {
+                0.0
+            } else {
+                m.measured_completed as f64 / window_s
+            },
             latency_s: Latencies {
                 end_to_end: m.e2e.summary(),
                 queueing: m.queue.summary(),

@@ -280,13 +280,20 @@ impl World {
     // ---- idle lists (intrusive, O(1)) -------------------------------------------------------
 
     fn list_head(&mut self, which: usize, func: FuncId) -> &mut ListHead {
-        if which == 0 { &mut self.func_idle[func.ix()] } else { &mut self.global_idle }
+        if which == 0 {
+            &mut self.func_idle[func.ix()]
+        } else {
+            &mut self.global_idle
+        }
     }
 
     fn list_push_front(&mut self, which: usize, inst: InstId) {
         let func = self.instances[inst.ix()].func;
         let old_head = self.list_head(which, func).head;
-        self.instances[inst.ix()].links[which] = Links { prev: NIL, next: old_head };
+        self.instances[inst.ix()].links[which] = Links {
+            prev: NIL,
+            next: old_head,
+        };
         if old_head != NIL {
             self.instances[old_head as usize].links[which].prev = inst.0;
         }
@@ -333,7 +340,10 @@ impl World {
     pub(crate) fn start_instance(&mut self, func: FuncId, gpu: GpuId, spec: InstanceSpec) -> Result<InstId, Refusal> {
         let g = &mut self.gpus[gpu.ix()];
         if spec.memory > g.mem_free() {
-            return Err(Refusal::Memory { needed: spec.memory, free: g.mem_free() });
+            return Err(Refusal::Memory {
+                needed: spec.memory,
+                free: g.mem_free(),
+            });
         }
         g.mem_used += spec.memory;
         g.mem_peak = g.mem_peak.max(g.mem_used);
@@ -363,7 +373,11 @@ impl World {
             Some(slot) => {
                 let old = &self.instances[slot as usize];
                 let (epoch, incarnation) = (old.epoch.wrapping_add(1), old.incarnation.wrapping_add(1));
-                self.instances[slot as usize] = Instance { epoch, incarnation, ..inst };
+                self.instances[slot as usize] = Instance {
+                    epoch,
+                    incarnation,
+                    ..inst
+                };
                 InstId(slot)
             }
             None => {
@@ -375,7 +389,8 @@ impl World {
         self.func_starting[func.ix()] += 1;
         self.metrics.instance_created();
         let epoch = self.instances[id.ix()].epoch;
-        self.events.push(self.now + spec.setup, Event::SetupDone { inst: id, epoch });
+        self.events
+            .push(self.now + spec.setup, Event::SetupDone { inst: id, epoch });
         Ok(id)
     }
 
@@ -424,7 +439,10 @@ impl World {
     pub(crate) fn reclaim(&mut self, inst: InstId) {
         if self.instances[inst.ix()].state != InstState::Idle {
             let s = self.instances[inst.ix()].state;
-            self.fail(format!("the policy reclaimed instance {} while it was {s:?}; only idle instances can be reclaimed", inst.0));
+            self.fail(format!(
+                "the policy reclaimed instance {} while it was {s:?}; only idle instances can be reclaimed",
+                inst.0
+            ));
             return;
         }
         self.leave_idle(inst);
@@ -448,7 +466,10 @@ impl World {
         let i = &mut self.instances[inst.ix()];
         if i.state != InstState::Idle {
             let s = i.state;
-            self.fail(format!("the policy set a keep-alive on instance {} while it was {s:?}", inst.0));
+            self.fail(format!(
+                "the policy set a keep-alive on instance {} while it was {s:?}",
+                inst.0
+            ));
             return;
         }
         i.expiry = ttl.map(|t| now.saturating_add(t));
@@ -572,7 +593,13 @@ impl World {
             let Some(&s) = self.compiled(func, gpu).steps.get(step as usize) else {
                 return true;
             };
-            let scaled = |ns: Nanos| if scale == 1.0 { ns } else { (ns as f64 * scale).round() as Nanos };
+            let scaled = |ns: Nanos| {
+                if scale == 1.0 {
+                    ns
+                } else {
+                    (ns as f64 * scale).round() as Nanos
+                }
+            };
             match s {
                 Step::Host(ns) => {
                     let ns = scaled(ns);
@@ -731,7 +758,10 @@ impl World {
                 }
             }
             if share_sum > 1.0 + 1e-9 {
-                let msg = format!("the sharing discipline gave GPU {} SM shares summing to {share_sum:.4} (> 1)", gpu.0);
+                let msg = format!(
+                    "the sharing discipline gave GPU {} SM shares summing to {share_sum:.4} (> 1)",
+                    gpu.0
+                );
                 self.fail(msg);
                 return;
             }
@@ -759,7 +789,10 @@ impl World {
                 let generation = g.generation;
                 self.events.push(now + dt, Event::GpuPhaseDone { gpu, generation });
             } else if !g.phases.is_empty() {
-                self.fail(format!("the sharing discipline left every phase on GPU {} without SMs", gpu.0));
+                self.fail(format!(
+                    "the sharing discipline left every phase on GPU {} without SMs",
+                    gpu.0
+                ));
             }
         }
     }
@@ -785,7 +818,10 @@ impl World {
             let v = &self.invocations[s as usize];
             let running = v.state == InvState::Running;
             let gpu = running.then(|| {
-                let inst = self.instances.iter().find(|i| i.current == InvId(s) && i.state == InstState::Busy);
+                let inst = self
+                    .instances
+                    .iter()
+                    .find(|i| i.current == InvId(s) && i.state == InstState::Busy);
                 inst.map(|i| i.gpu)
             });
             let gpu = gpu.flatten();
@@ -887,7 +923,12 @@ impl Ctx<'_> {
     /// A whole-GPU instance without sharing: full footprint, sequential setup, no SM cap.
     pub fn default_instance(&self, func: FuncId, gpu: GpuId) -> InstanceSpec {
         let c = self.w.compiled(func, gpu);
-        InstanceSpec { memory: c.footprint(), setup: c.setup.sequential(), sm_cap: 1.0, gpu_fraction: 1.0 }
+        InstanceSpec {
+            memory: c.footprint(),
+            setup: c.setup.sequential(),
+            sm_cap: 1.0,
+            gpu_fraction: 1.0,
+        }
     }
 
     // ---- actions -----------------------------------------------------------------------------

@@ -11,7 +11,11 @@ pub fn simulate(text: &str) -> Summary {
     let src = ScenarioSource::from_text(Path::new("test.toml"), text);
     let scenario = src.parse().unwrap_or_else(|e| panic!("{e}"));
     let policy = gpushare_policies::build(&scenario).unwrap_or_else(|e| panic!("{}", src.locate(e)));
-    Simulation::new(&scenario, policy, Box::new(NullSink)).unwrap().run().unwrap().summary
+    Simulation::new(&scenario, policy, Box::new(NullSink))
+        .unwrap()
+        .run()
+        .unwrap()
+        .summary
 }
 
 /// Runs the `gpushare` binary with `args` from the repository root.

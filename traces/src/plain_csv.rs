@@ -44,7 +44,11 @@ impl PlainCsvSource {
         let duration_col = match cols.as_slice() {
             ["time", "func"] => None,
             ["time", "func", "duration"] => Some(2),
-            [] | [""] => return Err(header_err("the file is empty; expected a header `time,func[,duration]`".into())),
+            [] | [""] => {
+                return Err(header_err(
+                    "the file is empty; expected a header `time,func[,duration]`".into(),
+                ));
+            }
             _ => {
                 return Err(header_err(format!(
                     "found `{}`; expected `time,func` or `time,func,duration`",
@@ -91,8 +95,14 @@ impl PlainCsvSource {
 
 /// Parses a seconds value: finite and non-negative (or positive when `positive`).
 fn parse_secs(text: &str, positive: bool) -> Result<f64, String> {
-    let want = if positive { "a positive number of seconds" } else { "a non-negative number of seconds" };
-    let v: f64 = text.parse().map_err(|_| format!("`{text}` is not a number; expected {want}"))?;
+    let want = if positive {
+        "a positive number of seconds"
+    } else {
+        "a non-negative number of seconds"
+    };
+    let v: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number; expected {want}"))?;
     if !v.is_finite() || v < 0.0 || (positive && v == 0.0) {
         return Err(format!("`{text}` is out of range; expected {want}"));
     }
@@ -122,7 +132,10 @@ impl ArrivalSource for PlainCsvSource {
             return Err(self.row_err(
                 line,
                 "time",
-                format!("{time} is earlier than the previous row's {}; rows must be sorted by time", self.last_time),
+                format!(
+                    "{time} is earlier than the previous row's {}; rows must be sorted by time",
+                    self.last_time
+                ),
             ));
         }
         self.last_time = time;
@@ -159,7 +172,10 @@ mod tests {
     fn write(content: &str) -> (tempdir::Dir, PathBuf) {
         let dir = tempdir::Dir::new();
         let path = dir.0.join("inv.csv");
-        std::fs::File::create(&path).unwrap().write_all(content.as_bytes()).unwrap();
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(content.as_bytes())
+            .unwrap();
         (dir, path)
     }
 
@@ -210,8 +226,16 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                Arrival { time: 500_000_000, func: 0, duration: None },
-                Arrival { time: 1_250_000_000, func: 1, duration: Some(2_000_000) },
+                Arrival {
+                    time: 500_000_000,
+                    func: 0,
+                    duration: None
+                },
+                Arrival {
+                    time: 1_250_000_000,
+                    func: 1,
+                    duration: Some(2_000_000)
+                },
             ]
         );
         assert_eq!(read_all("time,func\n3,a\n").unwrap().len(), 1);
@@ -220,7 +244,10 @@ mod tests {
     #[test]
     fn errors_name_line_and_field() {
         assert!(err_of("time,func\n1,a\n0.5,b\n").contains(":3: field `time`: 0.5 is earlier"));
-        assert!(err_of("time,func\n1,zzz\n").contains(":2: field `func`: unknown function `zzz`; the scenario defines: a, b"));
+        assert!(
+            err_of("time,func\n1,zzz\n")
+                .contains(":2: field `func`: unknown function `zzz`; the scenario defines: a, b")
+        );
         assert!(err_of("time,func\nabc,a\n").contains(":2: field `time`: `abc` is not a number"));
         assert!(err_of("time,func\n-1,a\n").contains(":2: field `time`: `-1` is out of range"));
         assert!(err_of("time,func\nNaN,a\n").contains("out of range"));
@@ -233,7 +260,9 @@ mod tests {
 
     #[test]
     fn missing_file_is_an_io_error() {
-        let e = PlainCsvSource::open(Path::new("/nonexistent/x.csv"), &names()).err().unwrap();
+        let e = PlainCsvSource::open(Path::new("/nonexistent/x.csv"), &names())
+            .err()
+            .unwrap();
         assert!(e.to_string().starts_with("/nonexistent/x.csv: "));
     }
 }

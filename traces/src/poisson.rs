@@ -59,7 +59,9 @@ impl ArrivalSource for PoissonSource {
             return Ok(None);
         };
         let Reverse((time, func)) = *head;
-        let (mean_gap_ns, rng) = self.streams[func as usize].as_mut().expect("only active functions are pending");
+        let (mean_gap_ns, rng) = self.streams[func as usize]
+            .as_mut()
+            .expect("only active functions are pending");
         let gap: f64 = Exp1.sample(rng);
         let next = time.saturating_add((gap * *mean_gap_ns).round() as Nanos);
         if next < self.horizon {

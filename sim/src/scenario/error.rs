@@ -95,7 +95,11 @@ pub struct ConfigError {
 impl ConfigError {
     /// An error about the value at `path`.
     pub fn at(path: DocPath, message: impl Into<String>) -> Self {
-        ConfigError { path, message: message.into(), at_key: false }
+        ConfigError {
+            path,
+            message: message.into(),
+            at_key: false,
+        }
     }
 }
 
@@ -110,7 +114,13 @@ pub enum ScenarioError {
     },
     /// An error located in the file.
     #[error("{}:{line}:{column}: {what}{snippet}", file.display())]
-    At { file: PathBuf, line: usize, column: usize, what: String, snippet: String },
+    At {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        what: String,
+        snippet: String,
+    },
     /// An error in a `--set` override.
     #[error("{}: in --set {set}: {what}", file.display())]
     Set { file: PathBuf, set: String, what: String },

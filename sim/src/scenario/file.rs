@@ -114,6 +114,9 @@ fn yes() -> bool {
 
 impl Default for OutputSpec {
     fn default() -> Self {
-        OutputSpec { dir: None, invocations: true }
+        OutputSpec {
+            dir: None,
+            invocations: true,
+        }
     }
 }

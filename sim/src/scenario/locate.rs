@@ -46,7 +46,11 @@ pub fn locate(doc: &Document<String>, path: &DocPath, at_key: bool) -> Option<Ra
         };
         let Some(next) = next else { break };
         node = next;
-        let span = if at_key && i + 1 == n { key_span.or_else(|| span_of(next)) } else { span_of(next).or(key_span) };
+        let span = if at_key && i + 1 == n {
+            key_span.or_else(|| span_of(next))
+        } else {
+            span_of(next).or(key_span)
+        };
         if span.is_some() {
             best = span;
         }

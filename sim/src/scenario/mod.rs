@@ -50,7 +50,10 @@ pub struct PolicySpec {
 impl PolicySpec {
     /// Deserialises the parameters into `T`, with errors located under `policy.`.
     pub fn params<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
-        from_value(toml::Value::Table(self.params.clone()), &DocPath(vec![Seg::Key("policy".into())]))
+        from_value(
+            toml::Value::Table(self.params.clone()),
+            &DocPath(vec![Seg::Key("policy".into())]),
+        )
     }
 }
 
@@ -111,7 +114,10 @@ impl Scenario {
 
     /// Output directory: `[output] dir`, else `out/<name>`.
     pub fn output_dir(&self) -> PathBuf {
-        self.output.dir.clone().unwrap_or_else(|| Path::new("out").join(&self.name))
+        self.output
+            .dir
+            .clone()
+            .unwrap_or_else(|| Path::new("out").join(&self.name))
     }
 }
 
@@ -126,13 +132,24 @@ pub struct ScenarioSource {
 impl ScenarioSource {
     /// Reads `file`.
     pub fn load(file: &Path) -> Result<Self, ScenarioError> {
-        let text = std::fs::read_to_string(file).map_err(|source| ScenarioError::Io { file: file.to_owned(), source })?;
-        Ok(ScenarioSource { file: file.to_owned(), text, overrides: Vec::new() })
+        let text = std::fs::read_to_string(file).map_err(|source| ScenarioError::Io {
+            file: file.to_owned(),
+            source,
+        })?;
+        Ok(ScenarioSource {
+            file: file.to_owned(),
+            text,
+            overrides: Vec::new(),
+        })
     }
 
     /// A scenario from text (for tests and generated scenarios); `file` names it in errors.
     pub fn from_text(file: &Path, text: &str) -> Self {
-        ScenarioSource { file: file.to_owned(), text: text.to_string(), overrides: Vec::new() }
+        ScenarioSource {
+            file: file.to_owned(),
+            text: text.to_string(),
+            overrides: Vec::new(),
+        }
     }
 
     /// Adds a `key.path=value` override. The value is read as a TOML value (`3`, `1.5`, `true`,
@@ -143,8 +160,11 @@ impl ScenarioSource {
             set: assignment.to_string(),
             what: what.to_string(),
         };
-        let (key, raw) = assignment.split_once('=').ok_or_else(|| bad("expected KEY=VALUE, e.g. policy.keep_alive_s=60"))?;
-        let path = DocPath::parse(key.trim()).ok_or_else(|| bad("the key must be a dotted path such as simulation.seed or functions[0].rate_per_s"))?;
+        let (key, raw) = assignment
+            .split_once('=')
+            .ok_or_else(|| bad("expected KEY=VALUE, e.g. policy.keep_alive_s=60"))?;
+        let path = DocPath::parse(key.trim())
+            .ok_or_else(|| bad("the key must be a dotted path such as simulation.seed or functions[0].rate_per_s"))?;
         let raw = raw.trim();
         let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
             .ok()
@@ -158,15 +178,28 @@ impl ScenarioSource {
     pub fn locate(&self, err: ConfigError) -> ScenarioError {
         let what = format!("{}: {}", err.path, err.message);
         if let Some((raw, _, _)) = self.overrides.iter().rev().find(|(_, p, _)| err.path.starts_with(p)) {
-            return ScenarioError::Set { file: self.file.clone(), set: raw.clone(), what };
+            return ScenarioError::Set {
+                file: self.file.clone(),
+                set: raw.clone(),
+                what,
+            };
         }
         let doc = self.text.parse::<toml_edit::Document<String>>();
         match doc.ok().and_then(|d| locate::locate(&d, &err.path, err.at_key)) {
             Some(span) => {
                 let (line, column) = locate::line_col(&self.text, span.start);
-                ScenarioError::At { file: self.file.clone(), line, column, what, snippet: locate::snippet(&self.text, &span) }
+                ScenarioError::At {
+                    file: self.file.clone(),
+                    line,
+                    column,
+                    what,
+                    snippet: locate::snippet(&self.text, &span),
+                }
             }
-            None => ScenarioError::File { file: self.file.clone(), what },
+            None => ScenarioError::File {
+                file: self.file.clone(),
+                what,
+            },
         }
     }
 
@@ -190,9 +223,14 @@ impl ScenarioSource {
                 what,
             })?;
         }
-        let spec: ScenarioFile = from_value(toml::Value::Table(table), &DocPath::default()).map_err(|e| self.locate(e))?;
+        let spec: ScenarioFile =
+            from_value(toml::Value::Table(table), &DocPath::default()).map_err(|e| self.locate(e))?;
         let base_dir = self.file.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let default_name = self.file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let default_name = self
+            .file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         build(spec, &base_dir, default_name).map_err(|e| self.locate(e))
     }
 }
@@ -211,22 +249,30 @@ fn apply_override(table: &mut toml::Table, path: &DocPath, value: toml::Value) -
             cur.insert(key.clone(), value);
             return Ok(());
         }
-        let entry = cur.entry(key.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let entry = cur
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         let next = match (&segs[i + 1], entry) {
             (Seg::Index(n), toml::Value::Array(items)) => {
                 let len = items.len();
                 if i + 2 == segs.len() {
-                    let slot = items.get_mut(*n).ok_or_else(|| format!("`{path}`: index {n} is out of range ({len} entries)"))?;
+                    let slot = items
+                        .get_mut(*n)
+                        .ok_or_else(|| format!("`{path}`: index {n} is out of range ({len} entries)"))?;
                     *slot = value;
                     return Ok(());
                 }
                 i += 1;
-                items.get_mut(*n).ok_or_else(|| format!("`{path}`: index {n} is out of range ({len} entries)"))?
+                items
+                    .get_mut(*n)
+                    .ok_or_else(|| format!("`{path}`: index {n} is out of range ({len} entries)"))?
             }
             (Seg::Index(_), _) => return Err(format!("`{path}`: `{key}` is not a list")),
             (Seg::Key(_), v) => v,
         };
-        cur = next.as_table_mut().ok_or_else(|| format!("`{path}`: cannot set a field inside a non-table value"))?;
+        cur = next
+            .as_table_mut()
+            .ok_or_else(|| format!("`{path}`: cannot set a field inside a non-table value"))?;
         i += 1;
     }
     Ok(())
@@ -247,11 +293,19 @@ fn merged(base: toml::Value, overlay: &toml::Table) -> toml::Value {
 }
 
 fn positive(path: DocPath, v: f64) -> Result<f64, ConfigError> {
-    if v.is_finite() && v > 0.0 { Ok(v) } else { Err(ConfigError::at(path, format!("must be a positive number, got {v}"))) }
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(ConfigError::at(path, format!("must be a positive number, got {v}")))
+    }
 }
 
 fn non_negative(path: DocPath, v: f64) -> Result<f64, ConfigError> {
-    if v.is_finite() && v >= 0.0 { Ok(v) } else { Err(ConfigError::at(path, format!("must be a non-negative number, got {v}"))) }
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(ConfigError::at(path, format!("must be a non-negative number, got {v}")))
+    }
 }
 
 fn one_of(names: impl Iterator<Item = String>) -> String {
@@ -270,7 +324,10 @@ fn resolve_devices(spec: &ScenarioFile) -> Result<Vec<DeviceSpec>, ConfigError> 
                 None => {
                     return Err(ConfigError::at(
                         path.key("base"),
-                        format!("unknown GPU `{b}`; valid: {}", one_of(all.iter().map(|d| d.name.clone()))),
+                        format!(
+                            "unknown GPU `{b}`; valid: {}",
+                            one_of(all.iter().map(|d| d.name.clone()))
+                        ),
                     ));
                 }
             },
@@ -278,7 +335,8 @@ fn resolve_devices(spec: &ScenarioFile) -> Result<Vec<DeviceSpec>, ConfigError> 
         };
         let mut dev: DeviceSpec = from_value(merged(base, table), &path)?;
         dev.name = name.clone();
-        dev.check().map_err(|(field, msg)| ConfigError::at(path.key(field), msg))?;
+        dev.check()
+            .map_err(|(field, msg)| ConfigError::at(path.key(field), msg))?;
         all.retain(|d| &d.name != name);
         all.push(dev);
     }
@@ -288,8 +346,12 @@ fn resolve_devices(spec: &ScenarioFile) -> Result<Vec<DeviceSpec>, ConfigError> 
 fn resolve_profile(value: &toml::Value, path: &DocPath) -> Result<FunctionProfile, ConfigError> {
     let catalog_names = || one_of(catalog::builtin_profiles().into_iter().map(|(n, _)| n.to_string()));
     let lookup = |name: &str, at: DocPath| {
-        catalog::builtin_profile(name)
-            .ok_or_else(|| ConfigError::at(at, format!("unknown profile `{name}`; the catalog has: {}", catalog_names())))
+        catalog::builtin_profile(name).ok_or_else(|| {
+            ConfigError::at(
+                at,
+                format!("unknown profile `{name}`; the catalog has: {}", catalog_names()),
+            )
+        })
     };
     let profile = match value {
         toml::Value::String(name) => lookup(name, path.clone())?,
@@ -299,18 +361,28 @@ fn resolve_profile(value: &toml::Value, path: &DocPath) -> Result<FunctionProfil
                 Some(toml::Value::String(b)) => {
                     toml::Value::try_from(lookup(b, path.key("base"))?).expect("profiles serialise")
                 }
-                Some(_) => return Err(ConfigError::at(path.key("base"), "must be the name of a catalog profile")),
+                Some(_) => {
+                    return Err(ConfigError::at(
+                        path.key("base"),
+                        "must be the name of a catalog profile",
+                    ));
+                }
             };
             from_value(merged(base, t), path)?
         }
         _ => {
             return Err(ConfigError::at(
                 path.clone(),
-                format!("must be a catalog name (one of: {}) or a profile table", catalog_names()),
+                format!(
+                    "must be a catalog name (one of: {}) or a profile table",
+                    catalog_names()
+                ),
             ));
         }
     };
-    profile.check().map_err(|(field, msg)| ConfigError::at(path.join(&DocPath::parse(&field).expect("valid field path")), msg))?;
+    profile
+        .check()
+        .map_err(|(field, msg)| ConfigError::at(path.join(&DocPath::parse(&field).expect("valid field path")), msg))?;
     Ok(profile)
 }
 
@@ -320,7 +392,10 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
     let horizon_s = positive(sim.key("horizon_s"), spec.simulation.horizon_s)?;
     let warmup_s = non_negative(sim.key("warmup_s"), spec.simulation.warmup_s)?;
     if warmup_s >= horizon_s {
-        return Err(ConfigError::at(sim.key("warmup_s"), format!("must be shorter than horizon_s ({horizon_s} s), got {warmup_s}")));
+        return Err(ConfigError::at(
+            sim.key("warmup_s"),
+            format!("must be shorter than horizon_s ({horizon_s} s), got {warmup_s}"),
+        ));
     }
 
     // Devices and cluster layout.
@@ -333,7 +408,12 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
         (Some(n), Some(g), Some(gpu), true) => groups.push((n, g, gpu.clone(), cl.clone())),
         (None, None, None, false) => {
             for (i, ng) in c.node_groups.iter().enumerate() {
-                groups.push((ng.count, ng.gpus_per_node, ng.gpu.clone(), cl.key("node_groups").index(i)));
+                groups.push((
+                    ng.count,
+                    ng.gpus_per_node,
+                    ng.gpu.clone(),
+                    cl.key("node_groups").index(i),
+                ));
             }
         }
         _ => {
@@ -357,7 +437,10 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
         let dev = known.iter().find(|d| d.name == gpu).ok_or_else(|| {
             ConfigError::at(
                 at.key("gpu"),
-                format!("unknown GPU `{gpu}`; valid: {} (or define it under [gpu_types.{gpu}])", one_of(known.iter().map(|d| d.name.clone()))),
+                format!(
+                    "unknown GPU `{gpu}`; valid: {} (or define it under [gpu_types.{gpu}])",
+                    one_of(known.iter().map(|d| d.name.clone()))
+                ),
             )
         })?;
         let ix = match devices.iter().position(|d| d.name == gpu) {
@@ -377,7 +460,10 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
 
     // Functions.
     if spec.functions.is_empty() {
-        return Err(ConfigError::at(root.key("functions"), "at least one [[functions]] entry is needed"));
+        return Err(ConfigError::at(
+            root.key("functions"),
+            "at least one [[functions]] entry is needed",
+        ));
     }
     let default_rate = match &spec.workload {
         WorkloadSpec::Poisson { rate_per_s } => *rate_per_s,
@@ -397,24 +483,40 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
             return Err(ConfigError::at(at.key("count"), "must be at least 1"));
         }
         let profile = resolve_profile(&f.profile, &at.key("profile"))?;
-        let reference = known.iter().find(|d| d.name == profile.reference_gpu).cloned().ok_or_else(|| {
-            ConfigError::at(
-                at.key("profile").key("reference_gpu"),
-                format!("unknown GPU `{}`; valid: {}", profile.reference_gpu, one_of(known.iter().map(|d| d.name.clone()))),
-            )
-        })?;
+        let reference = known
+            .iter()
+            .find(|d| d.name == profile.reference_gpu)
+            .cloned()
+            .ok_or_else(|| {
+                ConfigError::at(
+                    at.key("profile").key("reference_gpu"),
+                    format!(
+                        "unknown GPU `{}`; valid: {}",
+                        profile.reference_gpu,
+                        one_of(known.iter().map(|d| d.name.clone()))
+                    ),
+                )
+            })?;
         let rate = match (f.rate_per_s, default_rate, &spec.workload) {
             (Some(r), _, _) => non_negative(at.key("rate_per_s"), r)?,
             (None, Some(r), _) => r,
             (None, None, WorkloadSpec::Poisson { .. }) => {
-                return Err(ConfigError::at(at, "no arrival rate: set rate_per_s here or in [workload]"));
+                return Err(ConfigError::at(
+                    at,
+                    "no arrival rate: set rate_per_s here or in [workload]",
+                ));
             }
             (None, None, WorkloadSpec::Csv { .. }) => 0.0,
         };
         // The function must fit, alone, on at least one GPU type of the cluster.
-        let fits = devices.iter().any(|d| profile.compile(&reference, d, storage_gbps).footprint() <= d.memory_bytes());
+        let fits = devices
+            .iter()
+            .any(|d| profile.compile(&reference, d, storage_gbps).footprint() <= d.memory_bytes());
         if !fits {
-            let biggest = devices.iter().max_by(|a, b| a.memory_mib.total_cmp(&b.memory_mib)).expect("at least one device");
+            let biggest = devices
+                .iter()
+                .max_by(|a, b| a.memory_mib.total_cmp(&b.memory_mib))
+                .expect("at least one device");
             let need = profile.compile(&reference, biggest, storage_gbps).footprint() as f64 / device::MIB as f64;
             return Err(ConfigError::at(
                 at.key("profile"),
@@ -426,17 +528,31 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
         }
         let width = (f.count - 1).to_string().len();
         for k in 0..f.count {
-            let name = if f.count == 1 { f.name.clone() } else { format!("{}-{k:0width$}", f.name) };
+            let name = if f.count == 1 {
+                f.name.clone()
+            } else {
+                format!("{}-{k:0width$}", f.name)
+            };
             if !seen.insert(name.clone()) {
-                return Err(ConfigError::at(at.key("name"), format!("function `{name}` is defined twice")));
+                return Err(ConfigError::at(
+                    at.key("name"),
+                    format!("function `{name}` is defined twice"),
+                ));
             }
-            functions.push(Function { name, profile: profile.clone(), reference: reference.clone(), rate_per_s: rate });
+            functions.push(Function {
+                name,
+                profile: profile.clone(),
+                reference: reference.clone(),
+                rate_per_s: rate,
+            });
         }
     }
 
     let workload = match spec.workload {
         WorkloadSpec::Poisson { .. } => Workload::Poisson,
-        WorkloadSpec::Csv { path } => Workload::Csv { path: base_dir.join(path) },
+        WorkloadSpec::Csv { path } => Workload::Csv {
+            path: base_dir.join(path),
+        },
     };
 
     // Policy name and parameters (the policy itself is checked by the registry).
@@ -444,7 +560,12 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
     let mut params = spec.policy;
     let name = match params.remove("name") {
         Some(toml::Value::String(n)) => n,
-        Some(_) => return Err(ConfigError::at(pol.key("name"), "must be a string (see `gpushare policies`)")),
+        Some(_) => {
+            return Err(ConfigError::at(
+                pol.key("name"),
+                "must be a string (see `gpushare policies`)",
+            ));
+        }
         None => return Err(ConfigError::at(pol, "missing field `name` (see `gpushare policies`)")),
     };
 
