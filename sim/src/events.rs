@@ -4,6 +4,11 @@
 //! the same instant the order in which they were scheduled, so runs are deterministic. Events
 //! that may be superseded carry a generation (`epoch` or `generation`) checked when they fire; stale ones
 //! are dropped instead of being searched for and removed.
+//!
+//! Timers (keep-alive expiries and policy timers) sit in a heap of their own: there is about one
+//! per instance and they rarely fire, so keeping them apart keeps the heap that every GPU
+//! completion goes through shallow. Both heaps draw sequence numbers from one counter, so the
+//! order of events is exactly that of a single heap.
 
 use crate::ids::{GpuId, InstId};
 use crate::time::Nanos;
@@ -25,16 +30,23 @@ pub enum Event {
     PolicyTimer { token: u64 },
 }
 
+/// A scheduled event; `key` is `time << 64 | seq`, so one integer comparison orders entries by
+/// time, then by scheduling order.
 #[derive(Clone, Copy, Debug)]
 struct Entry {
-    time: Nanos,
-    seq: u64,
+    key: u128,
     event: Event,
+}
+
+impl Entry {
+    fn time(&self) -> Nanos {
+        (self.key >> 64) as Nanos
+    }
 }
 
 impl PartialEq for Entry {
     fn eq(&self, other: &Self) -> bool {
-        (self.time, self.seq) == (other.time, other.seq)
+        self.key == other.key
     }
 }
 impl Eq for Entry {}
@@ -44,16 +56,20 @@ impl PartialOrd for Entry {
     }
 }
 impl Ord for Entry {
-    // Reversed: BinaryHeap is a max-heap and we want the earliest (time, seq) on top.
+    // Reversed: BinaryHeap is a max-heap and we want the earliest key on top.
+    #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
-        (other.time, other.seq).cmp(&(self.time, self.seq))
+        other.key.cmp(&self.key)
     }
 }
 
 /// Pending events.
 #[derive(Default)]
 pub struct EventQueue {
+    /// Completions of setup, host steps and GPU phases.
     heap: BinaryHeap<Entry>,
+    /// Keep-alive expiries and policy timers.
+    timers: BinaryHeap<Entry>,
     seq: u64,
 }
 
@@ -62,33 +78,50 @@ impl EventQueue {
     #[inline]
     pub fn push(&mut self, time: Nanos, event: Event) {
         self.seq += 1;
-        self.heap.push(Entry {
-            time,
-            seq: self.seq,
+        let entry = Entry {
+            key: (u128::from(time) << 64) | u128::from(self.seq),
             event,
-        });
+        };
+        match event {
+            Event::IdleExpired { .. } | Event::PolicyTimer { .. } => self.timers.push(entry),
+            _ => self.heap.push(entry),
+        }
+    }
+
+    /// The heap holding the earliest pending event.
+    #[inline]
+    fn earliest(&mut self) -> Option<&mut BinaryHeap<Entry>> {
+        match (self.heap.peek(), self.timers.peek()) {
+            (Some(a), Some(b)) => Some(if a >= b { &mut self.heap } else { &mut self.timers }),
+            (Some(_), None) => Some(&mut self.heap),
+            (None, Some(_)) => Some(&mut self.timers),
+            (None, None) => None,
+        }
     }
 
     /// Time of the earliest pending event.
     #[inline]
     pub fn peek_time(&self) -> Option<Nanos> {
-        self.heap.peek().map(|e| e.time)
+        match (self.heap.peek(), self.timers.peek()) {
+            (Some(a), Some(b)) => Some(a.time().min(b.time())),
+            (a, b) => a.or(b).map(Entry::time),
+        }
     }
 
     /// Removes and returns the earliest pending event.
     #[inline]
     pub fn pop(&mut self) -> Option<(Nanos, Event)> {
-        self.heap.pop().map(|e| (e.time, e.event))
+        self.earliest()?.pop().map(|e| (e.time(), e.event))
     }
 
     /// Number of pending events.
     pub fn len(&self) -> usize {
-        self.heap.len()
+        self.heap.len() + self.timers.len()
     }
 
     /// True when nothing is pending.
     pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.heap.is_empty() && self.timers.is_empty()
     }
 }
 
@@ -99,13 +132,24 @@ mod tests {
     #[test]
     fn pops_in_time_then_insertion_order() {
         let mut q = EventQueue::default();
+        // Timers and other events interleave exactly as in one heap.
         let t = |token| Event::PolicyTimer { token };
+        let h = |n| Event::HostStepDone {
+            inst: InstId(n),
+            epoch: 0,
+        };
         q.push(5, t(1));
-        q.push(3, t(2));
-        q.push(5, t(3));
+        q.push(3, h(2));
+        q.push(5, h(3));
         q.push(3, t(4));
-        q.push(0, t(5));
+        q.push(0, h(5));
+        q.push(5, t(6));
+        assert_eq!(q.len(), 6);
         let order: Vec<_> = std::iter::from_fn(|| q.pop()).collect();
-        assert_eq!(order, vec![(0, t(5)), (3, t(2)), (3, t(4)), (5, t(1)), (5, t(3))]);
+        assert_eq!(
+            order,
+            vec![(0, h(5)), (3, h(2)), (3, t(4)), (5, t(1)), (5, h(3)), (5, t(6))]
+        );
+        assert!(q.is_empty());
     }
 }

@@ -82,6 +82,11 @@ pub trait RecordSink {
     /// Takes one record.
     fn record(&mut self, rec: &InvocationRecord<'_>) -> io::Result<()>;
 
+    /// False when records are discarded, so the engine need not build them.
+    fn wants_records(&self) -> bool {
+        true
+    }
+
     /// Called once after the last record: flush, and make the output visible.
     fn finish(&mut self) -> io::Result<()> {
         Ok(())
@@ -94,6 +99,9 @@ pub struct NullSink;
 impl RecordSink for NullSink {
     fn record(&mut self, _: &InvocationRecord<'_>) -> io::Result<()> {
         Ok(())
+    }
+    fn wants_records(&self) -> bool {
+        false
     }
 }
 

@@ -209,6 +209,8 @@ pub struct World {
     sharing: Box<dyn Sharing>,
     pub(crate) metrics: Metrics,
     pub(crate) sink: Box<dyn RecordSink>,
+    /// `sink.wants_records()`, read once.
+    records: bool,
     /// A rule the policy broke, or an output error: ends the run with an error.
     pub(crate) fault: Option<String>,
 }
@@ -262,6 +264,7 @@ impl World {
             scratch: Vec::new(),
             sharing,
             metrics,
+            records: sink.wants_records(),
             sink,
             fault: None,
         }
@@ -656,6 +659,11 @@ impl World {
         let queue = start - arrival - setup;
         let exec = now - start;
         self.metrics.completion(func.ix(), arrival, queue, setup, exec, cold);
+        self.end_invocation(inv);
+        self.become_idle(inst);
+        if !self.records {
+            return;
+        }
         let rec = InvocationRecord {
             id,
             function: &self.functions[func.ix()].name,
@@ -673,8 +681,6 @@ impl World {
         if let Err(e) = self.sink.record(&rec) {
             self.fail(format!("writing invocation records failed: {e}"));
         }
-        self.end_invocation(inv);
-        self.become_idle(inst);
     }
 
     // ---- GPU execution -----------------------------------------------------------------------
@@ -742,6 +748,12 @@ impl World {
             let now = self.now;
             let g = &mut self.gpus[gpu.ix()];
             g.dirty = false;
+            g.generation = g.generation.wrapping_add(1);
+            if g.phases.is_empty() {
+                // Nothing runs: no shares to assign and no completion to schedule.
+                g.sm_used_now = 0.0;
+                continue;
+            }
             let dev = &self.devices[g.device];
             self.sharing.assign_shares(&mut g.phases);
             let (mut h2d, mut d2h, mut share_sum, mut used, mut pressure) = (0u32, 0u32, 0.0, 0.0, 0.0);
@@ -784,11 +796,10 @@ impl World {
                 }
             }
             g.sm_used_now = used.min(1.0);
-            g.generation = g.generation.wrapping_add(1);
             if let Some(dt) = next {
                 let generation = g.generation;
                 self.events.push(now + dt, Event::GpuPhaseDone { gpu, generation });
-            } else if !g.phases.is_empty() {
+            } else {
                 self.fail(format!(
                     "the sharing discipline left every phase on GPU {} without SMs",
                     gpu.0

@@ -10,12 +10,17 @@ use rand_distr::{Distribution, Exp1};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+fn key(time: Nanos, func: u32) -> u128 {
+    (u128::from(time) << 32) | u128::from(func)
+}
+
 /// Merged Poisson arrival streams, one per function, up to a horizon.
 pub struct PoissonSource {
     /// Per function: (mean gap in ns, its stream); `None` for a function with rate 0.
     streams: Vec<Option<(f64, rng::Xoshiro256PlusPlus)>>,
-    /// Next arrival of each active function, ordered by (time, function).
-    pending: BinaryHeap<Reverse<(Nanos, u32)>>,
+    /// Next arrival of each active function, keyed `time << 32 | function` so that one integer
+    /// comparison orders by time, then function.
+    pending: BinaryHeap<Reverse<u128>>,
     horizon: Nanos,
 }
 
@@ -46,7 +51,7 @@ impl PoissonSource {
             let gap: f64 = Exp1.sample(rng);
             let t = after.saturating_add((gap * *mean_gap_ns).round() as Nanos);
             if t < self.horizon {
-                self.pending.push(Reverse((t, func)));
+                self.pending.push(Reverse(key(t, func)));
             }
         }
     }
@@ -58,14 +63,15 @@ impl ArrivalSource for PoissonSource {
         let Some(mut head) = self.pending.peek_mut() else {
             return Ok(None);
         };
-        let Reverse((time, func)) = *head;
+        let Reverse(k) = *head;
+        let (time, func) = ((k >> 32) as Nanos, k as u32);
         let (mean_gap_ns, rng) = self.streams[func as usize]
             .as_mut()
             .expect("only active functions are pending");
         let gap: f64 = Exp1.sample(rng);
         let next = time.saturating_add((gap * *mean_gap_ns).round() as Nanos);
         if next < self.horizon {
-            *head = Reverse((next, func));
+            *head = Reverse(key(next, func));
         } else {
             std::collections::binary_heap::PeekMut::pop(head);
         }
