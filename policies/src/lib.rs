@@ -51,3 +51,8 @@ pub fn build(scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
         )),
     }
 }
+
+/// The README's Rust examples compile as doctests, so they cannot drift from the API.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

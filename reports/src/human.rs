@@ -5,8 +5,8 @@ use gpushare_sim::metrics::LatencySummary;
 use std::fmt::Write;
 
 fn ms(v: f64) -> String {
-    if v >= 10.0 {
-        format!("{v:.2} s")
+    if v >= 1.0 {
+        format!("{v:.3} s")
     } else {
         format!("{:.3} ms", v * 1e3)
     }
