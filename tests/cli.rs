@@ -223,6 +223,17 @@ fn trace_errors_name_file_line_and_field() {
 }
 
 #[test]
+fn poisson_rate_with_a_csv_workload_is_refused() {
+    let text = VALID.replace("kind = \"poisson\"", "kind = \"csv\"\npath = \"t.csv\"");
+    expect_error(
+        "csvrate",
+        &text,
+        &[],
+        &["csvrate.toml:13:14: functions[0].rate_per_s: applies to Poisson workloads only"],
+    );
+}
+
+#[test]
 fn policies_lists_the_registry() {
     let o = common::gpushare(&["policies"]);
     assert!(o.status.success());

@@ -498,6 +498,12 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
                 )
             })?;
         let rate = match (f.rate_per_s, default_rate, &spec.workload) {
+            (Some(_), _, WorkloadSpec::Csv { .. }) => {
+                return Err(ConfigError::at(
+                    at.key("rate_per_s"),
+                    "applies to Poisson workloads only; with kind = \"csv\" arrivals come from the file (remove it)",
+                ));
+            }
             (Some(r), _, _) => non_negative(at.key("rate_per_s"), r)?,
             (None, Some(r), _) => r,
             (None, None, WorkloadSpec::Poisson { .. }) => {
