@@ -7,10 +7,13 @@
 //! A source is pulled one arrival at a time through [`ArrivalSource`]; no source holds a whole
 //! trace in memory, so a day of invocations streams through the simulator in bounded memory.
 
+pub mod azure2019;
 pub mod error;
+pub mod generate;
 pub mod plain_csv;
 pub mod poisson;
 pub mod rng;
+pub mod rows;
 
 pub use error::TraceError;
 pub use plain_csv::PlainCsvSource;

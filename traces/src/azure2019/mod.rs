@@ -1,0 +1,19 @@
+//! The Azure Functions 2019 trace (Shahrad et al., "Serverless in the Wild", ATC '20): reading
+//! ([`files`], [`parse`]), choosing functions ([`select`]), per-invocation durations
+//! ([`sample`]) and the arrival stream ([`stream`]).
+//!
+//! ```text
+//! files::discover(paths) ─► parse::read(files, window, days) ─► Selection::apply ─► Azure2019Stream
+//! ```
+
+pub mod files;
+pub mod parse;
+pub mod sample;
+pub mod select;
+pub mod stream;
+
+pub use files::{TraceFiles, discover};
+pub use parse::{Azure2019, CleaningReport, FunctionKey, ReadOptions, TraceFunction, read};
+pub use sample::DurationModel;
+pub use select::Selection;
+pub use stream::{Azure2019Stream, Spread, StreamOptions};

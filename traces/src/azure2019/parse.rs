@@ -1,0 +1,508 @@
+//! Reading and joining the three file kinds of an Azure Functions 2019 trace.
+//!
+//! Functions are keyed on (HashOwner, HashApp, HashFunction): a function hash alone is not unique.
+//! Per-minute counts are kept sparsely (only minutes with invocations, only inside the selected
+//! window), so memory grows with functions and active minutes, never with invocation counts.
+//! Every kind of dirt the real dataset has is counted in [`CleaningReport`], never dropped
+//! silently.
+
+use super::files::TraceFiles;
+use crate::TraceError;
+use crate::rows::{SkippedRows, header, non_negative, open_csv, row_error};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Minutes in a day.
+pub const MINUTES_PER_DAY: u32 = 1440;
+
+/// The trigger values of the dataset.
+pub const TRIGGERS: [&str; 7] = ["http", "timer", "event", "queue", "storage", "orchestration", "others"];
+
+/// A function's identity.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FunctionKey {
+    pub owner: String,
+    pub app: String,
+    pub function: String,
+}
+
+/// Published duration statistics of one function (milliseconds; percentiles of 30-second
+/// averages).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DurationStats {
+    pub average: f64,
+    pub count: f64,
+    pub minimum: f64,
+    pub maximum: f64,
+    /// Percentiles 0, 1, 25, 50, 75, 99, 100.
+    pub percentiles: [f64; 7],
+}
+
+/// The percentile levels of [`DurationStats::percentiles`].
+pub const DURATION_LEVELS: [f64; 7] = [0.0, 0.01, 0.25, 0.50, 0.75, 0.99, 1.0];
+
+/// One function of the trace.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TraceFunction {
+    pub key: FunctionKey,
+    pub trigger: String,
+    /// (minute from the start of day 1, count), minutes with invocations only, ascending.
+    pub minutes: Vec<(u32, u32)>,
+    /// Invocations in the window.
+    pub total: u64,
+    pub durations: Option<DurationStats>,
+    /// The app's average allocated memory divided among its functions, MB.
+    pub memory_mb: Option<f64>,
+}
+
+/// What reading found and did, kind by kind.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CleaningReport {
+    pub days_read: Vec<u32>,
+    pub invocation_rows: u64,
+    pub duration_rows: u64,
+    pub memory_rows: u64,
+    /// A (owner, app, function) or (owner, app) row seen again in the same file: the first kept.
+    pub duplicate_rows: u64,
+    /// Functions with no invocation in the selected window (dropped).
+    pub never_invoked: u64,
+    /// Duration rows with `Average == 0`.
+    pub zero_average: u64,
+    /// Invoked functions with no duration row on any day read.
+    pub missing_durations: u64,
+    /// Duration rows of functions absent from the invocation files (ignored).
+    pub durations_without_invocations: u64,
+    /// Apps of invoked functions with no memory row.
+    pub missing_memory: u64,
+    /// Memory rows of apps absent from the invocation files (ignored).
+    pub memory_without_invocations: u64,
+    /// Days read that have no memory file (the real dataset has memory for days 1–12 only).
+    pub days_without_memory: Vec<u32>,
+    /// Malformed rows skipped with `skip_bad_rows`.
+    pub skipped: SkippedRows,
+}
+
+impl std::fmt::Display for CleaningReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "days read: {:?}", self.days_read)?;
+        writeln!(
+            f,
+            "rows: {} invocation, {} duration, {} memory",
+            self.invocation_rows, self.duration_rows, self.memory_rows
+        )?;
+        writeln!(f, "duplicate rows (first kept): {}", self.duplicate_rows)?;
+        writeln!(
+            f,
+            "functions never invoked in the window (dropped): {}",
+            self.never_invoked
+        )?;
+        writeln!(f, "duration rows with Average = 0: {}", self.zero_average)?;
+        writeln!(f, "invoked functions without durations: {}", self.missing_durations)?;
+        writeln!(
+            f,
+            "duration rows without invocations (ignored): {}",
+            self.durations_without_invocations
+        )?;
+        writeln!(f, "apps without memory: {}", self.missing_memory)?;
+        writeln!(
+            f,
+            "memory rows without invocations (ignored): {}",
+            self.memory_without_invocations
+        )?;
+        writeln!(f, "days without a memory file: {:?}", self.days_without_memory)?;
+        write!(f, "malformed rows skipped: {}", self.skipped.count)?;
+        for e in &self.skipped.examples {
+            write!(f, "\n  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What to read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReadOptions {
+    /// First and last day to read (1-based, inclusive); `None` reads every day present.
+    pub days: Option<(u32, u32)>,
+    /// Window in minutes from the start of the first day read: (start, length); `None` = all.
+    pub window: Option<(u32, u32)>,
+    /// Skip and count malformed rows instead of failing.
+    pub skip_bad_rows: bool,
+}
+
+/// A read trace.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Azure2019 {
+    /// Invoked functions, sorted by key.
+    pub functions: Vec<TraceFunction>,
+    /// The window actually covered, in minutes from the start of day 1: [start, end).
+    pub window: (u32, u32),
+    pub report: CleaningReport,
+}
+
+fn field_name(i: usize, header: &[String]) -> String {
+    header.get(i).cloned().unwrap_or_else(|| format!("column {}", i + 1))
+}
+
+fn check_header(path: &Path, got: &[String], want: &[&str]) -> Result<(), TraceError> {
+    if got.len() != want.len() || got.iter().zip(want).any(|(g, w)| g != w) {
+        let shown = if got.len() > 12 {
+            format!("{},… ({} columns)", got[..12].join(","), got.len())
+        } else {
+            got.join(",")
+        };
+        let expected = if want.len() > 12 {
+            format!("{},…,1440", want[..6].join(","))
+        } else {
+            want.join(",")
+        };
+        return Err(row_error(
+            path,
+            1,
+            "header",
+            format!("found `{shown}`; expected `{expected}`"),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads the trace files.
+pub fn read(files: &TraceFiles, opts: &ReadOptions) -> Result<Azure2019, TraceError> {
+    let mut report = CleaningReport::default();
+    let in_days = |d: u32| opts.days.is_none_or(|(a, b)| d >= a && d <= b);
+    let first_day = files
+        .invocations
+        .iter()
+        .map(|(d, _)| *d)
+        .filter(|&d| in_days(d))
+        .min()
+        .unwrap_or(1);
+    let last_day = files
+        .invocations
+        .iter()
+        .map(|(d, _)| *d)
+        .filter(|&d| in_days(d))
+        .max()
+        .unwrap_or(first_day);
+    let base = (first_day - 1) * MINUTES_PER_DAY;
+    let (w_start, w_end) = match opts.window {
+        Some((start, len)) => (base + start, base + start + len),
+        None => (base, last_day * MINUTES_PER_DAY),
+    };
+
+    let mut table: BTreeMap<FunctionKey, TraceFunction> = BTreeMap::new();
+    let inv_header: Vec<String> = ["HashOwner", "HashApp", "HashFunction", "Trigger"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain((1..=MINUTES_PER_DAY).map(|m| m.to_string()))
+        .collect();
+    let inv_header_ref: Vec<&str> = inv_header.iter().map(String::as_str).collect();
+    for (day, path) in files.invocations.iter().filter(|(d, _)| in_days(*d)) {
+        let day_start = (day - 1) * MINUTES_PER_DAY;
+        if day_start + MINUTES_PER_DAY <= w_start || day_start >= w_end {
+            continue;
+        }
+        report.days_read.push(*day);
+        let mut rdr = open_csv(path)?;
+        let h = header(&mut rdr, path, "HashOwner,HashApp,HashFunction,Trigger,1,…,1440")?;
+        check_header(path, &h, &inv_header_ref)?;
+        let mut seen = std::collections::BTreeSet::new();
+        let mut rec = csv::StringRecord::new();
+        loop {
+            match rdr.read_record(&mut rec) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line());
+                    report
+                        .skipped
+                        .skip_or_fail(opts.skip_bad_rows, row_error(path, line, "row", e.to_string()))?;
+                    continue;
+                }
+            }
+            let line = rec.position().map_or(0, |p| p.line());
+            report.invocation_rows += 1;
+            let parsed = parse_invocation_row(path, line, &rec, &h, day_start, (w_start, w_end));
+            let (key, trigger, minutes) = match parsed {
+                Ok(v) => v,
+                Err(e) => {
+                    report.skipped.skip_or_fail(opts.skip_bad_rows, e)?;
+                    continue;
+                }
+            };
+            if !seen.insert(key.clone()) {
+                report.duplicate_rows += 1;
+                continue;
+            }
+            let f = table.entry(key.clone()).or_insert_with(|| TraceFunction {
+                key,
+                trigger,
+                minutes: Vec::new(),
+                total: 0,
+                durations: None,
+                memory_mb: None,
+            });
+            f.total += minutes.iter().map(|&(_, c)| u64::from(c)).sum::<u64>();
+            f.minutes.extend(minutes);
+        }
+    }
+    let before = table.len();
+    table.retain(|_, f| f.total > 0);
+    report.never_invoked = (before - table.len()) as u64;
+
+    // Durations: the first day (in the range) that has a row for the function.
+    let dur_header = [
+        "HashOwner",
+        "HashApp",
+        "HashFunction",
+        "Average",
+        "Count",
+        "Minimum",
+        "Maximum",
+        "percentile_Average_0",
+        "percentile_Average_1",
+        "percentile_Average_25",
+        "percentile_Average_50",
+        "percentile_Average_75",
+        "percentile_Average_99",
+        "percentile_Average_100",
+    ];
+    for (_, path) in files.durations.iter().filter(|(d, _)| report.days_read.contains(d)) {
+        let mut rdr = open_csv(path)?;
+        let h = header(&mut rdr, path, &dur_header.join(","))?;
+        check_header(path, &h, &dur_header)?;
+        let mut seen = std::collections::BTreeSet::new();
+        let mut rec = csv::StringRecord::new();
+        loop {
+            match rdr.read_record(&mut rec) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line());
+                    report
+                        .skipped
+                        .skip_or_fail(opts.skip_bad_rows, row_error(path, line, "row", e.to_string()))?;
+                    continue;
+                }
+            }
+            let line = rec.position().map_or(0, |p| p.line());
+            report.duration_rows += 1;
+            let (key, stats) = match parse_duration_row(path, line, &rec, &h) {
+                Ok(v) => v,
+                Err(e) => {
+                    report.skipped.skip_or_fail(opts.skip_bad_rows, e)?;
+                    continue;
+                }
+            };
+            if !seen.insert(key.clone()) {
+                report.duplicate_rows += 1;
+                continue;
+            }
+            if stats.average == 0.0 {
+                report.zero_average += 1;
+            }
+            match table.get_mut(&key) {
+                Some(f) if f.durations.is_none() => f.durations = Some(stats),
+                Some(_) => {}
+                None => report.durations_without_invocations += 1,
+            }
+        }
+    }
+    report.missing_durations = table.values().filter(|f| f.durations.is_none()).count() as u64;
+
+    // Memory: per app, split evenly over the app's invoked functions.
+    let mem_header = [
+        "HashOwner",
+        "HashApp",
+        "SampleCount",
+        "AverageAllocatedMb",
+        "AverageAllocatedMb_pct1",
+        "AverageAllocatedMb_pct5",
+        "AverageAllocatedMb_pct25",
+        "AverageAllocatedMb_pct50",
+        "AverageAllocatedMb_pct75",
+        "AverageAllocatedMb_pct95",
+        "AverageAllocatedMb_pct99",
+        "AverageAllocatedMb_pct100",
+    ];
+    let mut apps: BTreeMap<(String, String), u32> = BTreeMap::new();
+    for f in table.values() {
+        *apps.entry((f.key.owner.clone(), f.key.app.clone())).or_default() += 1;
+    }
+    let mut app_memory: BTreeMap<(String, String), f64> = BTreeMap::new();
+    for &day in &report.days_read.clone() {
+        let Some((_, path)) = files.memory.iter().find(|(d, _)| *d == day) else {
+            report.days_without_memory.push(day);
+            continue;
+        };
+        let mut rdr = open_csv(path)?;
+        let h = header(&mut rdr, path, &mem_header.join(","))?;
+        check_header(path, &h, &mem_header)?;
+        let mut seen = std::collections::BTreeSet::new();
+        let mut rec = csv::StringRecord::new();
+        loop {
+            match rdr.read_record(&mut rec) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line());
+                    report
+                        .skipped
+                        .skip_or_fail(opts.skip_bad_rows, row_error(path, line, "row", e.to_string()))?;
+                    continue;
+                }
+            }
+            let line = rec.position().map_or(0, |p| p.line());
+            report.memory_rows += 1;
+            let parsed = (|| {
+                if rec.len() != h.len() {
+                    return Err(row_error(
+                        path,
+                        line,
+                        "row",
+                        format!("has {} fields; the header has {}", rec.len(), h.len()),
+                    ));
+                }
+                let mb = non_negative(&rec[3]).map_err(|m| row_error(path, line, &h[3], m))?;
+                Ok(((rec[0].to_string(), rec[1].to_string()), mb))
+            })();
+            let (app, mb) = match parsed {
+                Ok(v) => v,
+                Err(e) => {
+                    report.skipped.skip_or_fail(opts.skip_bad_rows, e)?;
+                    continue;
+                }
+            };
+            if !seen.insert(app.clone()) {
+                report.duplicate_rows += 1;
+                continue;
+            }
+            if apps.contains_key(&app) {
+                app_memory.entry(app).or_insert(mb);
+            } else {
+                report.memory_without_invocations += 1;
+            }
+        }
+    }
+    report.missing_memory = apps.keys().filter(|a| !app_memory.contains_key(*a)).count() as u64;
+    for f in table.values_mut() {
+        let app = (f.key.owner.clone(), f.key.app.clone());
+        f.memory_mb = app_memory.get(&app).map(|mb| mb / f64::from(apps[&app]));
+    }
+
+    Ok(Azure2019 {
+        functions: table.into_values().collect(),
+        window: (w_start, w_end),
+        report,
+    })
+}
+
+type InvocationRow = (FunctionKey, String, Vec<(u32, u32)>);
+
+fn parse_invocation_row(
+    path: &Path,
+    line: u64,
+    rec: &csv::StringRecord,
+    h: &[String],
+    day_start: u32,
+    window: (u32, u32),
+) -> Result<InvocationRow, TraceError> {
+    if rec.len() != h.len() {
+        return Err(row_error(
+            path,
+            line,
+            "row",
+            format!(
+                "has {} fields; the header has {} (4 + 1440 minutes)",
+                rec.len(),
+                h.len()
+            ),
+        ));
+    }
+    let key = FunctionKey {
+        owner: rec[0].to_string(),
+        app: rec[1].to_string(),
+        function: rec[2].to_string(),
+    };
+    for (i, v) in [&key.owner, &key.app, &key.function].into_iter().enumerate() {
+        if v.is_empty() {
+            return Err(row_error(path, line, &h[i], "is empty; expected a hash"));
+        }
+    }
+    let trigger = rec[3].to_string();
+    if !TRIGGERS.contains(&trigger.as_str()) {
+        return Err(row_error(
+            path,
+            line,
+            "Trigger",
+            format!("`{trigger}` is not a trigger; expected one of {}", TRIGGERS.join(", ")),
+        ));
+    }
+    let mut minutes = Vec::new();
+    for m in 0..MINUTES_PER_DAY {
+        let col = 4 + m as usize;
+        let text = &rec[col];
+        let v = non_negative(text).map_err(|msg| row_error(path, line, &field_name(col, h), msg))?;
+        if v.fract() != 0.0 || v > f64::from(u32::MAX) {
+            return Err(row_error(
+                path,
+                line,
+                &field_name(col, h),
+                format!("`{text}` is not a whole count"),
+            ));
+        }
+        let minute = day_start + m;
+        if v > 0.0 && minute >= window.0 && minute < window.1 {
+            minutes.push((minute, v as u32));
+        }
+    }
+    Ok((key, trigger, minutes))
+}
+
+fn parse_duration_row(
+    path: &Path,
+    line: u64,
+    rec: &csv::StringRecord,
+    h: &[String],
+) -> Result<(FunctionKey, DurationStats), TraceError> {
+    if rec.len() != h.len() {
+        return Err(row_error(
+            path,
+            line,
+            "row",
+            format!("has {} fields; the header has {}", rec.len(), h.len()),
+        ));
+    }
+    let key = FunctionKey {
+        owner: rec[0].to_string(),
+        app: rec[1].to_string(),
+        function: rec[2].to_string(),
+    };
+    let mut v = [0.0; 11];
+    for (i, slot) in v.iter_mut().enumerate() {
+        let col = 3 + i;
+        // Minimum and Maximum may be missing in the real data: read as 0.
+        if rec[col].is_empty() && (col == 5 || col == 6) {
+            continue;
+        }
+        *slot = non_negative(&rec[col]).map_err(|m| row_error(path, line, &h[col], m))?;
+    }
+    let percentiles = [v[4], v[5], v[6], v[7], v[8], v[9], v[10]];
+    if percentiles.windows(2).any(|w| w[1] < w[0]) {
+        return Err(row_error(
+            path,
+            line,
+            "percentile_Average_*",
+            "percentiles decrease; expected 0 ≤ p0 ≤ p1 ≤ … ≤ p100",
+        ));
+    }
+    Ok((
+        key,
+        DurationStats {
+            average: v[0],
+            count: v[1],
+            minimum: v[2],
+            maximum: v[3],
+            percentiles,
+        },
+    ))
+}

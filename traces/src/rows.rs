@@ -1,0 +1,91 @@
+//! Helpers shared by the CSV readers: opening files, located row errors, number parsing, and
+//! the skip-bad-rows policy.
+
+use crate::TraceError;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+/// Opens a CSV file (header row required, fields trimmed, ragged rows allowed so that their
+/// length is checked with a proper message).
+pub fn open_csv(path: &Path) -> Result<csv::Reader<BufReader<File>>, TraceError> {
+    let file = File::open(path).map_err(|source| TraceError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(csv::ReaderBuilder::new()
+        .has_headers(true)
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(BufReader::with_capacity(1 << 16, file)))
+}
+
+/// The error for `field` on `line` of `path`.
+pub fn row_error(path: &Path, line: u64, field: &str, message: impl Into<String>) -> TraceError {
+    TraceError::Row {
+        path: path.to_owned(),
+        line,
+        field: field.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Reads the header, failing with a located error on an empty file or unreadable header.
+pub fn header(
+    reader: &mut csv::Reader<BufReader<File>>,
+    path: &Path,
+    expected: &str,
+) -> Result<Vec<String>, TraceError> {
+    let h = reader
+        .headers()
+        .map_err(|e| row_error(path, 1, "header", e.to_string()))?;
+    if h.is_empty() || (h.len() == 1 && h[0].is_empty()) {
+        return Err(row_error(
+            path,
+            1,
+            "header",
+            format!("the file is empty; expected a header `{expected}`"),
+        ));
+    }
+    Ok(h.iter().map(str::to_string).collect())
+}
+
+/// Parses a finite, non-negative number.
+pub fn non_negative(text: &str) -> Result<f64, String> {
+    let v: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number; expected a non-negative number"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!(
+            "`{text}` is out of range; expected a finite, non-negative number"
+        ));
+    }
+    Ok(v)
+}
+
+/// Counts and remembers skipped rows when `skip_bad_rows` is on; otherwise passes errors up.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SkippedRows {
+    pub count: u64,
+    /// The first few, as `file:line: field: message`.
+    pub examples: Vec<String>,
+}
+
+impl SkippedRows {
+    /// With `skip`, records `err` and returns Ok; otherwise returns it.
+    pub fn skip_or_fail(&mut self, skip: bool, err: TraceError) -> Result<(), TraceError> {
+        if !skip {
+            return Err(err);
+        }
+        self.count += 1;
+        if self.examples.len() < 5 {
+            self.examples.push(err.to_string());
+        }
+        Ok(())
+    }
+}
+
+/// A path for messages.
+pub fn owned(path: &Path) -> PathBuf {
+    path.to_owned()
+}
