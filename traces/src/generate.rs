@@ -10,9 +10,10 @@
 //! - Daily invocations per function: log-normal with median 10 (published) and σ = 3.54, derived
 //!   so that the most-invoked 18.6 % carry 99.6 % of invocations (published for apps: for a
 //!   log-normal, the top fraction p carries 1 − Φ(z₁₋ₚ − σ), which gives σ = 0.893 + 2.652).
-//! - Inter-arrival CV per app: timer apps ≈ 0 (periodic, published); other apps log-normal with
-//!   median 1 and σ = 1.2 (*assumed*: it gives the published "40 % of apps above 1" when timers
-//!   are ~20 % of apps, and a tail beyond 10 of about 3 %).
+//! - Inter-arrival CV: timer functions are periodic, CV ≈ 0 (published: ~20 % of apps); every
+//!   other function follows its app's CV, log-normal with median 1 and σ = 1.2 (*assumed*: with
+//!   timers at ~20 % this gives the published "40 % of apps above 1", and a tail beyond 10 of
+//!   about 3 %).
 //! - Average duration per function: log-normal μ = −0.38, σ = 2.36 s (published); within a
 //!   function, 30-second averages spread log-normally with σ = 0.5 around it (*assumed*).
 //! - Allocated memory per app: Burr XII with c = 11.652, k = 0.221, λ = 107.083 MB (published).
@@ -23,13 +24,13 @@
 //!
 //! Arrivals of a function are a renewal process with gamma-distributed gaps of the app's CV,
 //! mapped through the diurnal intensity; a function averaging more than 20 invocations a minute
-//! is drawn per minute directly (normal counts with variance mean × CV², the renewal process's
-//! limit) to keep generation fast.
+//! is drawn per minute directly (counts with variance mean × CV², the renewal process's limit:
+//! gamma–Poisson when CV > 1, normal below) to keep generation fast.
 
 use crate::azure2019::parse::{MINUTES_PER_DAY, TRIGGERS};
 use crate::rng;
 use rand::RngExt;
-use rand_distr::{Distribution, Gamma, StandardNormal};
+use rand_distr::{Distribution, Gamma, Poisson, StandardNormal};
 use serde::Deserialize;
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -119,6 +120,25 @@ fn lognormal<R: rand::Rng>(rng: &mut R, mu: f64, sigma: f64) -> f64 {
     (mu + sigma * z).exp()
 }
 
+/// A minute's count with mean `mean` and variance `mean × cv²` (the renewal process's limit):
+/// a gamma–Poisson (negative binomial) mixture when over-dispersed (cv > 1), a rounded normal
+/// when under-dispersed (its standard deviation is below √mean ≤ mean / 4 here, so rounding and
+/// the floor at 0 do not bias it).
+fn minute_count<R: rand::Rng>(rng: &mut R, mean: f64, cv: f64) -> u32 {
+    if cv > 1.0 {
+        let shape = mean / (cv * cv - 1.0);
+        let lambda: f64 = Gamma::new(shape, mean / shape).expect("valid gamma").sample(rng);
+        if lambda <= 0.0 {
+            return 0;
+        }
+        let n: f64 = Poisson::new(lambda).expect("valid rate").sample(rng);
+        n.min(f64::from(u32::MAX)) as u32
+    } else {
+        let z: f64 = StandardNormal.sample(rng);
+        (mean + mean.sqrt() * cv * z).round().max(0.0) as u32
+    }
+}
+
 fn burr12<R: rand::Rng>(rng: &mut R, c: f64, k: f64, lambda: f64) -> f64 {
     // Inverse CDF: F(x) = 1 − (1 + (x/λ)^c)^(−k).
     let u: f64 = rng.random::<f64>().min(1.0 - 1e-12);
@@ -186,8 +206,8 @@ impl GeneratorConfig {
             let apps = geometric(&mut r, self.apps_per_owner_mean);
             for _ in 0..apps {
                 let nf = geometric(&mut r, self.functions_per_app_mean);
-                // One trigger kind per app's CV: timer apps are periodic.
-                let mut app_cv = lognormal(&mut r, self.cv_median.ln(), self.cv_sigma);
+                // The app's CV drives its functions' arrivals; timer functions are periodic.
+                let app_cv = lognormal(&mut r, self.cv_median.ln(), self.cv_sigma);
                 let first = out.len();
                 for _ in 0..nf {
                     if out.len() == self.functions {
@@ -209,11 +229,8 @@ impl GeneratorConfig {
                         avg_duration_s: lognormal(&mut r, self.duration_mu, self.duration_sigma).clamp(1e-3, 3600.0),
                     });
                 }
-                if out[first..].iter().any(|f| TRIGGERS[f.trigger] == "timer") {
-                    app_cv = 0.0;
-                }
                 for f in &mut out[first..] {
-                    f.cv = app_cv;
+                    f.cv = if TRIGGERS[f.trigger] == "timer" { 0.0 } else { app_cv };
                 }
                 app += 1;
             }
@@ -247,8 +264,7 @@ impl GeneratorConfig {
         if per_minute > 20.0 {
             for (m, c) in counts.iter_mut().enumerate() {
                 let mean = per_minute * self.diurnal((m % MINUTES_PER_DAY as usize) as f64);
-                let z: f64 = StandardNormal.sample(&mut r);
-                *c = (mean + (mean).sqrt() * f.cv * z).round().max(0.0) as u32;
+                *c = minute_count(&mut r, mean, f.cv);
             }
             return counts;
         }
@@ -258,9 +274,13 @@ impl GeneratorConfig {
         let gamma = Gamma::new(shape, 1.0 / shape).expect("valid gamma");
         // Operational time accumulated per minute: per_minute × diurnal.
         let mut next = {
-            // Stationary start: a random fraction of a first gap.
-            let g: f64 = gamma.sample(&mut r);
-            g * r.random::<f64>()
+            // Stationary start: the gap straddling time 0 is length-biased — Gamma(k + 1, θ) for
+            // Gamma(k, θ) gaps — and time 0 falls uniformly inside it. Starting with an ordinary
+            // gap instead would add about (CV² − 1)/2 arrivals to every function.
+            let straddling: f64 = Gamma::new(shape + 1.0, 1.0 / shape)
+                .expect("valid gamma")
+                .sample(&mut r);
+            straddling * r.random::<f64>()
         };
         let mut acc = 0.0;
         for (m, c) in counts.iter_mut().enumerate() {
