@@ -8,12 +8,15 @@
 //! trace in memory, so a day of invocations streams through the simulator in bounded memory.
 
 pub mod azure2019;
+pub mod azure2021;
 pub mod error;
 pub mod generate;
+pub mod llm;
 pub mod plain_csv;
 pub mod poisson;
 pub mod rng;
 pub mod rows;
+pub mod tempdir;
 
 pub use error::TraceError;
 pub use plain_csv::PlainCsvSource;

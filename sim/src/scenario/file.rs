@@ -1,5 +1,7 @@
 //! The scenario file's schema, as written in TOML. Every table rejects unknown keys.
 
+use gpushare_traces::azure2019::{DurationModel, Selection, Spread};
+use gpushare_traces::generate::GeneratorConfig;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -18,6 +20,12 @@ pub struct ScenarioFile {
     /// and the fields that differ.
     #[serde(default)]
     pub gpu_types: BTreeMap<String, toml::Table>,
+    /// Named custom profiles, usable wherever a catalog name is: every profile field, or
+    /// `base = "catalog-name"` and the fields that differ.
+    #[serde(default)]
+    pub profiles: BTreeMap<String, toml::Table>,
+    /// The functions (Poisson and CSV workloads); trace workloads take theirs from the trace.
+    #[serde(default)]
     pub functions: Vec<FunctionSpec>,
     pub workload: WorkloadSpec,
     /// `name` and the policy's own parameters.
@@ -95,6 +103,81 @@ pub enum WorkloadSpec {
     },
     /// A plain `time,func[,duration]` CSV (path relative to the scenario file).
     Csv { path: PathBuf },
+    /// The Azure Functions 2019 trace (a directory or files), or a generated one.
+    Azure2019 {
+        /// Directory or file of the trace (relative to the scenario file) …
+        path: Option<PathBuf>,
+        /// … or generate a synthetic trace with these parameters (published defaults).
+        generate: Option<GeneratorConfig>,
+        #[serde(default)]
+        spread: Spread,
+        /// Shift each function by its own random offset in [0, 60 s).
+        #[serde(default)]
+        shift: bool,
+        #[serde(default)]
+        durations: DurationModel,
+        /// First and last day to read (1-based, inclusive).
+        days: Option<[u32; 2]>,
+        /// Window start, minutes from the start of the first day read.
+        start_minute: Option<u32>,
+        /// Window length in minutes.
+        minutes: Option<u32>,
+        #[serde(default)]
+        select: Selection,
+        /// Rescale all counts so the mean rate is this many requests per second.
+        target_rps: Option<f64>,
+        #[serde(default)]
+        skip_bad_rows: bool,
+        mapping: MappingSpec,
+    },
+    /// The Azure Functions 2021 trace `app,func,end_timestamp,duration`.
+    Azure2021 {
+        path: PathBuf,
+        /// Rows sorted in memory at once before spilling to disk (bounded-memory re-sort).
+        #[serde(default = "default_chunk_rows")]
+        chunk_rows: usize,
+        /// Use each row's duration as the invocation's execution time.
+        #[serde(default = "yes")]
+        use_durations: bool,
+        #[serde(default)]
+        skip_bad_rows: bool,
+        mapping: MappingSpec,
+    },
+    /// The Azure LLM inference trace (2023/2024: `TIMESTAMP,ContextTokens,GeneratedTokens`;
+    /// 2025 with `NumImages`), one function serving the named model.
+    AzureLlm {
+        path: PathBuf,
+        /// A built-in LLM (`gpushare catalog`).
+        model: String,
+        #[serde(default)]
+        skip_bad_rows: bool,
+    },
+}
+
+fn default_chunk_rows() -> usize {
+    1_000_000
+}
+
+/// How trace functions get GPU profiles.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum MappingSpec {
+    /// Every function runs this profile.
+    Single { profile: String },
+    /// Each function draws a profile with these weights, by a stable hash of its key (the same
+    /// function always gets the same profile, whatever else the trace holds).
+    Weighted { profiles: BTreeMap<String, f64> },
+    /// By the function's mean duration: the first class whose `max_ms` is at least it; the last
+    /// class needs no `max_ms`.
+    DurationClass { classes: Vec<DurationClass> },
+}
+
+/// One duration class of [`MappingSpec::DurationClass`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DurationClass {
+    pub max_ms: Option<f64>,
+    pub profile: String,
 }
 
 /// `[output]`.
