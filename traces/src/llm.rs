@@ -107,21 +107,20 @@ impl LlmCost {
     }
 }
 
-/// Seconds since 1970-01-01 of a civil date and time (proleptic Gregorian).
-fn epoch_seconds(y: i64, m: u32, d: u32, secs_of_day: f64) -> f64 {
-    // Howard Hinnant's days_from_civil.
+/// Days since 1970-01-01 of a civil date (proleptic Gregorian; Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = if y >= 0 { y } else { y - 399 } / 400;
     let yoe = y - era * 400;
     let mp = (i64::from(m) + 9) % 12;
     let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    days as f64 * 86_400.0 + secs_of_day
+    era * 146_097 + doe - 719_468
 }
 
-/// Parses `2023-11-16 18:17:03.9799600`, also with `T` and a `Z` or `±HH:MM` suffix.
-pub fn parse_timestamp(text: &str) -> Option<f64> {
+/// Parses `2023-11-16 18:17:03.9799600` (also with `T` and a `Z` or `±HH:MM` suffix) into exact
+/// nanoseconds since 1970 (fractions beyond nanoseconds are truncated).
+pub fn parse_timestamp(text: &str) -> Option<i128> {
     let text = text.trim();
     let (date, time) = text.split_once([' ', 'T'])?;
     let mut d = date.split('-');
@@ -133,29 +132,34 @@ pub fn parse_timestamp(text: &str) -> Option<f64> {
     if d.next().is_some() || !(1..=12).contains(&mo) || !(1..=31).contains(&day) {
         return None;
     }
-    let (time, offset) = if let Some(t) = time.strip_suffix('Z') {
-        (t, 0.0)
+    let (time, offset_s) = if let Some(t) = time.strip_suffix('Z') {
+        (t, 0i64)
     } else if let Some(i) = time.rfind(['+', '-']).filter(|&i| i >= 8) {
         let (t, z) = time.split_at(i);
-        let sign = if z.starts_with('-') { -1.0 } else { 1.0 };
+        let sign = if z.starts_with('-') { -1 } else { 1 };
         let (zh, zm) = z[1..].split_once(':').unwrap_or((&z[1..], "0"));
         (
             t,
-            sign * (zh.parse::<f64>().ok()? * 3600.0 + zm.parse::<f64>().ok()? * 60.0),
+            sign * (zh.parse::<i64>().ok()? * 3600 + zm.parse::<i64>().ok()? * 60),
         )
     } else {
-        (time, 0.0)
+        (time, 0)
     };
     let mut t = time.split(':');
-    let (h, mi, s): (u32, u32, f64) = (
-        t.next()?.parse().ok()?,
-        t.next()?.parse().ok()?,
-        t.next()?.parse().ok()?,
-    );
-    if t.next().is_some() || h > 23 || mi > 59 || !(0.0..61.0).contains(&s) {
+    let (h, mi): (i64, i64) = (t.next()?.parse().ok()?, t.next()?.parse().ok()?);
+    let sec_text = t.next()?;
+    if t.next().is_some() || !(0..24).contains(&h) || !(0..60).contains(&mi) {
         return None;
     }
-    Some(epoch_seconds(y, mo, day, f64::from(h) * 3600.0 + f64::from(mi) * 60.0 + s) - offset)
+    let (whole, frac) = sec_text.split_once('.').unwrap_or((sec_text, ""));
+    let s: i64 = whole.parse().ok()?;
+    if !(0..61).contains(&s) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+    let ns: i64 = digits.parse().ok()?;
+    let secs = days_from_civil(y, mo, day) * 86_400 + h * 3600 + mi * 60 + s - offset_s;
+    Some(i128::from(secs) * 1_000_000_000 + i128::from(ns))
 }
 
 /// What reading found.
@@ -174,8 +178,8 @@ pub struct LlmSource {
     reader: csv::Reader<BufReader<File>>,
     record: csv::StringRecord,
     images_col: bool,
-    first: Option<f64>,
-    last: f64,
+    first: Option<i128>,
+    last: i128,
     cost: LlmCost,
     skip_bad_rows: bool,
     pub report: LlmReport,
@@ -207,14 +211,14 @@ impl LlmSource {
             record: csv::StringRecord::new(),
             images_col,
             first: None,
-            last: f64::NEG_INFINITY,
+            last: i128::MIN,
             cost,
             skip_bad_rows,
             report: LlmReport::default(),
         })
     }
 
-    fn parse_row(&self, line: u64) -> Result<(f64, u64, u64, u64), TraceError> {
+    fn parse_row(&self, line: u64) -> Result<(i128, u64, u64, u64), TraceError> {
         let r = &self.record;
         let want = if self.images_col { 4 } else { 3 };
         if r.len() != want {
@@ -296,7 +300,7 @@ impl ArrivalSource for LlmSource {
             self.report.context_tokens += ctx;
             self.report.generated_tokens += generated;
             self.report.images += images;
-            let time = ((ts - first) * 1e9).round() as Nanos;
+            let time = (ts - first) as Nanos;
             return Ok(Some(Arrival {
                 time,
                 func: 0,
@@ -314,8 +318,11 @@ mod tests {
     fn timestamps_parse_with_fractions_and_zones() {
         let a = parse_timestamp("2023-11-16 18:17:03.9799600").unwrap();
         let b = parse_timestamp("2023-11-16T18:17:04.0319600Z").unwrap();
-        assert!((b - a - 0.052).abs() < 1e-6);
-        assert_eq!(parse_timestamp("1970-01-02 00:00:00").unwrap(), 86_400.0);
+        assert_eq!(b - a, 52_000_000);
+        assert_eq!(
+            parse_timestamp("1970-01-02 00:00:00.000000001").unwrap(),
+            86_400_000_000_001
+        );
         assert_eq!(
             parse_timestamp("2024-05-10 02:00:00+02:00").unwrap(),
             parse_timestamp("2024-05-10 00:00:00").unwrap()
