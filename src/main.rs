@@ -135,6 +135,9 @@ fn load(args: &ScenarioArgs) -> Result<(Scenario, Box<dyn gpushare_sim::policy::
     }
     let scenario = src.parse()?;
     let policy = gpushare_policies::build(&scenario).map_err(|e| src.locate(e))?;
+    for note in &scenario.notes {
+        eprintln!("{note}");
+    }
     Ok((scenario, policy))
 }
 

@@ -116,7 +116,7 @@ fn unknown_gpu_profile_and_policy_list_valid_names() {
         "profile",
         &VALID.replace("kaas-resnet50", "resnet"),
         &[],
-        &["functions[0].profile: unknown profile `resnet`; the catalog has: kaas-resnet50"],
+        &["functions[0].profile: unknown profile `resnet`; known: kaas-resnet50"],
     );
     expect_error(
         "policy",

@@ -29,6 +29,8 @@ pub struct DeviceSpec {
     pub context_create_s: f64,
     /// Peak FP32 throughput, TFLOP/s: scales compute-bound kernel work between devices.
     pub fp32_tflops: f64,
+    /// Peak dense FP16 tensor-core throughput, TFLOP/s: the LLM prefill cost model uses it.
+    pub tensor_tflops: f64,
     /// Sharpness `p` of the saturating speed curve (see [`crate::speed`]); `inf` = a hard knee.
     #[serde(default = "default_knee")]
     pub speed_knee: f64,
@@ -62,6 +64,7 @@ impl DeviceSpec {
             ("mem_bandwidth_gbps", self.mem_bandwidth_gbps),
             ("host_link_gbps", self.host_link_gbps),
             ("fp32_tflops", self.fp32_tflops),
+            ("tensor_tflops", self.tensor_tflops),
         ];
         for (field, v) in positive {
             if !(v.is_finite() && v > 0.0) {
@@ -92,7 +95,8 @@ impl DeviceSpec {
 
 /// The built-in devices.
 ///
-/// Sources: SM counts, memory bandwidth and FP32 peaks from NVIDIA's datasheets and
+/// Sources: SM counts, memory bandwidth, FP32 and dense FP16 tensor peaks (V100 125, T4 65,
+/// A100 312, H100/H200 SXM 989 TFLOP/s) from NVIDIA's datasheets and
 /// architecture whitepapers (Tesla V100 SXM2, T4, A100 SXM4 40/80 GB, H100 SXM5, H200 SXM).
 /// `memory_mib` is the total `nvidia-smi` reports for each board. `host_link_gbps` is a typical
 /// measured pinned-memory bandwidth for the board's PCIe generation (Gen3 x16 ≈ 12, Gen4 ≈ 25,
@@ -101,7 +105,7 @@ impl DeviceSpec {
 /// are estimates until `gpushare calibrate` measures them on a real board. The speed-curve
 /// parameters are the defaults of [`crate::speed`], to be calibrated per device.
 pub fn builtin_devices() -> Vec<DeviceSpec> {
-    let d = |name: &str, sms, memory_mib, bw, link, ctx_mib, tflops| DeviceSpec {
+    let d = |name: &str, sms, memory_mib, bw, link, ctx_mib, tflops, tensor| DeviceSpec {
         name: name.to_string(),
         sms,
         memory_mib,
@@ -110,24 +114,25 @@ pub fn builtin_devices() -> Vec<DeviceSpec> {
         context_memory_mib: ctx_mib,
         context_create_s: 0.25,
         fp32_tflops: tflops,
+        tensor_tflops: tensor,
         speed_knee: default_knee(),
         interference: default_interference(),
     };
     vec![
-        // Tesla V100 SXM2 16 GB: 80 SMs, 900 GB/s HBM2, 15.7 TFLOP/s FP32, PCIe Gen3.
-        d("v100-16gb", 80, 16_160.0, 900.0, 12.0, 300.0, 15.7),
+        // Tesla V100 SXM2 16 GB: 80 SMs, 900 GB/s HBM2, 15.7 TFLOP/s FP32, 125 FP16 tensor, PCIe Gen3.
+        d("v100-16gb", 80, 16_160.0, 900.0, 12.0, 300.0, 15.7, 125.0),
         // Tesla V100 SXM2 32 GB: as above with 32 GB.
-        d("v100-32gb", 80, 32_510.0, 900.0, 12.0, 300.0, 15.7),
+        d("v100-32gb", 80, 32_510.0, 900.0, 12.0, 300.0, 15.7, 125.0),
         // T4: 40 SMs, 320 GB/s GDDR6, 8.1 TFLOP/s FP32, PCIe Gen3.
-        d("t4", 40, 15_360.0, 320.0, 12.0, 300.0, 8.1),
+        d("t4", 40, 15_360.0, 320.0, 12.0, 300.0, 8.1, 65.0),
         // A100 SXM4 40 GB: 108 SMs, 1,555 GB/s HBM2, 19.5 TFLOP/s FP32, PCIe Gen4.
-        d("a100-40gb", 108, 40_960.0, 1555.0, 25.0, 450.0, 19.5),
+        d("a100-40gb", 108, 40_960.0, 1555.0, 25.0, 450.0, 19.5, 312.0),
         // A100 SXM4 80 GB: 108 SMs, 2,039 GB/s HBM2e, 19.5 TFLOP/s FP32, PCIe Gen4.
-        d("a100-80gb", 108, 81_920.0, 2039.0, 25.0, 450.0, 19.5),
+        d("a100-80gb", 108, 81_920.0, 2039.0, 25.0, 450.0, 19.5, 312.0),
         // H100 SXM5 80 GB: 132 SMs, 3,350 GB/s HBM3, 67 TFLOP/s FP32, PCIe Gen5.
-        d("h100-80gb", 132, 81_559.0, 3350.0, 50.0, 500.0, 67.0),
+        d("h100-80gb", 132, 81_559.0, 3350.0, 50.0, 500.0, 67.0, 989.0),
         // H200 SXM 141 GB: 132 SMs, 4,800 GB/s HBM3e, 67 TFLOP/s FP32, PCIe Gen5.
-        d("h200-141gb", 132, 143_771.0, 4800.0, 50.0, 500.0, 67.0),
+        d("h200-141gb", 132, 143_771.0, 4800.0, 50.0, 500.0, 67.0, 989.0),
     ]
 }
 

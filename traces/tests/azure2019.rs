@@ -259,7 +259,7 @@ fn bad_headers_empty_and_truncated_files() {
     let dir = temp_dir("hdr");
     let p = dir.join("inv.csv");
     std::fs::write(&p, "HashOwner,HashApp,HashFunction,Trigger,1,2\no,a,f,http,1,2\n").unwrap();
-    let e = azure2019::read(&azure2019::discover(&[p.clone()]).unwrap(), &all_opts())
+    let e = azure2019::read(&azure2019::discover(std::slice::from_ref(&p)).unwrap(), &all_opts())
         .unwrap_err()
         .to_string();
     assert!(
@@ -267,7 +267,7 @@ fn bad_headers_empty_and_truncated_files() {
         "{e}"
     );
     std::fs::write(&p, "").unwrap();
-    let e = azure2019::discover(&[p.clone()]).unwrap_err().to_string();
+    let e = azure2019::discover(std::slice::from_ref(&p)).unwrap_err().to_string();
     assert!(
         e.contains("inv.csv:1: field `header`: not an Azure Functions 2019 file"),
         "{e}"

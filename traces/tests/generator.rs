@@ -7,7 +7,6 @@
 use gpushare_traces::azure2019::{self, DurationModel, ReadOptions, Spread, StreamOptions};
 use gpushare_traces::generate::GeneratorConfig;
 use gpushare_traces::{ArrivalSource, NS_PER_S};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 fn generate(seed: u64) -> (PathBuf, GeneratorConfig) {
@@ -114,7 +113,7 @@ fn inter_arrival_cv_follows_the_trigger() {
     // a day; for timers 100–720 a day (a period of at least 2 minutes: a faster timer fires
     // several times in one minute, and the format keeps only the per-minute count).
     let (dir, _) = generate(7);
-    let files = azure2019::discover(&[dir.clone()]).unwrap();
+    let files = azure2019::discover(std::slice::from_ref(&dir)).unwrap();
     let t = azure2019::read(
         &files,
         &ReadOptions {

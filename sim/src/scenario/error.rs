@@ -124,6 +124,9 @@ pub enum ScenarioError {
     /// An error in a `--set` override.
     #[error("{}: in --set {set}: {what}", file.display())]
     Set { file: PathBuf, set: String, what: String },
+    /// A trace the scenario names could not be read (the message names its file and line).
+    #[error("{0}")]
+    Trace(String),
     /// An error whose place in the file could not be found.
     #[error("{}: {what}", file.display())]
     File { file: PathBuf, what: String },

@@ -108,7 +108,7 @@ pub enum WorkloadSpec {
         /// Directory or file of the trace (relative to the scenario file) …
         path: Option<PathBuf>,
         /// … or generate a synthetic trace with these parameters (published defaults).
-        generate: Option<GeneratorConfig>,
+        generate: Option<Box<GeneratorConfig>>,
         #[serde(default)]
         spread: Spread,
         /// Shift each function by its own random offset in [0, 60 s).

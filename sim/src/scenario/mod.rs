@@ -9,6 +9,7 @@
 pub mod error;
 pub mod file;
 mod locate;
+mod traced;
 
 pub use error::{ConfigError, DocPath, ScenarioError, Seg};
 pub use file::OutputSpec;
@@ -18,9 +19,14 @@ use crate::device::{self, DeviceSpec};
 use crate::profile::FunctionProfile;
 use crate::time::{Nanos, secs_to_ns};
 use file::{ScenarioFile, WorkloadSpec};
+use gpushare_traces::azure2019::{Azure2019, Azure2019Stream, StreamOptions};
+use gpushare_traces::azure2021::{Azure2021, Azure2021Stream};
+use gpushare_traces::llm::{LlmCost, LlmSource};
 use gpushare_traces::{ArrivalSource, PlainCsvSource, PoissonSource, TraceError};
 use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Deserialises `value` into `T`, reporting errors with paths under `prefix`.
 pub fn from_value<T: DeserializeOwned>(value: toml::Value, prefix: &DocPath) -> Result<T, ConfigError> {
@@ -75,6 +81,16 @@ pub enum Workload {
     Poisson,
     /// A plain CSV file.
     Csv { path: PathBuf },
+    /// A read Azure 2019 trace (functions in scenario order).
+    Azure2019 { trace: Arc<Azure2019>, opts: StreamOptions },
+    /// A read, re-sorted Azure 2021 trace.
+    Azure2021 { trace: Arc<Azure2021>, use_durations: bool },
+    /// An Azure LLM trace, streamed from the file; every request invokes function 0.
+    AzureLlm {
+        path: PathBuf,
+        cost: LlmCost,
+        skip_bad_rows: bool,
+    },
 }
 
 /// A validated scenario, ready to simulate.
@@ -95,6 +111,8 @@ pub struct Scenario {
     pub workload: Workload,
     pub policy: PolicySpec,
     pub output: OutputSpec,
+    /// What loading the workload found (cleaning reports, cost models), for the user.
+    pub notes: Vec<String>,
 }
 
 impl Scenario {
@@ -109,6 +127,13 @@ impl Scenario {
                 let names: Vec<String> = self.functions.iter().map(|f| f.name.clone()).collect();
                 Box::new(PlainCsvSource::open(path, &names)?)
             }
+            Workload::Azure2019 { trace, opts } => Box::new(Azure2019Stream::new((**trace).clone(), *opts)),
+            Workload::Azure2021 { trace, use_durations } => Box::new(Azure2021Stream::new(trace, *use_durations)?),
+            Workload::AzureLlm {
+                path,
+                cost,
+                skip_bad_rows,
+            } => Box::new(LlmSource::open(path, *cost, *skip_bad_rows)?),
         })
     }
 
@@ -231,7 +256,10 @@ impl ScenarioSource {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        build(spec, &base_dir, default_name).map_err(|e| self.locate(e))
+        build(spec, &base_dir, default_name).map_err(|e| match e {
+            traced::BuildError::Config(c) => self.locate(c),
+            traced::BuildError::Trace(t) => ScenarioError::Trace(t.to_string()),
+        })
     }
 }
 
@@ -343,50 +371,104 @@ fn resolve_devices(spec: &ScenarioFile) -> Result<Vec<DeviceSpec>, ConfigError> 
     Ok(all)
 }
 
-fn resolve_profile(value: &toml::Value, path: &DocPath) -> Result<FunctionProfile, ConfigError> {
-    let catalog_names = || one_of(catalog::builtin_profiles().into_iter().map(|(n, _)| n.to_string()));
-    let lookup = |name: &str, at: DocPath| {
-        catalog::builtin_profile(name).ok_or_else(|| {
-            ConfigError::at(
-                at,
-                format!("unknown profile `{name}`; the catalog has: {}", catalog_names()),
-            )
-        })
-    };
-    let profile = match value {
-        toml::Value::String(name) => lookup(name, path.clone())?,
-        toml::Value::Table(t) => {
-            let base = match t.get("base") {
-                None => toml::Value::Table(toml::Table::new()),
-                Some(toml::Value::String(b)) => {
-                    toml::Value::try_from(lookup(b, path.key("base"))?).expect("profiles serialise")
-                }
-                Some(_) => {
-                    return Err(ConfigError::at(
-                        path.key("base"),
-                        "must be the name of a catalog profile",
-                    ));
-                }
-            };
-            from_value(merged(base, t), path)?
-        }
-        _ => {
-            return Err(ConfigError::at(
-                path.clone(),
-                format!(
-                    "must be a catalog name (one of: {}) or a profile table",
-                    catalog_names()
-                ),
-            ));
-        }
-    };
-    profile
-        .check()
-        .map_err(|(field, msg)| ConfigError::at(path.join(&DocPath::parse(&field).expect("valid field path")), msg))?;
-    Ok(profile)
+/// The profiles a scenario can name: `[profiles]` first, then the catalog.
+pub(crate) struct ProfileBook {
+    custom: BTreeMap<String, FunctionProfile>,
 }
 
-fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Scenario, ConfigError> {
+impl ProfileBook {
+    fn new(tables: &BTreeMap<String, toml::Table>) -> Result<ProfileBook, ConfigError> {
+        let mut book = ProfileBook {
+            custom: BTreeMap::new(),
+        };
+        for (name, table) in tables {
+            let path = DocPath::default().key("profiles").key(name);
+            let p = book.resolve(&toml::Value::Table(table.clone()), &path)?;
+            book.custom.insert(name.clone(), p);
+        }
+        Ok(book)
+    }
+
+    fn names(&self) -> String {
+        one_of(
+            self.custom
+                .keys()
+                .cloned()
+                .chain(catalog::builtin_profiles().into_iter().map(|(n, _)| n.to_string())),
+        )
+    }
+
+    /// The profile called `name`, or an error at `path` listing the valid names.
+    pub(crate) fn get(&self, name: &str, path: &DocPath) -> Result<FunctionProfile, ConfigError> {
+        self.custom
+            .get(name)
+            .cloned()
+            .or_else(|| catalog::builtin_profile(name))
+            .ok_or_else(|| {
+                ConfigError::at(
+                    path.clone(),
+                    format!("unknown profile `{name}`; known: {}", self.names()),
+                )
+            })
+    }
+
+    /// A profile given as a name or as a table (optionally with `base = "name"`).
+    fn resolve(&self, value: &toml::Value, path: &DocPath) -> Result<FunctionProfile, ConfigError> {
+        let profile = match value {
+            toml::Value::String(name) => self.get(name, path)?,
+            toml::Value::Table(t) => {
+                let base = match t.get("base") {
+                    None => toml::Value::Table(toml::Table::new()),
+                    Some(toml::Value::String(b)) => {
+                        toml::Value::try_from(self.get(b, &path.key("base"))?).expect("profiles serialise")
+                    }
+                    Some(_) => return Err(ConfigError::at(path.key("base"), "must be the name of a profile")),
+                };
+                from_value(merged(base, t), path)?
+            }
+            _ => {
+                return Err(ConfigError::at(
+                    path.clone(),
+                    format!("must be a profile name (one of: {}) or a profile table", self.names()),
+                ));
+            }
+        };
+        profile.check().map_err(|(field, msg)| {
+            ConfigError::at(path.join(&DocPath::parse(&field).expect("valid field path")), msg)
+        })?;
+        Ok(profile)
+    }
+}
+
+/// Checks that `profile` fits, alone, on at least one GPU type of the cluster.
+fn check_fits(
+    profile: &FunctionProfile,
+    reference: &DeviceSpec,
+    devices: &[DeviceSpec],
+    storage_gbps: f64,
+    at: DocPath,
+) -> Result<(), ConfigError> {
+    if devices
+        .iter()
+        .any(|d| profile.compile(reference, d, storage_gbps).footprint() <= d.memory_bytes())
+    {
+        return Ok(());
+    }
+    let biggest = devices
+        .iter()
+        .max_by(|a, b| a.memory_mib.total_cmp(&b.memory_mib))
+        .expect("at least one device");
+    let need = profile.compile(reference, biggest, storage_gbps).footprint() as f64 / device::MIB as f64;
+    Err(ConfigError::at(
+        at,
+        format!(
+            "needs {need:.0} MiB (context + weights + activations) but the largest GPU in the cluster, {}, has {:.0} MiB",
+            biggest.name, biggest.memory_mib
+        ),
+    ))
+}
+
+fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Scenario, traced::BuildError> {
     let root = DocPath::default();
     let sim = root.key("simulation");
     let horizon_s = positive(sim.key("horizon_s"), spec.simulation.horizon_s)?;
@@ -395,7 +477,8 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
         return Err(ConfigError::at(
             sim.key("warmup_s"),
             format!("must be shorter than horizon_s ({horizon_s} s), got {warmup_s}"),
-        ));
+        )
+        .into());
     }
 
     // Devices and cluster layout.
@@ -420,7 +503,7 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
             return Err(ConfigError::at(
                 cl,
                 "give either `nodes`, `gpus_per_node` and `gpu`, or a list of [[cluster.node_groups]] (count, gpus_per_node, gpu)",
-            ));
+            ).into());
         }
     }
     let mut devices: Vec<DeviceSpec> = Vec::new();
@@ -429,10 +512,10 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
     for (count, per_node, gpu, at) in groups {
         let count_key = if at == cl { "nodes" } else { "count" };
         if count == 0 {
-            return Err(ConfigError::at(at.key(count_key), "must be at least 1"));
+            return Err(ConfigError::at(at.key(count_key), "must be at least 1").into());
         }
         if per_node == 0 {
-            return Err(ConfigError::at(at.key("gpus_per_node"), "must be at least 1"));
+            return Err(ConfigError::at(at.key("gpus_per_node"), "must be at least 1").into());
         }
         let dev = known.iter().find(|d| d.name == gpu).ok_or_else(|| {
             ConfigError::at(
@@ -458,7 +541,90 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
         }
     }
 
-    // Functions.
+    // Functions: listed in the scenario, or taken from a trace.
+    let book = ProfileBook::new(&spec.profiles)?;
+    let explicit = matches!(spec.workload, WorkloadSpec::Poisson { .. } | WorkloadSpec::Csv { .. });
+    let (functions, workload, notes) = if explicit {
+        let functions = explicit_functions(&spec, &book, &known, &devices, storage_gbps)?;
+        let workload = match &spec.workload {
+            WorkloadSpec::Csv { path } => Workload::Csv {
+                path: base_dir.join(path),
+            },
+            _ => Workload::Poisson,
+        };
+        (functions, workload, Vec::new())
+    } else {
+        if !spec.functions.is_empty() {
+            return Err(ConfigError::at(
+                root.key("functions"),
+                "a trace workload takes its functions from the trace: remove [[functions]] and map them with [workload.mapping]",
+            )
+            .into());
+        }
+        let env = traced::Env {
+            book: &book,
+            devices: &devices,
+            known: &known,
+            base_dir,
+            seed: spec.simulation.seed,
+        };
+        let t = traced::build(&spec.workload, &env)?;
+        // Every mapped profile must fit; checked once per distinct profile.
+        let mut checked: Vec<&FunctionProfile> = Vec::new();
+        for f in &t.functions {
+            if !checked.contains(&&f.profile) {
+                check_fits(
+                    &f.profile,
+                    &f.reference,
+                    &devices,
+                    storage_gbps,
+                    root.key("workload").key("mapping"),
+                )?;
+                checked.push(&f.profile);
+            }
+        }
+        (t.functions, t.workload, t.notes)
+    };
+
+    // Policy name and parameters (the policy itself is checked by the registry).
+    let pol = root.key("policy");
+    let mut params = spec.policy;
+    let name = match params.remove("name") {
+        Some(toml::Value::String(n)) => n,
+        Some(_) => {
+            return Err(ConfigError::at(pol.key("name"), "must be a string (see `gpushare policies`)").into());
+        }
+        None => return Err(ConfigError::at(pol, "missing field `name` (see `gpushare policies`)").into()),
+    };
+
+    let name_of_scenario = spec.name.unwrap_or(default_name);
+    Ok(Scenario {
+        name: name_of_scenario,
+        description: spec.description,
+        seed: spec.simulation.seed,
+        horizon: secs_to_ns(horizon_s),
+        warmup: secs_to_ns(warmup_s),
+        drain: spec.simulation.drain,
+        devices,
+        gpus,
+        storage_gbps,
+        functions,
+        workload,
+        policy: PolicySpec { name, params },
+        output: spec.output,
+        notes,
+    })
+}
+
+/// The `[[functions]]` of a Poisson or CSV workload, after `count` expansion.
+fn explicit_functions(
+    spec: &ScenarioFile,
+    book: &ProfileBook,
+    known: &[DeviceSpec],
+    devices: &[DeviceSpec],
+    storage_gbps: f64,
+) -> Result<Vec<Function>, ConfigError> {
+    let root = DocPath::default();
     if spec.functions.is_empty() {
         return Err(ConfigError::at(
             root.key("functions"),
@@ -467,8 +633,9 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
     }
     let default_rate = match &spec.workload {
         WorkloadSpec::Poisson { rate_per_s } => *rate_per_s,
-        WorkloadSpec::Csv { .. } => None,
+        _ => None,
     };
+    let is_csv = matches!(spec.workload, WorkloadSpec::Csv { .. });
     if let Some(r) = default_rate {
         non_negative(root.key("workload").key("rate_per_s"), r)?;
     }
@@ -482,7 +649,7 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
         if f.count == 0 {
             return Err(ConfigError::at(at.key("count"), "must be at least 1"));
         }
-        let profile = resolve_profile(&f.profile, &at.key("profile"))?;
+        let profile = book.resolve(&f.profile, &at.key("profile"))?;
         let reference = known
             .iter()
             .find(|d| d.name == profile.reference_gpu)
@@ -497,41 +664,24 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
                     ),
                 )
             })?;
-        let rate = match (f.rate_per_s, default_rate, &spec.workload) {
-            (Some(_), _, WorkloadSpec::Csv { .. }) => {
+        let rate = match (f.rate_per_s, default_rate) {
+            (Some(_), _) if is_csv => {
                 return Err(ConfigError::at(
                     at.key("rate_per_s"),
                     "applies to Poisson workloads only; with kind = \"csv\" arrivals come from the file (remove it)",
                 ));
             }
-            (Some(r), _, _) => non_negative(at.key("rate_per_s"), r)?,
-            (None, Some(r), _) => r,
-            (None, None, WorkloadSpec::Poisson { .. }) => {
+            (Some(r), _) => non_negative(at.key("rate_per_s"), r)?,
+            (None, Some(r)) => r,
+            (None, None) if is_csv => 0.0,
+            (None, None) => {
                 return Err(ConfigError::at(
                     at,
                     "no arrival rate: set rate_per_s here or in [workload]",
                 ));
             }
-            (None, None, WorkloadSpec::Csv { .. }) => 0.0,
         };
-        // The function must fit, alone, on at least one GPU type of the cluster.
-        let fits = devices
-            .iter()
-            .any(|d| profile.compile(&reference, d, storage_gbps).footprint() <= d.memory_bytes());
-        if !fits {
-            let biggest = devices
-                .iter()
-                .max_by(|a, b| a.memory_mib.total_cmp(&b.memory_mib))
-                .expect("at least one device");
-            let need = profile.compile(&reference, biggest, storage_gbps).footprint() as f64 / device::MIB as f64;
-            return Err(ConfigError::at(
-                at.key("profile"),
-                format!(
-                    "needs {need:.0} MiB (context + weights + activations) but the largest GPU in the cluster, {}, has {:.0} MiB",
-                    biggest.name, biggest.memory_mib
-                ),
-            ));
-        }
+        check_fits(&profile, &reference, devices, storage_gbps, at.key("profile"))?;
         let width = (f.count - 1).to_string().len();
         for k in 0..f.count {
             let name = if f.count == 1 {
@@ -553,42 +703,5 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
             });
         }
     }
-
-    let workload = match spec.workload {
-        WorkloadSpec::Poisson { .. } => Workload::Poisson,
-        WorkloadSpec::Csv { path } => Workload::Csv {
-            path: base_dir.join(path),
-        },
-    };
-
-    // Policy name and parameters (the policy itself is checked by the registry).
-    let pol = root.key("policy");
-    let mut params = spec.policy;
-    let name = match params.remove("name") {
-        Some(toml::Value::String(n)) => n,
-        Some(_) => {
-            return Err(ConfigError::at(
-                pol.key("name"),
-                "must be a string (see `gpushare policies`)",
-            ));
-        }
-        None => return Err(ConfigError::at(pol, "missing field `name` (see `gpushare policies`)")),
-    };
-
-    let name_of_scenario = spec.name.unwrap_or(default_name);
-    Ok(Scenario {
-        name: name_of_scenario,
-        description: spec.description,
-        seed: spec.simulation.seed,
-        horizon: secs_to_ns(horizon_s),
-        warmup: secs_to_ns(warmup_s),
-        drain: spec.simulation.drain,
-        devices,
-        gpus,
-        storage_gbps,
-        functions,
-        workload,
-        policy: PolicySpec { name, params },
-        output: spec.output,
-    })
+    Ok(functions)
 }

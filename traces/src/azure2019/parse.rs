@@ -185,7 +185,10 @@ pub fn read(files: &TraceFiles, opts: &ReadOptions) -> Result<Azure2019, TraceEr
         .unwrap_or(first_day);
     let base = (first_day - 1) * MINUTES_PER_DAY;
     let (w_start, w_end) = match opts.window {
-        Some((start, len)) => (base + start, base + start + len),
+        Some((start, len)) => (
+            base + start,
+            (base + start).saturating_add(len).min(last_day * MINUTES_PER_DAY),
+        ),
         None => (base, last_day * MINUTES_PER_DAY),
     };
 

@@ -29,7 +29,7 @@ impl Selection {
     /// Applies the selection; the result stays sorted by key.
     pub fn apply(&self, mut functions: Vec<TraceFunction>, seed: u64) -> Vec<TraceFunction> {
         if let Some(triggers) = &self.triggers {
-            functions.retain(|f| triggers.iter().any(|t| *t == f.trigger));
+            functions.retain(|f| triggers.contains(&f.trigger));
         }
         if self.popularity.is_some() || self.top_k.is_some() {
             // Rank by invocations, ties by key, most invoked first.
