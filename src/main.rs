@@ -31,8 +31,174 @@ enum Command {
     Validate(ScenarioArgs),
     /// List the policies a scenario can name, with their parameters.
     Policies,
-    /// List the built-in GPUs and function profiles.
+    /// List the built-in GPUs, function profiles and LLMs.
     Catalog,
+    /// Inspect, generate, sample and convert traces.
+    #[command(subcommand)]
+    Trace(TraceCommand),
+}
+
+#[derive(Subcommand)]
+enum TraceCommand {
+    /// Functions, apps, invocations, rate over time, inter-arrival CVs, durations, memory, and
+    /// what reading skipped; streams the whole trace.
+    Stats {
+        /// A trace file, or a directory of Azure 2019 files.
+        path: PathBuf,
+        #[command(flatten)]
+        read: ReadArgs,
+    },
+    /// Write a synthetic trace with the published Azure 2019 statistics, in the 2019 format.
+    Generate {
+        #[arg(long, default_value_t = 1000)]
+        functions: usize,
+        #[arg(long, default_value_t = 1)]
+        days: u32,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write the selected functions and window of an Azure 2019 trace back in the 2019 format.
+    Sample {
+        path: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        read: ReadArgs,
+    },
+    /// Convert any supported trace to the plain `time,func,duration` CSV.
+    Convert {
+        path: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        read: ReadArgs,
+    },
+}
+
+#[derive(Args)]
+struct ReadArgs {
+    /// azure2019, azure2021, azure-llm or plain (default: detected).
+    #[arg(long)]
+    format: Option<String>,
+    /// Skip and count malformed rows instead of failing.
+    #[arg(long)]
+    skip_bad_rows: bool,
+    /// Azure 2019: exponential, uniform, equidistant or poisson-fit.
+    #[arg(long, default_value = "exponential")]
+    spread: String,
+    /// Azure 2019: shift each function by a random offset within the minute.
+    #[arg(long)]
+    shift: bool,
+    /// Azure 2019: percentiles, lognormal, global or none.
+    #[arg(long, default_value = "percentiles")]
+    durations: String,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Azure 2019: first and last day, e.g. 1-3.
+    #[arg(long)]
+    days: Option<String>,
+    /// Azure 2019: window start in minutes from the first day read.
+    #[arg(long)]
+    start_minute: Option<u32>,
+    /// Azure 2019: window length in minutes.
+    #[arg(long)]
+    minutes: Option<u32>,
+    /// Azure 2019: keep the k most invoked functions.
+    #[arg(long)]
+    top_k: Option<usize>,
+    /// Azure 2019: popularity band LO,HI (quantiles, 1 = most invoked).
+    #[arg(long)]
+    popularity: Option<String>,
+    /// Azure 2019: keep a random fraction of the functions.
+    #[arg(long)]
+    sample_fraction: Option<f64>,
+    /// Azure 2019: keep a random number of the functions.
+    #[arg(long)]
+    sample_count: Option<usize>,
+    #[arg(long)]
+    sample_seed: Option<u64>,
+    /// Azure 2019: keep these triggers, e.g. http,timer.
+    #[arg(long)]
+    triggers: Option<String>,
+}
+
+impl ReadArgs {
+    fn options(&self) -> Result<(Option<gpushare_traces::any::Format>, gpushare_traces::any::OpenOptions), Failure> {
+        use gpushare_traces::azure2019::{DurationModel, Selection, Spread};
+        let bad = |flag: &str, v: &str, valid: &str| Failure::Input(format!("--{flag} {v}: expected {valid}"));
+        let format = match &self.format {
+            Some(f) => Some(
+                gpushare_traces::any::Format::parse(f)
+                    .ok_or_else(|| bad("format", f, "azure2019, azure2021, azure-llm or plain"))?,
+            ),
+            None => None,
+        };
+        let pair = |flag: &str, v: &str, sep: char| -> Result<(f64, f64), Failure> {
+            let (a, b) = v
+                .split_once(sep)
+                .ok_or_else(|| bad(flag, v, &format!("two numbers separated by `{sep}`")))?;
+            Ok((
+                a.trim().parse().map_err(|_| bad(flag, v, "numbers"))?,
+                b.trim().parse().map_err(|_| bad(flag, v, "numbers"))?,
+            ))
+        };
+        let selection = Selection {
+            triggers: self
+                .triggers
+                .as_ref()
+                .map(|t| t.split(',').map(|s| s.trim().to_string()).collect()),
+            popularity: self
+                .popularity
+                .as_ref()
+                .map(|p| pair("popularity", p, ','))
+                .transpose()?
+                .map(|(a, b)| [a, b]),
+            top_k: self.top_k,
+            sample_fraction: self.sample_fraction,
+            sample_count: self.sample_count,
+            sample_seed: self.sample_seed,
+        };
+        selection
+            .check()
+            .map_err(|(f, m)| Failure::Input(format!("--{}: {m}", f.replace('_', "-"))))?;
+        let days = match &self.days {
+            Some(d) => {
+                let (a, b) = pair("days", d, '-')?;
+                if a < 1.0 || b < a || a.fract() != 0.0 || b.fract() != 0.0 {
+                    return Err(bad("days", d, "FIRST-LAST with 1 ≤ FIRST ≤ LAST"));
+                }
+                Some((a as u32, b as u32))
+            }
+            None => None,
+        };
+        let window = match (self.start_minute, self.minutes) {
+            (None, None) => None,
+            (_, Some(0)) => return Err(Failure::Input("--minutes: must be at least 1".into())),
+            (s, m) => Some((s.unwrap_or(0), m.unwrap_or(u32::MAX / 2))),
+        };
+        Ok((
+            format,
+            gpushare_traces::any::OpenOptions {
+                spread: Spread::parse(&self.spread).ok_or_else(|| {
+                    bad(
+                        "spread",
+                        &self.spread,
+                        "exponential, uniform, equidistant or poisson-fit",
+                    )
+                })?,
+                shift: self.shift,
+                durations: DurationModel::parse(&self.durations)
+                    .ok_or_else(|| bad("durations", &self.durations, "percentiles, lognormal, global or none"))?,
+                seed: self.seed,
+                skip_bad_rows: self.skip_bad_rows,
+                days,
+                window,
+                selection,
+            },
+        ))
+    }
 }
 
 #[derive(Args)]
@@ -110,6 +276,7 @@ fn main() -> ExitCode {
             list_catalog();
             Ok(())
         }
+        Command::Trace(t) => trace(t),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -204,6 +371,75 @@ fn validate(args: ScenarioArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+fn trace(cmd: TraceCommand) -> Result<(), Failure> {
+    let input = |e: gpushare_traces::TraceError| Failure::Input(e.to_string());
+    match cmd {
+        TraceCommand::Stats { path, read } => {
+            let (format, opts) = read.options()?;
+            let opened = gpushare_traces::any::open(&path, format, &opts).map_err(input)?;
+            let (stats, opened) = gpushare_traces::stats::compute(opened).map_err(input)?;
+            println!("{}: {:?} trace", path.display(), opened.format);
+            println!("{}", stats.render());
+            if !opened.notes.is_empty() {
+                println!("reading:\n{}", opened.notes);
+            }
+        }
+        TraceCommand::Generate {
+            functions,
+            days,
+            seed,
+            out,
+        } => {
+            let cfg = gpushare_traces::generate::GeneratorConfig {
+                functions,
+                days,
+                seed,
+                ..Default::default()
+            };
+            cfg.check()
+                .map_err(|(f, m)| Failure::Input(format!("--{}: {m}", f.replace('_', "-"))))?;
+            let n = cfg.write(&out).with_context(|| format!("writing {}", out.display()))?;
+            println!(
+                "wrote {} functions × {days} day(s), {n} invocations, to {}",
+                functions,
+                out.display()
+            );
+        }
+        TraceCommand::Sample { path, out, read } => {
+            let (_, opts) = read.options()?;
+            let files = gpushare_traces::azure2019::discover(&[path]).map_err(input)?;
+            let ro = gpushare_traces::azure2019::ReadOptions {
+                days: opts.days,
+                window: opts.window,
+                skip_bad_rows: opts.skip_bad_rows,
+            };
+            let mut t = gpushare_traces::azure2019::read(&files, &ro).map_err(input)?;
+            t.functions = opts.selection.apply(std::mem::take(&mut t.functions), opts.seed);
+            gpushare_traces::write::write_azure2019(&t, &out).map_err(input)?;
+            let n: u64 = t.functions.iter().map(|f| f.total).sum();
+            println!(
+                "wrote {} functions, {n} invocations in minutes [{}, {}), to {}",
+                t.functions.len(),
+                t.window.0,
+                t.window.1,
+                out.display()
+            );
+            println!("reading:\n{}", t.report);
+        }
+        TraceCommand::Convert { path, out, read } => {
+            let (format, opts) = read.options()?;
+            let mut opened = gpushare_traces::any::open(&path, format, &opts).map_err(input)?;
+            let n = gpushare_traces::write::write_plain(opened.source.as_mut(), &opened.names, &out).map_err(input)?;
+            println!(
+                "wrote {n} invocations of {} functions to {}",
+                opened.names.len(),
+                out.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 fn display(p: &Path) -> String {
     p.display().to_string()
 }
@@ -226,6 +462,18 @@ fn list_catalog() {
     println!("function profiles (name: what, source):");
     for (name, p) in gpushare_sim::catalog::builtin_profiles() {
         println!("  {:<14} {} — {}", name, p.description, p.source);
+    }
+    println!("LLMs for azure_llm workloads (name: parameters, layers, KV heads × size, source):");
+    for m in gpushare_traces::llm::builtin_llms() {
+        println!(
+            "  {:<11} {:.2} B, {} layers, {} × {}, {}",
+            m.name,
+            m.parameters / 1e9,
+            m.layers,
+            m.kv_heads,
+            m.head_dim,
+            m.source
+        );
     }
 }
 

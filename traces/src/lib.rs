@@ -7,6 +7,7 @@
 //! A source is pulled one arrival at a time through [`ArrivalSource`]; no source holds a whole
 //! trace in memory, so a day of invocations streams through the simulator in bounded memory.
 
+pub mod any;
 pub mod azure2019;
 pub mod azure2021;
 pub mod error;
@@ -16,7 +17,9 @@ pub mod plain_csv;
 pub mod poisson;
 pub mod rng;
 pub mod rows;
+pub mod stats;
 pub mod tempdir;
+pub mod write;
 
 pub use error::TraceError;
 pub use plain_csv::PlainCsvSource;

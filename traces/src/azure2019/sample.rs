@@ -29,6 +29,19 @@ pub enum DurationModel {
     None,
 }
 
+impl DurationModel {
+    /// Parses `percentiles`, `lognormal`, `global` or `none`.
+    pub fn parse(name: &str) -> Option<DurationModel> {
+        Some(match name {
+            "percentiles" => DurationModel::Percentiles,
+            "lognormal" => DurationModel::Lognormal,
+            "global" => DurationModel::Global,
+            "none" => DurationModel::None,
+            _ => return None,
+        })
+    }
+}
+
 /// A function's duration sampler.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Sampler {

@@ -33,6 +33,19 @@ pub enum Spread {
     PoissonFit,
 }
 
+impl Spread {
+    /// Parses `exponential`, `uniform`, `equidistant` or `poisson-fit`.
+    pub fn parse(name: &str) -> Option<Spread> {
+        Some(match name {
+            "exponential" => Spread::Exponential,
+            "uniform" => Spread::Uniform,
+            "equidistant" => Spread::Equidistant,
+            "poisson-fit" => Spread::PoissonFit,
+            _ => return None,
+        })
+    }
+}
+
 /// How to stream a read trace.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StreamOptions {

@@ -1,0 +1,151 @@
+//! Streaming statistics of a trace: counts, rate over time, inter-arrival CVs, durations and
+//! memory. Memory is per function and per hour, never per invocation.
+
+use crate::any::Opened;
+use crate::{NS_PER_S, Nanos, TraceError};
+use hdrhistogram::Histogram;
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+/// Statistics of one pass over a trace.
+pub struct TraceStats {
+    pub functions: usize,
+    pub apps: usize,
+    pub invocations: u64,
+    pub first: Nanos,
+    pub last: Nanos,
+    /// Invocations per hour from the first arrival.
+    pub per_hour: Vec<u64>,
+    /// Inter-arrival CV over functions with at least 10 invocations.
+    pub cvs: Vec<f64>,
+    pub durations_ms: Histogram<u64>,
+    pub memory_mb: Vec<f64>,
+    pub wall_s: f64,
+}
+
+/// Streams the whole trace once.
+pub fn compute(mut t: Opened) -> Result<(TraceStats, Opened), TraceError> {
+    let started = std::time::Instant::now();
+    let n = t.names.len();
+    // Per function: last time, gaps, Σgap, Σgap² (seconds).
+    let mut acc = vec![(u64::MAX, 0u64, 0.0f64, 0.0f64); n];
+    let mut per_hour: Vec<u64> = Vec::new();
+    let mut durations = Histogram::<u64>::new_with_bounds(1, 1 << 40, 3).expect("valid bounds");
+    let (mut count, mut first, mut last) = (0u64, None, 0);
+    while let Some(a) = t.source.next_arrival()? {
+        count += 1;
+        let f0 = *first.get_or_insert(a.time);
+        last = a.time;
+        let hour = ((a.time - f0) / (3600 * NS_PER_S)) as usize;
+        if per_hour.len() <= hour {
+            per_hour.resize(hour + 1, 0);
+        }
+        per_hour[hour] += 1;
+        if let Some(d) = a.duration {
+            durations.saturating_record((d / 1_000_000).max(1));
+        }
+        let e = &mut acc[a.func as usize];
+        if e.0 != u64::MAX {
+            let g = (a.time - e.0) as f64 / NS_PER_S as f64;
+            e.1 += 1;
+            e.2 += g;
+            e.3 += g * g;
+        }
+        e.0 = a.time;
+    }
+    let cvs = acc
+        .iter()
+        .filter(|e| e.1 >= 9)
+        .map(|&(_, k, s1, s2)| {
+            let mean = s1 / k as f64;
+            if mean > 0.0 {
+                ((s2 / k as f64 - mean * mean).max(0.0)).sqrt() / mean
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let apps: BTreeSet<&String> = t.apps.iter().collect();
+    let stats = TraceStats {
+        functions: n,
+        apps: apps.len(),
+        invocations: count,
+        first: first.unwrap_or(0),
+        last,
+        per_hour,
+        cvs,
+        durations_ms: durations,
+        memory_mb: t.memory_mb.iter().flatten().copied().collect(),
+        wall_s: started.elapsed().as_secs_f64(),
+    };
+    Ok((stats, t))
+}
+
+fn percentiles(v: &mut [f64]) -> String {
+    if v.is_empty() {
+        return "none".into();
+    }
+    v.sort_by(f64::total_cmp);
+    let q = |p: f64| v[((p * (v.len() - 1) as f64).round()) as usize];
+    format!(
+        "p1 {:.3}, p25 {:.3}, p50 {:.3}, p75 {:.3}, p99 {:.3}",
+        q(0.01),
+        q(0.25),
+        q(0.5),
+        q(0.75),
+        q(0.99)
+    )
+}
+
+impl TraceStats {
+    /// A human-readable report.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let span = (self.last - self.first) as f64 / NS_PER_S as f64;
+        let _ = writeln!(out, "functions      {} in {} apps", self.functions, self.apps);
+        let _ = writeln!(
+            out,
+            "invocations    {} over {:.1} s ({:.3} per s)",
+            self.invocations,
+            span,
+            self.invocations as f64 / span.max(1e-9)
+        );
+        let hours: Vec<String> = self.per_hour.iter().map(u64::to_string).collect();
+        let _ = writeln!(out, "per hour       {}", hours.join(" "));
+        let mut cvs = self.cvs.clone();
+        let above = cvs.iter().filter(|c| **c > 1.0).count() as f64 / cvs.len().max(1) as f64;
+        let near0 = cvs.iter().filter(|c| **c < 0.1).count() as f64 / cvs.len().max(1) as f64;
+        let _ = writeln!(
+            out,
+            "inter-arrival CV over {} functions with ≥ 10 invocations: {}; {:.1} % above 1, {:.1} % below 0.1",
+            cvs.len(),
+            percentiles(&mut cvs),
+            above * 100.0,
+            near0 * 100.0
+        );
+        let d = &self.durations_ms;
+        if d.is_empty() {
+            let _ = writeln!(out, "durations      none in the trace");
+        } else {
+            let _ = writeln!(
+                out,
+                "durations (ms) p1 {}, p25 {}, p50 {}, p75 {}, p99 {} over {} invocations",
+                d.value_at_quantile(0.01),
+                d.value_at_quantile(0.25),
+                d.value_at_quantile(0.5),
+                d.value_at_quantile(0.75),
+                d.value_at_quantile(0.99),
+                d.len()
+            );
+        }
+        let mut mem = self.memory_mb.clone();
+        let _ = writeln!(out, "memory (MB)    per function: {}", percentiles(&mut mem));
+        let _ = write!(
+            out,
+            "read, spread and streamed in {:.3} s: {:.2} M arrivals/s",
+            self.wall_s,
+            self.invocations as f64 / self.wall_s.max(1e-9) / 1e6
+        );
+        out
+    }
+}
