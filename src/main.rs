@@ -67,6 +67,12 @@ enum TraceCommand {
         #[command(flatten)]
         read: ReadArgs,
     },
+    /// Benchmark: read, spread and stream every arrival with nothing else (BENCHMARKS.md).
+    Bench {
+        path: PathBuf,
+        #[command(flatten)]
+        read: ReadArgs,
+    },
     /// Convert any supported trace to the plain `time,func,duration` CSV.
     Convert {
         path: PathBuf,
@@ -425,6 +431,30 @@ fn trace(cmd: TraceCommand) -> Result<(), Failure> {
                 out.display()
             );
             println!("reading:\n{}", t.report);
+        }
+        TraceCommand::Bench { path, read } => {
+            let (format, opts) = read.options()?;
+            let started = Instant::now();
+            let mut opened = gpushare_traces::any::open(&path, format, &opts).map_err(input)?;
+            let read_s = started.elapsed().as_secs_f64();
+            let (mut n, mut last) = (0u64, 0u64);
+            while let Some(a) = opened.source.next_arrival().map_err(input)? {
+                n += 1;
+                last = a.time;
+            }
+            let total_s = started.elapsed().as_secs_f64();
+            let rss = peak_rss_mib()
+                .map(|m| format!(", peak RSS {m:.0} MiB"))
+                .unwrap_or_default();
+            println!(
+                "{}: {n} arrivals of {} functions (last at {:.1} s); read {read_s:.2} s, read + spread + stream {total_s:.2} s: \
+                 {:.2} M arrivals/s overall, {:.2} M/s spreading and streaming{rss}",
+                path.display(),
+                opened.names.len(),
+                last as f64 / 1e9,
+                n as f64 / total_s / 1e6,
+                n as f64 / (total_s - read_s).max(1e-9) / 1e6
+            );
         }
         TraceCommand::Convert { path, out, read } => {
             let (format, opts) = read.options()?;

@@ -6,6 +6,7 @@
 //! then add one [`PolicyInfo`] line to [`registry`].
 
 pub mod exclusive;
+pub mod null;
 
 use gpushare_sim::Scenario;
 use gpushare_sim::policy::Policy;
@@ -28,12 +29,20 @@ pub struct PolicyInfo {
 
 /// Every policy, in the order `gpushare policies` lists them.
 pub fn registry() -> &'static [PolicyInfo] {
-    &[PolicyInfo {
-        name: "exclusive",
-        summary: "each instance owns a whole GPU; FIFO queue per function; fixed keep-alive (the coarse-grained baseline)",
-        params: "keep_alive_s = 600, max_instances = unlimited, max_queue = unlimited, evict_idle = true",
-        build: exclusive::Exclusive::build,
-    }]
+    &[
+        PolicyInfo {
+            name: "exclusive",
+            summary: "each instance owns a whole GPU; FIFO queue per function; fixed keep-alive (the coarse-grained baseline)",
+            params: "keep_alive_s = 600, max_instances = unlimited, max_queue = unlimited, evict_idle = true",
+            build: exclusive::Exclusive::build,
+        },
+        PolicyInfo {
+            name: "null",
+            summary: "rejects every invocation on arrival: measures the workload and arrival path alone (benchmarks)",
+            params: "none",
+            build: null::Null::build,
+        },
+    ]
 }
 
 /// Builds the scenario's policy, or says which names are valid.

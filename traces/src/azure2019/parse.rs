@@ -444,18 +444,25 @@ fn parse_invocation_row(
     for m in 0..MINUTES_PER_DAY {
         let col = 4 + m as usize;
         let text = &rec[col];
-        let v = non_negative(text).map_err(|msg| row_error(path, line, &field_name(col, h), msg))?;
-        if v.fract() != 0.0 || v > f64::from(u32::MAX) {
-            return Err(row_error(
-                path,
-                line,
-                &field_name(col, h),
-                format!("`{text}` is not a whole count"),
-            ));
-        }
+        // Counts are almost always plain integers: parse those directly, anything else as f64.
+        let v = match text.parse::<u32>() {
+            Ok(v) => v,
+            Err(_) => {
+                let v = non_negative(text).map_err(|msg| row_error(path, line, &field_name(col, h), msg))?;
+                if v.fract() != 0.0 || v > f64::from(u32::MAX) {
+                    return Err(row_error(
+                        path,
+                        line,
+                        &field_name(col, h),
+                        format!("`{text}` is not a whole count"),
+                    ));
+                }
+                v as u32
+            }
+        };
         let minute = day_start + m;
-        if v > 0.0 && minute >= window.0 && minute < window.1 {
-            minutes.push((minute, v as u32));
+        if v > 0 && minute >= window.0 && minute < window.1 {
+            minutes.push((minute, v));
         }
     }
     Ok((key, trigger, minutes))

@@ -1,0 +1,36 @@
+//! `null`: rejects every invocation on arrival (reason `admission`).
+//!
+//! Not a sharing policy: it exists to measure the workload and the engine's arrival path alone
+//! (BENCHMARKS.md), with nothing started on any GPU. It takes no parameters.
+
+use gpushare_sim::policy::{Ctx, Policy};
+use gpushare_sim::record::RejectReason;
+use gpushare_sim::scenario::{ConfigError, PolicySpec};
+use gpushare_sim::{InstId, InvId, Scenario};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Params {}
+
+/// The null policy.
+pub struct Null;
+
+impl Null {
+    /// Builds it; `[policy]` may hold nothing but `name`.
+    pub fn build(spec: &PolicySpec, _scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
+        let _: Params = spec.params()?;
+        Ok(Box::new(Null))
+    }
+}
+
+impl Policy for Null {
+    fn name(&self) -> &str {
+        "null"
+    }
+    fn on_arrival(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
+        ctx.reject(inv, RejectReason::Admission);
+    }
+    fn on_instance_ready(&mut self, _ctx: &mut Ctx<'_>, _inst: InstId) {}
+    fn on_complete(&mut self, _ctx: &mut Ctx<'_>, _inst: InstId) {}
+}
