@@ -239,3 +239,77 @@ fn policies_lists_the_registry() {
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains("exclusive"));
 }
+
+const TRACE: &str = r#"[simulation]
+horizon_s = 60.0
+
+[cluster]
+nodes = 1
+gpus_per_node = 1
+gpu = "v100-16gb"
+
+[workload]
+kind = "azure2019"
+path = "SAMPLE"
+minutes = 10
+
+[workload.mapping]
+kind = "single"
+profile = "kaas-resnet50"
+
+[policy]
+name = "exclusive"
+"#;
+
+fn trace_scenario() -> String {
+    TRACE.replace(
+        "SAMPLE",
+        common::repo_root()
+            .join("traces/samples/azure2019-example")
+            .to_str()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn trace_workload_errors_are_located() {
+    let (code, err) = validate("trace-ok", &trace_scenario(), &[]);
+    assert_eq!(code, 0, "{err}");
+    expect_error(
+        "map",
+        &trace_scenario().replace("\"kaas-resnet50\"", "\"resnet\""),
+        &[],
+        &["map.toml:16:11: workload.mapping.profile: unknown profile `resnet`"],
+    );
+    expect_error(
+        "withfns",
+        &format!(
+            "{}\n[[functions]]\nname = \"x\"\nprofile = \"kaas-bert\"\n",
+            trace_scenario()
+        ),
+        &[],
+        &["functions: a trace workload takes its functions from the trace"],
+    );
+    expect_error(
+        "both",
+        &trace_scenario().replace("minutes = 10", "minutes = 10\ngenerate = { functions = 5 }"),
+        &[],
+        &["workload: give either `path`"],
+    );
+    expect_error(
+        "sel",
+        &trace_scenario().replace("minutes = 10", "minutes = 10\nselect = { popularity = [0.9, 0.1] }"),
+        &[],
+        &["workload.select.popularity: must be [lo, hi]"],
+    );
+    expect_error(
+        "spread",
+        &trace_scenario().replace("minutes = 10", "minutes = 10\nspread = \"gaussian\""),
+        &[],
+        &[
+            "workload.spread: unknown variant `gaussian`, expected one of `exponential`, `uniform`, `equidistant`, `poisson-fit`",
+        ],
+    );
+    let missing = trace_scenario().replace("azure2019-example", "no-such-dir");
+    expect_error("missing-trace", &missing, &[], &["no-such-dir"]);
+}

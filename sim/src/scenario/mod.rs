@@ -30,20 +30,48 @@ use std::sync::Arc;
 
 /// Deserialises `value` into `T`, reporting errors with paths under `prefix`.
 pub fn from_value<T: DeserializeOwned>(value: toml::Value, prefix: &DocPath) -> Result<T, ConfigError> {
+    // Kept to name the key of an unknown variant: serde cannot see inside tagged enums.
+    let original = value.clone();
     serde_path_to_error::deserialize(value).map_err(|e| {
         let mut path = prefix.clone();
+        let mut inner = DocPath::default();
         for seg in e.path().iter() {
-            match seg {
-                serde_path_to_error::Segment::Map { key } => path.0.push(Seg::Key(key.clone())),
-                serde_path_to_error::Segment::Seq { index } => path.0.push(Seg::Index(*index)),
-                _ => {}
-            }
+            let s = match seg {
+                serde_path_to_error::Segment::Map { key } => Seg::Key(key.clone()),
+                serde_path_to_error::Segment::Seq { index } => Seg::Index(*index),
+                _ => continue,
+            };
+            inner.0.push(s.clone());
+            path.0.push(s);
         }
         // toml appends "in `table`" lines; the path already says where.
         let message = e.inner().to_string().lines().next().unwrap_or_default().to_string();
+        if let Some(variant) = message
+            .strip_prefix("unknown variant `")
+            .and_then(|m| m.split('`').next())
+        {
+            if let Some(key) = key_holding(&original, &inner, variant) {
+                path.0.push(Seg::Key(key));
+            }
+        }
         let at_key = message.starts_with("unknown field");
         ConfigError { path, message, at_key }
     })
+}
+
+/// The key of the table at `path` in `value` whose value is the string `text`.
+fn key_holding(value: &toml::Value, path: &DocPath, text: &str) -> Option<String> {
+    let mut v = value;
+    for seg in &path.0 {
+        v = match seg {
+            Seg::Key(k) => v.get(k.as_str())?,
+            Seg::Index(i) => v.get(*i)?,
+        };
+    }
+    v.as_table()?
+        .iter()
+        .find(|(_, x)| x.as_str() == Some(text))
+        .map(|(k, _)| k.clone())
 }
 
 /// A policy as named in the scenario: `name` and the rest of `[policy]` as parameters.
