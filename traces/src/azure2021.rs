@@ -8,7 +8,7 @@
 //! buffered record per run; the 2 M-row real trace with the default 1 M-row runs needs about
 //! 48 MB. Functions are keyed on (app, func) and numbered in order of first appearance.
 
-use crate::rows::{SkippedRows, header, non_negative, open_csv, row_error};
+use crate::rows::{SkippedRows, each_row, non_negative, open_with_header, row_error};
 use crate::tempdir::TempDir;
 use crate::{Arrival, ArrivalSource, Nanos, TraceError, secs_to_ns};
 use std::cmp::Reverse;
@@ -100,16 +100,7 @@ pub struct Azure2021 {
 
 /// Reads `path`, sorting by start in runs of `chunk_rows`.
 pub fn read(path: &Path, chunk_rows: usize, skip_bad_rows: bool) -> Result<Azure2021, TraceError> {
-    let mut rdr = open_csv(path)?;
-    let h = header(&mut rdr, path, "app,func,end_timestamp,duration")?;
-    if h != ["app", "func", "end_timestamp", "duration"] {
-        return Err(row_error(
-            path,
-            1,
-            "header",
-            format!("found `{}`; expected `app,func,end_timestamp,duration`", h.join(",")),
-        ));
-    }
+    let (mut rdr, _) = open_with_header(path, &["app", "func", "end_timestamp", "duration"])?;
     let chunk_rows = chunk_rows.max(1);
     let mut report = Report2021::default();
     let mut ids: BTreeMap<(String, String), u32> = BTreeMap::new();
@@ -117,7 +108,6 @@ pub fn read(path: &Path, chunk_rows: usize, skip_bad_rows: bool) -> Result<Azure
     let mut run: Vec<Rec> = Vec::with_capacity(chunk_rows.min(1 << 20));
     let mut spilled: Vec<PathBuf> = Vec::new();
     let mut dir: Option<TempDir> = None;
-    let mut rec = csv::StringRecord::new();
     let spill = |run: &mut Vec<Rec>, dir: &mut Option<TempDir>, spilled: &mut Vec<PathBuf>| -> Result<(), TraceError> {
         run.sort_unstable();
         if dir.is_none() {
@@ -144,47 +134,25 @@ pub fn read(path: &Path, chunk_rows: usize, skip_bad_rows: bool) -> Result<Azure
         run.clear();
         Ok(())
     };
-    loop {
-        match rdr.read_record(&mut rec) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
-                report
-                    .skipped
-                    .skip_or_fail(skip_bad_rows, row_error(path, line, "row", e.to_string()))?;
-                continue;
-            }
+    each_row(&mut rdr, path, skip_bad_rows, &mut report.skipped, |line, rec| {
+        if rec.len() != 4 {
+            return Err(row_error(
+                path,
+                line,
+                "row",
+                format!("has {} fields; expected 4 (app,func,end_timestamp,duration)", rec.len()),
+            ));
         }
-        let line = rec.position().map_or(0, |p| p.line());
-        let parsed = (|| {
-            if rec.len() != 4 {
-                return Err(row_error(
-                    path,
-                    line,
-                    "row",
-                    format!("has {} fields; expected 4 (app,func,end_timestamp,duration)", rec.len()),
-                ));
-            }
-            if rec[0].is_empty() || rec[1].is_empty() {
-                return Err(row_error(
-                    path,
-                    line,
-                    if rec[0].is_empty() { "app" } else { "func" },
-                    "is empty; expected a hash",
-                ));
-            }
-            let end = non_negative(&rec[2]).map_err(|m| row_error(path, line, "end_timestamp", m))?;
-            let duration = non_negative(&rec[3]).map_err(|m| row_error(path, line, "duration", m))?;
-            Ok((end, duration))
-        })();
-        let (end, duration) = match parsed {
-            Ok(v) => v,
-            Err(e) => {
-                report.skipped.skip_or_fail(skip_bad_rows, e)?;
-                continue;
-            }
-        };
+        if rec[0].is_empty() || rec[1].is_empty() {
+            return Err(row_error(
+                path,
+                line,
+                if rec[0].is_empty() { "app" } else { "func" },
+                "is empty; expected a hash",
+            ));
+        }
+        let end = non_negative(&rec[2]).map_err(|m| row_error(path, line, "end_timestamp", m))?;
+        let duration = non_negative(&rec[3]).map_err(|m| row_error(path, line, "duration", m))?;
         report.rows += 1;
         let key = (rec[0].to_string(), rec[1].to_string());
         let next_id = ids.len() as u32;
@@ -214,7 +182,8 @@ pub fn read(path: &Path, chunk_rows: usize, skip_bad_rows: bool) -> Result<Azure
         if run.len() >= chunk_rows {
             spill(&mut run, &mut dir, &mut spilled)?;
         }
-    }
+        Ok(())
+    })?;
     let runs = if spilled.is_empty() {
         run.sort_unstable();
         report.runs = 1;

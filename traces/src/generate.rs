@@ -27,7 +27,7 @@
 //! is drawn per minute directly (counts with variance mean × CV², the renewal process's limit:
 //! gamma–Poisson when CV > 1, normal below) to keep generation fast.
 
-use crate::azure2019::parse::{MINUTES_PER_DAY, TRIGGERS};
+use crate::azure2019::parse::{DURATIONS_HEADER, MEMORY_HEADER, MINUTES_PER_DAY, TRIGGERS};
 use crate::rng;
 use rand::RngExt;
 use rand_distr::{Distribution, Gamma, Poisson, StandardNormal};
@@ -339,11 +339,7 @@ impl GeneratorConfig {
             inv.flush()?;
 
             let mut dur = io::BufWriter::new(std::fs::File::create(name("function_durations_percentiles"))?);
-            writeln!(
-                dur,
-                "HashOwner,HashApp,HashFunction,Average,Count,Minimum,Maximum,percentile_Average_0,percentile_Average_1,\
-                 percentile_Average_25,percentile_Average_50,percentile_Average_75,percentile_Average_99,percentile_Average_100"
-            )?;
+            writeln!(dur, "{}", DURATIONS_HEADER.join(","))?;
             for (f, counts) in fns.iter().zip(&all_counts) {
                 let n: u64 = counts[day_slice.clone()].iter().map(|&c| u64::from(c)).sum();
                 if n == 0 {
@@ -375,12 +371,7 @@ impl GeneratorConfig {
             dur.flush()?;
 
             let mut mem = io::BufWriter::new(std::fs::File::create(name("app_memory_percentiles"))?);
-            writeln!(
-                mem,
-                "HashOwner,HashApp,SampleCount,AverageAllocatedMb,AverageAllocatedMb_pct1,AverageAllocatedMb_pct5,\
-                 AverageAllocatedMb_pct25,AverageAllocatedMb_pct50,AverageAllocatedMb_pct75,AverageAllocatedMb_pct95,\
-                 AverageAllocatedMb_pct99,AverageAllocatedMb_pct100"
-            )?;
+            writeln!(mem, "{}", MEMORY_HEADER.join(","))?;
             for (app, (owner, mb)) in &app_memory {
                 let p = |f: f64| mb * f;
                 writeln!(

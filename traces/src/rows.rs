@@ -50,6 +50,61 @@ pub fn header(
     Ok(h.iter().map(str::to_string).collect())
 }
 
+/// Opens a CSV file whose header must be exactly `expected`.
+pub fn open_with_header(
+    path: &Path,
+    expected: &[&str],
+) -> Result<(csv::Reader<BufReader<File>>, Vec<String>), TraceError> {
+    let mut rdr = open_csv(path)?;
+    let shown_expected = if expected.len() > 12 {
+        format!("{},…,{}", expected[..6].join(","), expected[expected.len() - 1])
+    } else {
+        expected.join(",")
+    };
+    let got = header(&mut rdr, path, &shown_expected)?;
+    if got.len() != expected.len() || got.iter().zip(expected).any(|(g, w)| g != w) {
+        let shown = if got.len() > 12 {
+            format!("{},… ({} columns)", got[..12].join(","), got.len())
+        } else {
+            got.join(",")
+        };
+        return Err(row_error(
+            path,
+            1,
+            "header",
+            format!("found `{shown}`; expected `{shown_expected}`"),
+        ));
+    }
+    Ok((rdr, got))
+}
+
+/// Reads every record, handing each to `row` with its line number. A row that the CSV layer or
+/// `row` rejects is skipped and counted with `skip`, and ends the read with an error otherwise.
+pub fn each_row(
+    reader: &mut csv::Reader<BufReader<File>>,
+    path: &Path,
+    skip: bool,
+    skipped: &mut SkippedRows,
+    mut row: impl FnMut(u64, &csv::StringRecord) -> Result<(), TraceError>,
+) -> Result<(), TraceError> {
+    let mut rec = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut rec) {
+            Ok(true) => {
+                let line = rec.position().map_or(0, |p| p.line());
+                if let Err(e) = row(line, &rec) {
+                    skipped.skip_or_fail(skip, e)?;
+                }
+            }
+            Ok(false) => return Ok(()),
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                skipped.skip_or_fail(skip, row_error(path, line, "row", e.to_string()))?;
+            }
+        }
+    }
+}
+
 /// Parses a finite, non-negative number.
 pub fn non_negative(text: &str) -> Result<f64, String> {
     let v: f64 = text

@@ -1,7 +1,8 @@
 //! Writing traces: the plain `time,func,duration` CSV (`convert`) and Azure 2019 files of a
 //! selection (`sample`).
 
-use crate::azure2019::{Azure2019, parse::MINUTES_PER_DAY};
+use crate::azure2019::Azure2019;
+use crate::azure2019::parse::{DURATIONS_HEADER, MEMORY_HEADER, MINUTES_PER_DAY};
 use crate::{ArrivalSource, NS_PER_S, TraceError};
 use std::fmt::Write as _;
 use std::io::{BufWriter, Write};
@@ -78,12 +79,7 @@ pub fn write_azure2019(trace: &Azure2019, dir: &Path) -> Result<(), TraceError> 
         let p = dir.join(format!("function_durations_percentiles.anon.d{day:02}.csv"));
         let e = io_err(&p);
         let mut w = BufWriter::new(std::fs::File::create(&p).map_err(&e)?);
-        writeln!(
-            w,
-            "HashOwner,HashApp,HashFunction,Average,Count,Minimum,Maximum,percentile_Average_0,percentile_Average_1,\
-             percentile_Average_25,percentile_Average_50,percentile_Average_75,percentile_Average_99,percentile_Average_100"
-        )
-        .map_err(&e)?;
+        writeln!(w, "{}", DURATIONS_HEADER.join(",")).map_err(&e)?;
         for f in &trace.functions {
             if let Some(d) = f.durations {
                 let p = d.percentiles;
@@ -113,13 +109,7 @@ pub fn write_azure2019(trace: &Azure2019, dir: &Path) -> Result<(), TraceError> 
         let p = dir.join(format!("app_memory_percentiles.anon.d{day:02}.csv"));
         let e = io_err(&p);
         let mut w = BufWriter::new(std::fs::File::create(&p).map_err(&e)?);
-        writeln!(
-            w,
-            "HashOwner,HashApp,SampleCount,AverageAllocatedMb,AverageAllocatedMb_pct1,AverageAllocatedMb_pct5,\
-             AverageAllocatedMb_pct25,AverageAllocatedMb_pct50,AverageAllocatedMb_pct75,AverageAllocatedMb_pct95,\
-             AverageAllocatedMb_pct99,AverageAllocatedMb_pct100"
-        )
-        .map_err(&e)?;
+        writeln!(w, "{}", MEMORY_HEADER.join(",")).map_err(&e)?;
         // The app's memory is the sum of its selected functions' shares (the reader splits it).
         let mut apps: std::collections::BTreeMap<(&str, &str), f64> = std::collections::BTreeMap::new();
         for f in &trace.functions {

@@ -8,12 +8,47 @@
 
 use super::files::TraceFiles;
 use crate::TraceError;
-use crate::rows::{SkippedRows, header, non_negative, open_csv, row_error};
+use crate::rows::{SkippedRows, each_row, non_negative, open_with_header, row_error};
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Minutes in a day.
 pub const MINUTES_PER_DAY: u32 = 1440;
+
+/// The header of a durations file.
+pub const DURATIONS_HEADER: [&str; 14] = [
+    "HashOwner",
+    "HashApp",
+    "HashFunction",
+    "Average",
+    "Count",
+    "Minimum",
+    "Maximum",
+    "percentile_Average_0",
+    "percentile_Average_1",
+    "percentile_Average_25",
+    "percentile_Average_50",
+    "percentile_Average_75",
+    "percentile_Average_99",
+    "percentile_Average_100",
+];
+
+/// The header of a memory file (per app).
+pub const MEMORY_HEADER: [&str; 12] = [
+    "HashOwner",
+    "HashApp",
+    "SampleCount",
+    "AverageAllocatedMb",
+    "AverageAllocatedMb_pct1",
+    "AverageAllocatedMb_pct5",
+    "AverageAllocatedMb_pct25",
+    "AverageAllocatedMb_pct50",
+    "AverageAllocatedMb_pct75",
+    "AverageAllocatedMb_pct95",
+    "AverageAllocatedMb_pct99",
+    "AverageAllocatedMb_pct100",
+];
 
 /// The trigger values of the dataset.
 pub const TRIGGERS: [&str; 7] = ["http", "timer", "event", "queue", "storage", "orchestration", "others"];
@@ -143,28 +178,6 @@ fn field_name(i: usize, header: &[String]) -> String {
     header.get(i).cloned().unwrap_or_else(|| format!("column {}", i + 1))
 }
 
-fn check_header(path: &Path, got: &[String], want: &[&str]) -> Result<(), TraceError> {
-    if got.len() != want.len() || got.iter().zip(want).any(|(g, w)| g != w) {
-        let shown = if got.len() > 12 {
-            format!("{},… ({} columns)", got[..12].join(","), got.len())
-        } else {
-            got.join(",")
-        };
-        let expected = if want.len() > 12 {
-            format!("{},…,1440", want[..6].join(","))
-        } else {
-            want.join(",")
-        };
-        return Err(row_error(
-            path,
-            1,
-            "header",
-            format!("found `{shown}`; expected `{expected}`"),
-        ));
-    }
-    Ok(())
-}
-
 /// Reads the trace files.
 pub fn read(files: &TraceFiles, opts: &ReadOptions) -> Result<Azure2019, TraceError> {
     let mut report = CleaningReport::default();
@@ -198,43 +211,22 @@ pub fn read(files: &TraceFiles, opts: &ReadOptions) -> Result<Azure2019, TraceEr
         .map(|s| s.to_string())
         .chain((1..=MINUTES_PER_DAY).map(|m| m.to_string()))
         .collect();
-    let inv_header_ref: Vec<&str> = inv_header.iter().map(String::as_str).collect();
+    let inv_header: Vec<&str> = inv_header.iter().map(String::as_str).collect();
+    let skip = opts.skip_bad_rows;
     for (day, path) in files.invocations.iter().filter(|(d, _)| in_days(*d)) {
         let day_start = (day - 1) * MINUTES_PER_DAY;
         if day_start + MINUTES_PER_DAY <= w_start || day_start >= w_end {
             continue;
         }
         report.days_read.push(*day);
-        let mut rdr = open_csv(path)?;
-        let h = header(&mut rdr, path, "HashOwner,HashApp,HashFunction,Trigger,1,…,1440")?;
-        check_header(path, &h, &inv_header_ref)?;
-        let mut seen = std::collections::BTreeSet::new();
-        let mut rec = csv::StringRecord::new();
-        loop {
-            match rdr.read_record(&mut rec) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => {
-                    let line = e.position().map_or(0, |p| p.line());
-                    report
-                        .skipped
-                        .skip_or_fail(opts.skip_bad_rows, row_error(path, line, "row", e.to_string()))?;
-                    continue;
-                }
-            }
-            let line = rec.position().map_or(0, |p| p.line());
+        let (mut rdr, h) = open_with_header(path, &inv_header)?;
+        let mut seen = BTreeSet::new();
+        each_row(&mut rdr, path, skip, &mut report.skipped, |line, rec| {
             report.invocation_rows += 1;
-            let parsed = parse_invocation_row(path, line, &rec, &h, day_start, (w_start, w_end));
-            let (key, trigger, minutes) = match parsed {
-                Ok(v) => v,
-                Err(e) => {
-                    report.skipped.skip_or_fail(opts.skip_bad_rows, e)?;
-                    continue;
-                }
-            };
+            let (key, trigger, minutes) = parse_invocation_row(path, line, rec, &h, day_start, (w_start, w_end))?;
             if !seen.insert(key.clone()) {
                 report.duplicate_rows += 1;
-                continue;
+                return Ok(());
             }
             let f = table.entry(key.clone()).or_insert_with(|| TraceFunction {
                 key,
@@ -246,59 +238,23 @@ pub fn read(files: &TraceFiles, opts: &ReadOptions) -> Result<Azure2019, TraceEr
             });
             f.total += minutes.iter().map(|&(_, c)| u64::from(c)).sum::<u64>();
             f.minutes.extend(minutes);
-        }
+            Ok(())
+        })?;
     }
     let before = table.len();
     table.retain(|_, f| f.total > 0);
     report.never_invoked = (before - table.len()) as u64;
 
     // Durations: the first day (in the range) that has a row for the function.
-    let dur_header = [
-        "HashOwner",
-        "HashApp",
-        "HashFunction",
-        "Average",
-        "Count",
-        "Minimum",
-        "Maximum",
-        "percentile_Average_0",
-        "percentile_Average_1",
-        "percentile_Average_25",
-        "percentile_Average_50",
-        "percentile_Average_75",
-        "percentile_Average_99",
-        "percentile_Average_100",
-    ];
     for (_, path) in files.durations.iter().filter(|(d, _)| report.days_read.contains(d)) {
-        let mut rdr = open_csv(path)?;
-        let h = header(&mut rdr, path, &dur_header.join(","))?;
-        check_header(path, &h, &dur_header)?;
-        let mut seen = std::collections::BTreeSet::new();
-        let mut rec = csv::StringRecord::new();
-        loop {
-            match rdr.read_record(&mut rec) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => {
-                    let line = e.position().map_or(0, |p| p.line());
-                    report
-                        .skipped
-                        .skip_or_fail(opts.skip_bad_rows, row_error(path, line, "row", e.to_string()))?;
-                    continue;
-                }
-            }
-            let line = rec.position().map_or(0, |p| p.line());
+        let (mut rdr, h) = open_with_header(path, &DURATIONS_HEADER)?;
+        let mut seen = BTreeSet::new();
+        each_row(&mut rdr, path, skip, &mut report.skipped, |line, rec| {
             report.duration_rows += 1;
-            let (key, stats) = match parse_duration_row(path, line, &rec, &h) {
-                Ok(v) => v,
-                Err(e) => {
-                    report.skipped.skip_or_fail(opts.skip_bad_rows, e)?;
-                    continue;
-                }
-            };
+            let (key, stats) = parse_duration_row(path, line, rec, &h)?;
             if !seen.insert(key.clone()) {
                 report.duplicate_rows += 1;
-                continue;
+                return Ok(());
             }
             if stats.average == 0.0 {
                 report.zero_average += 1;
@@ -308,83 +264,45 @@ pub fn read(files: &TraceFiles, opts: &ReadOptions) -> Result<Azure2019, TraceEr
                 Some(_) => {}
                 None => report.durations_without_invocations += 1,
             }
-        }
+            Ok(())
+        })?;
     }
     report.missing_durations = table.values().filter(|f| f.durations.is_none()).count() as u64;
 
     // Memory: per app, split evenly over the app's invoked functions.
-    let mem_header = [
-        "HashOwner",
-        "HashApp",
-        "SampleCount",
-        "AverageAllocatedMb",
-        "AverageAllocatedMb_pct1",
-        "AverageAllocatedMb_pct5",
-        "AverageAllocatedMb_pct25",
-        "AverageAllocatedMb_pct50",
-        "AverageAllocatedMb_pct75",
-        "AverageAllocatedMb_pct95",
-        "AverageAllocatedMb_pct99",
-        "AverageAllocatedMb_pct100",
-    ];
     let mut apps: BTreeMap<(String, String), u32> = BTreeMap::new();
     for f in table.values() {
         *apps.entry((f.key.owner.clone(), f.key.app.clone())).or_default() += 1;
     }
     let mut app_memory: BTreeMap<(String, String), f64> = BTreeMap::new();
-    for &day in &report.days_read.clone() {
+    for day in report.days_read.clone() {
         let Some((_, path)) = files.memory.iter().find(|(d, _)| *d == day) else {
             report.days_without_memory.push(day);
             continue;
         };
-        let mut rdr = open_csv(path)?;
-        let h = header(&mut rdr, path, &mem_header.join(","))?;
-        check_header(path, &h, &mem_header)?;
-        let mut seen = std::collections::BTreeSet::new();
-        let mut rec = csv::StringRecord::new();
-        loop {
-            match rdr.read_record(&mut rec) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => {
-                    let line = e.position().map_or(0, |p| p.line());
-                    report
-                        .skipped
-                        .skip_or_fail(opts.skip_bad_rows, row_error(path, line, "row", e.to_string()))?;
-                    continue;
-                }
-            }
-            let line = rec.position().map_or(0, |p| p.line());
+        let (mut rdr, h) = open_with_header(path, &MEMORY_HEADER)?;
+        let mut seen = BTreeSet::new();
+        each_row(&mut rdr, path, skip, &mut report.skipped, |line, rec| {
             report.memory_rows += 1;
-            let parsed = (|| {
-                if rec.len() != h.len() {
-                    return Err(row_error(
-                        path,
-                        line,
-                        "row",
-                        format!("has {} fields; the header has {}", rec.len(), h.len()),
-                    ));
-                }
-                let mb = non_negative(&rec[3]).map_err(|m| row_error(path, line, &h[3], m))?;
-                Ok(((rec[0].to_string(), rec[1].to_string()), mb))
-            })();
-            let (app, mb) = match parsed {
-                Ok(v) => v,
-                Err(e) => {
-                    report.skipped.skip_or_fail(opts.skip_bad_rows, e)?;
-                    continue;
-                }
-            };
+            if rec.len() != h.len() {
+                return Err(row_error(
+                    path,
+                    line,
+                    "row",
+                    format!("has {} fields; the header has {}", rec.len(), h.len()),
+                ));
+            }
+            let mb = non_negative(&rec[3]).map_err(|m| row_error(path, line, &h[3], m))?;
+            let app = (rec[0].to_string(), rec[1].to_string());
             if !seen.insert(app.clone()) {
                 report.duplicate_rows += 1;
-                continue;
-            }
-            if apps.contains_key(&app) {
+            } else if apps.contains_key(&app) {
                 app_memory.entry(app).or_insert(mb);
             } else {
                 report.memory_without_invocations += 1;
             }
-        }
+            Ok(())
+        })?;
     }
     report.missing_memory = apps.keys().filter(|a| !app_memory.contains_key(*a)).count() as u64;
     for f in table.values_mut() {
