@@ -50,8 +50,15 @@ pub trait Policy {
 /// turns shares into progress rates with the speed model ([`crate::speed`]) and checks that the
 /// shares sum to at most 1.
 pub trait Sharing {
-    /// Sets `share` of every kernel phase in `phases` (all on one GPU).
+    /// Sets `share` (and, for disciplines that take turns, `time_share`) of every kernel phase in
+    /// `phases` (all on one GPU). Σ share × time_share must not exceed 1.
     fn assign_shares(&mut self, phases: &mut [ActivePhase]);
+
+    /// True when kernels of different contexts run at the same time (and so slow each other
+    /// through memory bandwidth); false for disciplines whose contexts take turns.
+    fn concurrent(&self) -> bool {
+        true
+    }
 }
 
 /// Kernels split the GPU equally, each capped by its instance's SM cap: the whole GPU for a

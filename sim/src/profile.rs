@@ -31,12 +31,15 @@ pub enum Phase {
     /// Device→host copy of `mib` MiB over the host link.
     D2h { mib: f64 },
     /// Kernels: `work_ms` alone on the whole reference GPU; `sm_demand` the fraction of SMs they
-    /// can use (0, 1]; `bw_intensity` the share of their time bound by memory bandwidth [0, 1].
+    /// can use (0, 1]; `bw_intensity` the share of their time bound by memory bandwidth [0, 1];
+    /// `speed_knee` the sharpness of their speed curve (default: the device's).
     Kernel {
         work_ms: f64,
         sm_demand: f64,
         #[serde(default)]
         bw_intensity: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        speed_knee: Option<f64>,
     },
 }
 
@@ -88,6 +91,8 @@ pub struct GpuPhase {
     pub work: Nanos,
     pub sm_demand: f64,
     pub bw_intensity: f64,
+    /// Speed-curve sharpness (the phase's own, else the device's).
+    pub knee: f64,
 }
 
 /// One step of an invocation on a given device.
@@ -166,11 +171,12 @@ impl FunctionProfile {
                         return Err((at("mib"), format!("must be a non-negative number, got {mib}")));
                     }
                 }
-                Phase::Kernel {
-                    work_ms,
-                    sm_demand,
-                    bw_intensity,
-                } => {
+                Phase::Kernel { work_ms, sm_demand, bw_intensity, speed_knee } => {
+                    if let Some(k) = speed_knee {
+                        if k.is_nan() || k <= 0.0 {
+                            return Err((at("speed_knee"), format!("must be a positive number or inf, got {k}")));
+                        }
+                    }
                     if !(work_ms.is_finite() && work_ms >= 0.0) {
                         return Err((at("work_ms"), format!("must be a non-negative number, got {work_ms}")));
                     }
@@ -205,18 +211,16 @@ impl FunctionProfile {
                     work: transfer_ns(mib_bytes(mib), dev.host_link_gbps),
                     sm_demand: 0.0,
                     bw_intensity: 0.0,
+                    knee: dev.speed_knee,
                 },
                 Phase::D2h { mib } => GpuPhase {
                     kind: PhaseKind::D2h,
                     work: transfer_ns(mib_bytes(mib), dev.host_link_gbps),
                     sm_demand: 0.0,
                     bw_intensity: 0.0,
+                    knee: dev.speed_knee,
                 },
-                Phase::Kernel {
-                    work_ms,
-                    sm_demand,
-                    bw_intensity,
-                } => {
+                Phase::Kernel { work_ms, sm_demand, bw_intensity, speed_knee } => {
                     let factor = (1.0 - bw_intensity) * reference.fp32_tflops / dev.fp32_tflops
                         + bw_intensity * reference.mem_bandwidth_gbps / dev.mem_bandwidth_gbps;
                     GpuPhase {
@@ -224,6 +228,7 @@ impl FunctionProfile {
                         work: ms_to_ns(work_ms * factor),
                         sm_demand,
                         bw_intensity,
+                        knee: speed_knee.unwrap_or(dev.speed_knee),
                     }
                 }
             };
@@ -282,7 +287,7 @@ mod tests {
                 Phase::Kernel {
                     work_ms: 10.0,
                     sm_demand: 0.5,
-                    bw_intensity: 0.5,
+                    bw_intensity: 0.5, speed_knee: None,
                 },
             ],
         }
@@ -325,7 +330,7 @@ mod tests {
         p.phases[1] = Phase::Kernel {
             work_ms: 1.0,
             sm_demand: 1.5,
-            bw_intensity: 0.0,
+            bw_intensity: 0.0, speed_knee: None,
         };
         assert_eq!(p.check().unwrap_err().0, "phases[1].sm_demand");
         let mut p = profile();

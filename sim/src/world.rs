@@ -36,8 +36,13 @@ pub struct ActivePhase {
     pub bw_intensity: f64,
     /// The instance's SM cap (e.g. an MPS active-thread percentage), a fraction.
     pub sm_cap: f64,
-    /// Fraction of the GPU's SMs, set by the [`Sharing`] discipline (kernels only).
+    /// Fraction of the GPU's SMs while the phase runs, set by the [`Sharing`] discipline.
     pub share: f64,
+    /// Fraction of time the phase's context holds the GPU (time slicing, time quotas), set by
+    /// the discipline; 1 when contexts run concurrently.
+    pub time_share: f64,
+    /// Speed-curve sharpness of this phase.
+    pub knee: f64,
     rate: f64,
     /// Solo work left, in ns of the phase running alone.
     remaining: f64,
@@ -623,6 +628,8 @@ impl World {
                             bw_intensity: p.bw_intensity,
                             sm_cap,
                             share: 0.0,
+                            time_share: 1.0,
+                            knee: p.knee,
                             rate: 0.0,
                             remaining: work as f64,
                         });
@@ -756,12 +763,14 @@ impl World {
             }
             let dev = &self.devices[g.device];
             self.sharing.assign_shares(&mut g.phases);
+            // Contexts that take turns never co-run, so they cannot interfere.
+            let kappa = if self.sharing.concurrent() { dev.interference } else { 0.0 };
             let (mut h2d, mut d2h, mut share_sum, mut used, mut pressure) = (0u32, 0u32, 0.0, 0.0, 0.0);
             for p in &g.phases {
                 match p.kind {
                     PhaseKind::Kernel => {
-                        share_sum += p.share;
-                        let u = speed::sm_used(p.share, p.sm_demand);
+                        share_sum += p.share * p.time_share;
+                        let u = p.time_share * speed::sm_used(p.share, p.sm_demand);
                         used += u;
                         pressure += p.bw_intensity * u;
                     }
@@ -771,7 +780,7 @@ impl World {
             }
             if share_sum > 1.0 + 1e-9 {
                 let msg = format!(
-                    "the sharing discipline gave GPU {} SM shares summing to {share_sum:.4} (> 1)",
+                    "the sharing discipline gave GPU {} SM shares × time shares summing to {share_sum:.4} (> 1)",
                     gpu.0
                 );
                 self.fail(msg);
@@ -781,10 +790,10 @@ impl World {
             for p in &mut g.phases {
                 p.rate = match p.kind {
                     PhaseKind::Kernel => {
-                        let u = speed::sm_used(p.share, p.sm_demand);
+                        let u = p.time_share * speed::sm_used(p.share, p.sm_demand);
                         let others = pressure - p.bw_intensity * u;
-                        speed::kernel_rate(p.share, p.sm_demand, dev.speed_knee)
-                            / speed::interference_divisor(dev.interference, p.bw_intensity, others)
+                        p.time_share * speed::kernel_rate(p.share, p.sm_demand, p.knee)
+                            / speed::interference_divisor(kappa, p.bw_intensity, others)
                     }
                     // Copies in one direction share that direction of the host link equally.
                     PhaseKind::H2d => 1.0 / f64::from(h2d),
