@@ -61,3 +61,41 @@ if __name__ == "__main__":
     q, m = RESNET_QUOTA
     errs = [abs(qps(1.0, d, p, h, w, qq) - mm) / mm for qq, mm in zip(q, m)]
     print("fast-resnet quota row (SM 100 %): " + ", ".join(f"{qps(1.0, d, p, h, w, qq):.1f}/{mm}" for qq, mm in zip(q, m)) + f"; worst error {max(errs)*100:.1f} %")
+
+
+# --- DenseNet-121 under MPS (PAPERS.md, "NVIDIA mechanisms") -------------------------------
+# Latency alone at an SM share, and next to a partner holding the rest:
+#   10 % 57.6 -> 85.1 (next to 90 %), 90 % 14.1 -> 15.1, 20 % 30.8 -> 46.5 (next to 80 %), 80 % 14.3 -> 16.3.
+# Engine model: co-running slows a kernel by 1 + kappa * b_self * sum(b_other * min(share, demand)).
+# With b = 1 for DenseNet (assumed: all of kappa * b^2 is carried by kappa), the large client's
+# slowdown fixes kappa (its partner uses min(0.1 or 0.2, d) = the share), the small client's fixes d.
+ALONE = {0.1: 57.6, 0.2: 30.8, 0.8: 14.3, 0.9: 14.1}
+CORUN = [(0.1, 0.9, 85.1), (0.9, 0.1, 15.1), (0.2, 0.8, 46.5), (0.8, 0.2, 16.3)]
+
+
+def fit_densenet():
+    best = None
+    for ki in range(40, 101):
+        kappa = ki / 100.0
+        for di in range(30, 101):
+            d = di / 100.0
+            for pi in range(2, 81):
+                p = pi / 8.0
+                # w from the 90 % point, then check every point.
+                w = ALONE[0.9] * rate(0.9, d, p)
+                errs = [abs(w / rate(s, d, p) - m) / m for s, m in ALONE.items()]
+                for own, other, m in CORUN:
+                    lat = w / rate(own, d, p) * (1.0 + kappa * min(other, d))
+                    errs.append(abs(lat - m) / m)
+                err = max(errs)
+                if best is None or err < best[0]:
+                    best = (err, kappa, d, p, w)
+    return best
+
+
+if __name__ == "__main__":
+    err, kappa, d, p, w = fit_densenet()
+    print(f"densenet121: work {w:.2f} ms, sm_demand {d:.2f}, speed_knee {p:.3f}; device interference kappa {kappa:.2f}; worst error {err*100:.1f} %")
+    for own, other, m in CORUN:
+        alone = w / rate(own, d, p)
+        print(f"  {own:.0%} next to {other:.0%}: alone {alone:.1f} (published {ALONE[own]}), co-run {alone * (1 + kappa * min(other, d)):.1f} (published {m})")

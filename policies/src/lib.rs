@@ -7,6 +7,8 @@
 
 pub mod exclusive;
 pub mod null;
+pub mod pool;
+pub mod profiler;
 
 use gpushare_sim::Scenario;
 use gpushare_sim::policy::Policy;

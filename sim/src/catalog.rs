@@ -182,7 +182,29 @@ pub fn builtin_profiles() -> Vec<(&'static str, FunctionProfile)> {
                 vec![fitted_kernel(1000.0 / 12.4, 0.06, 1.875, 0.3)],
             ),
         ),
+        ("densenet121", densenet121()),
     ]
+}
+
+/// DenseNet-121 inference, the workload of the published MPS co-location measurements
+/// (PAPERS.md, "NVIDIA mechanisms"): work, demand and knee fitted by
+/// `scripts/fit_fast_profiles.py` to its latencies alone at 10/20/80/90 % SM; fully
+/// bandwidth-sensitive (assumed) so that the device's interference coefficient carries its
+/// co-run slowdowns. Memory: 8.0 M parameters × 4 B of weights; activations assumed.
+fn densenet121() -> FunctionProfile {
+    FunctionProfile {
+        description: "DenseNet-121 inference".into(),
+        source: "MPS co-location latencies, PAPERS.md \"NVIDIA mechanisms\"; fitted".into(),
+        reference_gpu: "v100-16gb".into(),
+        weights_mib: 31.0,
+        activation_mib: 300.0,
+        model_source: ModelSource::Storage,
+        container_start_s: CONTAINER_START_S,
+        framework_init_s: FRAMEWORK_INIT_S,
+        host_pre_ms: 0.0,
+        host_post_ms: 0.0,
+        phases: vec![fitted_kernel(13.74, 0.48, 1.625, 1.0)],
+    }
 }
 
 /// Looks a built-in profile up by name.

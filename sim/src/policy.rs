@@ -78,6 +78,43 @@ impl Sharing for EqualShare {
     }
 }
 
+/// Kernels run concurrently (as under MPS), each limited to its instance's SM cap; when the caps
+/// of the running kernels add up to more than the GPU, the SMs are shared max-min fairly under
+/// the caps (water-filling: no kernel gets more than its cap, and none gets less than an equal
+/// share unless its cap is smaller). Each kernel's time share is its instance's time quota.
+pub struct CappedShares;
+
+impl Sharing for CappedShares {
+    fn assign_shares(&mut self, phases: &mut [ActivePhase]) {
+        let mut caps: Vec<(f64, usize)> = Vec::new();
+        for (i, p) in phases.iter_mut().enumerate() {
+            if p.is_kernel() {
+                p.time_share = p.time_quota;
+                caps.push((p.sm_cap.min(1.0), i));
+            }
+        }
+        // Weighted by time share: a kernel holding the GPU half the time needs half the room.
+        let total: f64 = caps.iter().map(|&(c, i)| c * phases[i].time_share).sum();
+        if total <= 1.0 {
+            for &(c, i) in &caps {
+                phases[i].share = c;
+            }
+            return;
+        }
+        caps.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut room = 1.0;
+        let mut weight: f64 = caps.iter().map(|&(_, i)| phases[i].time_share).sum();
+        for &(c, i) in &caps {
+            let t = phases[i].time_share;
+            let level = if weight > 0.0 { room / weight } else { 0.0 };
+            let s = c.min(level);
+            phases[i].share = s;
+            room -= s * t;
+            weight -= t;
+        }
+    }
+}
+
 /// How long an idle instance is kept before it is reclaimed: reusable by every policy.
 pub trait KeepAlive {
     /// The keep-alive for an instance of `func` that became idle at `now`; `None` keeps it

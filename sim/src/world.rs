@@ -36,6 +36,8 @@ pub struct ActivePhase {
     pub bw_intensity: f64,
     /// The instance's SM cap (e.g. an MPS active-thread percentage), a fraction.
     pub sm_cap: f64,
+    /// The instance's time quota, a fraction.
+    pub time_quota: f64,
     /// Fraction of the GPU's SMs while the phase runs, set by the [`Sharing`] discipline.
     pub share: f64,
     /// Fraction of time the phase's context holds the GPU (time slicing, time quotas), set by
@@ -132,6 +134,7 @@ pub struct Instance {
     pub served: u64,
     pub memory: u64,
     pub sm_cap: f64,
+    pub time_quota: f64,
     pub gpu_fraction: f64,
     epoch: u32,
     /// Counts the lives of this slot, so events of a reclaimed instance never touch its successor.
@@ -179,6 +182,8 @@ pub struct InstanceSpec {
     pub setup: Nanos,
     /// Cap on the SM share of its kernels (1.0 = none).
     pub sm_cap: f64,
+    /// Fraction of time its kernels may hold the GPU (a time quota; 1.0 = none).
+    pub time_quota: f64,
     /// Fraction of the GPU it is charged for in GPU-seconds allocated.
     pub gpu_fraction: f64,
 }
@@ -367,6 +372,7 @@ impl World {
             served: 0,
             memory: spec.memory,
             sm_cap: spec.sm_cap,
+            time_quota: spec.time_quota,
             gpu_fraction: spec.gpu_fraction,
             epoch: 0,
             incarnation: 0,
@@ -597,7 +603,8 @@ impl World {
         loop {
             let i = &mut self.instances[inst.ix()];
             i.step = i.step.wrapping_add(1);
-            let (func, gpu, step, scale, epoch, sm_cap) = (i.func, i.gpu, i.step, i.scale, i.epoch, i.sm_cap);
+            let (func, gpu, step, scale, epoch, sm_cap, time_quota) =
+                (i.func, i.gpu, i.step, i.scale, i.epoch, i.sm_cap, i.time_quota);
             let Some(&s) = self.compiled(func, gpu).steps.get(step as usize) else {
                 return true;
             };
@@ -627,6 +634,7 @@ impl World {
                             sm_demand: p.sm_demand,
                             bw_intensity: p.bw_intensity,
                             sm_cap,
+                            time_quota,
                             share: 0.0,
                             time_share: 1.0,
                             knee: p.knee,
@@ -947,6 +955,7 @@ impl Ctx<'_> {
             memory: c.footprint(),
             setup: c.setup.sequential(),
             sm_cap: 1.0,
+            time_quota: 1.0,
             gpu_fraction: 1.0,
         }
     }

@@ -1,0 +1,183 @@
+//! The queueing and scaling core shared by instance-per-function policies (`exclusive`, `mps`).
+//!
+//! Invocations of a function wait in one FIFO queue; an idle instance of the function takes the
+//! head. When the queue is longer than the instances already starting, a new instance is placed
+//! by the policy's [`Placement`] — and, with `evict_idle`, idle instances of any function are
+//! reclaimed, least recently used first, until it fits. An instance left idle with nothing queued
+//! first makes room for a function waiting for capacity (with `evict_idle`), else stays warm for
+//! the keep-alive and is then reclaimed.
+
+use gpushare_sim::policy::{Ctx, FixedTtl, InstanceSpec, KeepAlive};
+use gpushare_sim::record::RejectReason;
+use gpushare_sim::scenario::{ConfigError, DocPath, Seg};
+use gpushare_sim::time::secs_to_ns;
+use gpushare_sim::{FuncId, GpuId, InstId, InvId};
+use serde::Deserialize;
+use std::collections::VecDeque;
+
+/// Where a new instance goes.
+pub trait Placement {
+    /// A GPU and instance spec for a new instance of `func` that fits now, if any.
+    fn place(&mut self, ctx: &Ctx<'_>, func: FuncId) -> Option<(GpuId, InstanceSpec)>;
+
+    /// Whether reclaiming idle instance `victim` would let an instance of `func` fit.
+    fn fits_after_reclaiming(&self, ctx: &Ctx<'_>, func: FuncId, victim: InstId) -> bool;
+}
+
+/// The pool parameters every instance-based policy shares (`[policy]`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolParams {
+    #[serde(default = "default_keep_alive")]
+    pub keep_alive_s: f64,
+    pub max_instances: Option<u32>,
+    pub max_queue: Option<u64>,
+    #[serde(default = "yes")]
+    pub evict_idle: bool,
+}
+
+fn default_keep_alive() -> f64 {
+    600.0
+}
+fn yes() -> bool {
+    true
+}
+
+/// The path of a `[policy]` field, for errors.
+pub fn param_path(field: &str) -> DocPath {
+    DocPath(vec![Seg::Key("policy".into()), Seg::Key(field.into())])
+}
+
+/// FIFO queues per function, scale-up, keep-alive and idle eviction over a placement.
+pub struct Pool<P> {
+    pub placement: P,
+    keep_alive: FixedTtl,
+    max_instances: u32,
+    max_queue: u64,
+    evict_idle: bool,
+    queues: Vec<VecDeque<InvId>>,
+    /// Functions that need an instance but found no room, in the order they asked.
+    waiting: VecDeque<FuncId>,
+    is_waiting: Vec<bool>,
+}
+
+impl<P: Placement> Pool<P> {
+    /// Checks the shared parameters and builds the pool for `functions` functions.
+    pub fn new(p: &PoolParams, placement: P, functions: usize) -> Result<Self, ConfigError> {
+        if p.keep_alive_s.is_nan() || p.keep_alive_s < 0.0 {
+            return Err(ConfigError::at(param_path("keep_alive_s"), format!("must be ≥ 0 seconds (or inf), got {}", p.keep_alive_s)));
+        }
+        if p.max_instances == Some(0) {
+            return Err(ConfigError::at(param_path("max_instances"), "must be at least 1 (omit it for no limit)"));
+        }
+        Ok(Pool {
+            placement,
+            keep_alive: FixedTtl(p.keep_alive_s.is_finite().then(|| secs_to_ns(p.keep_alive_s))),
+            max_instances: p.max_instances.unwrap_or(u32::MAX),
+            max_queue: p.max_queue.unwrap_or(u64::MAX),
+            evict_idle: p.evict_idle,
+            queues: vec![VecDeque::new(); functions],
+            waiting: VecDeque::new(),
+            is_waiting: vec![false; functions],
+        })
+    }
+
+    /// True when `func` has more queued invocations than instances starting for them, and may
+    /// start another instance.
+    fn needs_instance(&self, ctx: &Ctx<'_>, func: FuncId) -> bool {
+        self.queues[func.ix()].len() > ctx.starting(func) as usize && ctx.alive(func) < self.max_instances
+    }
+
+    /// Places and starts an instance of `func`, evicting idle instances if allowed.
+    fn start(&mut self, ctx: &mut Ctx<'_>, func: FuncId) -> bool {
+        loop {
+            if let Some((gpu, spec)) = self.placement.place(ctx, func) {
+                return ctx.start_instance(func, gpu, spec).is_ok();
+            }
+            if !self.evict_idle {
+                return false;
+            }
+            let Some(victim) = ctx.idle_lru().find(|&i| self.placement.fits_after_reclaiming(ctx, func, i)) else {
+                return false;
+            };
+            ctx.reclaim(victim);
+        }
+    }
+
+    fn wait_for_capacity(&mut self, func: FuncId) {
+        if !self.is_waiting[func.ix()] {
+            self.is_waiting[func.ix()] = true;
+            self.waiting.push_back(func);
+        }
+    }
+
+    /// Starts instances for `func` while its queue needs them and room can be had.
+    fn scale_up(&mut self, ctx: &mut Ctx<'_>, func: FuncId) {
+        while self.needs_instance(ctx, func) {
+            if !self.start(ctx, func) {
+                self.wait_for_capacity(func);
+                return;
+            }
+        }
+    }
+
+    /// Gives capacity to functions waiting for it, in the order they asked.
+    fn serve_waiting(&mut self, ctx: &mut Ctx<'_>) {
+        for _ in 0..self.waiting.len() {
+            let Some(func) = self.waiting.pop_front() else { break };
+            self.is_waiting[func.ix()] = false;
+            self.scale_up(ctx, func);
+        }
+    }
+
+    /// An invocation arrived.
+    pub fn arrive(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
+        let func = ctx.invocation(inv).func;
+        let queue = &mut self.queues[func.ix()];
+        if queue.is_empty() {
+            if let Some(inst) = ctx.idle_instance(func) {
+                ctx.run(inv, inst);
+                return;
+            }
+        }
+        if queue.len() as u64 >= self.max_queue {
+            ctx.reject(inv, RejectReason::QueueFull);
+            return;
+        }
+        queue.push_back(inv);
+        self.scale_up(ctx, func);
+    }
+
+    /// An instance is idle: its own queue first, then a function waiting for room, else
+    /// keep-alive.
+    pub fn idle(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
+        let func = ctx.instance(inst).func;
+        if let Some(inv) = self.queues[func.ix()].pop_front() {
+            ctx.run(inv, inst);
+            return;
+        }
+        if self.evict_idle {
+            for _ in 0..self.waiting.len() {
+                let Some(other) = self.waiting.pop_front() else { break };
+                self.is_waiting[other.ix()] = false;
+                if self.needs_instance(ctx, other) && self.placement.fits_after_reclaiming(ctx, other, inst) {
+                    ctx.reclaim(inst);
+                    // It may need more; it rejoins the queue at the back.
+                    self.scale_up(ctx, other);
+                    return;
+                }
+                if self.needs_instance(ctx, other) {
+                    self.wait_for_capacity(other);
+                }
+            }
+        }
+        let ttl = self.keep_alive.ttl(func, ctx.now());
+        ctx.keep_alive(inst, ttl);
+    }
+
+    /// An idle instance's keep-alive ran out.
+    pub fn expired(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
+        ctx.reclaim(inst);
+        self.serve_waiting(ctx);
+    }
+}

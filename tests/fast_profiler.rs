@@ -1,0 +1,70 @@
+//! The FaST-Profiler grid, simulated, against FaST-GShare's published V100 table (PAPERS.md §4):
+//! every cell within 15 %, as the issue requires.
+
+mod common;
+
+use gpushare_policies::profiler;
+use gpushare_sim::ScenarioSource;
+use std::path::Path;
+
+const SCENARIO: &str = r#"
+[simulation]
+horizon_s = 60.0
+[cluster]
+nodes = 1
+gpus_per_node = 1
+gpu = "v100-16gb"
+[[functions]]
+name = "resnet"
+profile = "fast-resnet"
+[[functions]]
+name = "bert"
+profile = "fast-bert"
+[[functions]]
+name = "gnmt"
+profile = "fast-gnmt"
+[[functions]]
+name = "rnnt"
+profile = "fast-rnnt"
+[workload]
+kind = "poisson"
+rate_per_s = 1.0
+[policy]
+name = "exclusive"
+"#;
+
+const SM: [f64; 5] = [0.06, 0.12, 0.24, 0.50, 1.00];
+const PUBLISHED: [[f64; 5]; 4] = [
+    [49.8, 68.6, 73.4, 74.1, 74.9], // ResNet
+    [9.5, 17.8, 34.7, 47.7, 47.9],  // BERT
+    [7.2, 12.5, 20.3, 27.1, 29.5],  // GNMT
+    [8.6, 10.8, 12.0, 12.3, 12.4],  // RNNT
+];
+
+#[test]
+fn simulated_profiler_reproduces_the_sm_table_at_full_quota() {
+    let sc = ScenarioSource::from_text(Path::new("fast.toml"), SCENARIO).parse().unwrap();
+    let mut worst: f64 = 0.0;
+    for (f, row) in PUBLISHED.iter().enumerate() {
+        let points = profiler::profile(&sc, f, &[1.0], &SM, 60.0).unwrap();
+        for (p, &published) in points.iter().zip(row) {
+            let err = (p.qps - published).abs() / published;
+            println!("{} SM {:>3.0} %: simulated {:.1} qps, published {published} ({:.1} %)", p.function, p.sm * 100.0, p.qps, err * 100.0);
+            worst = worst.max(err);
+            assert!(err < 0.15, "{} at {} SM: {} vs {published}", p.function, p.sm, p.qps);
+        }
+    }
+    println!("worst cell {:.1} %", worst * 100.0);
+}
+
+#[test]
+fn simulated_profiler_reproduces_resnet_over_quota() {
+    let sc = ScenarioSource::from_text(Path::new("fast.toml"), SCENARIO).parse().unwrap();
+    let published = [20.0, 37.5, 50.7, 63.8, 74.0];
+    let points = profiler::profile(&sc, 0, &profiler::QUOTAS, &[1.0], 60.0).unwrap();
+    for (p, published) in points.iter().zip(published) {
+        let err = (p.qps - published).abs() / published;
+        println!("resnet quota {:.1}: simulated {:.1} qps, published {published} ({:.1} %)", p.quota, p.qps, err * 100.0);
+        assert!(err < 0.15, "quota {}: {} vs {published}", p.quota, p.qps);
+    }
+}
