@@ -43,13 +43,21 @@ const PUBLISHED: [[f64; 5]; 4] = [
 
 #[test]
 fn simulated_profiler_reproduces_the_sm_table_at_full_quota() {
-    let sc = ScenarioSource::from_text(Path::new("fast.toml"), SCENARIO).parse().unwrap();
+    let sc = ScenarioSource::from_text(Path::new("fast.toml"), SCENARIO)
+        .parse()
+        .unwrap();
     let mut worst: f64 = 0.0;
     for (f, row) in PUBLISHED.iter().enumerate() {
         let points = profiler::profile(&sc, f, &[1.0], &SM, 60.0).unwrap();
         for (p, &published) in points.iter().zip(row) {
             let err = (p.qps - published).abs() / published;
-            println!("{} SM {:>3.0} %: simulated {:.1} qps, published {published} ({:.1} %)", p.function, p.sm * 100.0, p.qps, err * 100.0);
+            println!(
+                "{} SM {:>3.0} %: simulated {:.1} qps, published {published} ({:.1} %)",
+                p.function,
+                p.sm * 100.0,
+                p.qps,
+                err * 100.0
+            );
             worst = worst.max(err);
             assert!(err < 0.15, "{} at {} SM: {} vs {published}", p.function, p.sm, p.qps);
         }
@@ -59,12 +67,19 @@ fn simulated_profiler_reproduces_the_sm_table_at_full_quota() {
 
 #[test]
 fn simulated_profiler_reproduces_resnet_over_quota() {
-    let sc = ScenarioSource::from_text(Path::new("fast.toml"), SCENARIO).parse().unwrap();
+    let sc = ScenarioSource::from_text(Path::new("fast.toml"), SCENARIO)
+        .parse()
+        .unwrap();
     let published = [20.0, 37.5, 50.7, 63.8, 74.0];
     let points = profiler::profile(&sc, 0, &profiler::QUOTAS, &[1.0], 60.0).unwrap();
     for (p, published) in points.iter().zip(published) {
         let err = (p.qps - published).abs() / published;
-        println!("resnet quota {:.1}: simulated {:.1} qps, published {published} ({:.1} %)", p.quota, p.qps, err * 100.0);
+        println!(
+            "resnet quota {:.1}: simulated {:.1} qps, published {published} ({:.1} %)",
+            p.quota,
+            p.qps,
+            err * 100.0
+        );
         assert!(err < 0.15, "quota {}: {} vs {published}", p.quota, p.qps);
     }
 }

@@ -6,6 +6,7 @@
 //! then add one [`PolicyInfo`] line to [`registry`].
 
 pub mod exclusive;
+pub mod mps;
 pub mod null;
 pub mod pool;
 pub mod profiler;
@@ -37,6 +38,12 @@ pub fn registry() -> &'static [PolicyInfo] {
             summary: "each instance owns a whole GPU; FIFO queue per function; fixed keep-alive (the coarse-grained baseline)",
             params: "keep_alive_s = 600, max_instances = unlimited, max_queue = unlimited, evict_idle = true",
             build: exclusive::Exclusive::build,
+        },
+        PolicyInfo {
+            name: "mps",
+            summary: "MPS spatial sharing: clients' kernels run concurrently under per-client SM caps; packing by memory and SM share",
+            params: "active_thread_percentage = 100, caps = {}, max_sm_sum = 1.0, max_clients = 48, memory_limit_mib; + the pool parameters of exclusive",
+            build: mps::Mps::build,
         },
         PolicyInfo {
             name: "null",

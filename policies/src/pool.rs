@@ -65,10 +65,16 @@ impl<P: Placement> Pool<P> {
     /// Checks the shared parameters and builds the pool for `functions` functions.
     pub fn new(p: &PoolParams, placement: P, functions: usize) -> Result<Self, ConfigError> {
         if p.keep_alive_s.is_nan() || p.keep_alive_s < 0.0 {
-            return Err(ConfigError::at(param_path("keep_alive_s"), format!("must be ≥ 0 seconds (or inf), got {}", p.keep_alive_s)));
+            return Err(ConfigError::at(
+                param_path("keep_alive_s"),
+                format!("must be ≥ 0 seconds (or inf), got {}", p.keep_alive_s),
+            ));
         }
         if p.max_instances == Some(0) {
-            return Err(ConfigError::at(param_path("max_instances"), "must be at least 1 (omit it for no limit)"));
+            return Err(ConfigError::at(
+                param_path("max_instances"),
+                "must be at least 1 (omit it for no limit)",
+            ));
         }
         Ok(Pool {
             placement,
@@ -97,7 +103,10 @@ impl<P: Placement> Pool<P> {
             if !self.evict_idle {
                 return false;
             }
-            let Some(victim) = ctx.idle_lru().find(|&i| self.placement.fits_after_reclaiming(ctx, func, i)) else {
+            let Some(victim) = ctx
+                .idle_lru()
+                .find(|&i| self.placement.fits_after_reclaiming(ctx, func, i))
+            else {
                 return false;
             };
             ctx.reclaim(victim);

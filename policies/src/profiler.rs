@@ -96,7 +96,13 @@ impl Policy for ClosedLoop {
 
 /// Profiles function `func` of `scenario` over `quotas` × `sms`, each cell simulated for
 /// `seconds` of steady state.
-pub fn profile(scenario: &Scenario, func: usize, quotas: &[f64], sms: &[f64], seconds: f64) -> Result<Vec<ProfilePoint>, SimError> {
+pub fn profile(
+    scenario: &Scenario,
+    func: usize,
+    quotas: &[f64],
+    sms: &[f64],
+    seconds: f64,
+) -> Result<Vec<ProfilePoint>, SimError> {
     let f = &scenario.functions[func];
     let device = scenario.gpus[0].1;
     let dev = &scenario.devices[device];
@@ -108,18 +114,37 @@ pub fn profile(scenario: &Scenario, func: usize, quotas: &[f64], sms: &[f64], se
         for &sm in sms {
             let mut sc = scenario.clone();
             sc.gpus = vec![(0, device)];
-            sc.functions = vec![gpushare_sim::scenario::Function { rate_per_s: 2.0 * solo_qps, ..f.clone() }];
+            sc.functions = vec![gpushare_sim::scenario::Function {
+                rate_per_s: 2.0 * solo_qps,
+                ..f.clone()
+            }];
             sc.workload = Workload::Poisson;
             sc.warmup = 0;
             sc.drain = false;
             sc.horizon = setup + (seconds * NS_PER_S as f64) as Nanos;
             let tally = Rc::new(RefCell::new(Tally::default()));
-            let policy = ClosedLoop { sm, quota, queue: VecDeque::new(), started: false, tally: tally.clone() };
+            let policy = ClosedLoop {
+                sm,
+                quota,
+                queue: VecDeque::new(),
+                started: false,
+                tally: tally.clone(),
+            };
             Simulation::new(&sc, Box::new(policy), Box::new(NullSink))?.run()?;
             let t = tally.borrow();
             let span = (t.last - t.first.unwrap_or(t.last)) as f64 / NS_PER_S as f64;
-            let qps = if t.completions > 1 && span > 0.0 { (t.completions - 1) as f64 / span } else { 0.0 };
-            out.push(ProfilePoint { function: f.name.clone(), quota, sm, qps, latency_ms: if qps > 0.0 { 1e3 / qps } else { f64::INFINITY } });
+            let qps = if t.completions > 1 && span > 0.0 {
+                (t.completions - 1) as f64 / span
+            } else {
+                0.0
+            };
+            out.push(ProfilePoint {
+                function: f.name.clone(),
+                quota,
+                sm,
+                qps,
+                latency_ms: if qps > 0.0 { 1e3 / qps } else { f64::INFINITY },
+            });
         }
     }
     Ok(out)

@@ -59,12 +59,22 @@ fn profile(
 }
 
 fn kernel(work_ms: f64, sm_demand: f64, bw_intensity: f64) -> Phase {
-    Phase::Kernel { work_ms, sm_demand, bw_intensity, speed_knee: None }
+    Phase::Kernel {
+        work_ms,
+        sm_demand,
+        bw_intensity,
+        speed_knee: None,
+    }
 }
 
 /// A kernel with its own speed-curve sharpness (fitted to a published curve).
 fn fitted_kernel(work_ms: f64, sm_demand: f64, speed_knee: f64, bw_intensity: f64) -> Phase {
-    Phase::Kernel { work_ms, sm_demand, bw_intensity, speed_knee: Some(speed_knee) }
+    Phase::Kernel {
+        work_ms,
+        sm_demand,
+        bw_intensity,
+        speed_knee: Some(speed_knee),
+    }
 }
 
 /// All built-in profiles, by name.

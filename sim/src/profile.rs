@@ -171,7 +171,12 @@ impl FunctionProfile {
                         return Err((at("mib"), format!("must be a non-negative number, got {mib}")));
                     }
                 }
-                Phase::Kernel { work_ms, sm_demand, bw_intensity, speed_knee } => {
+                Phase::Kernel {
+                    work_ms,
+                    sm_demand,
+                    bw_intensity,
+                    speed_knee,
+                } => {
                     if let Some(k) = speed_knee {
                         if k.is_nan() || k <= 0.0 {
                             return Err((at("speed_knee"), format!("must be a positive number or inf, got {k}")));
@@ -220,7 +225,12 @@ impl FunctionProfile {
                     bw_intensity: 0.0,
                     knee: dev.speed_knee,
                 },
-                Phase::Kernel { work_ms, sm_demand, bw_intensity, speed_knee } => {
+                Phase::Kernel {
+                    work_ms,
+                    sm_demand,
+                    bw_intensity,
+                    speed_knee,
+                } => {
                     let factor = (1.0 - bw_intensity) * reference.fp32_tflops / dev.fp32_tflops
                         + bw_intensity * reference.mem_bandwidth_gbps / dev.mem_bandwidth_gbps;
                     GpuPhase {
@@ -287,7 +297,8 @@ mod tests {
                 Phase::Kernel {
                     work_ms: 10.0,
                     sm_demand: 0.5,
-                    bw_intensity: 0.5, speed_knee: None,
+                    bw_intensity: 0.5,
+                    speed_knee: None,
                 },
             ],
         }
@@ -330,7 +341,8 @@ mod tests {
         p.phases[1] = Phase::Kernel {
             work_ms: 1.0,
             sm_demand: 1.5,
-            bw_intensity: 0.0, speed_knee: None,
+            bw_intensity: 0.0,
+            speed_knee: None,
         };
         assert_eq!(p.check().unwrap_err().0, "phases[1].sm_demand");
         let mut p = profile();

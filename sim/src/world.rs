@@ -71,6 +71,10 @@ pub struct Gpu {
     pub mem_peak: u64,
     /// Instances placed on this GPU (any state but reclaimed).
     pub instances: u32,
+    /// Σ SM cap of those instances (MPS packing).
+    pub sm_cap_sum: f64,
+    /// Σ SM cap × time quota of those instances (FaST-GShare admission).
+    pub quota_sm_sum: f64,
     phases: Vec<ActivePhase>,
     generation: u32,
     last_update: Nanos,
@@ -243,6 +247,8 @@ impl World {
                 mem_used: 0,
                 mem_peak: 0,
                 instances: 0,
+                sm_cap_sum: 0.0,
+                quota_sm_sum: 0.0,
                 phases: Vec::new(),
                 generation: 0,
                 last_update: 0,
@@ -361,6 +367,8 @@ impl World {
         g.mem_used += spec.memory;
         g.mem_peak = g.mem_peak.max(g.mem_used);
         g.instances += 1;
+        g.sm_cap_sum += spec.sm_cap;
+        g.quota_sm_sum += spec.sm_cap * spec.time_quota;
         self.empty_gpus.remove(&gpu.0);
         let inst = Instance {
             func,
@@ -464,13 +472,19 @@ impl World {
         i.state = InstState::Free;
         i.epoch = i.epoch.wrapping_add(1);
         let (func, gpu, memory, created, fraction) = (i.func, i.gpu, i.memory, i.created, i.gpu_fraction);
+        let (cap, quota) = (i.sm_cap, i.time_quota);
         self.free_instances.push(inst.0);
         self.func_alive[func.ix()] -= 1;
         let g = &mut self.gpus[gpu.ix()];
         g.mem_used -= memory;
         g.instances -= 1;
+        g.sm_cap_sum -= cap;
+        g.quota_sm_sum -= cap * quota;
         if g.instances == 0 {
             self.empty_gpus.insert(gpu.0);
+            // Exact zero, so that float residue never blocks an empty GPU.
+            g.sm_cap_sum = 0.0;
+            g.quota_sm_sum = 0.0;
         }
         self.metrics.instance_ended(created, self.now, fraction, true);
     }
@@ -772,7 +786,11 @@ impl World {
             let dev = &self.devices[g.device];
             self.sharing.assign_shares(&mut g.phases);
             // Contexts that take turns never co-run, so they cannot interfere.
-            let kappa = if self.sharing.concurrent() { dev.interference } else { 0.0 };
+            let kappa = if self.sharing.concurrent() {
+                dev.interference
+            } else {
+                0.0
+            };
             let (mut h2d, mut d2h, mut share_sum, mut used, mut pressure) = (0u32, 0u32, 0.0, 0.0, 0.0);
             for p in &g.phases {
                 match p.kind {

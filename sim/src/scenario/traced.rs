@@ -386,7 +386,12 @@ pub(crate) fn build(spec: &WorkloadSpec, env: &Env<'_>) -> Result<Traced, BuildE
                 host_post_ms: 0.0,
                 // One phase scaled to each request's modelled time; decode dominates, so it is
                 // mostly bandwidth-bound.
-                phases: vec![Phase::Kernel { work_ms: 1.0, sm_demand: 1.0, bw_intensity: 0.8, speed_knee: None }],
+                phases: vec![Phase::Kernel {
+                    work_ms: 1.0,
+                    sm_demand: 1.0,
+                    bw_intensity: 0.8,
+                    speed_knee: None,
+                }],
             };
             let notes = vec![format!(
                 "azure_llm: {} on {}: prefill {:.3} ms/token, decode {:.3} ms/token, weights {:.0} MiB",

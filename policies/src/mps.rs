@@ -1,0 +1,216 @@
+//! `mps`: spatial sharing with NVIDIA's Multi-Process Service.
+//!
+//! **Mechanism** (NVIDIA MPS documentation; PAPERS.md, "NVIDIA mechanisms"). Every instance is an
+//! MPS client: the kernels of clients on one GPU run at the same time, each limited to its
+//! active-thread percentage (`CUDA_MPS_ACTIVE_THREAD_PERCENTAGE`) of the SMs; the caps of the
+//! clients on a GPU may add up to more than 100 % (`max_sm_sum` > 1), and then running kernels
+//! share the SMs max-min fairly under their caps ([`CappedShares`]). Co-running kernels slow each
+//! other through memory bandwidth — more for the small client than for the large one, as the
+//! published DenseNet-121 measurements show (the device's interference coefficient is fitted to
+//! them; `tests/mps.rs` checks the asymmetry). At most 48 clients per GPU. Queueing, scaling and
+//! keep-alive are the shared [`crate::pool`] core; placement packs clients best-fit by memory
+//! among the GPUs with room for the client's cap, its memory and another client.
+//!
+//! **Parameters** (`[policy]`), besides the pool's (`keep_alive_s`, `max_instances`,
+//! `max_queue`, `evict_idle`):
+//! - `active_thread_percentage` (default 100): every client's cap, percent;
+//! - `caps = { function = percent, … }`: per-function caps;
+//! - `max_sm_sum` (default 1.0): the most Σ caps a GPU may hold (above 1 oversubscribes);
+//! - `max_clients` (default and limit 48: the MPS server's client limit on Volta and later);
+//! - `memory_limit_mib` (`CUDA_MPS_PINNED_DEVICE_MEM_LIMIT`): a function whose footprint exceeds
+//!   it is refused when the scenario loads.
+//!
+//! **Simplifications.** Each client keeps its own context memory (the MPS server's shared
+//! context is not modelled); the fault coupling of MPS (one client's fatal error fails its
+//! co-runners) needs a failure model the simulator does not have yet, so it is not offered; GPU
+//! time is charged by cap (`gpu_fraction` = cap).
+
+use crate::pool::{Placement, Pool, PoolParams, param_path};
+use gpushare_sim::policy::{CappedShares, Ctx, InstanceSpec, Policy, Sharing};
+use gpushare_sim::scenario::{ConfigError, PolicySpec};
+use gpushare_sim::{FuncId, GpuId, InstId, InvId, Scenario};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The MPS server's client limit (Volta and later).
+pub const MPS_MAX_CLIENTS: u32 = 48;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MpsParams {
+    #[serde(default = "full")]
+    active_thread_percentage: f64,
+    #[serde(default)]
+    caps: BTreeMap<String, f64>,
+    #[serde(default = "one")]
+    max_sm_sum: f64,
+    #[serde(default = "max_clients")]
+    max_clients: u32,
+    memory_limit_mib: Option<f64>,
+}
+
+fn full() -> f64 {
+    100.0
+}
+fn one() -> f64 {
+    1.0
+}
+fn max_clients() -> u32 {
+    MPS_MAX_CLIENTS
+}
+
+const MPS_KEYS: [&str; 5] = [
+    "active_thread_percentage",
+    "caps",
+    "max_sm_sum",
+    "max_clients",
+    "memory_limit_mib",
+];
+
+/// Packs clients best-fit by memory, under the SM-cap, client and memory limits.
+pub struct MpsPacking {
+    /// Per function: its cap as a fraction.
+    caps: Vec<f64>,
+    max_sm_sum: f64,
+    max_clients: u32,
+}
+
+impl MpsPacking {
+    fn spec(&self, ctx: &Ctx<'_>, func: FuncId, gpu: GpuId) -> InstanceSpec {
+        let cap = self.caps[func.ix()];
+        InstanceSpec {
+            sm_cap: cap,
+            gpu_fraction: cap,
+            ..ctx.default_instance(func, gpu)
+        }
+    }
+
+    /// Whether a client of `func` fits `gpu` once `freed` (memory, cap, clients) is given back.
+    fn fits(&self, ctx: &Ctx<'_>, func: FuncId, gpu: GpuId, freed: (u64, f64, u32)) -> bool {
+        let g = &ctx.gpus()[gpu.ix()];
+        let spec = self.spec(ctx, func, gpu);
+        g.instances - freed.2 < self.max_clients
+            && spec.memory <= g.mem_free() + freed.0
+            && g.sm_cap_sum - freed.1 + spec.sm_cap <= self.max_sm_sum + 1e-9
+    }
+}
+
+impl Placement for MpsPacking {
+    fn place(&mut self, ctx: &Ctx<'_>, func: FuncId) -> Option<(GpuId, InstanceSpec)> {
+        let best = (0..ctx.gpus().len() as u32)
+            .map(GpuId)
+            .filter(|&g| self.fits(ctx, func, g, (0, 0.0, 0)))
+            .min_by_key(|&g| (ctx.gpus()[g.ix()].mem_free(), g))?;
+        Some((best, self.spec(ctx, func, best)))
+    }
+
+    fn fits_after_reclaiming(&self, ctx: &Ctx<'_>, func: FuncId, victim: InstId) -> bool {
+        let v = ctx.instance(victim);
+        self.fits(ctx, func, v.gpu, (v.memory, v.sm_cap, 1))
+    }
+}
+
+/// The MPS policy.
+pub struct Mps(Pool<MpsPacking>);
+
+impl Mps {
+    /// Builds it from `[policy]`.
+    pub fn build(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
+        let mut pool_table = spec.params.clone();
+        let mut mps_table = toml::Table::new();
+        for k in MPS_KEYS {
+            if let Some(v) = pool_table.remove(k) {
+                mps_table.insert(k.to_string(), v);
+            }
+        }
+        let pool: PoolParams = PolicySpec {
+            name: spec.name.clone(),
+            params: pool_table,
+        }
+        .params()?;
+        let p: MpsParams = PolicySpec {
+            name: spec.name.clone(),
+            params: mps_table,
+        }
+        .params()?;
+        let pct = |v: f64, field: &str| {
+            if v > 0.0 && v <= 100.0 {
+                Ok(v / 100.0)
+            } else {
+                Err(ConfigError::at(
+                    param_path(field),
+                    format!("must be a percentage in (0, 100], got {v}"),
+                ))
+            }
+        };
+        let default_cap = pct(p.active_thread_percentage, "active_thread_percentage")?;
+        let mut caps = vec![default_cap; scenario.functions.len()];
+        for (name, v) in &p.caps {
+            let i = scenario.functions.iter().position(|f| &f.name == name).ok_or_else(|| {
+                ConfigError::at(
+                    param_path("caps").key(name),
+                    format!("no function `{name}` in the scenario"),
+                )
+            })?;
+            caps[i] = pct(*v, &format!("caps.{name}"))?;
+        }
+        if !(p.max_sm_sum.is_finite() && p.max_sm_sum >= 1.0) {
+            return Err(ConfigError::at(
+                param_path("max_sm_sum"),
+                format!("must be at least 1.0, got {}", p.max_sm_sum),
+            ));
+        }
+        if p.max_clients == 0 || p.max_clients > MPS_MAX_CLIENTS {
+            return Err(ConfigError::at(
+                param_path("max_clients"),
+                format!(
+                    "must be 1–{MPS_MAX_CLIENTS} (the MPS client limit), got {}",
+                    p.max_clients
+                ),
+            ));
+        }
+        if let Some(limit) = p.memory_limit_mib {
+            for f in &scenario.functions {
+                let dev = &scenario.devices[scenario.gpus[0].1];
+                let need = f.profile.compile(&f.reference, dev, scenario.storage_gbps).footprint() as f64
+                    / (1u64 << 20) as f64;
+                if need > limit {
+                    return Err(ConfigError::at(
+                        param_path("memory_limit_mib"),
+                        format!(
+                            "function `{}` needs {need:.0} MiB, above the {limit} MiB client limit",
+                            f.name
+                        ),
+                    ));
+                }
+            }
+        }
+        let placement = MpsPacking {
+            caps,
+            max_sm_sum: p.max_sm_sum,
+            max_clients: p.max_clients,
+        };
+        Ok(Box::new(Mps(Pool::new(&pool, placement, scenario.functions.len())?)))
+    }
+}
+
+impl Policy for Mps {
+    fn name(&self) -> &str {
+        "mps"
+    }
+    fn sharing(&self) -> Box<dyn Sharing> {
+        Box::new(CappedShares)
+    }
+    fn on_arrival(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
+        self.0.arrive(ctx, inv);
+    }
+    fn on_instance_ready(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
+        self.0.idle(ctx, inst);
+    }
+    fn on_complete(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
+        self.0.idle(ctx, inst);
+    }
+    fn on_idle_expired(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
+        self.0.expired(ctx, inst);
+    }
+}
