@@ -29,6 +29,18 @@ enum Command {
     Run(RunArgs),
     /// Check a scenario, its policy and its workload without simulating.
     Validate(ScenarioArgs),
+    /// Run the FaST-Profiler in simulation: each function's throughput over time quota × SM
+    /// partition on the scenario's first GPU type, written as CSV.
+    Profile {
+        #[command(flatten)]
+        scenario: ScenarioArgs,
+        /// Output file (default: out/<scenario name>/profile.csv).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Simulated seconds per grid cell.
+        #[arg(long, default_value_t = 60.0)]
+        seconds: f64,
+    },
     /// List the policies a scenario can name, with their parameters.
     Policies,
     /// List the built-in GPUs, function profiles and LLMs.
@@ -274,6 +286,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Validate(args) => validate(args),
+        Command::Profile { scenario, out, seconds } => profile(scenario, out, seconds),
         Command::Policies => {
             list_policies();
             Ok(())
@@ -374,6 +387,33 @@ fn validate(args: ScenarioArgs) -> Result<(), Failure> {
         arrivals,
         gpushare_sim::time::ns_to_secs(scenario.horizon)
     );
+    Ok(())
+}
+
+fn profile(args: ScenarioArgs, out: Option<PathBuf>, seconds: f64) -> Result<(), Failure> {
+    if !(seconds.is_finite() && seconds > 0.0) {
+        return Err(Failure::Input(format!("--seconds {seconds}: expected a positive number")));
+    }
+    let (scenario, _) = load(&args)?;
+    let path = out.unwrap_or_else(|| scenario.output_dir().join("profile.csv"));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut csv = String::from("function,quota,sm_percent,qps,latency_ms\n");
+    for f in 0..scenario.functions.len() {
+        let points = gpushare_policies::profiler::profile(
+            &scenario,
+            f,
+            &gpushare_policies::profiler::QUOTAS,
+            &gpushare_policies::profiler::SM_SHARES,
+            seconds,
+        )?;
+        for p in points {
+            csv.push_str(&format!("{},{},{},{:.3},{:.3}\n", p.function, p.quota, p.sm * 100.0, p.qps, p.latency_ms));
+        }
+    }
+    gpushare_reports::atomic::write_atomic(&path, csv.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    println!("wrote {} ({} functions × {} quotas × {} SM partitions)", path.display(), scenario.functions.len(), gpushare_policies::profiler::QUOTAS.len(), gpushare_policies::profiler::SM_SHARES.len());
     Ok(())
 }
 
