@@ -392,7 +392,9 @@ fn validate(args: ScenarioArgs) -> Result<(), Failure> {
 
 fn profile(args: ScenarioArgs, out: Option<PathBuf>, seconds: f64) -> Result<(), Failure> {
     if !(seconds.is_finite() && seconds > 0.0) {
-        return Err(Failure::Input(format!("--seconds {seconds}: expected a positive number")));
+        return Err(Failure::Input(format!(
+            "--seconds {seconds}: expected a positive number"
+        )));
     }
     let (scenario, _) = load(&args)?;
     let path = out.unwrap_or_else(|| scenario.output_dir().join("profile.csv"));
@@ -409,11 +411,25 @@ fn profile(args: ScenarioArgs, out: Option<PathBuf>, seconds: f64) -> Result<(),
             seconds,
         )?;
         for p in points {
-            csv.push_str(&format!("{},{},{},{:.3},{:.3}\n", p.function, p.quota, p.sm * 100.0, p.qps, p.latency_ms));
+            csv.push_str(&format!(
+                "{},{},{},{:.3},{:.3}\n",
+                p.function,
+                p.quota,
+                p.sm * 100.0,
+                p.qps,
+                p.latency_ms
+            ));
         }
     }
-    gpushare_reports::atomic::write_atomic(&path, csv.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
-    println!("wrote {} ({} functions × {} quotas × {} SM partitions)", path.display(), scenario.functions.len(), gpushare_policies::profiler::QUOTAS.len(), gpushare_policies::profiler::SM_SHARES.len());
+    gpushare_reports::atomic::write_atomic(&path, csv.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!(
+        "wrote {} ({} functions × {} quotas × {} SM partitions)",
+        path.display(),
+        scenario.functions.len(),
+        gpushare_policies::profiler::QUOTAS.len(),
+        gpushare_policies::profiler::SM_SHARES.len()
+    );
     Ok(())
 }
 

@@ -10,6 +10,7 @@ pub mod mps;
 pub mod null;
 pub mod pool;
 pub mod profiler;
+pub mod time_sharing;
 
 use gpushare_sim::Scenario;
 use gpushare_sim::policy::Policy;
@@ -38,6 +39,12 @@ pub fn registry() -> &'static [PolicyInfo] {
             summary: "each instance owns a whole GPU; FIFO queue per function; fixed keep-alive (the coarse-grained baseline)",
             params: "keep_alive_s = 600, max_instances = unlimited, max_queue = unlimited, evict_idle = true",
             build: exclusive::Exclusive::build,
+        },
+        PolicyInfo {
+            name: "time-sharing",
+            summary: "CUDA's default: contexts packed by memory take turns on the GPU (fluid or exact slice-by-slice)",
+            params: "mode = fluid|exact, slice_ms = 2, switch_us = 50, max_contexts = unlimited; + the pool parameters of exclusive",
+            build: time_sharing::TimeSharing::build,
         },
         PolicyInfo {
             name: "mps",

@@ -9,7 +9,7 @@
 //! Callbacks never nest: an operation on [`Ctx`] schedules events but never calls back into the
 //! policy, so a policy always sees a consistent world.
 
-use crate::ids::{FuncId, InstId, InvId};
+use crate::ids::{FuncId, GpuId, InstId, InvId};
 use crate::time::Nanos;
 pub use crate::world::{ActivePhase, Ctx, InstanceSpec, Refusal};
 
@@ -51,8 +51,10 @@ pub trait Policy {
 /// shares sum to at most 1.
 pub trait Sharing {
     /// Sets `share` (and, for disciplines that take turns, `time_share`) of every kernel phase in
-    /// `phases` (all on one GPU). Σ share × time_share must not exceed 1.
-    fn assign_shares(&mut self, phases: &mut [ActivePhase]);
+    /// `phases`, all on `gpu`, at time `now`. Σ share × time_share must not exceed 1. Returns when
+    /// the discipline wants to be asked again even if no phase starts or ends (a time slice's
+    /// end), or `None`.
+    fn assign_shares(&mut self, gpu: GpuId, now: Nanos, phases: &mut [ActivePhase]) -> Option<Nanos>;
 
     /// True when kernels of different contexts run at the same time (and so slow each other
     /// through memory bandwidth); false for disciplines whose contexts take turns.
@@ -66,15 +68,15 @@ pub trait Sharing {
 pub struct EqualShare;
 
 impl Sharing for EqualShare {
-    fn assign_shares(&mut self, phases: &mut [ActivePhase]) {
+    fn assign_shares(&mut self, _gpu: GpuId, _now: Nanos, phases: &mut [ActivePhase]) -> Option<Nanos> {
         let kernels = phases.iter().filter(|p| p.is_kernel()).count();
-        if kernels == 0 {
-            return;
+        if kernels > 0 {
+            let each = 1.0 / kernels as f64;
+            for p in phases.iter_mut().filter(|p| p.is_kernel()) {
+                p.share = each.min(p.sm_cap);
+            }
         }
-        let each = 1.0 / kernels as f64;
-        for p in phases.iter_mut().filter(|p| p.is_kernel()) {
-            p.share = each.min(p.sm_cap);
-        }
+        None
     }
 }
 
@@ -85,7 +87,7 @@ impl Sharing for EqualShare {
 pub struct CappedShares;
 
 impl Sharing for CappedShares {
-    fn assign_shares(&mut self, phases: &mut [ActivePhase]) {
+    fn assign_shares(&mut self, _gpu: GpuId, _now: Nanos, phases: &mut [ActivePhase]) -> Option<Nanos> {
         let mut caps: Vec<(f64, usize)> = Vec::new();
         for (i, p) in phases.iter_mut().enumerate() {
             if p.is_kernel() {
@@ -99,7 +101,7 @@ impl Sharing for CappedShares {
             for &(c, i) in &caps {
                 phases[i].share = c;
             }
-            return;
+            return None;
         }
         caps.sort_by(|a, b| a.0.total_cmp(&b.0));
         let mut room = 1.0;
@@ -112,6 +114,7 @@ impl Sharing for CappedShares {
             room -= s * t;
             weight -= t;
         }
+        None
     }
 }
 

@@ -784,7 +784,7 @@ impl World {
                 continue;
             }
             let dev = &self.devices[g.device];
-            self.sharing.assign_shares(&mut g.phases);
+            let recheck = self.sharing.assign_shares(gpu, now, &mut g.phases);
             // Contexts that take turns never co-run, so they cannot interfere.
             let kappa = if self.sharing.concurrent() {
                 dev.interference
@@ -831,6 +831,9 @@ impl World {
                 }
             }
             g.sm_used_now = used.min(1.0);
+            if let Some(at) = recheck.filter(|&t| t > now) {
+                next = Some(next.map_or(at - now, |n| n.min(at - now)));
+            }
             if let Some(dt) = next {
                 let generation = g.generation;
                 self.events.push(now + dt, Event::GpuPhaseDone { gpu, generation });
