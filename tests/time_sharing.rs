@@ -5,7 +5,6 @@ mod common;
 use gpushare_sim::record::{InvocationRecord, Outcome, RecordSink};
 use gpushare_sim::{ScenarioSource, Simulation, Summary};
 use std::cell::RefCell;
-use std::path::Path;
 use std::rc::Rc;
 
 /// `n` functions of one 1.0-demand kernel of `work_ms` each, on one GPU, time-shared.
