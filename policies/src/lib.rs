@@ -6,6 +6,7 @@
 //! then add one [`PolicyInfo`] line to [`registry`].
 
 pub mod exclusive;
+pub mod mig;
 pub mod mps;
 pub mod null;
 pub mod pool;
@@ -51,6 +52,12 @@ pub fn registry() -> &'static [PolicyInfo] {
             summary: "MPS spatial sharing: clients' kernels run concurrently under per-client SM caps; packing by memory and SM share",
             params: "active_thread_percentage = 100, caps = {}, max_sm_sum = 1.0, max_clients = 48, memory_limit_mib; + the pool parameters of exclusive",
             build: mps::Mps::build,
+        },
+        PolicyInfo {
+            name: "mig",
+            summary: "MIG: isolated slices with dedicated SMs and memory; layouts change only on idle GPUs, at a cost",
+            params: "profiles = { function = \"3g.40gb\" } (default: smallest that fits), reconfigure_s = 2; + the pool parameters of exclusive",
+            build: mig::Mig::build,
         },
         PolicyInfo {
             name: "null",

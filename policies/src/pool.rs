@@ -22,6 +22,12 @@ pub trait Placement {
 
     /// Whether reclaiming idle instance `victim` would let an instance of `func` fit.
     fn fits_after_reclaiming(&self, ctx: &Ctx<'_>, func: FuncId, victim: InstId) -> bool;
+
+    /// The instance just started where [`Placement::place`] said.
+    fn placed(&mut self, _inst: InstId) {}
+
+    /// The instance is about to be reclaimed.
+    fn released(&mut self, _ctx: &Ctx<'_>, _inst: InstId) {}
 }
 
 /// The pool parameters every instance-based policy shares (`[policy]`).
@@ -98,7 +104,13 @@ impl<P: Placement> Pool<P> {
     fn start(&mut self, ctx: &mut Ctx<'_>, func: FuncId) -> bool {
         loop {
             if let Some((gpu, spec)) = self.placement.place(ctx, func) {
-                return ctx.start_instance(func, gpu, spec).is_ok();
+                return match ctx.start_instance(func, gpu, spec) {
+                    Ok(inst) => {
+                        self.placement.placed(inst);
+                        true
+                    }
+                    Err(_) => false,
+                };
             }
             if !self.evict_idle {
                 return false;
@@ -170,7 +182,7 @@ impl<P: Placement> Pool<P> {
                 let Some(other) = self.waiting.pop_front() else { break };
                 self.is_waiting[other.ix()] = false;
                 if self.needs_instance(ctx, other) && self.placement.fits_after_reclaiming(ctx, other, inst) {
-                    ctx.reclaim(inst);
+                    self.reclaim(ctx, inst);
                     // It may need more; it rejoins the queue at the back.
                     self.scale_up(ctx, other);
                     return;
@@ -186,7 +198,12 @@ impl<P: Placement> Pool<P> {
 
     /// An idle instance's keep-alive ran out.
     pub fn expired(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        ctx.reclaim(inst);
+        self.reclaim(ctx, inst);
         self.serve_waiting(ctx);
+    }
+
+    fn reclaim(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
+        self.placement.released(ctx, inst);
+        ctx.reclaim(inst);
     }
 }

@@ -1,0 +1,376 @@
+//! `mig`: Multi-Instance GPU slices (A100, H100, H200).
+//!
+//! **Mechanism** (NVIDIA MIG user guide; PAPERS.md, "NVIDIA mechanisms"). A GPU is split into up
+//! to 7 isolated GPU instances with dedicated SMs, L2 and memory, in fixed profiles (`Ng.Mgb`: N
+//! of 7 compute slices, a fixed share of the 8 memory slices). Each function instance runs in a
+//! free slice of its function's profile, with that slice's SMs and memory to itself: no
+//! interference from other slices. A GPU's layout can change only while the GPU is idle, and the
+//! change costs `reconfigure_s`, added to the setup of the instance that caused it. Queueing,
+//! scaling and keep-alive are the shared [`crate::pool`] core.
+//!
+//! **Placement.** A free slice of the profile on the lowest-numbered GPU that has one; else an
+//! idle GPU is reconfigured: its slices are kept if the profile fits beside them (else cleared),
+//! and as many slices of the profile as fit are added. `layout` gives every GPU an initial
+//! layout.
+//!
+//! **Parameters** (`[policy]`), besides the pool's: `profiles = { function = "3g.40gb", … }`
+//! (default: the smallest profile whose memory holds the function), `layout = ["3g.40gb",
+//! "4g.40gb"]` (default: none, configured on demand), `reconfigure_s` (default
+//! 2 s: *assumed*, MIG reconfiguration takes seconds; to be measured by calibration).
+//!
+//! **Profiles** (NVIDIA MIG user guide, supported profiles tables): H100 80 GB 1g.10gb, 1g.20gb,
+//! 2g.20gb, 3g.40gb, 4g.40gb, 7g.80gb; A100 80 GB 1g.10gb, 1g.20gb, 2g.20gb, 3g.40gb, 4g.40gb,
+//! 7g.80gb; A100 40 GB 1g.5gb, 1g.10gb, 2g.10gb, 3g.20gb, 4g.20gb, 7g.40gb; H200 141 GB 1g.18gb,
+//! 1g.35gb, 2g.35gb, 3g.71gb, 4g.71gb, 7g.141gb.
+//!
+//! **Simplifications.** A slice's SM share is N/7 of the device's (MIG leaves a few SMs unused,
+//! not modelled) and its memory the profile's; the placement rules of the hardware (which start
+//! slices each profile may occupy) are reduced to the sums of compute (≤ 7) and memory (≤ 8)
+//! slices; a slice's memory bandwidth is not partitioned in the speed model.
+
+use crate::pool::{Placement, Pool, PoolParams, param_path};
+use gpushare_sim::policy::{ActivePhase, Ctx, InstanceSpec, Policy, Sharing};
+use gpushare_sim::scenario::{ConfigError, PolicySpec};
+use gpushare_sim::time::{Nanos, secs_to_ns};
+use gpushare_sim::{FuncId, GpuId, InstId, InvId, Scenario};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// One MIG profile: name, compute slices (of 7), memory slices (of 8), memory in MiB.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MigProfile {
+    pub name: &'static str,
+    pub compute: u32,
+    pub memory_slices: u32,
+    pub memory_mib: f64,
+}
+
+const fn p(name: &'static str, compute: u32, memory_slices: u32, memory_gib: f64) -> MigProfile {
+    MigProfile {
+        name,
+        compute,
+        memory_slices,
+        memory_mib: memory_gib * 1024.0,
+    }
+}
+
+/// The MIG profiles of a built-in device, smallest first; empty for devices without MIG.
+pub fn profiles_for(device: &str) -> &'static [MigProfile] {
+    const H100: [MigProfile; 6] = [
+        p("1g.10gb", 1, 1, 9.75),
+        p("1g.20gb", 1, 2, 19.5),
+        p("2g.20gb", 2, 2, 19.5),
+        p("3g.40gb", 3, 4, 39.25),
+        p("4g.40gb", 4, 4, 39.25),
+        p("7g.80gb", 7, 8, 79.25),
+    ];
+    const A100_40: [MigProfile; 6] = [
+        p("1g.5gb", 1, 1, 4.75),
+        p("1g.10gb", 1, 2, 9.75),
+        p("2g.10gb", 2, 2, 9.75),
+        p("3g.20gb", 3, 4, 19.62),
+        p("4g.20gb", 4, 4, 19.62),
+        p("7g.40gb", 7, 8, 39.38),
+    ];
+    const H200: [MigProfile; 6] = [
+        p("1g.18gb", 1, 1, 16.5),
+        p("1g.35gb", 1, 2, 32.5),
+        p("2g.35gb", 2, 2, 32.5),
+        p("3g.71gb", 3, 4, 65.5),
+        p("4g.71gb", 4, 4, 65.5),
+        p("7g.141gb", 7, 8, 131.0),
+    ];
+    match device {
+        "h100-80gb" | "a100-80gb" => &H100,
+        "a100-40gb" => &A100_40,
+        "h200-141gb" => &H200,
+        _ => &[],
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MigParams {
+    #[serde(default)]
+    profiles: BTreeMap<String, String>,
+    #[serde(default = "two")]
+    reconfigure_s: f64,
+    #[serde(default)]
+    layout: Vec<String>,
+}
+
+fn two() -> f64 {
+    2.0
+}
+
+const MIG_KEYS: [&str; 3] = ["profiles", "reconfigure_s", "layout"];
+
+#[derive(Clone, Debug)]
+struct Slice {
+    profile: usize,
+    occupant: Option<InstId>,
+}
+
+/// Slices per GPU and which instance holds each.
+pub struct MigSlices {
+    /// Per function: its profile index (all GPUs share one device type).
+    profile_of: Vec<usize>,
+    table: &'static [MigProfile],
+    layouts: Vec<Vec<Slice>>,
+    reconfigure: Nanos,
+    /// Per GPU: when its current reconfiguration ends (its slices exist from then on).
+    ready_at: Vec<Nanos>,
+    /// The slice chosen by the last `place`, to record the occupant in `placed`.
+    pending: Option<(usize, usize)>,
+    reconfigurations: u64,
+}
+
+impl MigSlices {
+    /// The instance's spec; its setup waits for the GPU's reconfiguration, if one is under way.
+    fn spec(&self, ctx: &Ctx<'_>, func: FuncId, gpu: GpuId) -> InstanceSpec {
+        let prof = &self.table[self.profile_of[func.ix()]];
+        let base = ctx.default_instance(func, gpu);
+        let fraction = f64::from(prof.compute) / 7.0;
+        InstanceSpec {
+            memory: (prof.memory_mib * (1u64 << 20) as f64) as u64,
+            setup: base.setup + self.ready_at[gpu.ix()].saturating_sub(ctx.now()),
+            sm_cap: fraction,
+            time_quota: 1.0,
+            gpu_fraction: fraction,
+        }
+    }
+
+    fn used(&self, g: usize) -> (u32, u32) {
+        self.layouts[g].iter().fold((0, 0), |(c, m), s| {
+            (
+                c + self.table[s.profile].compute,
+                m + self.table[s.profile].memory_slices,
+            )
+        })
+    }
+}
+
+impl Placement for MigSlices {
+    fn place(&mut self, ctx: &Ctx<'_>, func: FuncId) -> Option<(GpuId, InstanceSpec)> {
+        let want = self.profile_of[func.ix()];
+        for (g, layout) in self.layouts.iter().enumerate() {
+            if let Some(k) = layout.iter().position(|s| s.profile == want && s.occupant.is_none()) {
+                self.pending = Some((g, k));
+                return Some((GpuId(g as u32), self.spec(ctx, func, GpuId(g as u32))));
+            }
+        }
+        // Reconfigure an idle GPU: keep its slices if the profile still fits beside them, else
+        // start over; then add as many slices of the profile as fit.
+        let g = (0..self.layouts.len()).find(|&g| ctx.gpus()[g].instances == 0)?;
+        let prof = self.table[want];
+        let (c, m) = self.used(g);
+        if c + prof.compute > 7 || m + prof.memory_slices > 8 {
+            self.layouts[g].clear();
+        }
+        let first = self.layouts[g].len();
+        loop {
+            let (c, m) = self.used(g);
+            if c + prof.compute > 7 || m + prof.memory_slices > 8 {
+                break;
+            }
+            self.layouts[g].push(Slice {
+                profile: want,
+                occupant: None,
+            });
+        }
+        self.reconfigurations += 1;
+        self.ready_at[g] = ctx.now() + self.reconfigure;
+        self.pending = Some((g, first));
+        Some((GpuId(g as u32), self.spec(ctx, func, GpuId(g as u32))))
+    }
+
+    fn fits_after_reclaiming(&self, ctx: &Ctx<'_>, func: FuncId, victim: InstId) -> bool {
+        let want = self.profile_of[func.ix()];
+        let g = ctx.instance(victim).gpu.ix();
+        // Its slice frees a slice of the wanted profile, or empties the GPU for reconfiguration.
+        self.layouts[g]
+            .iter()
+            .any(|s| s.occupant == Some(victim) && s.profile == want)
+            || ctx.gpus()[g].instances == 1
+    }
+
+    fn placed(&mut self, inst: InstId) {
+        if let Some((g, k)) = self.pending.take() {
+            self.layouts[g][k].occupant = Some(inst);
+        }
+    }
+
+    fn released(&mut self, ctx: &Ctx<'_>, inst: InstId) {
+        let g = ctx.instance(inst).gpu.ix();
+        for s in &mut self.layouts[g] {
+            if s.occupant == Some(inst) {
+                s.occupant = None;
+            }
+        }
+    }
+}
+
+/// Isolated slices: each kernel gets its slice's SMs, and slices do not interfere.
+pub struct Isolated;
+
+impl Sharing for Isolated {
+    fn assign_shares(&mut self, _gpu: GpuId, _now: Nanos, phases: &mut [ActivePhase]) -> Option<Nanos> {
+        for p in phases.iter_mut().filter(|p| p.is_kernel()) {
+            p.share = p.sm_cap;
+        }
+        None
+    }
+    fn concurrent(&self) -> bool {
+        false
+    }
+}
+
+/// The MIG policy.
+pub struct Mig(Pool<MigSlices>);
+
+impl Mig {
+    /// Builds it from `[policy]`.
+    pub fn build(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
+        let mut pool_table = spec.params.clone();
+        let mut own = toml::Table::new();
+        for k in MIG_KEYS {
+            if let Some(v) = pool_table.remove(k) {
+                own.insert(k.to_string(), v);
+            }
+        }
+        let pool: PoolParams = PolicySpec {
+            name: spec.name.clone(),
+            params: pool_table,
+        }
+        .params()?;
+        let p: MigParams = PolicySpec {
+            name: spec.name.clone(),
+            params: own,
+        }
+        .params()?;
+        if scenario.devices.len() != 1 {
+            return Err(ConfigError::at(
+                param_path("name"),
+                "mig needs a cluster of one GPU type",
+            ));
+        }
+        let dev = &scenario.devices[0];
+        let table = profiles_for(&dev.name);
+        if table.is_empty() {
+            return Err(ConfigError::at(
+                param_path("name"),
+                format!(
+                    "{} has no MIG; use a100-40gb, a100-80gb, h100-80gb or h200-141gb",
+                    dev.name
+                ),
+            ));
+        }
+        if !(p.reconfigure_s.is_finite() && p.reconfigure_s >= 0.0) {
+            return Err(ConfigError::at(
+                param_path("reconfigure_s"),
+                format!("must be ≥ 0 seconds, got {}", p.reconfigure_s),
+            ));
+        }
+        let names = || table.iter().map(|p| p.name).collect::<Vec<_>>().join(", ");
+        let mut profile_of = Vec::with_capacity(scenario.functions.len());
+        for f in &scenario.functions {
+            let need =
+                f.profile.compile(&f.reference, dev, scenario.storage_gbps).footprint() as f64 / (1u64 << 20) as f64;
+            let i = match p.profiles.get(&f.name) {
+                Some(name) => {
+                    let at = param_path("profiles").key(&f.name);
+                    let i = table.iter().position(|p| p.name == name).ok_or_else(|| {
+                        ConfigError::at(
+                            at.clone(),
+                            format!("unknown MIG profile `{name}` on {}; valid: {}", dev.name, names()),
+                        )
+                    })?;
+                    if table[i].memory_mib < need {
+                        return Err(ConfigError::at(
+                            at,
+                            format!(
+                                "`{name}` has {:.0} MiB; `{}` needs {need:.0} MiB",
+                                table[i].memory_mib, f.name
+                            ),
+                        ));
+                    }
+                    i
+                }
+                None => table.iter().position(|p| p.memory_mib >= need).ok_or_else(|| {
+                    ConfigError::at(
+                        param_path("profiles"),
+                        format!(
+                            "`{}` needs {need:.0} MiB, more than any MIG slice of {}",
+                            f.name, dev.name
+                        ),
+                    )
+                })?,
+            };
+            profile_of.push(i);
+        }
+        if let Some(name) = p
+            .profiles
+            .keys()
+            .find(|n| !scenario.functions.iter().any(|f| &f.name == *n))
+        {
+            return Err(ConfigError::at(
+                param_path("profiles").key(name),
+                format!("no function `{name}` in the scenario"),
+            ));
+        }
+        let mut initial = Vec::new();
+        let (mut c, mut m) = (0, 0);
+        for (k, name) in p.layout.iter().enumerate() {
+            let at = param_path("layout").index(k);
+            let i = table.iter().position(|p| p.name == name).ok_or_else(|| {
+                ConfigError::at(
+                    at.clone(),
+                    format!("unknown MIG profile `{name}` on {}; valid: {}", dev.name, names()),
+                )
+            })?;
+            c += table[i].compute;
+            m += table[i].memory_slices;
+            if c > 7 || m > 8 {
+                return Err(ConfigError::at(
+                    at,
+                    format!("the layout needs more than the GPU's 7 compute and 8 memory slices by `{name}`"),
+                ));
+            }
+            initial.push(Slice {
+                profile: i,
+                occupant: None,
+            });
+        }
+        let slices = MigSlices {
+            profile_of,
+            table,
+            layouts: vec![initial; scenario.gpus.len()],
+            ready_at: vec![0; scenario.gpus.len()],
+            reconfigure: secs_to_ns(p.reconfigure_s),
+            pending: None,
+            reconfigurations: 0,
+        };
+        Ok(Box::new(Mig(Pool::new(&pool, slices, scenario.functions.len())?)))
+    }
+}
+
+impl Policy for Mig {
+    fn name(&self) -> &str {
+        "mig"
+    }
+    fn sharing(&self) -> Box<dyn Sharing> {
+        Box::new(Isolated)
+    }
+    fn on_arrival(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
+        self.0.arrive(ctx, inv);
+    }
+    fn on_instance_ready(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
+        self.0.idle(ctx, inst);
+    }
+    fn on_complete(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
+        self.0.idle(ctx, inst);
+    }
+    fn on_idle_expired(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
+        self.0.expired(ctx, inst);
+    }
+}

@@ -1,0 +1,114 @@
+//! MIG: isolated slices, layouts that change only on idle GPUs, errors for GPUs without MIG.
+
+mod common;
+
+use gpushare_sim::record::{InvocationRecord, Outcome, RecordSink};
+use gpushare_sim::{ScenarioSource, Simulation};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+struct Recs(Rc<RefCell<Vec<(String, u64, u64, u32, u64)>>>);
+impl RecordSink for Recs {
+    fn record(&mut self, r: &InvocationRecord<'_>) -> std::io::Result<()> {
+        if r.outcome == Outcome::Completed {
+            self.0.borrow_mut().push((
+                r.function.to_string(),
+                r.exec.unwrap(),
+                r.setup.unwrap(),
+                r.gpu.unwrap(),
+                r.end.unwrap(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `n` functions of one 70 ms full-demand kernel (hard knee, no bandwidth) on H100s under MIG.
+fn run(n: usize, gpus: u32, csv: &str, extra_policy: &str) -> Vec<(String, u64, u64, u32, u64)> {
+    let dir = common::temp_dir(&format!("mig-{n}-{}-{}", csv.len(), extra_policy.len()));
+    std::fs::write(dir.join("w.csv"), csv).unwrap();
+    let mut t = format!(
+        "[simulation]\nhorizon_s = 100.0\n[gpu_types.h]\nbase = \"h100-80gb\"\ncontext_create_s = 0.0\n[cluster]\nnodes = 1\ngpus_per_node = {gpus}\ngpu = \"h\"\n\
+         [profiles.k]\nreference_gpu = \"h\"\nweights_mib = 0.0\nactivation_mib = 1000.0\ncontainer_start_s = 0.0\nframework_init_s = 0.0\n\
+         phases = [{{ kind = \"kernel\", work_ms = 70.0, sm_demand = 1.0, speed_knee = inf }}]\n"
+    );
+    for i in 0..n {
+        t.push_str(&format!("[[functions]]\nname = \"f{i}\"\nprofile = \"k\"\n"));
+    }
+    t.push_str(&format!("[workload]\nkind = \"csv\"\npath = \"w.csv\"\n[policy]\nname = \"mig\"\nkeep_alive_s = inf\nreconfigure_s = 2.0\n{extra_policy}\n"));
+    // The device name must be a MIG-capable built-in: use it directly.
+    let t = t
+        .replace("gpu = \"h\"", "gpu = \"h100-80gb\"")
+        .replace("reference_gpu = \"h\"", "reference_gpu = \"h100-80gb\"");
+    let sc = ScenarioSource::from_text(&dir.join("s.toml"), &t)
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let policy = gpushare_policies::build(&sc).unwrap_or_else(|e| panic!("{e:?}"));
+    let recs = Rc::new(RefCell::new(Vec::new()));
+    Simulation::new(&sc, policy, Box::new(Recs(recs.clone())))
+        .unwrap()
+        .run()
+        .unwrap();
+    let r = recs.borrow().clone();
+    r
+}
+
+#[test]
+fn seven_isolated_slices_run_at_a_seventh_without_interference() {
+    // Seven functions at once: seven 1g.10gb slices on the one GPU, each 1/7 of the SMs, so a
+    // 70 ms full-GPU kernel takes 490 ms whether it runs alone or next to six others.
+    let csv: String = std::iter::once("time,func".to_string())
+        .chain((0..7).map(|i| format!("0,f{i}")))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let recs = run(7, 1, &csv, "");
+    assert_eq!(recs.len(), 7);
+    assert!(
+        recs.iter()
+            .all(|(_, exec, _, gpu, _)| *exec == 490_000_000 && *gpu == 0),
+        "{recs:?}"
+    );
+    // They ran side by side: the first placement filled the idle GPU with seven 1g slices, so
+    // all seven started together after the one reconfiguration and ended together.
+    assert!(recs.iter().all(|r| r.4 == recs[0].4), "{recs:?}");
+    // Alone, the same slice gives the same time.
+    let alone = run(1, 1, "time,func\n0,f0\n", "");
+    assert_eq!(alone[0].1, 490_000_000);
+}
+
+#[test]
+fn layouts_change_only_on_idle_gpus() {
+    // f0 wants 3g.40gb, f1 4g.40gb. f0 starts first and holds the GPU busy until 2.41 s;
+    // f1 arriving meanwhile cannot reconfigure a busy GPU and waits; when f0 idles, it is
+    // evicted, the GPU reconfigured (2 s), and f1 runs.
+    let recs = run(
+        2,
+        1,
+        "time,func\n0,f0\n0.1,f1\n",
+        "profiles = { f0 = \"3g.40gb\", f1 = \"4g.40gb\" }",
+    );
+    let f0 = recs.iter().find(|r| r.0 == "f0").unwrap();
+    let f1 = recs.iter().find(|r| r.0 == "f1").unwrap();
+    // Setup: 2 s of reconfiguration + the H100's 0.25 s context creation.
+    assert_eq!(f0.2, 2_250_000_000, "f0 paid the reconfiguration");
+    assert_eq!(f0.1, 70_000_000 * 7 / 3 + 1, "3 of 7 slices: 163.33 ms (rounded up)");
+    assert!(f1.2 >= 2_250_000_000, "f1 paid a reconfiguration too: {f1:?}");
+}
+
+#[test]
+fn gpus_without_mig_and_bad_profiles_are_refused() {
+    let dir = common::temp_dir("mig-bad");
+    let base = "[simulation]\nhorizon_s = 10.0\n[cluster]\nnodes = 1\ngpus_per_node = 1\ngpu = \"GPU\"\n[[functions]]\nname = \"r\"\nprofile = \"kaas-resnet50\"\nrate_per_s = 1.0\n[workload]\nkind = \"poisson\"\n[policy]\nname = \"mig\"\n";
+    let check = |text: &str, want: &str| {
+        std::fs::write(dir.join("m.toml"), text).unwrap();
+        let o = common::gpushare(&["validate", dir.join("m.toml").to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(want), "expected `{want}` in {err}");
+    };
+    check(&base.replace("GPU", "v100-16gb"), "v100-16gb has no MIG");
+    check(
+        &format!("{}profiles = {{ r = \"5g.50gb\" }}\n", base.replace("GPU", "h100-80gb")),
+        "unknown MIG profile `5g.50gb` on h100-80gb; valid: 1g.10gb",
+    );
+}
