@@ -7,7 +7,10 @@ use gpushare_sim::{ScenarioSource, Simulation};
 use std::cell::RefCell;
 use std::rc::Rc;
 
-struct Recs(Rc<RefCell<Vec<(String, u64, u64, u32, u64)>>>);
+/// (function, exec, setup, gpu, end) of each completed invocation.
+type Rec = (String, u64, u64, u32, u64);
+
+struct Recs(Rc<RefCell<Vec<Rec>>>);
 impl RecordSink for Recs {
     fn record(&mut self, r: &InvocationRecord<'_>) -> std::io::Result<()> {
         if r.outcome == Outcome::Completed {
@@ -24,7 +27,7 @@ impl RecordSink for Recs {
 }
 
 /// `n` functions of one 70 ms full-demand kernel (hard knee, no bandwidth) on H100s under MIG.
-fn run(n: usize, gpus: u32, csv: &str, extra_policy: &str) -> Vec<(String, u64, u64, u32, u64)> {
+fn run(n: usize, gpus: u32, csv: &str, extra_policy: &str) -> Vec<Rec> {
     let dir = common::temp_dir(&format!("mig-{n}-{}-{}", csv.len(), extra_policy.len()));
     std::fs::write(dir.join("w.csv"), csv).unwrap();
     let mut t = format!(
@@ -49,8 +52,7 @@ fn run(n: usize, gpus: u32, csv: &str, extra_policy: &str) -> Vec<(String, u64, 
         .unwrap()
         .run()
         .unwrap();
-    let r = recs.borrow().clone();
-    r
+    recs.borrow().clone()
 }
 
 #[test]
