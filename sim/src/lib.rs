@@ -24,6 +24,7 @@ pub mod scenario;
 pub mod speed;
 pub mod summary;
 pub mod time;
+pub mod usage_estimator;
 pub mod world;
 
 pub use engine::{RunOutput, SimError, Simulation};
