@@ -6,6 +6,7 @@
 //! then add one [`PolicyInfo`] line to [`registry`].
 
 pub mod exclusive;
+pub mod fast_gshare;
 pub mod mig;
 pub mod mps;
 pub mod null;
@@ -58,6 +59,12 @@ pub fn registry() -> &'static [PolicyInfo] {
             summary: "MIG: isolated slices with dedicated SMs and memory; layouts change only on idle GPUs, at a cost",
             params: "profiles = { function = \"3g.40gb\" } (default: smallest that fits), reconfigure_s = 2; + the pool parameters of exclusive",
             build: mig::Mig::build,
+        },
+        PolicyInfo {
+            name: "fast-gshare",
+            summary: "FaST-GShare: time tokens per GPU (10 s window, quotas, priority) over MPS SM partitions; Maximal-Rectangles packing; model sharing",
+            params: "configs = { function = { sm = 12, quota = 0.4, quota_limit } } (default: the profiler's most efficient cell), model_sharing = true; + the pool parameters of exclusive",
+            build: fast_gshare::FastGShare::build,
         },
         PolicyInfo {
             name: "null",

@@ -1,0 +1,273 @@
+//! `fast-gshare`: FaaS-oriented spatio-temporal GPU sharing (Gu, Zhu, Wang, Chadha, Gerndt,
+//! "FaaS-oriented Spatio-Temporal GPU Sharing", ICPP '23; PAPERS.md §4).
+//!
+//! **Mechanism.** Every function instance is a client with an SM partition (its MPS
+//! active-thread percentage) and a time quota. On each GPU the FaST-Manager ([`manager`]) hands
+//! out time tokens: clients run only while holding one, several at once as long as their SM
+//! partitions fit in 100 %. Admission per GPU: Σ quota × SM ≤ 1 and Σ memory ≤ capacity. Node
+//! selection packs (SM × quota) rectangles into each GPU with Maximal Rectangles ([`maxrects`]),
+//! best short side fit across GPUs. Model sharing stores a function's weights once per GPU
+//! (zero-copy): later instances of the function on that GPU take only context and activations.
+//! Each function's configuration (SM partition, quota) is given, or chosen from its
+//! FaST-Profiler table (run in simulation, [`crate::profiler`]) as the most efficient cell —
+//! the highest throughput per unit of (SM × quota). Queueing, scaling and keep-alive are the
+//! shared [`crate::pool`] core.
+//!
+//! **Parameters** (`[policy]`), besides the pool's: `configs = { function = { sm = 12, quota =
+//! 0.4, quota_limit = 1.0 } }` (SM in percent; quota limit defaults to the quota),
+//! `model_sharing = true`.
+//!
+//! **Simplifications** (beyond the manager's): the FaST-Scheduler's autoscaler (RPS over 10 s
+//! with a 30 s trend, most-efficient configuration first, residual to the cheapest sufficient
+//! one) is not modelled yet — instances scale with the queue as in the other policies, one
+//! configuration per function; weights stay with the instance that loaded them (if it is
+//! reclaimed first, its co-located siblings do not take the weights over in the accounting).
+
+pub mod manager;
+pub mod maxrects;
+
+use crate::pool::{Placement, Pool, PoolParams, param_path};
+use crate::profiler;
+use gpushare_sim::policy::{Ctx, InstanceSpec, Policy, Sharing};
+use gpushare_sim::scenario::{ConfigError, PolicySpec};
+use gpushare_sim::{FuncId, GpuId, InstId, InvId, Scenario};
+use maxrects::{MaxRects, Rect};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    /// SM partition, percent.
+    sm: f64,
+    /// Time quota (request), a fraction.
+    quota: f64,
+    quota_limit: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FastParams {
+    #[serde(default)]
+    configs: BTreeMap<String, Config>,
+    #[serde(default = "yes")]
+    model_sharing: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+const FAST_KEYS: [&str; 2] = ["configs", "model_sharing"];
+
+/// Rectangle packing with FaST's admission and model sharing.
+pub struct FastPlacement {
+    /// Per function: (SM partition, quota request, quota limit).
+    configs: Vec<(f64, f64, f64)>,
+    model_sharing: bool,
+    /// Per GPU: the rectangles of its instances.
+    used: Vec<Vec<(InstId, Rect)>>,
+    /// Per (GPU, function): instances there (for model sharing).
+    siblings: BTreeMap<(u32, u32), u32>,
+    pending: Option<(usize, Rect, FuncId)>,
+    /// Quota limits by instance, shared with the manager.
+    limits: std::rc::Rc<std::cell::RefCell<BTreeMap<InstId, f64>>>,
+    pending_limit: f64,
+}
+
+impl FastPlacement {
+    fn spec(&self, ctx: &Ctx<'_>, func: FuncId, gpu: GpuId) -> InstanceSpec {
+        let (sm, quota, _) = self.configs[func.ix()];
+        let base = ctx.default_instance(func, gpu);
+        let shared = self.model_sharing && self.siblings.get(&(gpu.0, func.0)).is_some_and(|&n| n > 0);
+        let weights = if shared {
+            ctx.profile(func, gpu).weights_bytes
+        } else {
+            0
+        };
+        InstanceSpec {
+            memory: base.memory - weights,
+            sm_cap: sm,
+            time_quota: quota,
+            gpu_fraction: sm * quota,
+            ..base
+        }
+    }
+
+    fn best(&self, ctx: &Ctx<'_>, func: FuncId, skip: Option<InstId>) -> Option<((f64, f64), usize, Rect)> {
+        let (sm, quota, _) = self.configs[func.ix()];
+        let mut best: Option<((f64, f64), usize, Rect)> = None;
+        for (g, used) in self.used.iter().enumerate() {
+            let freed: u64 = skip
+                .filter(|&v| ctx.instance(v).gpu.ix() == g)
+                .map_or(0, |v| ctx.instance(v).memory);
+            if self.spec(ctx, func, GpuId(g as u32)).memory > ctx.gpus()[g].mem_free() + freed {
+                continue;
+            }
+            let rects: Vec<Rect> = used.iter().filter(|(i, _)| Some(*i) != skip).map(|(_, r)| *r).collect();
+            if let Some((score, r)) = MaxRects::from_used(&rects).find(sm, quota) {
+                if best.as_ref().is_none_or(|b| score < b.0) {
+                    best = Some((score, g, r));
+                }
+            }
+        }
+        best
+    }
+}
+
+impl Placement for FastPlacement {
+    fn place(&mut self, ctx: &Ctx<'_>, func: FuncId) -> Option<(GpuId, InstanceSpec)> {
+        let (_, g, r) = self.best(ctx, func, None)?;
+        self.pending = Some((g, r, func));
+        self.pending_limit = self.configs[func.ix()].2;
+        Some((GpuId(g as u32), self.spec(ctx, func, GpuId(g as u32))))
+    }
+
+    fn fits_after_reclaiming(&self, ctx: &Ctx<'_>, func: FuncId, victim: InstId) -> bool {
+        self.best(ctx, func, Some(victim))
+            .is_some_and(|(_, g, _)| g == ctx.instance(victim).gpu.ix())
+    }
+
+    fn placed(&mut self, inst: InstId) {
+        if let Some((g, r, func)) = self.pending.take() {
+            self.used[g].push((inst, r));
+            *self.siblings.entry((g as u32, func.0)).or_default() += 1;
+            self.limits.borrow_mut().insert(inst, self.pending_limit);
+        }
+    }
+
+    fn released(&mut self, ctx: &Ctx<'_>, inst: InstId) {
+        let i = ctx.instance(inst);
+        let g = i.gpu.ix();
+        self.used[g].retain(|(x, _)| *x != inst);
+        if let Some(n) = self.siblings.get_mut(&(g as u32, i.func.0)) {
+            *n -= 1;
+        }
+        self.limits.borrow_mut().remove(&inst);
+    }
+}
+
+/// The FaST-GShare policy.
+pub struct FastGShare {
+    pool: Pool<FastPlacement>,
+}
+
+impl FastGShare {
+    /// Builds it from `[policy]`.
+    pub fn build(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
+        let mut pool_table = spec.params.clone();
+        let mut own = toml::Table::new();
+        for k in FAST_KEYS {
+            if let Some(v) = pool_table.remove(k) {
+                own.insert(k.to_string(), v);
+            }
+        }
+        let pool: PoolParams = PolicySpec {
+            name: spec.name.clone(),
+            params: pool_table,
+        }
+        .params()?;
+        let p: FastParams = PolicySpec {
+            name: spec.name.clone(),
+            params: own,
+        }
+        .params()?;
+        if let Some(name) = p
+            .configs
+            .keys()
+            .find(|n| !scenario.functions.iter().any(|f| &f.name == *n))
+        {
+            return Err(ConfigError::at(
+                param_path("configs").key(name),
+                format!("no function `{name}` in the scenario"),
+            ));
+        }
+        let mut configs = Vec::with_capacity(scenario.functions.len());
+        // Profiles are profiled once each, however many functions share them.
+        let mut chosen: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+        for (i, f) in scenario.functions.iter().enumerate() {
+            let c = match p.configs.get(&f.name) {
+                Some(c) => {
+                    let at = param_path("configs").key(&f.name);
+                    if !(c.sm > 0.0 && c.sm <= 100.0) {
+                        return Err(ConfigError::at(
+                            at.key("sm"),
+                            format!("must be a percentage in (0, 100], got {}", c.sm),
+                        ));
+                    }
+                    if !(c.quota > 0.0 && c.quota <= 1.0) {
+                        return Err(ConfigError::at(
+                            at.key("quota"),
+                            format!("must be in (0, 1], got {}", c.quota),
+                        ));
+                    }
+                    let limit = c.quota_limit.unwrap_or(c.quota);
+                    if !(limit >= c.quota && limit <= 1.0) {
+                        return Err(ConfigError::at(
+                            at.key("quota_limit"),
+                            format!("must be in [quota, 1], got {limit}"),
+                        ));
+                    }
+                    (c.sm / 100.0, c.quota, limit)
+                }
+                None => {
+                    let key = format!("{:?}", f.profile);
+                    let (sm, quota) = match chosen.get(&key) {
+                        Some(&v) => v,
+                        None => {
+                            let grid = profiler::profile(scenario, i, &profiler::QUOTAS, &profiler::SM_SHARES, 20.0)
+                                .map_err(|e| {
+                                    ConfigError::at(
+                                        param_path("configs"),
+                                        format!("profiling `{}` failed: {e}", f.name),
+                                    )
+                                })?;
+                            let best = grid
+                                .iter()
+                                .max_by(|a, b| (a.qps / (a.sm * a.quota)).total_cmp(&(b.qps / (b.sm * b.quota))))
+                                .expect("a non-empty grid");
+                            chosen.insert(key, (best.sm, best.quota));
+                            (best.sm, best.quota)
+                        }
+                    };
+                    (sm, quota, quota)
+                }
+            };
+            configs.push(c);
+        }
+        let limits = std::rc::Rc::new(std::cell::RefCell::new(BTreeMap::new()));
+        let placement = FastPlacement {
+            configs,
+            model_sharing: p.model_sharing,
+            used: vec![Vec::new(); scenario.gpus.len()],
+            siblings: BTreeMap::new(),
+            pending: None,
+            limits,
+            pending_limit: 1.0,
+        };
+        Ok(Box::new(FastGShare {
+            pool: Pool::new(&pool, placement, scenario.functions.len())?,
+        }))
+    }
+}
+
+impl Policy for FastGShare {
+    fn name(&self) -> &str {
+        "fast-gshare"
+    }
+    fn sharing(&self) -> Box<dyn Sharing> {
+        Box::new(manager::FastManager::with_limits(self.pool.placement.limits.clone()))
+    }
+    fn on_arrival(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
+        self.pool.arrive(ctx, inv);
+    }
+    fn on_instance_ready(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
+        self.pool.idle(ctx, inst);
+    }
+    fn on_complete(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
+        self.pool.idle(ctx, inst);
+    }
+    fn on_idle_expired(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
+        self.pool.expired(ctx, inst);
+    }
+}
