@@ -53,3 +53,41 @@ fn spatio_temporal_sharing_beats_time_sharing() {
     assert!(t >= 2.0, "{t}");
     assert!(o >= 2.0, "{o}");
 }
+
+#[test]
+fn consolidation_fits_one_gpu_and_meets_resnets_slo() {
+    use gpushare_sim::record::{InvocationRecord, Outcome, RecordSink};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    struct Resnet(Rc<RefCell<(u64, u64)>>);
+    impl RecordSink for Resnet {
+        fn record(&mut self, r: &InvocationRecord<'_>) -> std::io::Result<()> {
+            if r.function == "resnet" && r.outcome == Outcome::Completed && r.arrival >= 60_000_000_000 {
+                let mut t = self.0.borrow_mut();
+                t.0 += 1;
+                t.1 += u64::from(r.end.unwrap() - r.arrival > 69_000_000);
+            }
+            Ok(())
+        }
+    }
+    let path = common::repo_root().join("scenarios/fastgshare_consolidation.toml");
+    let sc = ScenarioSource::load(&path).unwrap().parse().unwrap();
+    let policy = gpushare_policies::build(&sc).unwrap();
+    let tally = Rc::new(RefCell::new((0, 0)));
+    let s = Simulation::new(&sc, policy, Box::new(Resnet(tally.clone())))
+        .unwrap()
+        .run()
+        .unwrap()
+        .summary;
+    let (n, late) = *tally.borrow();
+    let ratio = late as f64 / n as f64;
+    println!(
+        "{} instances on 1 GPU; ResNet: {n} measured, {late} over 69 ms ({:.2} %)",
+        s.instances.peak_alive,
+        ratio * 100.0
+    );
+    assert_eq!(s.instances.peak_alive, 8, "4 ResNet + 2 RNN-T + 2 BERT");
+    assert_eq!(s.counts.rejected, 0);
+    assert!(n > 5000);
+    assert!(ratio <= 0.01, "{ratio}");
+}
