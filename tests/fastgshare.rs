@@ -13,6 +13,7 @@ fn run(file: &str, policy: Option<&str>) -> Summary {
     if let Some(p) = policy {
         sc.policy.name = p.to_string();
         sc.policy.params.remove("configs");
+        sc.policy.params.remove("autoscale");
     }
     let policy = gpushare_policies::build(&sc).unwrap_or_else(|e| panic!("{e:?}"));
     Simulation::new(&sc, policy, Box::new(gpushare_sim::record::NullSink))
@@ -90,4 +91,55 @@ fn consolidation_fits_one_gpu_and_meets_resnets_slo() {
     assert_eq!(s.counts.rejected, 0);
     assert!(n > 5000);
     assert!(ratio <= 0.01, "{ratio}");
+}
+
+/// ResNet on one V100 under the autoscaler; arrivals from `csv` (time,func).
+fn autoscaled(csv: &str, horizon: f64) -> Summary {
+    let dir = common::temp_dir(&format!("fast-auto-{}", csv.len()));
+    std::fs::write(dir.join("w.csv"), csv).unwrap();
+    let text = format!(
+        "[simulation]\nhorizon_s = {horizon}\nwarmup_s = 20.0\n[cluster]\nnodes = 1\ngpus_per_node = 1\ngpu = \"v100-16gb\"\n\
+         [[functions]]\nname = \"resnet\"\nprofile = \"fast-resnet\"\n[workload]\nkind = \"csv\"\npath = \"w.csv\"\n\
+         [policy]\nname = \"fast-gshare\"\nkeep_alive_s = inf\n"
+    );
+    let sc = ScenarioSource::from_text(&dir.join("s.toml"), &text)
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let policy = gpushare_policies::build(&sc).unwrap();
+    Simulation::new(&sc, policy, Box::new(gpushare_sim::record::NullSink))
+        .unwrap()
+        .run()
+        .unwrap()
+        .summary
+}
+
+fn steady(rate: f64, until: f64) -> String {
+    let n = (rate * until) as usize;
+    let mut s = String::from("time,func\n");
+    for i in 0..n {
+        s.push_str(&format!("{:.6},resnet\n", i as f64 / rate));
+    }
+    s
+}
+
+#[test]
+fn autoscaler_follows_the_load_up_and_down() {
+    // 60 requests/s for 120 s: more than one instance of the most efficient configuration can
+    // serve, so it scales out, and keeps up.
+    let s = autoscaled(&steady(60.0, 120.0), 120.0);
+    println!(
+        "steady: {:.1} completions/s, {} instances at peak, {} unfinished",
+        s.throughput_per_s, s.instances.peak_alive, s.counts.unfinished
+    );
+    assert!((s.throughput_per_s - 60.0).abs() < 3.0);
+    assert!(s.instances.peak_alive >= 2);
+    assert!(s.counts.unfinished < 60);
+    // The load stops at 60 s; with an infinite keep-alive only the autoscaler removes instances.
+    let s = autoscaled(&steady(60.0, 60.0), 200.0);
+    println!(
+        "after the load: {} alive at the end of {} created",
+        s.instances.alive_at_end, s.instances.created
+    );
+    assert_eq!(s.counts.unfinished, 0);
+    assert_eq!(s.instances.alive_at_end, 0);
 }

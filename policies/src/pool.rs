@@ -62,6 +62,8 @@ pub struct Pool<P> {
     max_queue: u64,
     evict_idle: bool,
     queues: Vec<VecDeque<InvId>>,
+    /// Instances are started by an autoscaler ([`Pool::start_now`]), not by queue length.
+    pub autoscaled: bool,
     /// Functions that need an instance but found no room, in the order they asked.
     waiting: VecDeque<FuncId>,
     is_waiting: Vec<bool>,
@@ -89,6 +91,7 @@ impl<P: Placement> Pool<P> {
             max_queue: p.max_queue.unwrap_or(u64::MAX),
             evict_idle: p.evict_idle,
             queues: vec![VecDeque::new(); functions],
+            autoscaled: false,
             waiting: VecDeque::new(),
             is_waiting: vec![false; functions],
         })
@@ -97,7 +100,24 @@ impl<P: Placement> Pool<P> {
     /// True when `func` has more queued invocations than instances starting for them, and may
     /// start another instance.
     fn needs_instance(&self, ctx: &Ctx<'_>, func: FuncId) -> bool {
-        self.queues[func.ix()].len() > ctx.starting(func) as usize && ctx.alive(func) < self.max_instances
+        !self.autoscaled
+            && self.queues[func.ix()].len() > ctx.starting(func) as usize
+            && ctx.alive(func) < self.max_instances
+    }
+
+    /// Starts one instance of `func` now (for autoscalers), evicting idle instances if allowed.
+    pub fn start_now(&mut self, ctx: &mut Ctx<'_>, func: FuncId) -> bool {
+        ctx.alive(func) < self.max_instances && self.start(ctx, func)
+    }
+
+    /// Invocations of `func` waiting in its queue.
+    pub fn queue_len(&self, func: FuncId) -> usize {
+        self.queues[func.ix()].len()
+    }
+
+    /// Reclaims an idle instance now (for autoscalers).
+    pub fn scale_down(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
+        self.reclaim(ctx, inst);
     }
 
     /// Places and starts an instance of `func`, evicting idle instances if allowed.
@@ -115,13 +135,15 @@ impl<P: Placement> Pool<P> {
             if !self.evict_idle {
                 return false;
             }
-            let Some(victim) = ctx
+            // Never another instance of the same function: that would trade a warm instance for
+            // a cold one.
+            let victim = ctx
                 .idle_lru()
-                .find(|&i| self.placement.fits_after_reclaiming(ctx, func, i))
-            else {
+                .find(|&i| ctx.instance(i).func != func && self.placement.fits_after_reclaiming(ctx, func, i));
+            let Some(victim) = victim else {
                 return false;
             };
-            ctx.reclaim(victim);
+            self.reclaim(ctx, victim);
         }
     }
 

@@ -15,13 +15,19 @@
 //!
 //! **Parameters** (`[policy]`), besides the pool's: `configs = { function = { sm = 12, quota =
 //! 0.4, quota_limit = 1.0 } }` (SM in percent; quota limit defaults to the quota),
-//! `model_sharing = true`.
+//! `model_sharing = true`, `autoscale = true`.
 //!
-//! **Simplifications** (beyond the manager's): the FaST-Scheduler's autoscaler (RPS over 10 s
-//! with a 30 s trend, most-efficient configuration first, residual to the cheapest sufficient
-//! one) is not modelled yet — instances scale with the queue as in the other policies, one
-//! configuration per function; weights stay with the instance that loaded them (if it is
-//! reclaimed first, its co-located siblings do not take the weights over in the accounting).
+//! **Autoscaling** (the FaST-Scheduler, `autoscale = true`, the default): every second each
+//! function's rate over 10 s, raised by its rise over the 30 s rate, is covered by instances of
+//! its most efficient profiled configuration, the residual by the cheapest configuration whose
+//! throughput covers it; idle instances are removed greedily, largest first, while the rest still
+//! cover the rate. With `autoscale = false`, instances scale with the queue (the pool's rule) in
+//! each function's one configuration.
+//!
+//! **Simplifications** (beyond the manager's): an instance's capacity is its profiled throughput
+//! alone (co-location slows it, which the next tick sees as backlog but not as lower capacity);
+//! weights stay with the instance that loaded them (if it is reclaimed first, its co-located
+//! siblings do not take the weights over in the accounting).
 
 pub mod manager;
 pub mod maxrects;
@@ -30,6 +36,8 @@ use crate::pool::{Placement, Pool, PoolParams, param_path};
 use crate::profiler;
 use gpushare_sim::policy::{Ctx, InstanceSpec, Policy, Sharing};
 use gpushare_sim::scenario::{ConfigError, PolicySpec};
+use gpushare_sim::time::{NS_PER_S, Nanos};
+use gpushare_sim::world::InstState;
 use gpushare_sim::{FuncId, GpuId, InstId, InvId, Scenario};
 use maxrects::{MaxRects, Rect};
 use serde::Deserialize;
@@ -52,13 +60,15 @@ struct FastParams {
     configs: BTreeMap<String, Config>,
     #[serde(default = "yes")]
     model_sharing: bool,
+    #[serde(default = "yes")]
+    autoscale: bool,
 }
 
 fn yes() -> bool {
     true
 }
 
-const FAST_KEYS: [&str; 2] = ["configs", "model_sharing"];
+const FAST_KEYS: [&str; 3] = ["configs", "model_sharing", "autoscale"];
 
 /// Rectangle packing with FaST's admission and model sharing.
 pub struct FastPlacement {
@@ -70,14 +80,22 @@ pub struct FastPlacement {
     /// Per (GPU, function): instances there (for model sharing).
     siblings: BTreeMap<(u32, u32), u32>,
     pending: Option<(usize, Rect, FuncId)>,
+    /// A configuration for the next placement only (set by the autoscaler).
+    next_config: Option<(f64, f64, f64)>,
+    /// Each instance's configuration.
+    inst_config: BTreeMap<InstId, (f64, f64, f64)>,
     /// Quota limits by instance, shared with the manager.
     limits: std::rc::Rc<std::cell::RefCell<BTreeMap<InstId, f64>>>,
     pending_limit: f64,
 }
 
 impl FastPlacement {
+    fn config(&self, func: FuncId) -> (f64, f64, f64) {
+        self.next_config.unwrap_or(self.configs[func.ix()])
+    }
+
     fn spec(&self, ctx: &Ctx<'_>, func: FuncId, gpu: GpuId) -> InstanceSpec {
-        let (sm, quota, _) = self.configs[func.ix()];
+        let (sm, quota, _) = self.config(func);
         let base = ctx.default_instance(func, gpu);
         let shared = self.model_sharing && self.siblings.get(&(gpu.0, func.0)).is_some_and(|&n| n > 0);
         let weights = if shared {
@@ -95,7 +113,7 @@ impl FastPlacement {
     }
 
     fn best(&self, ctx: &Ctx<'_>, func: FuncId, skip: Option<InstId>) -> Option<((f64, f64), usize, Rect)> {
-        let (sm, quota, _) = self.configs[func.ix()];
+        let (sm, quota, _) = self.config(func);
         let mut best: Option<((f64, f64), usize, Rect)> = None;
         for (g, used) in self.used.iter().enumerate() {
             let freed: u64 = skip
@@ -119,7 +137,7 @@ impl Placement for FastPlacement {
     fn place(&mut self, ctx: &Ctx<'_>, func: FuncId) -> Option<(GpuId, InstanceSpec)> {
         let (_, g, r) = self.best(ctx, func, None)?;
         self.pending = Some((g, r, func));
-        self.pending_limit = self.configs[func.ix()].2;
+        self.pending_limit = self.config(func).2;
         Some((GpuId(g as u32), self.spec(ctx, func, GpuId(g as u32))))
     }
 
@@ -133,6 +151,7 @@ impl Placement for FastPlacement {
             self.used[g].push((inst, r));
             *self.siblings.entry((g as u32, func.0)).or_default() += 1;
             self.limits.borrow_mut().insert(inst, self.pending_limit);
+            self.inst_config.insert(inst, self.config(func));
         }
     }
 
@@ -144,12 +163,116 @@ impl Placement for FastPlacement {
             *n -= 1;
         }
         self.limits.borrow_mut().remove(&inst);
+        self.inst_config.remove(&inst);
+    }
+}
+
+/// A configuration: (SM partition, quota, throughput alone in requests/s).
+type Cell = (f64, f64, f64);
+
+/// The FaST-Scheduler's autoscaler: every second, each function's request rate over the last
+/// 10 s, raised by its rise over the 30 s rate (the trend), is covered by instances of the most
+/// efficient configuration, the residual by the cheapest configuration that covers it; idle
+/// instances are removed greedily (largest first) while the rest still cover the rate.
+struct Autoscaler {
+    /// Per function: arrivals in each of the last 30 seconds (ring indexed by second).
+    buckets: Vec<[u32; 30]>,
+    second: u64,
+    /// Per function: its profiled cells by area (cheapest first), and the most efficient one.
+    cells: Vec<Vec<Cell>>,
+    efficient: Vec<Cell>,
+    ticking: bool,
+}
+
+impl Autoscaler {
+    fn advance(&mut self, now: Nanos) {
+        let sec = now / NS_PER_S;
+        while self.second < sec {
+            self.second += 1;
+            let k = (self.second % 30) as usize;
+            for b in &mut self.buckets {
+                b[k] = 0;
+            }
+        }
+    }
+
+    /// Predicted rate of `f` from the complete seconds before now.
+    fn predicted(&self, f: usize) -> f64 {
+        let b = &self.buckets[f];
+        let last = |n: u64| {
+            (1..=n)
+                .map(|d| f64::from(b[((self.second + 30 - d) % 30) as usize]))
+                .sum::<f64>()
+                / n as f64
+        };
+        let (r10, r30) = (last(10), last(29));
+        r10 + (r10 - r30).max(0.0)
     }
 }
 
 /// The FaST-GShare policy.
 pub struct FastGShare {
     pool: Pool<FastPlacement>,
+    scaler: Option<Autoscaler>,
+}
+
+impl FastGShare {
+    fn tick(&mut self, ctx: &mut Ctx<'_>) {
+        let Some(sc) = self.scaler.as_mut() else { return };
+        sc.advance(ctx.now());
+        let mut any = false;
+        for f in 0..sc.buckets.len() {
+            let func = FuncId(f as u32);
+            let predicted = sc.predicted(f);
+            let mine: Vec<(InstId, Cell)> = self
+                .pool
+                .placement
+                .inst_config
+                .iter()
+                .filter(|(i, _)| ctx.instance(**i).func == func)
+                .map(|(i, c)| (*i, *c))
+                .collect();
+            let mut capacity: f64 = mine.iter().map(|(_, c)| c.2).sum();
+            any |= predicted > 0.0 || !mine.is_empty() || self.pool.queue_len(func) > 0;
+            let eff = sc.efficient[f];
+            if predicted > capacity || (mine.is_empty() && self.pool.queue_len(func) > 0) {
+                let deficit = (predicted - capacity).max(1e-9);
+                let n = (deficit / eff.2).floor() as usize;
+                let residual = deficit - n as f64 * eff.2;
+                let mut plan = vec![eff; n];
+                if residual > 1e-9 {
+                    plan.push(*sc.cells[f].iter().find(|c| c.2 >= residual).unwrap_or(&eff));
+                }
+                for c in plan {
+                    self.pool.placement.next_config = Some((c.0, c.1, c.1));
+                    let ok = self.pool.start_now(ctx, func);
+                    self.pool.placement.next_config = None;
+                    if !ok {
+                        break;
+                    }
+                    capacity += c.2;
+                }
+            } else {
+                // Greedy scale-down: largest idle instances first, while the rest cover the rate.
+                let mut idle: Vec<(InstId, Cell)> = mine
+                    .into_iter()
+                    .filter(|(i, _)| ctx.instance(*i).state == InstState::Idle)
+                    .collect();
+                idle.sort_by(|a, b| (b.1.0 * b.1.1).total_cmp(&(a.1.0 * a.1.1)).then(a.0.cmp(&b.0)));
+                for (inst, c) in idle {
+                    if capacity - c.2 >= predicted && self.pool.queue_len(func) == 0 {
+                        self.pool.scale_down(ctx, inst);
+                        capacity -= c.2;
+                    }
+                }
+            }
+        }
+        let sc = self.scaler.as_mut().expect("checked");
+        sc.ticking = any;
+        if any {
+            ctx.set_timer(ctx.now() + NS_PER_S, 0);
+        }
+    }
 }
 
 impl FastGShare {
@@ -242,12 +365,47 @@ impl FastGShare {
             used: vec![Vec::new(); scenario.gpus.len()],
             siblings: BTreeMap::new(),
             pending: None,
+            next_config: None,
+            inst_config: BTreeMap::new(),
             limits,
             pending_limit: 1.0,
         };
-        Ok(Box::new(FastGShare {
-            pool: Pool::new(&pool, placement, scenario.functions.len())?,
-        }))
+        let mut pool = Pool::new(&pool, placement, scenario.functions.len())?;
+        let scaler = if p.autoscale {
+            pool.autoscaled = true;
+            let mut cells = Vec::new();
+            let mut efficient = Vec::new();
+            let mut by_profile: BTreeMap<String, (Vec<Cell>, Cell)> = BTreeMap::new();
+            for (i, f) in scenario.functions.iter().enumerate() {
+                let key = format!("{:?}", f.profile);
+                if !by_profile.contains_key(&key) {
+                    let grid =
+                        profiler::profile(scenario, i, &profiler::QUOTAS, &profiler::SM_SHARES, 20.0).map_err(|e| {
+                            ConfigError::at(param_path("autoscale"), format!("profiling `{}` failed: {e}", f.name))
+                        })?;
+                    let mut c: Vec<Cell> = grid.iter().map(|p| (p.sm, p.quota, p.qps)).collect();
+                    c.sort_by(|a, b| (a.0 * a.1).total_cmp(&(b.0 * b.1)).then(b.2.total_cmp(&a.2)));
+                    let eff = *c
+                        .iter()
+                        .max_by(|a, b| (a.2 / (a.0 * a.1)).total_cmp(&(b.2 / (b.0 * b.1))))
+                        .expect("non-empty");
+                    by_profile.insert(key.clone(), (c, eff));
+                }
+                let (c, eff) = &by_profile[&key];
+                cells.push(c.clone());
+                efficient.push(*eff);
+            }
+            Some(Autoscaler {
+                buckets: vec![[0; 30]; scenario.functions.len()],
+                second: 0,
+                cells,
+                efficient,
+                ticking: false,
+            })
+        } else {
+            None
+        };
+        Ok(Box::new(FastGShare { pool, scaler }))
     }
 }
 
@@ -259,6 +417,15 @@ impl Policy for FastGShare {
         Box::new(manager::FastManager::with_limits(self.pool.placement.limits.clone()))
     }
     fn on_arrival(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
+        if let Some(sc) = self.scaler.as_mut() {
+            sc.advance(ctx.now());
+            let f = ctx.invocation(inv).func.ix();
+            sc.buckets[f][(sc.second % 30) as usize] += 1;
+            if !sc.ticking {
+                sc.ticking = true;
+                ctx.set_timer(ctx.now() + NS_PER_S, 0);
+            }
+        }
         self.pool.arrive(ctx, inv);
     }
     fn on_instance_ready(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
@@ -269,5 +436,8 @@ impl Policy for FastGShare {
     }
     fn on_idle_expired(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
         self.pool.expired(ctx, inst);
+    }
+    fn on_timer(&mut self, ctx: &mut Ctx<'_>, _token: u64) {
+        self.tick(ctx);
     }
 }
