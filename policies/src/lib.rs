@@ -7,6 +7,7 @@
 
 pub mod exclusive;
 pub mod fast_gshare;
+pub mod knix_vcuda;
 pub mod mig;
 pub mod mps;
 pub mod null;
@@ -65,6 +66,12 @@ pub fn registry() -> &'static [PolicyInfo] {
             summary: "FaST-GShare: time tokens per GPU (10 s window, quotas, priority) over MPS SM partitions; Maximal-Rectangles packing; model sharing",
             params: "configs = { function = { sm = 12, quota = 0.4, quota_limit } } (default: the profiler's most efficient cell), model_sharing = true; + the pool parameters of exclusive",
             build: fast_gshare::FastGShare::build,
+        },
+        PolicyInfo {
+            name: "knix-vcuda",
+            summary: "KNIX: sandboxes time-share the GPU, each held to its core percentage by vCUDA's token bucket (10 ms ticks); 256 MB memory units; Knative concurrency scaling",
+            params: "gpu_usage = 100, usage = { function = percent }, concurrency_target = 20, min_scale = 1, max_scale = 5, bucket_ms = 100; + keep_alive_s",
+            build: knix_vcuda::KnixVcuda::build,
         },
         PolicyInfo {
             name: "null",
