@@ -89,3 +89,58 @@ fn ten_next_to_ninety() {
 fn twenty_next_to_eighty() {
     check(20, 80, [30.8, 46.5, 14.3, 16.3]);
 }
+
+#[test]
+fn training_clients_get_their_estimated_usage_as_active_thread_percentage() {
+    // A training function: 6 cycles of 10 s of data loading (host) and 50 s of kernels; its
+    // long-run GPU usage is 50 / 60 = 0.833. The estimator samples the client every second, with
+    // a window of one cycle and a patience of half a cycle (with 20 samples it trusts itself 1.3
+    // cycles in, when the running mean is still 10.3 % low — the estimator's mid-cycle bias).
+    let cycle = "{ kind = \"host\", ms = 10000.0 }, { kind = \"kernel\", work_ms = 50000.0, sm_demand = 0.9 }";
+    let phases = [cycle; 6].join(", ");
+    let text = format!(
+        "[simulation]\nhorizon_s = 400.0\n[cluster]\nnodes = 1\ngpus_per_node = 1\ngpu = \"a100-80gb\"\n\
+         [[functions]]\nname = \"train\"\nrate_per_s = 0.0\n[functions.profile]\nreference_gpu = \"a100-80gb\"\nweights_mib = 500.0\n\
+         activation_mib = 4000.0\ncontainer_start_s = 1.0\nframework_init_s = 0.0\nphases = [{phases}]\n\
+         [workload]\nkind = \"poisson\"\n[policy]\nname = \"mps\"\nestimate = [\"train\"]\nestimate_window = 60\nestimate_patience = 30\n"
+    );
+    let dir = std::env::temp_dir().join(format!("gpushare-mps-train-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("w.csv"), "time,func\n0,train\n").unwrap();
+    let text = text
+        .replace("rate_per_s = 0.0\n", "")
+        .replace("kind = \"poisson\"", "kind = \"csv\"\npath = \"w.csv\"");
+    let sc = ScenarioSource::from_text(&dir.join("s.toml"), &text)
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let policy = gpushare_policies::build(&sc).unwrap();
+    let s = Simulation::new(&sc, policy, Box::new(gpushare_sim::record::NullSink))
+        .unwrap()
+        .run()
+        .unwrap()
+        .summary;
+    println!("{:?}", s.policy_report);
+    assert_eq!(s.policy_report.len(), 1, "{:?}", s.policy_report);
+    let line = &s.policy_report[0];
+    let usage: f64 = line
+        .split("estimated at ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let pct: u32 = line
+        .split("set to ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((usage - 50.0 / 60.0).abs() / (50.0 / 60.0) < 0.10, "{usage}");
+    assert_eq!(pct, ((usage + 0.1) * 100.0).ceil() as u32);
+    assert_eq!(s.counts.completed, 1);
+}

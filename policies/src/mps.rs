@@ -18,7 +18,13 @@
 //! - `max_sm_sum` (default 1.0): the most Σ caps a GPU may hold (above 1 oversubscribes);
 //! - `max_clients` (default and limit 48: the MPS server's client limit on Volta and later);
 //! - `memory_limit_mib` (`CUDA_MPS_PINNED_DEVICE_MEM_LIMIT`): a function whose footprint exceeds
-//!   it is refused when the scenario loads.
+//!   it is refused when the scenario loads;
+//! - `estimate = [function, …]`: long-running (training) functions whose clients start at their
+//!   cap and, once the ETRI-style usage estimator ([`gpushare_sim::usage_estimator`], sampling the
+//!   client's kernel-busy fraction every second) trusts its estimate, get an active-thread
+//!   percentage of the estimated usage plus `estimate_headroom` (default 0.1);
+//!   `estimate_window` (300 samples) and `estimate_patience` (60) tune the estimator. Each
+//!   decision is listed in `summary.json`'s `policy_report`.
 //!
 //! **Simplifications.** Each client keeps its own context memory (the MPS server's shared
 //! context is not modelled); the fault coupling of MPS (one client's fatal error fails its
@@ -28,6 +34,9 @@
 use crate::pool::{Placement, Pool, PoolParams, param_path};
 use gpushare_sim::policy::{CappedShares, Ctx, InstanceSpec, Policy, Sharing};
 use gpushare_sim::scenario::{ConfigError, PolicySpec};
+use gpushare_sim::time::{NS_PER_S, Nanos};
+use gpushare_sim::usage_estimator::{EstimatorConfig, UsageEstimator};
+use gpushare_sim::world::InstState;
 use gpushare_sim::{FuncId, GpuId, InstId, InvId, Scenario};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -47,6 +56,24 @@ struct MpsParams {
     #[serde(default = "max_clients")]
     max_clients: u32,
     memory_limit_mib: Option<f64>,
+    #[serde(default)]
+    estimate: Vec<String>,
+    #[serde(default = "headroom")]
+    estimate_headroom: f64,
+    #[serde(default = "window")]
+    estimate_window: usize,
+    #[serde(default = "patience")]
+    estimate_patience: usize,
+}
+
+fn headroom() -> f64 {
+    0.1
+}
+fn window() -> usize {
+    300
+}
+fn patience() -> usize {
+    60
 }
 
 fn full() -> f64 {
@@ -59,12 +86,16 @@ fn max_clients() -> u32 {
     MPS_MAX_CLIENTS
 }
 
-const MPS_KEYS: [&str; 5] = [
+const MPS_KEYS: [&str; 9] = [
     "active_thread_percentage",
     "caps",
     "max_sm_sum",
     "max_clients",
     "memory_limit_mib",
+    "estimate",
+    "estimate_headroom",
+    "estimate_window",
+    "estimate_patience",
 ];
 
 /// Packs clients best-fit by memory, under the SM-cap, client and memory limits.
@@ -110,8 +141,86 @@ impl Placement for MpsPacking {
     }
 }
 
+/// Usage estimation of one client (ETRI, [`gpushare_sim::usage_estimator`]).
+struct Tracked {
+    estimator: UsageEstimator,
+    created: Nanos,
+    busy: u64,
+    applied: bool,
+}
+
 /// The MPS policy.
-pub struct Mps(Pool<MpsPacking>);
+pub struct Mps {
+    pool: Pool<MpsPacking>,
+    /// Functions whose clients' caps come from usage estimation.
+    estimated: Vec<bool>,
+    headroom: f64,
+    estimator: EstimatorConfig,
+    tracked: BTreeMap<InstId, Tracked>,
+    ticking: bool,
+    report: Vec<String>,
+}
+
+impl Mps {
+    /// Every second: one usage sample per estimated client; a trusted estimate sets its cap.
+    fn tick(&mut self, ctx: &mut Ctx<'_>) {
+        let now = ctx.now();
+        let ids: Vec<InstId> = self.tracked.keys().copied().collect();
+        for inst in ids {
+            let i = ctx.instance(inst);
+            let t = self.tracked.get_mut(&inst).expect("tracked");
+            if i.state == InstState::Free || i.created != t.created {
+                self.tracked.remove(&inst);
+                continue;
+            }
+            if i.state == InstState::Starting {
+                continue;
+            }
+            let func = i.func;
+            let busy = ctx.kernel_busy_ns(inst);
+            let t = self.tracked.get_mut(&inst).expect("tracked");
+            let sample = (busy - t.busy) as f64 / NS_PER_S as f64;
+            t.busy = busy;
+            let e = t.estimator.observe(sample);
+            if e.trusted && !t.applied {
+                t.applied = true;
+                let pct = e.active_thread_percentage(self.headroom);
+                let name = ctx.function_name(func).to_string();
+                ctx.set_sm_cap(inst, f64::from(pct) / 100.0);
+                self.report.push(format!(
+                    "{name}: usage estimated at {:.3} (coverage {:.2}) after {:.0} s; active-thread percentage set to {pct} %",
+                    e.usage,
+                    e.coverage,
+                    (now - t.created) as f64 / 1e9
+                ));
+            }
+        }
+        self.ticking = !self.tracked.is_empty();
+        if self.ticking {
+            ctx.set_timer(now + NS_PER_S, 0);
+        }
+    }
+
+    fn track(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
+        let i = ctx.instance(inst);
+        if self.estimated[i.func.ix()] && !self.tracked.contains_key(&inst) {
+            let created = i.created;
+            self.tracked.insert(
+                inst,
+                Tracked {
+                    estimator: UsageEstimator::new(self.estimator),
+                    created,
+                    busy: 0,
+                    applied: false,
+                },
+            );
+            if !self.ticking {
+                self.ticking = true;
+                ctx.set_timer(ctx.now() + NS_PER_S, 0);
+            }
+        }
+    }
+}
 
 impl Mps {
     /// Builds it from `[policy]`.
@@ -185,12 +294,47 @@ impl Mps {
                 }
             }
         }
+        let mut estimated = vec![false; scenario.functions.len()];
+        for (k, name) in p.estimate.iter().enumerate() {
+            let i = scenario.functions.iter().position(|f| &f.name == name).ok_or_else(|| {
+                ConfigError::at(
+                    param_path("estimate").index(k),
+                    format!("no function `{name}` in the scenario"),
+                )
+            })?;
+            estimated[i] = true;
+        }
+        if !(0.0..=1.0).contains(&p.estimate_headroom) {
+            return Err(ConfigError::at(
+                param_path("estimate_headroom"),
+                format!("must be in [0, 1], got {}", p.estimate_headroom),
+            ));
+        }
+        if p.estimate_window < 4 {
+            return Err(ConfigError::at(
+                param_path("estimate_window"),
+                "must be at least 4 samples",
+            ));
+        }
+        let estimator = EstimatorConfig {
+            window: p.estimate_window,
+            patience: p.estimate_patience,
+            ..EstimatorConfig::default()
+        };
         let placement = MpsPacking {
             caps,
             max_sm_sum: p.max_sm_sum,
             max_clients: p.max_clients,
         };
-        Ok(Box::new(Mps(Pool::new(&pool, placement, scenario.functions.len())?)))
+        Ok(Box::new(Mps {
+            pool: Pool::new(&pool, placement, scenario.functions.len())?,
+            estimated,
+            headroom: p.estimate_headroom,
+            estimator,
+            tracked: BTreeMap::new(),
+            ticking: false,
+            report: Vec::new(),
+        }))
     }
 }
 
@@ -202,15 +346,23 @@ impl Policy for Mps {
         Box::new(CappedShares)
     }
     fn on_arrival(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
-        self.0.arrive(ctx, inv);
+        self.pool.arrive(ctx, inv);
     }
     fn on_instance_ready(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        self.0.idle(ctx, inst);
+        self.track(ctx, inst);
+        self.pool.idle(ctx, inst);
     }
     fn on_complete(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        self.0.idle(ctx, inst);
+        self.pool.idle(ctx, inst);
     }
     fn on_idle_expired(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        self.0.expired(ctx, inst);
+        self.tracked.remove(&inst);
+        self.pool.expired(ctx, inst);
+    }
+    fn on_timer(&mut self, ctx: &mut Ctx<'_>, _token: u64) {
+        self.tick(ctx);
+    }
+    fn report(&self) -> Vec<String> {
+        self.report.clone()
     }
 }

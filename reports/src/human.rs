@@ -84,5 +84,8 @@ pub fn render(s: &Summary) -> String {
         "instances      {} created, {} reclaimed, {} alive at end, {} at peak",
         s.instances.created, s.instances.reclaimed, s.instances.alive_at_end, s.instances.peak_alive
     );
+    for line in &s.policy_report {
+        let _ = writeln!(out, "policy         {line}");
+    }
     out
 }

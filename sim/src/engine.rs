@@ -156,7 +156,7 @@ impl Simulation {
         if let Some(message) = self.world.fault.take() {
             return Err(self.fault(message));
         }
-        let summary = Summary::build(
+        let mut summary = Summary::build(
             &self.world,
             &self.scenario_name,
             self.policy.name(),
@@ -164,6 +164,7 @@ impl Simulation {
             self.horizon,
             end,
         );
+        summary.policy_report = self.policy.report();
         Ok(RunOutput {
             summary,
             sink: self.world.sink,

@@ -41,6 +41,12 @@ pub trait Policy {
 
     /// A timer set with `ctx.set_timer` fired.
     fn on_timer(&mut self, _ctx: &mut Ctx<'_>, _token: u64) {}
+
+    /// Lines describing decisions worth reporting (chosen configurations, estimates), written to
+    /// `summary.json` as `policy_report`. Must be deterministic.
+    fn report(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// How a GPU's SMs are divided among the phases active on it.

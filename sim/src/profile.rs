@@ -30,6 +30,8 @@ pub enum Phase {
     H2d { mib: f64 },
     /// Device→host copy of `mib` MiB over the host link.
     D2h { mib: f64 },
+    /// CPU work between GPU phases (e.g. a training step's data loading), ms.
+    Host { ms: f64 },
     /// Kernels: `work_ms` alone on the whole reference GPU; `sm_demand` the fraction of SMs they
     /// can use (0, 1]; `bw_intensity` the share of their time bound by memory bandwidth [0, 1];
     /// `speed_knee` the sharpness of their speed curve (default: the device's).
@@ -171,6 +173,11 @@ impl FunctionProfile {
                         return Err((at("mib"), format!("must be a non-negative number, got {mib}")));
                     }
                 }
+                Phase::Host { ms } => {
+                    if !(ms.is_finite() && ms >= 0.0) {
+                        return Err((at("ms"), format!("must be a non-negative number, got {ms}")));
+                    }
+                }
                 Phase::Kernel {
                     work_ms,
                     sm_demand,
@@ -211,6 +218,10 @@ impl FunctionProfile {
         steps.push(Step::Host(ms_to_ns(self.host_pre_ms)));
         for phase in &self.phases {
             let gpu = match *phase {
+                Phase::Host { ms } => {
+                    steps.push(Step::Host(ms_to_ns(ms)));
+                    continue;
+                }
                 Phase::H2d { mib } => GpuPhase {
                     kind: PhaseKind::H2d,
                     work: transfer_ns(mib_bytes(mib), dev.host_link_gbps),

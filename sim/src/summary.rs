@@ -105,6 +105,8 @@ pub struct Summary {
     pub gpus: Vec<GpuSummary>,
     pub functions: Vec<FunctionSummary>,
     pub events: u64,
+    /// What the policy reports about its decisions.
+    pub policy_report: Vec<String>,
 }
 
 fn ratio(a: u64, b: u64) -> f64 {
@@ -204,6 +206,7 @@ impl Summary {
                 })
                 .collect(),
             events: m.events,
+            policy_report: Vec::new(),
         }
     }
 }

@@ -140,6 +140,8 @@ pub struct Instance {
     pub sm_cap: f64,
     pub time_quota: f64,
     pub gpu_fraction: f64,
+    /// Time during which one of its kernels was running (time share > 0), ns.
+    pub kernel_busy_ns: u64,
     epoch: u32,
     /// Counts the lives of this slot, so events of a reclaimed instance never touch its successor.
     incarnation: u32,
@@ -382,6 +384,7 @@ impl World {
             sm_cap: spec.sm_cap,
             time_quota: spec.time_quota,
             gpu_fraction: spec.gpu_fraction,
+            kernel_busy_ns: 0,
             epoch: 0,
             incarnation: 0,
             expiry: None,
@@ -732,6 +735,9 @@ impl World {
         }
         for p in &mut g.phases {
             p.remaining -= p.rate * dt as f64;
+            if p.is_kernel() && p.rate > 0.0 {
+                self.instances[p.inst.ix()].kernel_busy_ns += dt;
+            }
         }
         g.last_update = now;
     }
@@ -1005,6 +1011,31 @@ impl Ctx<'_> {
     pub fn keep_alive(&mut self, inst: InstId, ttl: Option<Nanos>) {
         self.w.keep_alive(inst, ttl)
     }
+    /// Kernel-busy time of an instance up to now (its GPU's accounting is brought up to date).
+    pub fn kernel_busy_ns(&mut self, inst: InstId) -> u64 {
+        let gpu = self.w.instances[inst.ix()].gpu;
+        self.w.touch_gpu(gpu);
+        self.w.instances[inst.ix()].kernel_busy_ns
+    }
+
+    /// Changes a live instance's SM cap (e.g. a new MPS active-thread percentage); its running
+    /// kernels are re-shared at once.
+    pub fn set_sm_cap(&mut self, inst: InstId, cap: f64) {
+        let w = &mut *self.w;
+        let i = &mut w.instances[inst.ix()];
+        let (gpu, old) = (i.gpu, i.sm_cap);
+        i.sm_cap = cap;
+        let quota = i.time_quota;
+        w.touch_gpu(gpu);
+        let g = &mut w.gpus[gpu.ix()];
+        g.sm_cap_sum += cap - old;
+        g.quota_sm_sum += (cap - old) * quota;
+        for p in g.phases.iter_mut().filter(|p| p.inst == inst) {
+            p.sm_cap = cap;
+        }
+        w.mark_dirty(gpu);
+    }
+
     /// Calls `Policy::on_timer(token)` at time `at` (not before now).
     pub fn set_timer(&mut self, at: Nanos, token: u64) {
         let at = at.max(self.w.now);
