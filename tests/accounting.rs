@@ -1,7 +1,8 @@
 //! Every arrival ends in exactly one outcome, on every bundled scenario.
 //!
 //! Each scenario under `scenarios/` runs through the `gpushare` binary with per-invocation
-//! output on; the test then checks that the summary's counts add up, that the per-reason and
+//! output on; the test then checks that the summary's counts add up
+//! (arrivals = completed + rejected + failed + unfinished), that the per-reason and
 //! per-function counts agree with the totals, and that `invocations.csv` has exactly one row per
 //! arrival with the outcome the summary counted. Horizons longer than 600 s are cut to 600 s
 //! (the property does not depend on the horizon, and the day-long benchmark would dominate
@@ -49,21 +50,22 @@ fn every_bundled_scenario_accounts_for_every_arrival() {
         let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
         let c = &summary["counts"];
         let n = |v: &Value| v.as_u64().unwrap();
-        let (arrivals, completed, rejected, unfinished) = (
+        let (arrivals, completed, rejected, failed, unfinished) = (
             n(&c["arrivals"]),
             n(&c["completed"]),
             n(&c["rejected"]),
+            n(&c["failed"]),
             n(&c["unfinished"]),
         );
         assert!(arrivals > 0, "{name}: no arrivals");
         assert_eq!(
             arrivals,
-            completed + rejected + unfinished,
+            completed + rejected + failed + unfinished,
             "{name}: counts do not add up"
         );
         let by_reason: u64 = c["rejected_by_reason"].as_object().unwrap().values().map(n).sum();
         assert_eq!(by_reason, rejected, "{name}: rejections by reason");
-        for field in ["arrivals", "completed", "rejected", "unfinished"] {
+        for field in ["arrivals", "completed", "rejected", "failed", "unfinished"] {
             let per_func: u64 = summary["functions"]
                 .as_array()
                 .unwrap()
@@ -89,6 +91,7 @@ fn every_bundled_scenario_accounts_for_every_arrival() {
         assert_eq!(outcomes.get("completed").copied().unwrap_or(0), completed, "{name}");
         assert_eq!(outcomes.get("rejected").copied().unwrap_or(0), rejected, "{name}");
         assert_eq!(outcomes.get("unfinished").copied().unwrap_or(0), unfinished, "{name}");
+        assert_eq!(outcomes.get("failed").copied().unwrap_or(0), failed, "{name}");
         std::fs::remove_dir_all(&out).unwrap();
     }
 }

@@ -144,3 +144,45 @@ fn training_clients_get_their_estimated_usage_as_active_thread_percentage() {
     assert_eq!(pct, ((usage + 0.1) * 100.0).ceil() as u32);
     assert_eq!(s.counts.completed, 1);
 }
+
+#[test]
+fn fault_coupling_takes_co_runners_down() {
+    // Eight busy DenseNet clients on one V100 (caps 12 %), faults at 20 per client-hour of
+    // kernels. Without coupling only the faulting clients fail; with it, every client running
+    // kernels on that GPU fails with them — and nothing is lost either way.
+    let run = |coupling: bool| {
+        let mut text = String::from(
+            "[simulation]\nhorizon_s = 600.0\n[cluster]\nnodes = 1\ngpus_per_node = 1\ngpu = \"v100-16gb\"\n",
+        );
+        for i in 0..8 {
+            text.push_str(&format!(
+                "[[functions]]\nname = \"c{i}\"\nprofile = \"densenet121\"\nrate_per_s = 100.0\n"
+            ));
+        }
+        text.push_str(&format!(
+            "[workload]\nkind = \"poisson\"\n[policy]\nname = \"mps\"\nactive_thread_percentage = 12\nmax_instances = 1\nmax_queue = 4\nevict_idle = false\nfault_rate_per_hour = 20.0\nfault_coupling = {coupling}\n"
+        ));
+        let sc = ScenarioSource::from_text(Path::new("faults.toml"), &text)
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let policy = gpushare_policies::build(&sc).unwrap();
+        Simulation::new(&sc, policy, Box::new(gpushare_sim::record::NullSink))
+            .unwrap()
+            .run()
+            .unwrap()
+            .summary
+    };
+    let (alone, coupled) = (run(false), run(true));
+    for s in [&alone, &coupled] {
+        let c = &s.counts;
+        assert_eq!(c.arrivals, c.completed + c.rejected + c.failed + c.unfinished);
+        println!("{:?}: failed {}", s.policy_report, c.failed);
+    }
+    assert!(alone.counts.failed > 0);
+    assert!(
+        coupled.counts.failed > 3 * alone.counts.failed,
+        "{} vs {}",
+        coupled.counts.failed,
+        alone.counts.failed
+    );
+}

@@ -26,10 +26,14 @@
 //!   `estimate_window` (300 samples) and `estimate_patience` (60) tune the estimator. Each
 //!   decision is listed in `summary.json`'s `policy_report`.
 //!
+//! - `fault_rate_per_hour` (default 0): fatal faults per client per hour of running kernels
+//!   (drawn each second from a seeded stream); a faulting client crashes and its in-flight
+//!   invocation `failed`; `fault_coupling` (default false): MPS gives no fault isolation, so a
+//!   crash takes down every client running kernels on that GPU with it.
+//!
 //! **Simplifications.** Each client keeps its own context memory (the MPS server's shared
-//! context is not modelled); the fault coupling of MPS (one client's fatal error fails its
-//! co-runners) needs a failure model the simulator does not have yet, so it is not offered; GPU
-//! time is charged by cap (`gpu_fraction` = cap).
+//! context is not modelled); faults are drawn at 1 s granularity; GPU time is charged by cap
+//! (`gpu_fraction` = cap).
 
 use crate::pool::{Placement, Pool, PoolParams, param_path};
 use gpushare_sim::policy::{CappedShares, Ctx, InstanceSpec, Policy, Sharing};
@@ -64,6 +68,10 @@ struct MpsParams {
     estimate_window: usize,
     #[serde(default = "patience")]
     estimate_patience: usize,
+    #[serde(default)]
+    fault_rate_per_hour: f64,
+    #[serde(default)]
+    fault_coupling: bool,
 }
 
 fn headroom() -> f64 {
@@ -86,7 +94,7 @@ fn max_clients() -> u32 {
     MPS_MAX_CLIENTS
 }
 
-const MPS_KEYS: [&str; 9] = [
+const MPS_KEYS: [&str; 11] = [
     "active_thread_percentage",
     "caps",
     "max_sm_sum",
@@ -96,6 +104,8 @@ const MPS_KEYS: [&str; 9] = [
     "estimate_headroom",
     "estimate_window",
     "estimate_patience",
+    "fault_rate_per_hour",
+    "fault_coupling",
 ];
 
 /// Packs clients best-fit by memory, under the SM-cap, client and memory limits.
@@ -124,6 +134,11 @@ impl MpsPacking {
             && spec.memory <= g.mem_free() + freed.0
             && g.sm_cap_sum - freed.1 + spec.sm_cap <= self.max_sm_sum + 1e-9
     }
+}
+
+impl MpsPacking {
+    /// Nothing to forget: the packing keeps no per-instance state (the world's counts do).
+    fn forget(&mut self, _inst: InstId) {}
 }
 
 impl Placement for MpsPacking {
@@ -159,9 +174,52 @@ pub struct Mps {
     tracked: BTreeMap<InstId, Tracked>,
     ticking: bool,
     report: Vec<String>,
+    /// Fatal faults per client per second of running kernels, and whether they take the
+    /// client's co-runners on the GPU down too.
+    fault_rate: f64,
+    fault_coupling: bool,
+    rng: gpushare_sim::rng::Xoshiro256PlusPlus,
+    crashes: (u64, u64),
 }
 
 impl Mps {
+    /// Draws this second's fatal faults among clients running kernels.
+    fn faults(&mut self, ctx: &mut Ctx<'_>) {
+        use rand::RngExt;
+        let mut victims: Vec<InstId> = Vec::new();
+        for g in ctx.gpus() {
+            let running: Vec<InstId> = g.phases().iter().filter(|p| p.is_kernel()).map(|p| p.inst).collect();
+            let mut hit = false;
+            for &inst in &running {
+                if self.rng.random::<f64>() < self.fault_rate {
+                    hit = true;
+                    if !victims.contains(&inst) {
+                        victims.push(inst);
+                        self.crashes.0 += 1;
+                    }
+                }
+            }
+            if hit && self.fault_coupling {
+                for inst in running {
+                    if !victims.contains(&inst) {
+                        victims.push(inst);
+                        self.crashes.1 += 1;
+                    }
+                }
+            }
+        }
+        let mut funcs = Vec::new();
+        for inst in victims {
+            funcs.push(ctx.instance(inst).func);
+            self.tracked.remove(&inst);
+            self.pool.placement.forget(inst);
+            ctx.crash(inst);
+        }
+        for f in funcs {
+            self.pool.scale_up(ctx, f);
+        }
+    }
+
     /// Every second: one usage sample per estimated client; a trusted estimate sets its cap.
     fn tick(&mut self, ctx: &mut Ctx<'_>) {
         let now = ctx.now();
@@ -195,7 +253,10 @@ impl Mps {
                 ));
             }
         }
-        self.ticking = !self.tracked.is_empty();
+        if self.fault_rate > 0.0 {
+            self.faults(ctx);
+        }
+        self.ticking = !self.tracked.is_empty() || self.fault_rate > 0.0;
         if self.ticking {
             ctx.set_timer(now + NS_PER_S, 0);
         }
@@ -310,6 +371,12 @@ impl Mps {
                 format!("must be in [0, 1], got {}", p.estimate_headroom),
             ));
         }
+        if !(p.fault_rate_per_hour.is_finite() && p.fault_rate_per_hour >= 0.0 && p.fault_rate_per_hour <= 3600.0) {
+            return Err(ConfigError::at(
+                param_path("fault_rate_per_hour"),
+                format!("must be in [0, 3600], got {}", p.fault_rate_per_hour),
+            ));
+        }
         if p.estimate_window < 4 {
             return Err(ConfigError::at(
                 param_path("estimate_window"),
@@ -334,6 +401,10 @@ impl Mps {
             tracked: BTreeMap::new(),
             ticking: false,
             report: Vec::new(),
+            fault_rate: p.fault_rate_per_hour / 3600.0,
+            fault_coupling: p.fault_coupling,
+            rng: gpushare_sim::rng::stream(scenario.seed, "mps-faults", 0),
+            crashes: (0, 0),
         }))
     }
 }
@@ -346,6 +417,10 @@ impl Policy for Mps {
         Box::new(CappedShares)
     }
     fn on_arrival(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
+        if self.fault_rate > 0.0 && !self.ticking {
+            self.ticking = true;
+            ctx.set_timer(ctx.now() + NS_PER_S, 0);
+        }
         self.pool.arrive(ctx, inv);
     }
     fn on_instance_ready(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
@@ -363,6 +438,13 @@ impl Policy for Mps {
         self.tick(ctx);
     }
     fn report(&self) -> Vec<String> {
-        self.report.clone()
+        let mut r = self.report.clone();
+        if self.fault_rate > 0.0 {
+            r.push(format!(
+                "fatal faults: {} clients crashed, {} more crashed with them (fault coupling)",
+                self.crashes.0, self.crashes.1
+            ));
+        }
+        r
     }
 }

@@ -155,7 +155,7 @@ impl<P: Placement> Pool<P> {
     }
 
     /// Starts instances for `func` while its queue needs them and room can be had.
-    fn scale_up(&mut self, ctx: &mut Ctx<'_>, func: FuncId) {
+    pub fn scale_up(&mut self, ctx: &mut Ctx<'_>, func: FuncId) {
         while self.needs_instance(ctx, func) {
             if !self.start(ctx, func) {
                 self.wait_for_capacity(func);

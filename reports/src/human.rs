@@ -47,8 +47,8 @@ pub fn render(s: &Summary) -> String {
     };
     let _ = writeln!(
         out,
-        "invocations    {} arrived = {} completed + {} rejected{reasons} + {} unfinished",
-        c.arrivals, c.completed, c.rejected, c.unfinished
+        "invocations    {} arrived = {} completed + {} rejected{reasons} + {} failed + {} unfinished",
+        c.arrivals, c.completed, c.rejected, c.failed, c.unfinished
     );
     let _ = writeln!(
         out,

@@ -28,6 +28,7 @@ pub mod usage_estimator;
 pub mod world;
 
 pub use engine::{RunOutput, SimError, Simulation};
+pub use gpushare_traces::rng;
 pub use ids::{FuncId, GpuId, InstId, InvId};
 pub use scenario::{Scenario, ScenarioSource};
 pub use summary::Summary;

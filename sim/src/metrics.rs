@@ -89,6 +89,7 @@ pub struct LatencySummary {
 pub struct FuncStats {
     pub arrivals: u64,
     pub completed: u64,
+    pub failed: u64,
     pub rejected: u64,
     /// Measured (post-warm-up) completions, their cold ones and their e2e latency sum.
     pub measured_completed: u64,
@@ -101,6 +102,7 @@ pub struct Metrics {
     pub warmup: Nanos,
     pub arrivals: u64,
     pub completed: u64,
+    pub failed: u64,
     pub rejected: [u64; RejectReason::ALL.len()],
     pub measured_arrivals: u64,
     pub measured_completed: u64,
@@ -126,6 +128,7 @@ impl Metrics {
             warmup,
             arrivals: 0,
             completed: 0,
+            failed: 0,
             rejected: [0; RejectReason::ALL.len()],
             measured_arrivals: 0,
             measured_completed: 0,

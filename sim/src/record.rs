@@ -37,6 +37,8 @@ impl RejectReason {
 pub enum Outcome {
     Completed,
     Rejected(RejectReason),
+    /// Its instance crashed while running it (a fatal GPU fault).
+    Failed,
     /// Still queued or running when the simulation stopped.
     Unfinished,
 }
@@ -49,6 +51,7 @@ impl Outcome {
             Outcome::Rejected(RejectReason::QueueFull) => "rejected:queue_full",
             Outcome::Rejected(RejectReason::NoFit) => "rejected:no_fit",
             Outcome::Rejected(RejectReason::Admission) => "rejected:admission",
+            Outcome::Failed => "failed",
             Outcome::Unfinished => "unfinished",
         }
     }

@@ -1,6 +1,6 @@
 //! The run summary: the figures `summary.json` and `summary.csv` hold.
 //!
-//! Counts cover every arrival and add up: `arrivals = completed + rejected + unfinished`.
+//! Counts cover every arrival and add up: `arrivals = completed + rejected + failed + unfinished`.
 //! Latencies, throughput and the cold-start ratio cover invocations that arrived at or after the
 //! warm-up time; GPU utilisation, SM occupancy and GPU-seconds cover `[warmup, end)`.
 //! Setup latency is over cold invocations only (a warm invocation has none).
@@ -18,6 +18,8 @@ pub struct Counts {
     pub arrivals: u64,
     pub completed: u64,
     pub rejected: u64,
+    /// Invocations lost to a crash of their instance.
+    pub failed: u64,
     /// Rejections by reason (every reason listed, zeros included).
     pub rejected_by_reason: BTreeMap<String, u64>,
     pub unfinished: u64,
@@ -78,6 +80,7 @@ pub struct FunctionSummary {
     pub arrivals: u64,
     pub completed: u64,
     pub rejected: u64,
+    pub failed: u64,
     pub unfinished: u64,
     pub cold_starts: u64,
     pub cold_start_ratio: f64,
@@ -151,6 +154,7 @@ impl Summary {
                 arrivals: m.arrivals,
                 completed: m.completed,
                 rejected,
+                failed: m.failed,
                 rejected_by_reason: RejectReason::ALL
                     .iter()
                     .map(|r| (r.name().to_string(), m.rejected[*r as usize]))
@@ -195,7 +199,8 @@ impl Summary {
                     arrivals: s.arrivals,
                     completed: s.completed,
                     rejected: s.rejected,
-                    unfinished: s.arrivals - s.completed - s.rejected,
+                    failed: s.failed,
+                    unfinished: s.arrivals - s.completed - s.rejected - s.failed,
                     cold_starts: s.measured_cold,
                     cold_start_ratio: ratio(s.measured_cold, s.measured_completed),
                     mean_end_to_end_s: if s.measured_completed == 0 {

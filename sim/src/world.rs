@@ -715,6 +715,60 @@ impl World {
         }
     }
 
+    /// Crashes an instance (a fatal fault in its process): the invocation it was running, if
+    /// any, fails; its phases leave the GPU; it is reclaimed.
+    pub(crate) fn crash(&mut self, inst: InstId) {
+        let state = self.instances[inst.ix()].state;
+        match state {
+            InstState::Free => return,
+            InstState::Starting => {
+                let func = self.instances[inst.ix()].func;
+                self.func_starting[func.ix()] -= 1;
+            }
+            InstState::Idle => self.leave_idle(inst),
+            InstState::Busy => {
+                let (gpu, inv, func) = {
+                    let i = &self.instances[inst.ix()];
+                    (i.gpu, i.current, i.func)
+                };
+                self.touch_gpu(gpu);
+                self.gpus[gpu.ix()].phases.retain(|p| p.inst != inst);
+                self.mark_dirty(gpu);
+                let v = &self.invocations[inv.ix()];
+                let (id, arrival, start, setup, cold) = (v.id, v.arrival, v.start, v.setup, v.cold);
+                self.metrics.failed += 1;
+                self.metrics.per_func[func.ix()].failed += 1;
+                if self.records {
+                    let rec = InvocationRecord {
+                        id,
+                        function: &self.functions[func.ix()].name,
+                        arrival,
+                        start: Some(start),
+                        end: Some(self.now),
+                        queue: Some(start - arrival - setup),
+                        setup: Some(setup),
+                        exec: Some(self.now - start),
+                        cold,
+                        node: Some(self.gpus[gpu.ix()].node),
+                        gpu: Some(gpu.0),
+                        outcome: Outcome::Failed,
+                    };
+                    if let Err(e) = self.sink.record(&rec) {
+                        self.fail(format!("writing invocation records failed: {e}"));
+                    }
+                }
+                self.end_invocation(inv);
+                self.instances[inst.ix()].current = InvId(NIL);
+            }
+        }
+        // Reclaim through the usual path (memory, counts, GPU-seconds).
+        let i = &mut self.instances[inst.ix()];
+        i.state = InstState::Idle;
+        self.list_push_front(0, inst);
+        self.list_push_front(1, inst);
+        self.reclaim(inst);
+    }
+
     // ---- GPU execution -----------------------------------------------------------------------
 
     /// Brings a GPU's phases and integrals up to `now` at their current rates.
@@ -1016,6 +1070,11 @@ impl Ctx<'_> {
         let gpu = self.w.instances[inst.ix()].gpu;
         self.w.touch_gpu(gpu);
         self.w.instances[inst.ix()].kernel_busy_ns
+    }
+
+    /// Crashes an instance: its running invocation fails and it is reclaimed.
+    pub fn crash(&mut self, inst: InstId) {
+        self.w.crash(inst)
     }
 
     /// Changes a live instance's SM cap (e.g. a new MPS active-thread percentage); its running
