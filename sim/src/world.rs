@@ -48,6 +48,8 @@ pub struct ActivePhase {
     rate: f64,
     /// Solo work left, in ns of the phase running alone.
     remaining: f64,
+    /// Time this phase ran (kernels only), added to its instance when it ends.
+    busy: u64,
 }
 
 impl ActivePhase {
@@ -140,7 +142,8 @@ pub struct Instance {
     pub sm_cap: f64,
     pub time_quota: f64,
     pub gpu_fraction: f64,
-    /// Time during which one of its kernels was running (time share > 0), ns.
+    /// Time during which one of its kernels ran (time share > 0), ns, up to its last finished
+    /// kernel phase; [`Ctx::kernel_busy_ns`] includes the one running now.
     pub kernel_busy_ns: u64,
     epoch: u32,
     /// Counts the lives of this slot, so events of a reclaimed instance never touch its successor.
@@ -657,6 +660,7 @@ impl World {
                             knee: p.knee,
                             rate: 0.0,
                             remaining: work as f64,
+                            busy: 0,
                         });
                         self.mark_dirty(gpu);
                         return false;
@@ -734,6 +738,7 @@ impl World {
                 self.touch_gpu(gpu);
                 self.gpus[gpu.ix()].phases.retain(|p| p.inst != inst);
                 self.mark_dirty(gpu);
+                // (Its busy time dies with it: the instance is reclaimed below.)
                 let v = &self.invocations[inv.ix()];
                 let (id, arrival, start, setup, cold) = (v.id, v.arrival, v.start, v.setup, v.cold);
                 self.metrics.failed += 1;
@@ -789,8 +794,8 @@ impl World {
         }
         for p in &mut g.phases {
             p.remaining -= p.rate * dt as f64;
-            if p.is_kernel() && p.rate > 0.0 {
-                self.instances[p.inst.ix()].kernel_busy_ns += dt;
+            if p.rate > 0.0 && p.is_kernel() {
+                p.busy += dt;
             }
         }
         g.last_update = now;
@@ -812,11 +817,13 @@ impl World {
         }
         self.touch_gpu(gpu);
         let mut done_phases = std::mem::take(&mut self.scratch);
+        let instances = &mut self.instances;
         self.gpus[gpu.ix()].phases.retain(|p| {
             // Completion times are rounded up, so a finished phase has at most rounding noise left.
             let done = p.remaining < 0.5;
             if done {
                 done_phases.push(p.inst);
+                instances[p.inst.ix()].kernel_busy_ns += p.busy;
             }
             !done
         });
@@ -1069,7 +1076,13 @@ impl Ctx<'_> {
     pub fn kernel_busy_ns(&mut self, inst: InstId) -> u64 {
         let gpu = self.w.instances[inst.ix()].gpu;
         self.w.touch_gpu(gpu);
-        self.w.instances[inst.ix()].kernel_busy_ns
+        let running: u64 = self.w.gpus[gpu.ix()]
+            .phases
+            .iter()
+            .filter(|p| p.inst == inst)
+            .map(|p| p.busy)
+            .sum();
+        self.w.instances[inst.ix()].kernel_busy_ns + running
     }
 
     /// Crashes an instance: its running invocation fails and it is reclaimed.
