@@ -13,6 +13,7 @@ pub mod mps;
 pub mod null;
 pub mod pool;
 pub mod profiler;
+pub mod sage;
 pub mod time_sharing;
 
 use gpushare_sim::Scenario;
@@ -72,6 +73,12 @@ pub fn registry() -> &'static [PolicyInfo] {
             summary: "KNIX: sandboxes time-share the GPU, each held to its core percentage by vCUDA's token bucket (10 ms ticks); 256 MB memory units; Knative concurrency scaling",
             params: "gpu_usage = 100, usage = { function = percent }, concurrency_target = 20, min_scale = 1, max_scale = 5, bucket_ms = 100; + keep_alive_s",
             build: knix_vcuda::KnixVcuda::build,
+        },
+        PolicyInfo {
+            name: "sage",
+            summary: "SAGE: parallel setup (load ∥ context) and weights/context shared and kept resident per GPU across a function's invocations; reports density",
+            params: "parallel_setup = true, share_weights = true, share_context = true; + the pool parameters of exclusive",
+            build: sage::Sage::build,
         },
         PolicyInfo {
             name: "null",

@@ -23,6 +23,10 @@ pub trait Placement {
     /// Whether reclaiming idle instance `victim` would let an instance of `func` fit.
     fn fits_after_reclaiming(&self, ctx: &Ctx<'_>, func: FuncId, victim: InstId) -> bool;
 
+    /// Called right after [`Placement::place`] and before the instance starts: make the room
+    /// the placement counted on (evict resident state, reserve shared memory).
+    fn prepare(&mut self, _ctx: &mut Ctx<'_>) {}
+
     /// The instance just started where [`Placement::place`] said.
     fn placed(&mut self, _inst: InstId) {}
 
@@ -124,6 +128,7 @@ impl<P: Placement> Pool<P> {
     fn start(&mut self, ctx: &mut Ctx<'_>, func: FuncId) -> bool {
         loop {
             if let Some((gpu, spec)) = self.placement.place(ctx, func) {
+                self.placement.prepare(ctx);
                 return match ctx.start_instance(func, gpu, spec) {
                     Ok(inst) => {
                         self.placement.placed(inst);

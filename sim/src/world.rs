@@ -1072,6 +1072,27 @@ impl Ctx<'_> {
     pub fn keep_alive(&mut self, inst: InstId, ttl: Option<Nanos>) {
         self.w.keep_alive(inst, ttl)
     }
+    /// Reserves `bytes` of `gpu`'s memory outside any instance (state a policy keeps resident,
+    /// such as shared weights); refused if it does not fit.
+    pub fn reserve(&mut self, gpu: GpuId, bytes: u64) -> Result<(), Refusal> {
+        let g = &mut self.w.gpus[gpu.ix()];
+        if bytes > g.mem_free() {
+            return Err(Refusal::Memory {
+                needed: bytes,
+                free: g.mem_free(),
+            });
+        }
+        g.mem_used += bytes;
+        g.mem_peak = g.mem_peak.max(g.mem_used);
+        Ok(())
+    }
+
+    /// Gives back memory taken with [`Ctx::reserve`].
+    pub fn release(&mut self, gpu: GpuId, bytes: u64) {
+        let g = &mut self.w.gpus[gpu.ix()];
+        g.mem_used = g.mem_used.saturating_sub(bytes);
+    }
+
     /// Kernel-busy time of an instance up to now (its GPU's accounting is brought up to date).
     pub fn kernel_busy_ns(&mut self, inst: InstId) -> u64 {
         let gpu = self.w.instances[inst.ix()].gpu;
