@@ -73,4 +73,7 @@ impl Policy for Exclusive {
     fn on_idle_expired(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
         self.0.expired(ctx, inst);
     }
+    fn on_timer(&mut self, ctx: &mut Ctx<'_>, token: u64) {
+        self.0.on_timer(ctx, token);
+    }
 }

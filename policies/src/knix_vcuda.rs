@@ -325,7 +325,11 @@ impl Policy for KnixVcuda {
             ctx.keep_alive(inst, None);
         }
     }
-    fn on_timer(&mut self, ctx: &mut Ctx<'_>, _token: u64) {
-        self.scale(ctx);
+    fn on_timer(&mut self, ctx: &mut Ctx<'_>, token: u64) {
+        if token & crate::pool::POOL_TIMER != 0 {
+            self.pool.on_timer(ctx, token);
+        } else {
+            self.scale(ctx);
+        }
     }
 }

@@ -373,4 +373,7 @@ impl Policy for Mig {
     fn on_idle_expired(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
         self.0.expired(ctx, inst);
     }
+    fn on_timer(&mut self, ctx: &mut Ctx<'_>, token: u64) {
+        self.0.on_timer(ctx, token);
+    }
 }

@@ -434,8 +434,12 @@ impl Policy for Mps {
         self.tracked.remove(&inst);
         self.pool.expired(ctx, inst);
     }
-    fn on_timer(&mut self, ctx: &mut Ctx<'_>, _token: u64) {
-        self.tick(ctx);
+    fn on_timer(&mut self, ctx: &mut Ctx<'_>, token: u64) {
+        if token & crate::pool::POOL_TIMER != 0 {
+            self.pool.on_timer(ctx, token);
+        } else {
+            self.tick(ctx);
+        }
     }
     fn report(&self) -> Vec<String> {
         let mut r = self.report.clone();

@@ -7,10 +7,11 @@
 //! first makes room for a function waiting for capacity (with `evict_idle`), else stays warm for
 //! the keep-alive and is then reclaimed.
 
-use gpushare_sim::policy::{Ctx, FixedTtl, InstanceSpec, KeepAlive};
+use gpushare_sim::keepalive::{HybridConfig, HybridHistogram};
+use gpushare_sim::policy::{Ctx, FixedTtl, IdleAction, InstanceSpec, KeepAlive};
 use gpushare_sim::record::RejectReason;
 use gpushare_sim::scenario::{ConfigError, DocPath, Seg};
-use gpushare_sim::time::secs_to_ns;
+use gpushare_sim::time::{Nanos, secs_to_ns};
 use gpushare_sim::{FuncId, GpuId, InstId, InvId};
 use serde::Deserialize;
 use std::collections::VecDeque;
@@ -34,12 +35,44 @@ pub trait Placement {
     fn released(&mut self, _ctx: &Ctx<'_>, _inst: InstId) {}
 }
 
+/// Timer tokens with this bit set belong to the pool (pre-warming); policies forward them to
+/// [`Pool::on_timer`].
+pub const POOL_TIMER: u64 = 1 << 63;
+
+/// Which keep-alive policy the pool uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeepAliveKind {
+    #[default]
+    Fixed,
+    Hybrid,
+}
+
+/// `[policy] hybrid = { … }`: the hybrid histogram's parameters (defaults: the paper's).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HybridParams {
+    pub bin_s: Option<f64>,
+    pub bins: Option<usize>,
+    pub head: Option<f64>,
+    pub tail: Option<f64>,
+    pub margin: Option<f64>,
+    pub min_samples: Option<u32>,
+    pub min_cv: Option<f64>,
+}
+
 /// The pool parameters every instance-based policy shares (`[policy]`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolParams {
     #[serde(default = "default_keep_alive")]
     pub keep_alive_s: f64,
+    /// `fixed` (keep `keep_alive_s`) or `hybrid` (the histogram policy, falling back to
+    /// `keep_alive_s`).
+    #[serde(default)]
+    pub keep_alive_policy: KeepAliveKind,
+    #[serde(default)]
+    pub hybrid: HybridParams,
     pub max_instances: Option<u32>,
     pub max_queue: Option<u64>,
     #[serde(default = "yes")]
@@ -61,7 +94,10 @@ pub fn param_path(field: &str) -> DocPath {
 /// FIFO queues per function, scale-up, keep-alive and idle eviction over a placement.
 pub struct Pool<P> {
     pub placement: P,
-    keep_alive: FixedTtl,
+    keep_alive: Box<dyn KeepAlive>,
+    /// Per function: the keep-alive of its pending pre-warm, and whether an instance is being
+    /// pre-warmed.
+    prewarm_keep: Vec<Option<Nanos>>,
     max_instances: u32,
     max_queue: u64,
     evict_idle: bool,
@@ -88,9 +124,50 @@ impl<P: Placement> Pool<P> {
                 "must be at least 1 (omit it for no limit)",
             ));
         }
+        let fixed = p.keep_alive_s.is_finite().then(|| secs_to_ns(p.keep_alive_s));
+        let keep_alive: Box<dyn KeepAlive> = match p.keep_alive_policy {
+            KeepAliveKind::Fixed => Box::new(FixedTtl(fixed)),
+            KeepAliveKind::Hybrid => {
+                let h = &p.hybrid;
+                let d = HybridConfig::default();
+                let fraction = |v: Option<f64>, f: &str, dv: f64| -> Result<f64, ConfigError> {
+                    match v {
+                        Some(x) if !(0.0..=1.0).contains(&x) => Err(ConfigError::at(
+                            param_path("hybrid").key(f),
+                            format!("must be in [0, 1], got {x}"),
+                        )),
+                        Some(x) => Ok(x),
+                        None => Ok(dv),
+                    }
+                };
+                let bin = match h.bin_s {
+                    Some(b) if !(b.is_finite() && b > 0.0) => {
+                        return Err(ConfigError::at(
+                            param_path("hybrid").key("bin_s"),
+                            format!("must be a positive number of seconds, got {b}"),
+                        ));
+                    }
+                    Some(b) => secs_to_ns(b),
+                    None => d.bin,
+                };
+                let cfg = HybridConfig {
+                    bin,
+                    bins: h.bins.unwrap_or(d.bins).max(1),
+                    head: fraction(h.head, "head", d.head)?,
+                    tail: fraction(h.tail, "tail", d.tail)?,
+                    margin: fraction(h.margin, "margin", d.margin)?,
+                    min_samples: h.min_samples.unwrap_or(d.min_samples),
+                    max_out_of_bounds: d.max_out_of_bounds,
+                    min_cv: h.min_cv.unwrap_or(d.min_cv),
+                    fallback: fixed,
+                };
+                Box::new(HybridHistogram::new(cfg, functions))
+            }
+        };
         Ok(Pool {
             placement,
-            keep_alive: FixedTtl(p.keep_alive_s.is_finite().then(|| secs_to_ns(p.keep_alive_s))),
+            keep_alive,
+            prewarm_keep: vec![None; functions],
             max_instances: p.max_instances.unwrap_or(u32::MAX),
             max_queue: p.max_queue.unwrap_or(u64::MAX),
             evict_idle: p.evict_idle,
@@ -181,6 +258,7 @@ impl<P: Placement> Pool<P> {
     /// An invocation arrived.
     pub fn arrive(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
         let func = ctx.invocation(inv).func;
+        self.keep_alive.arrived(func, ctx.now());
         let queue = &mut self.queues[func.ix()];
         if queue.is_empty() {
             if let Some(inst) = ctx.idle_instance(func) {
@@ -219,8 +297,32 @@ impl<P: Placement> Pool<P> {
                 }
             }
         }
-        let ttl = self.keep_alive.ttl(func, ctx.now());
-        ctx.keep_alive(inst, ttl);
+        // A pre-warmed instance just became ready: it stays for the window it was warmed for.
+        if ctx.instance(inst).served == 0 {
+            if let Some(keep) = self.prewarm_keep[func.ix()].take() {
+                ctx.keep_alive(inst, Some(keep));
+                return;
+            }
+        }
+        match self.keep_alive.idle(func, ctx.now()) {
+            IdleAction::KeepFor(ttl) => ctx.keep_alive(inst, ttl),
+            IdleAction::UnloadThenPrewarm {
+                prewarm_after,
+                keep_for,
+            } => {
+                self.reclaim(ctx, inst);
+                self.prewarm_keep[func.ix()] = Some(keep_for);
+                ctx.set_timer(ctx.now() + prewarm_after, POOL_TIMER | u64::from(func.0));
+            }
+        }
+    }
+
+    /// A pool timer fired: pre-warm its function unless an instance is already there.
+    pub fn on_timer(&mut self, ctx: &mut Ctx<'_>, token: u64) {
+        let func = FuncId((token & !POOL_TIMER) as u32);
+        if self.prewarm_keep[func.ix()].is_some() && ctx.alive(func) == 0 && !self.start(ctx, func) {
+            self.prewarm_keep[func.ix()] = None;
+        }
     }
 
     /// An idle instance's keep-alive ran out.

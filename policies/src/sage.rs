@@ -242,6 +242,9 @@ impl Policy for Sage {
     fn on_idle_expired(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
         self.0.expired(ctx, inst);
     }
+    fn on_timer(&mut self, ctx: &mut Ctx<'_>, token: u64) {
+        self.0.on_timer(ctx, token);
+    }
     fn report(&self) -> Vec<String> {
         vec![format!(
             "density: at most {} instances on one GPU at once",

@@ -258,4 +258,7 @@ impl Policy for TimeSharing {
     fn on_idle_expired(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
         self.pool.expired(ctx, inst);
     }
+    fn on_timer(&mut self, ctx: &mut Ctx<'_>, token: u64) {
+        self.pool.on_timer(ctx, token);
+    }
 }

@@ -16,6 +16,7 @@ pub mod device;
 pub mod engine;
 pub mod events;
 pub mod ids;
+pub mod keepalive;
 pub mod metrics;
 pub mod policy;
 pub mod profile;

@@ -119,6 +119,8 @@ pub struct Metrics {
     pub instances_peak: u64,
     /// Σ instance lifetime in the measured window × its GPU fraction, in ns.
     pub gpu_ns_allocated: f64,
+    /// Σ time instances sat idle (warm or pre-warmed) in the measured window × GPU fraction, ns.
+    pub gpu_ns_idle: f64,
     pub events: u64,
 }
 
@@ -143,6 +145,7 @@ impl Metrics {
             instances_alive: 0,
             instances_peak: 0,
             gpu_ns_allocated: 0.0,
+            gpu_ns_idle: 0.0,
             events: 0,
         }
     }
@@ -196,6 +199,14 @@ impl Metrics {
         self.instances_created += 1;
         self.instances_alive += 1;
         self.instances_peak = self.instances_peak.max(self.instances_alive);
+    }
+
+    /// Counts an idle period [since, now) at `fraction` of a GPU.
+    pub fn idle_ended(&mut self, since: Nanos, now: Nanos, fraction: f64) {
+        let from = since.max(self.warmup);
+        if now > from {
+            self.gpu_ns_idle += (now - from) as f64 * fraction;
+        }
     }
 
     /// Counts a reclaimed instance alive over [created, now) at `fraction` of a GPU.

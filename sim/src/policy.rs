@@ -124,18 +124,30 @@ impl Sharing for CappedShares {
     }
 }
 
-/// How long an idle instance is kept before it is reclaimed: reusable by every policy.
+/// What to do with an instance that became idle with nothing to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdleAction {
+    /// Keep it warm this long (`None`: forever), then reclaim it.
+    KeepFor(Option<Nanos>),
+    /// Reclaim it now; start a new instance `prewarm_after` from now and keep that one warm for
+    /// `keep_for`.
+    UnloadThenPrewarm { prewarm_after: Nanos, keep_for: Nanos },
+}
+
+/// When idle instances are reclaimed (and re-warmed): reusable by every policy.
 pub trait KeepAlive {
-    /// The keep-alive for an instance of `func` that became idle at `now`; `None` keeps it
-    /// forever.
-    fn ttl(&mut self, func: FuncId, now: Nanos) -> Option<Nanos>;
+    /// An invocation of `func` arrived at `now` (lets a policy learn idle times).
+    fn arrived(&mut self, _func: FuncId, _now: Nanos) {}
+
+    /// An instance of `func` became idle at `now` with nothing queued.
+    fn idle(&mut self, func: FuncId, now: Nanos) -> IdleAction;
 }
 
 /// A fixed keep-alive (time-to-live) after the last use, as in OpenWhisk and most platforms.
 pub struct FixedTtl(pub Option<Nanos>);
 
 impl KeepAlive for FixedTtl {
-    fn ttl(&mut self, _func: FuncId, _now: Nanos) -> Option<Nanos> {
-        self.0
+    fn idle(&mut self, _func: FuncId, _now: Nanos) -> IdleAction {
+        IdleAction::KeepFor(self.0)
     }
 }

@@ -62,6 +62,8 @@ pub struct GpuTotals {
     pub peak_memory_mib: f64,
     /// Σ instance lifetime × its GPU fraction over the measured window.
     pub gpu_seconds_allocated: f64,
+    /// The part of it instances spent idle (kept warm or pre-warmed).
+    pub gpu_seconds_idle: f64,
 }
 
 /// Instance lifecycle counts.
@@ -182,6 +184,7 @@ impl Summary {
                 sm_occupancy_mean: mean(|g| g.sm_occupancy),
                 peak_memory_mib: gpus.iter().map(|g| g.peak_memory_mib).fold(0.0, f64::max),
                 gpu_seconds_allocated: m.gpu_ns_allocated / 1e9,
+                gpu_seconds_idle: m.gpu_ns_idle / 1e9,
             },
             instances: InstanceCounts {
                 created: m.instances_created,

@@ -357,6 +357,8 @@ impl World {
     fn leave_idle(&mut self, inst: InstId) {
         self.list_remove(0, inst);
         self.list_remove(1, inst);
+        let i = &self.instances[inst.ix()];
+        self.metrics.idle_ended(i.idle_since, self.now, i.gpu_fraction);
     }
 
     // ---- instances ---------------------------------------------------------------------------
@@ -921,6 +923,9 @@ impl World {
         let now = self.now;
         for i in self.instances.iter().filter(|i| i.state != InstState::Free) {
             self.metrics.instance_ended(i.created, now, i.gpu_fraction, false);
+            if i.state == InstState::Idle {
+                self.metrics.idle_ended(i.idle_since, now, i.gpu_fraction);
+            }
         }
     }
 

@@ -437,7 +437,11 @@ impl Policy for FastGShare {
     fn on_idle_expired(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
         self.pool.expired(ctx, inst);
     }
-    fn on_timer(&mut self, ctx: &mut Ctx<'_>, _token: u64) {
-        self.tick(ctx);
+    fn on_timer(&mut self, ctx: &mut Ctx<'_>, token: u64) {
+        if token & crate::pool::POOL_TIMER != 0 {
+            self.pool.on_timer(ctx, token);
+        } else {
+            self.tick(ctx);
+        }
     }
 }
