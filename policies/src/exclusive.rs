@@ -25,7 +25,7 @@
 use crate::pool::{Placement, Pool, PoolParams};
 use gpushare_sim::policy::{Ctx, InstanceSpec, Policy};
 use gpushare_sim::scenario::{ConfigError, PolicySpec};
-use gpushare_sim::{FuncId, GpuId, InstId, InvId, Scenario};
+use gpushare_sim::{FuncId, GpuId, InstId, Scenario};
 
 /// Whole GPUs: the lowest-numbered empty GPU where the function fits.
 pub struct WholeGpu;
@@ -61,19 +61,5 @@ impl Policy for Exclusive {
     fn name(&self) -> &str {
         "exclusive"
     }
-    fn on_arrival(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
-        self.0.arrive(ctx, inv);
-    }
-    fn on_instance_ready(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        self.0.idle(ctx, inst);
-    }
-    fn on_complete(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        self.0.idle(ctx, inst);
-    }
-    fn on_idle_expired(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        self.0.expired(ctx, inst);
-    }
-    fn on_timer(&mut self, ctx: &mut Ctx<'_>, token: u64) {
-        self.0.on_timer(ctx, token);
-    }
+    crate::pool_callbacks!(0);
 }

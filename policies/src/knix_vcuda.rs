@@ -200,23 +200,7 @@ pub struct KnixVcuda {
 impl KnixVcuda {
     /// Builds it from `[policy]`.
     pub fn build(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
-        let mut pool_table = spec.params.clone();
-        let mut own = toml::Table::new();
-        for k in KNIX_KEYS {
-            if let Some(v) = pool_table.remove(k) {
-                own.insert(k.to_string(), v);
-            }
-        }
-        let pool: PoolParams = PolicySpec {
-            name: spec.name.clone(),
-            params: pool_table,
-        }
-        .params()?;
-        let p: KnixParams = PolicySpec {
-            name: spec.name.clone(),
-            params: own,
-        }
-        .params()?;
+        let (pool, p): (PoolParams, KnixParams) = crate::pool::split_params(spec, &KNIX_KEYS)?;
         let pct = |v: f64, field: &str| {
             if v > 0.0 && v <= 100.0 {
                 Ok(v / 100.0)

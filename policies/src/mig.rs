@@ -32,7 +32,7 @@ use crate::pool::{Placement, Pool, PoolParams, param_path};
 use gpushare_sim::policy::{ActivePhase, Ctx, InstanceSpec, Policy, Sharing};
 use gpushare_sim::scenario::{ConfigError, PolicySpec};
 use gpushare_sim::time::{Nanos, secs_to_ns};
-use gpushare_sim::{FuncId, GpuId, InstId, InvId, Scenario};
+use gpushare_sim::{FuncId, GpuId, InstId, Scenario};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -231,23 +231,7 @@ pub struct Mig(Pool<MigSlices>);
 impl Mig {
     /// Builds it from `[policy]`.
     pub fn build(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
-        let mut pool_table = spec.params.clone();
-        let mut own = toml::Table::new();
-        for k in MIG_KEYS {
-            if let Some(v) = pool_table.remove(k) {
-                own.insert(k.to_string(), v);
-            }
-        }
-        let pool: PoolParams = PolicySpec {
-            name: spec.name.clone(),
-            params: pool_table,
-        }
-        .params()?;
-        let p: MigParams = PolicySpec {
-            name: spec.name.clone(),
-            params: own,
-        }
-        .params()?;
+        let (pool, p): (PoolParams, MigParams) = crate::pool::split_params(spec, &MIG_KEYS)?;
         if scenario.devices.len() != 1 {
             return Err(ConfigError::at(
                 param_path("name"),
@@ -361,19 +345,8 @@ impl Policy for Mig {
     fn sharing(&self) -> Box<dyn Sharing> {
         Box::new(Isolated)
     }
-    fn on_arrival(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
-        self.0.arrive(ctx, inv);
-    }
-    fn on_instance_ready(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        self.0.idle(ctx, inst);
-    }
-    fn on_complete(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        self.0.idle(ctx, inst);
-    }
-    fn on_idle_expired(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        self.0.expired(ctx, inst);
-    }
-    fn on_timer(&mut self, ctx: &mut Ctx<'_>, token: u64) {
-        self.0.on_timer(ctx, token);
+    crate::pool_callbacks!(0);
+    fn report(&self) -> Vec<String> {
+        vec![format!("MIG reconfigurations: {}", self.0.placement.reconfigurations)]
     }
 }

@@ -286,23 +286,7 @@ impl Mps {
 impl Mps {
     /// Builds it from `[policy]`.
     pub fn build(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
-        let mut pool_table = spec.params.clone();
-        let mut mps_table = toml::Table::new();
-        for k in MPS_KEYS {
-            if let Some(v) = pool_table.remove(k) {
-                mps_table.insert(k.to_string(), v);
-            }
-        }
-        let pool: PoolParams = PolicySpec {
-            name: spec.name.clone(),
-            params: pool_table,
-        }
-        .params()?;
-        let p: MpsParams = PolicySpec {
-            name: spec.name.clone(),
-            params: mps_table,
-        }
-        .params()?;
+        let (pool, p): (PoolParams, MpsParams) = crate::pool::split_params(spec, &MPS_KEYS)?;
         let pct = |v: f64, field: &str| {
             if v > 0.0 && v <= 100.0 {
                 Ok(v / 100.0)

@@ -10,7 +10,7 @@
 use gpushare_sim::keepalive::{HybridConfig, HybridHistogram};
 use gpushare_sim::policy::{Ctx, FixedTtl, IdleAction, InstanceSpec, KeepAlive};
 use gpushare_sim::record::RejectReason;
-use gpushare_sim::scenario::{ConfigError, DocPath, Seg};
+use gpushare_sim::scenario::{ConfigError, DocPath, PolicySpec, Seg};
 use gpushare_sim::time::{Nanos, secs_to_ns};
 use gpushare_sim::{FuncId, GpuId, InstId, InvId};
 use serde::Deserialize;
@@ -84,6 +84,54 @@ fn default_keep_alive() -> f64 {
 }
 fn yes() -> bool {
     true
+}
+
+/// Splits `[policy]` into the pool's parameters and a policy's own (the keys in `own_keys`),
+/// each deserialised with errors located under `policy.`.
+pub fn split_params<T: serde::de::DeserializeOwned>(
+    spec: &PolicySpec,
+    own_keys: &[&str],
+) -> Result<(PoolParams, T), ConfigError> {
+    let mut pool_table = spec.params.clone();
+    let mut own = toml::Table::new();
+    for k in own_keys {
+        if let Some(v) = pool_table.remove(*k) {
+            own.insert(k.to_string(), v);
+        }
+    }
+    let pool = PolicySpec {
+        name: spec.name.clone(),
+        params: pool_table,
+    }
+    .params()?;
+    let mine = PolicySpec {
+        name: spec.name.clone(),
+        params: own,
+    }
+    .params()?;
+    Ok((pool, mine))
+}
+
+/// Implements a policy's callbacks by handing them to its pool (`$pool` is the field path).
+#[macro_export]
+macro_rules! pool_callbacks {
+    ($($pool:tt).+) => {
+        fn on_arrival(&mut self, ctx: &mut gpushare_sim::policy::Ctx<'_>, inv: gpushare_sim::InvId) {
+            self.$($pool).+.arrive(ctx, inv);
+        }
+        fn on_instance_ready(&mut self, ctx: &mut gpushare_sim::policy::Ctx<'_>, inst: gpushare_sim::InstId) {
+            self.$($pool).+.idle(ctx, inst);
+        }
+        fn on_complete(&mut self, ctx: &mut gpushare_sim::policy::Ctx<'_>, inst: gpushare_sim::InstId) {
+            self.$($pool).+.idle(ctx, inst);
+        }
+        fn on_idle_expired(&mut self, ctx: &mut gpushare_sim::policy::Ctx<'_>, inst: gpushare_sim::InstId) {
+            self.$($pool).+.expired(ctx, inst);
+        }
+        fn on_timer(&mut self, ctx: &mut gpushare_sim::policy::Ctx<'_>, token: u64) {
+            self.$($pool).+.on_timer(ctx, token);
+        }
+    };
 }
 
 /// The path of a `[policy]` field, for errors.

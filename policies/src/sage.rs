@@ -25,7 +25,7 @@ use crate::pool::{Placement, Pool, PoolParams};
 use gpushare_sim::policy::{Ctx, EqualShare, InstanceSpec, Policy, Sharing};
 use gpushare_sim::scenario::{ConfigError, PolicySpec};
 use gpushare_sim::time::Nanos;
-use gpushare_sim::{FuncId, GpuId, InstId, InvId, Scenario};
+use gpushare_sim::{FuncId, GpuId, InstId, Scenario};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -192,23 +192,7 @@ pub struct Sage(Pool<SagePlacement>);
 impl Sage {
     /// Builds it from `[policy]`.
     pub fn build(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
-        let mut pool_table = spec.params.clone();
-        let mut own = toml::Table::new();
-        for k in SAGE_KEYS {
-            if let Some(v) = pool_table.remove(k) {
-                own.insert(k.to_string(), v);
-            }
-        }
-        let pool: PoolParams = PolicySpec {
-            name: spec.name.clone(),
-            params: pool_table,
-        }
-        .params()?;
-        let p: SageParams = PolicySpec {
-            name: spec.name.clone(),
-            params: own,
-        }
-        .params()?;
+        let (pool, p): (PoolParams, SageParams) = crate::pool::split_params(spec, &SAGE_KEYS)?;
         let n = scenario.gpus.len();
         let placement = SagePlacement {
             parallel: p.parallel_setup,
@@ -230,21 +214,7 @@ impl Policy for Sage {
     fn sharing(&self) -> Box<dyn Sharing> {
         Box::new(EqualShare)
     }
-    fn on_arrival(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
-        self.0.arrive(ctx, inv);
-    }
-    fn on_instance_ready(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        self.0.idle(ctx, inst);
-    }
-    fn on_complete(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        self.0.idle(ctx, inst);
-    }
-    fn on_idle_expired(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        self.0.expired(ctx, inst);
-    }
-    fn on_timer(&mut self, ctx: &mut Ctx<'_>, token: u64) {
-        self.0.on_timer(ctx, token);
-    }
+    crate::pool_callbacks!(0);
     fn report(&self) -> Vec<String> {
         vec![format!(
             "density: at most {} instances on one GPU at once",

@@ -28,7 +28,7 @@ use crate::pool::{Placement, Pool, PoolParams, param_path};
 use gpushare_sim::policy::{ActivePhase, Ctx, InstanceSpec, Policy, Sharing};
 use gpushare_sim::scenario::{ConfigError, PolicySpec};
 use gpushare_sim::time::{Nanos, ms_to_ns};
-use gpushare_sim::{FuncId, GpuId, InstId, InvId, Scenario};
+use gpushare_sim::{FuncId, GpuId, InstId, Scenario};
 use serde::Deserialize;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -190,23 +190,7 @@ pub struct TimeSharing {
 impl TimeSharing {
     /// Builds it from `[policy]`.
     pub fn build(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
-        let mut pool_table = spec.params.clone();
-        let mut own = toml::Table::new();
-        for k in TS_KEYS {
-            if let Some(v) = pool_table.remove(k) {
-                own.insert(k.to_string(), v);
-            }
-        }
-        let pool: PoolParams = PolicySpec {
-            name: spec.name.clone(),
-            params: pool_table,
-        }
-        .params()?;
-        let p: TsParams = PolicySpec {
-            name: spec.name.clone(),
-            params: own,
-        }
-        .params()?;
+        let (pool, p): (PoolParams, TsParams) = crate::pool::split_params(spec, &TS_KEYS)?;
         if !(p.slice_ms.is_finite() && p.slice_ms > 0.0) {
             return Err(ConfigError::at(
                 param_path("slice_ms"),
@@ -246,19 +230,5 @@ impl Policy for TimeSharing {
             slots: Vec::new(),
         })
     }
-    fn on_arrival(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
-        self.pool.arrive(ctx, inv);
-    }
-    fn on_instance_ready(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        self.pool.idle(ctx, inst);
-    }
-    fn on_complete(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        self.pool.idle(ctx, inst);
-    }
-    fn on_idle_expired(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        self.pool.expired(ctx, inst);
-    }
-    fn on_timer(&mut self, ctx: &mut Ctx<'_>, token: u64) {
-        self.pool.on_timer(ctx, token);
-    }
+    crate::pool_callbacks!(pool);
 }

@@ -4,7 +4,7 @@
 use crate::TraceError;
 use std::fs::File;
 use std::io::BufReader;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Opens a CSV file (header row required, fields trimmed, ragged rows allowed so that their
 /// length is checked with a proper message).
@@ -138,9 +138,4 @@ impl SkippedRows {
         }
         Ok(())
     }
-}
-
-/// A path for messages.
-pub fn owned(path: &Path) -> PathBuf {
-    path.to_owned()
 }

@@ -278,23 +278,7 @@ impl FastGShare {
 impl FastGShare {
     /// Builds it from `[policy]`.
     pub fn build(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
-        let mut pool_table = spec.params.clone();
-        let mut own = toml::Table::new();
-        for k in FAST_KEYS {
-            if let Some(v) = pool_table.remove(k) {
-                own.insert(k.to_string(), v);
-            }
-        }
-        let pool: PoolParams = PolicySpec {
-            name: spec.name.clone(),
-            params: pool_table,
-        }
-        .params()?;
-        let p: FastParams = PolicySpec {
-            name: spec.name.clone(),
-            params: own,
-        }
-        .params()?;
+        let (pool, p): (PoolParams, FastParams) = crate::pool::split_params(spec, &FAST_KEYS)?;
         if let Some(name) = p
             .configs
             .keys()
