@@ -201,27 +201,7 @@ impl KnixVcuda {
     /// Builds it from `[policy]`.
     pub fn build(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
         let (pool, p): (PoolParams, KnixParams) = crate::pool::split_params(spec, &KNIX_KEYS)?;
-        let pct = |v: f64, field: &str| {
-            if v > 0.0 && v <= 100.0 {
-                Ok(v / 100.0)
-            } else {
-                Err(ConfigError::at(
-                    param_path(field),
-                    format!("must be a percentage in (0, 100], got {v}"),
-                ))
-            }
-        };
-        let default = pct(p.gpu_usage, "gpu_usage")?;
-        let mut caps = vec![default; scenario.functions.len()];
-        for (name, v) in &p.usage {
-            let i = scenario.functions.iter().position(|f| &f.name == name).ok_or_else(|| {
-                ConfigError::at(
-                    param_path("usage").key(name),
-                    format!("no function `{name}` in the scenario"),
-                )
-            })?;
-            caps[i] = pct(*v, &format!("usage.{name}"))?;
-        }
+        let caps = crate::pool::per_function_percent(scenario, p.gpu_usage, "gpu_usage", &p.usage, "usage")?;
         if p.concurrency_target == 0 {
             return Err(ConfigError::at(param_path("concurrency_target"), "must be at least 1"));
         }

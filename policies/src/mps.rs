@@ -287,27 +287,13 @@ impl Mps {
     /// Builds it from `[policy]`.
     pub fn build(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
         let (pool, p): (PoolParams, MpsParams) = crate::pool::split_params(spec, &MPS_KEYS)?;
-        let pct = |v: f64, field: &str| {
-            if v > 0.0 && v <= 100.0 {
-                Ok(v / 100.0)
-            } else {
-                Err(ConfigError::at(
-                    param_path(field),
-                    format!("must be a percentage in (0, 100], got {v}"),
-                ))
-            }
-        };
-        let default_cap = pct(p.active_thread_percentage, "active_thread_percentage")?;
-        let mut caps = vec![default_cap; scenario.functions.len()];
-        for (name, v) in &p.caps {
-            let i = scenario.functions.iter().position(|f| &f.name == name).ok_or_else(|| {
-                ConfigError::at(
-                    param_path("caps").key(name),
-                    format!("no function `{name}` in the scenario"),
-                )
-            })?;
-            caps[i] = pct(*v, &format!("caps.{name}"))?;
-        }
+        let caps = crate::pool::per_function_percent(
+            scenario,
+            p.active_thread_percentage,
+            "active_thread_percentage",
+            &p.caps,
+            "caps",
+        )?;
         if !(p.max_sm_sum.is_finite() && p.max_sm_sum >= 1.0) {
             return Err(ConfigError::at(
                 param_path("max_sm_sum"),

@@ -134,6 +134,38 @@ macro_rules! pool_callbacks {
     };
 }
 
+/// Per-function fractions from a default percentage (`default_field`) and a `{ function =
+/// percent }` table (`table_field`), each in (0, 100].
+pub fn per_function_percent(
+    scenario: &gpushare_sim::Scenario,
+    default: f64,
+    default_field: &str,
+    table: &std::collections::BTreeMap<String, f64>,
+    table_field: &str,
+) -> Result<Vec<f64>, ConfigError> {
+    let pct = |v: f64, at: DocPath| {
+        if v > 0.0 && v <= 100.0 {
+            Ok(v / 100.0)
+        } else {
+            Err(ConfigError::at(
+                at,
+                format!("must be a percentage in (0, 100], got {v}"),
+            ))
+        }
+    };
+    let mut out = vec![pct(default, param_path(default_field))?; scenario.functions.len()];
+    for (name, v) in table {
+        let at = param_path(table_field).key(name);
+        let i = scenario
+            .functions
+            .iter()
+            .position(|f| &f.name == name)
+            .ok_or_else(|| ConfigError::at(at.clone(), format!("no function `{name}` in the scenario")))?;
+        out[i] = pct(*v, at)?;
+    }
+    Ok(out)
+}
+
 /// The path of a `[policy]` field, for errors.
 pub fn param_path(field: &str) -> DocPath {
     DocPath(vec![Seg::Key("policy".into()), Seg::Key(field.into())])
