@@ -102,15 +102,7 @@ fn autoscaled(csv: &str, horizon: f64) -> Summary {
          [[functions]]\nname = \"resnet\"\nprofile = \"fast-resnet\"\n[workload]\nkind = \"csv\"\npath = \"w.csv\"\n\
          [policy]\nname = \"fast-gshare\"\nkeep_alive_s = inf\n"
     );
-    let sc = ScenarioSource::from_text(&dir.join("s.toml"), &text)
-        .parse()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let policy = gpushare_policies::build(&sc).unwrap();
-    Simulation::new(&sc, policy, Box::new(gpushare_sim::record::NullSink))
-        .unwrap()
-        .run()
-        .unwrap()
-        .summary
+    common::simulate_file(&dir.join("s.toml"), &text)
 }
 
 fn steady(rate: f64, until: f64) -> String {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use gpushare_sim::{ScenarioSource, Simulation, Summary};
+use gpushare_sim::Summary;
 
 fn run(policy: &str) -> Summary {
     let dir = common::temp_dir(&format!("ka-{}", policy.len()));
@@ -17,15 +17,7 @@ fn run(policy: &str) -> Summary {
          [[functions]]\nname = \"f\"\nprofile = \"kaas-resnet50\"\n[workload]\nkind = \"csv\"\npath = \"w.csv\"\n\
          [policy]\nname = \"exclusive\"\n{policy}\n"
     );
-    let sc = ScenarioSource::from_text(&dir.join("s.toml"), &text)
-        .parse()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let p = gpushare_policies::build(&sc).unwrap_or_else(|e| panic!("{e:?}"));
-    Simulation::new(&sc, p, Box::new(gpushare_sim::record::NullSink))
-        .unwrap()
-        .run()
-        .unwrap()
-        .summary
+    common::simulate_file(&dir.join("s.toml"), &text)
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use gpushare_sim::{ScenarioSource, Simulation, Summary};
+use gpushare_sim::Summary;
 
 fn run(usage: &str, rate: f64, extra: &str) -> Summary {
     let dir = common::temp_dir(&format!("knix-{}-{rate}", usage.len() + extra.len()));
@@ -14,15 +14,7 @@ fn run(usage: &str, rate: f64, extra: &str) -> Summary {
          [[functions]]\nname = \"a\"\nprofile = \"k\"\nrate_per_s = {rate}\n[[functions]]\nname = \"b\"\nprofile = \"k\"\nrate_per_s = {rate}\n\
          [workload]\nkind = \"poisson\"\n[policy]\nname = \"knix-vcuda\"\nusage = {usage}\nkeep_alive_s = inf\n{extra}\n"
     );
-    let sc = ScenarioSource::from_text(&dir.join("s.toml"), &text)
-        .parse()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let policy = gpushare_policies::build(&sc).unwrap_or_else(|e| panic!("{e:?}"));
-    Simulation::new(&sc, policy, Box::new(gpushare_sim::record::NullSink))
-        .unwrap()
-        .run()
-        .unwrap()
-        .summary
+    common::simulate_file(&dir.join("s.toml"), &text)
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! partner. Two DenseNet-121 clients on one V100 under the `mps` policy, each kept busy, against
 //! the published latencies (PAPERS.md, "NVIDIA mechanisms"), within 15 %.
 
+mod common;
+
 use gpushare_sim::record::{InvocationRecord, Outcome, RecordSink};
 use gpushare_sim::{ScenarioSource, Simulation};
 use std::cell::RefCell;
@@ -162,15 +164,7 @@ fn fault_coupling_takes_co_runners_down() {
         text.push_str(&format!(
             "[workload]\nkind = \"poisson\"\n[policy]\nname = \"mps\"\nactive_thread_percentage = 12\nmax_instances = 1\nmax_queue = 4\nevict_idle = false\nfault_rate_per_hour = 20.0\nfault_coupling = {coupling}\n"
         ));
-        let sc = ScenarioSource::from_text(Path::new("faults.toml"), &text)
-            .parse()
-            .unwrap_or_else(|e| panic!("{e}"));
-        let policy = gpushare_policies::build(&sc).unwrap();
-        Simulation::new(&sc, policy, Box::new(gpushare_sim::record::NullSink))
-            .unwrap()
-            .run()
-            .unwrap()
-            .summary
+        common::simulate_file(Path::new("faults.toml"), &text)
     };
     let (alone, coupled) = (run(false), run(true));
     for s in [&alone, &coupled] {

@@ -8,7 +8,12 @@ use std::process::{Command, Output};
 
 /// Simulates a scenario given as TOML text, without writing files.
 pub fn simulate(text: &str) -> Summary {
-    let src = ScenarioSource::from_text(Path::new("test.toml"), text);
+    simulate_file(Path::new("test.toml"), text)
+}
+
+/// Simulates scenario text as if it were the file `file` (relative paths resolve beside it).
+pub fn simulate_file(file: &Path, text: &str) -> Summary {
+    let src = ScenarioSource::from_text(file, text);
     let scenario = src.parse().unwrap_or_else(|e| panic!("{e}"));
     let policy = gpushare_policies::build(&scenario).unwrap_or_else(|e| panic!("{}", src.locate(e)));
     Simulation::new(&scenario, policy, Box::new(NullSink))
