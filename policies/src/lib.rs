@@ -14,6 +14,7 @@ pub mod null;
 pub mod pool;
 pub mod profiler;
 pub mod sage;
+pub mod static_pool;
 pub mod time_sharing;
 
 use gpushare_sim::Scenario;
@@ -79,6 +80,18 @@ pub fn registry() -> &'static [PolicyInfo] {
             summary: "SAGE: parallel setup (load ∥ context) and weights/context shared and kept resident per GPU across a function's invocations; reports density",
             params: "parallel_setup = true, share_weights = true, share_context = true; + the pool parameters of exclusive",
             build: sage::Sage::build,
+        },
+        PolicyInfo {
+            name: "fractional",
+            summary: "KaaS's fractional baseline: MPS with 1/8-SM clients, at most 8 per GPU",
+            params: "the mps parameters, defaulting to active_thread_percentage = 12.5, max_clients = 8",
+            build: mps::Mps::build_fractional,
+        },
+        PolicyInfo {
+            name: "static",
+            summary: "KaaS's static baseline: a fixed pool of whole-GPU instances per function from the start, never scaled",
+            params: "instances = 1, max_queue",
+            build: static_pool::Static::build,
         },
         PolicyInfo {
             name: "null",

@@ -284,6 +284,20 @@ impl Mps {
 }
 
 impl Mps {
+    /// KaaS's `fractional` baseline (Pemberton et al., arXiv 2212.08146): MPS with every client
+    /// capped at 1/8 of the SMs and at most 8 clients per GPU; any of `[policy]`'s MPS
+    /// parameters still override these defaults.
+    pub fn build_fractional(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
+        let mut spec = spec.clone();
+        for (k, v) in [
+            ("active_thread_percentage", toml::Value::Float(12.5)),
+            ("max_clients", toml::Value::Integer(8)),
+        ] {
+            spec.params.entry(k.to_string()).or_insert(v);
+        }
+        Self::build(&spec, scenario)
+    }
+
     /// Builds it from `[policy]`.
     pub fn build(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
         let (pool, p): (PoolParams, MpsParams) = crate::pool::split_params(spec, &MPS_KEYS)?;

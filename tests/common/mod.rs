@@ -61,3 +61,13 @@ pub fn bundled_scenarios() -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// Simulates a parsed (possibly modified) scenario, without writing files.
+pub fn simulate_scenario(scenario: &gpushare_sim::Scenario) -> Summary {
+    let policy = gpushare_policies::build(scenario).unwrap_or_else(|e| panic!("{e:?}"));
+    Simulation::new(scenario, policy, Box::new(NullSink))
+        .unwrap()
+        .run()
+        .unwrap()
+        .summary
+}
