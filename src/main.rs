@@ -29,6 +29,16 @@ enum Command {
     Run(RunArgs),
     /// Check a scenario, its policy and its workload without simulating.
     Validate(ScenarioArgs),
+    /// Run a scenario under several policies (in parallel) and print one Markdown table.
+    Compare {
+        #[command(flatten)]
+        scenario: ScenarioArgs,
+        /// A policy to run: a name (`mps`), which keeps the scenario's other `[policy]` keys, or
+        /// a whole table (`{ name = "mps", active_thread_percentage = 50 }`), which replaces
+        /// them. Repeatable; rows follow the order given.
+        #[arg(long = "policy", value_name = "NAME|TABLE", required = true)]
+        policies: Vec<String>,
+    },
     /// Run the FaST-Profiler in simulation: each function's throughput over time quota × SM
     /// partition on the scenario's first GPU type, written as CSV.
     Profile {
@@ -286,6 +296,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Validate(args) => validate(args),
+        Command::Compare { scenario, policies } => compare(scenario, policies),
         Command::Profile { scenario, out, seconds } => profile(scenario, out, seconds),
         Command::Policies => {
             list_policies();
@@ -364,6 +375,47 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         output.summary.events,
         n as f64 / wall.max(1e-9) / 1e6
     );
+    Ok(())
+}
+
+/// Each policy's run of the scenario, simulated in parallel; the table is the same whatever the
+/// thread count, since every run is deterministic and rows keep the order given.
+fn compare(args: ScenarioArgs, policies: Vec<String>) -> Result<(), Failure> {
+    use rayon::prelude::*;
+    let mut runs = Vec::new();
+    for p in &policies {
+        let mut one = ScenarioArgs {
+            scenario: args.scenario.clone(),
+            set: args.set.clone(),
+            seed: args.seed,
+        };
+        let key = if p.trim_start().starts_with('{') {
+            "policy"
+        } else {
+            "policy.name"
+        };
+        one.set.push(format!("{key}={p}"));
+        // Loading checks the scenario and builds the policy here, so bad input is reported
+        // before any run starts; policies are not `Send`, so each run builds its own again.
+        let (scenario, _) = load(&one).map_err(|e| match e {
+            Failure::Input(msg) if key == "policy.name" => Failure::Input(format!(
+                "{msg}\n(--policy {p} keeps the scenario's other [policy] keys; give a table to replace \
+                 them, e.g. --policy '{{ name = \"{p}\" }}')"
+            )),
+            other => other,
+        })?;
+        runs.push((p.clone(), scenario));
+    }
+    let summaries = runs
+        .into_par_iter()
+        .map(|(label, scenario)| {
+            let policy = gpushare_policies::build(&scenario)
+                .map_err(|e| anyhow::anyhow!("{label}: {}: {}", e.path, e.message))?;
+            let output = Simulation::new(&scenario, policy, Box::new(NullSink))?.run()?;
+            Ok((label, output.summary))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    print!("{}", gpushare_reports::compare::markdown(&summaries));
     Ok(())
 }
 

@@ -313,3 +313,83 @@ fn trace_workload_errors_are_located() {
     let missing = trace_scenario().replace("azure2019-example", "no-such-dir");
     expect_error("missing-trace", &missing, &[], &["no-such-dir"]);
 }
+
+/// `compare`: one row per policy in the order given, the same table whatever the thread count,
+/// figures equal to what `run` reports, and bad policies refused before anything runs.
+#[test]
+fn compare_tables_policies_in_order_deterministically() {
+    let p = write("compare", &VALID.replace("horizon_s = 10.0", "horizon_s = 60.0"));
+    let path = p.to_str().unwrap();
+    let table = |threads: &str| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_gpushare"))
+            .args(["compare", path, "--policy", "exclusive"])
+            .args(["--policy", "{ name = \"mps\", active_thread_percentage = 50 }"])
+            .env("RAYON_NUM_THREADS", threads)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let one = table("1");
+    println!("{one}");
+    assert_eq!(one, table("2"), "the table depends on the thread count");
+    let rows: Vec<&str> = one.lines().filter(|l| l.starts_with("| ")).collect();
+    assert_eq!(rows.len(), 3, "{one}");
+    assert!(rows[1].starts_with("| exclusive |") && rows[2].starts_with("| { name = \"mps\""));
+
+    let out = common::temp_dir("compare-run");
+    let o = common::gpushare(&["run", path, "--quiet", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success());
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let completed = summary["counts"]["completed"].as_u64().unwrap();
+    let cells: Vec<&str> = rows[1].split('|').map(str::trim).collect();
+    assert_eq!(cells[3], completed.to_string(), "{}", rows[1]);
+
+    let o = common::gpushare(&["compare", path, "--policy", "exclusive", "--policy", "mpss"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("mpss") && err.contains("fast-gshare"), "{err}");
+    assert!(o.stdout.is_empty(), "a table was printed before the error");
+}
+
+/// README's side-by-side table is what its command prints today.
+#[test]
+fn readme_compare_table_is_reproduced_by_its_command() {
+    let readme = std::fs::read_to_string(common::repo_root().join("README.md")).unwrap();
+    let block = readme
+        .split_once("<!-- compare: begin -->")
+        .and_then(|(_, rest)| rest.split_once("<!-- compare: end -->"))
+        .expect("README has a compare block")
+        .0;
+    let (_, rest) = block.split_once("```sh\n").expect("the block opens with the command");
+    let (command, printed) = rest.split_once("```\n").expect("the command block closes");
+    let command = command.replace("\\\n", " ");
+    let command = command
+        .trim()
+        .strip_prefix("cargo run --release -- ")
+        .expect("the command starts with `cargo run --release --`");
+    // Shell words: whitespace-separated, single quotes group.
+    let (mut words, mut word, mut quoted) = (Vec::new(), String::new(), false);
+    for c in command.chars() {
+        match c {
+            '\'' => quoted = !quoted,
+            c if c.is_whitespace() && !quoted => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    words.push(word);
+    let args: Vec<&str> = words.iter().map(String::as_str).collect();
+    let o = common::gpushare(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let now = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(
+        printed.trim(),
+        now.trim(),
+        "README.md's compare table is stale; the command prints:\n{now}"
+    );
+}
