@@ -140,6 +140,16 @@ fn policy_parameters_are_checked() {
         &[],
         &["kakey.toml:20:1: policy.keepalive: unknown field `keepalive`, expected one of `keep_alive_s`"],
     );
+    // A policy's own keys are listed beside the pool's.
+    expect_error(
+        "ownkey",
+        &VALID.replace("keep_alive_s = 60.0", "kill_larges = true"),
+        &[],
+        &[
+            "ownkey.toml:20:1: policy.kill_larges: unknown field",
+            "or exclusive's own `kill_largest`",
+        ],
+    );
 }
 
 #[test]

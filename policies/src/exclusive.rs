@@ -17,15 +17,23 @@
 //! - `max_queue` (default unlimited): queued invocations per function; further ones are rejected
 //!   (`queue_full`).
 //! - `evict_idle` (default true): reclaim idle instances of other functions to make room.
+//! - `kill_largest` (default false): KaaS's `exclusive` baseline (Pemberton et al., "Kernel-as-a-
+//!   Service", arXiv 2212.08146, and its artifact): when a client has no instance and no GPU is
+//!   free, an instance of the group holding the most GPUs gives its GPU up — even with its own
+//!   requests queued — so with more clients than GPUs requests thrash into cold starts.
 //!
 //! **Simplifications.** Setup is sequential (container, context, framework, model load) and does
 //! not use SMs; the instance's memory (context + weights + activations) is reserved for its whole
-//! life; placement takes the lowest-numbered empty GPU where the function fits.
+//! life; placement takes the lowest-numbered empty GPU where the function fits. With
+//! `kill_largest`, the artifact kills the victim actor at once (its running request fails and is
+//! retried); here the victim finishes its running invocation first, and an instance that has not
+//! yet served one is never a victim — the same cold start per switch, without losing requests.
 
 use crate::pool::{Placement, Pool, PoolParams};
 use gpushare_sim::policy::{Ctx, InstanceSpec, Policy};
 use gpushare_sim::scenario::{ConfigError, PolicySpec};
 use gpushare_sim::{FuncId, GpuId, InstId, Scenario};
+use serde::Deserialize;
 
 /// Whole GPUs: the lowest-numbered empty GPU where the function fits.
 pub struct WholeGpu;
@@ -46,14 +54,24 @@ impl Placement for WholeGpu {
     }
 }
 
+/// `exclusive`'s own parameter.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExclusiveParams {
+    #[serde(default)]
+    kill_largest: bool,
+}
+
 /// The exclusive policy.
 pub struct Exclusive(Pool<WholeGpu>);
 
 impl Exclusive {
     /// Builds it from `[policy]`.
     pub fn build(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
-        let p: PoolParams = spec.params()?;
-        Ok(Box::new(Exclusive(Pool::new(&p, WholeGpu, scenario.functions.len())?)))
+        let (p, own): (PoolParams, ExclusiveParams) = crate::pool::split_params(spec, &["kill_largest"])?;
+        let mut pool = Pool::new(&p, WholeGpu, scenario.functions.len())?;
+        pool.kill_largest = own.kill_largest;
+        Ok(Box::new(Exclusive(pool)))
     }
 }
 

@@ -103,7 +103,15 @@ pub fn split_params<T: serde::de::DeserializeOwned>(
         name: spec.name.clone(),
         params: pool_table,
     }
-    .params()?;
+    .params()
+    .map_err(|mut e: ConfigError| {
+        // The pool's list of valid keys lacks the policy's own.
+        if e.message.starts_with("unknown field") && !own_keys.is_empty() {
+            let own: Vec<String> = own_keys.iter().map(|k| format!("`{k}`")).collect();
+            e.message = format!("{}, or {}'s own {}", e.message, spec.name, own.join(", "));
+        }
+        e
+    })?;
     let mine = PolicySpec {
         name: spec.name.clone(),
         params: own,
@@ -184,6 +192,9 @@ pub struct Pool<P> {
     queues: Vec<VecDeque<InvId>>,
     /// Instances are started by an autoscaler ([`Pool::start_now`]), not by queue length.
     pub autoscaled: bool,
+    /// KaaS's `exclusive` eviction: a function with no instance takes the room of the largest
+    /// group's instance as soon as that instance finishes its invocation ([`Pool::idle`]).
+    pub kill_largest: bool,
     /// Functions that need an instance but found no room, in the order they asked.
     waiting: VecDeque<FuncId>,
     is_waiting: Vec<bool>,
@@ -253,6 +264,7 @@ impl<P: Placement> Pool<P> {
             evict_idle: p.evict_idle,
             queues: vec![VecDeque::new(); functions],
             autoscaled: false,
+            kill_largest: false,
             waiting: VecDeque::new(),
             is_waiting: vec![false; functions],
         })
@@ -358,6 +370,9 @@ impl<P: Placement> Pool<P> {
     /// keep-alive.
     pub fn idle(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
         let func = ctx.instance(inst).func;
+        if self.kill_largest && self.yield_to_starved(ctx, inst) {
+            return;
+        }
         if let Some(inv) = self.queues[func.ix()].pop_front() {
             ctx.run(inv, inst);
             return;
@@ -395,6 +410,36 @@ impl<P: Placement> Pool<P> {
                 ctx.set_timer(ctx.now() + prewarm_after, POOL_TIMER | u64::from(func.0));
             }
         }
+    }
+
+    /// With `kill_largest`: if a function with no instance is waiting for room and `inst` (which
+    /// has served at least once) belongs to a group with the most instances, `inst` is reclaimed
+    /// even though its own function may have work queued, and the starved function starts in its
+    /// room; the victim's queue then waits for room in turn. With more clients than GPUs this
+    /// thrashes: every switch is a cold start, as KaaS reports for its `exclusive` baseline.
+    fn yield_to_starved(&mut self, ctx: &mut Ctx<'_>, inst: InstId) -> bool {
+        if self.waiting.is_empty() || ctx.instance(inst).served == 0 {
+            return false;
+        }
+        let func = ctx.instance(inst).func;
+        let largest = (0..self.queues.len() as u32)
+            .map(|f| ctx.alive(FuncId(f)))
+            .max()
+            .unwrap_or(0);
+        if ctx.alive(func) < largest {
+            return false;
+        }
+        let starved = self.waiting.iter().position(|&w| {
+            ctx.alive(w) == 0 && self.needs_instance(ctx, w) && self.placement.fits_after_reclaiming(ctx, w, inst)
+        });
+        let Some(starved) = starved.and_then(|i| self.waiting.remove(i)) else {
+            return false;
+        };
+        self.is_waiting[starved.ix()] = false;
+        self.reclaim(ctx, inst);
+        self.scale_up(ctx, starved);
+        self.scale_up(ctx, func);
+        true
     }
 
     /// A pool timer fired: pre-warm its function unless an instance is already there.
