@@ -21,8 +21,12 @@
 //! function's rate over 10 s, raised by its rise over the 30 s rate, is covered by instances of
 //! its most efficient profiled configuration, the residual by the cheapest configuration whose
 //! throughput covers it; idle instances are removed greedily, largest first, while the rest still
-//! cover the rate. With `autoscale = false`, instances scale with the queue (the pool's rule) in
-//! each function's one configuration.
+//! cover the rate. The rate decides, not `keep_alive_s`: an idle instance goes at the first tick
+//! at which the rest cover the predicted rate — for a sparse function, about 10 s after its last
+//! arrival — so functions invoked less often than that start cold each time (on
+//! `scenarios/azure_gpu_day.toml` this churns through thousands of instances an hour). With
+//! `autoscale = false`, instances scale with the queue (the pool's rule) in each function's one
+//! configuration and the keep-alive applies.
 //!
 //! **Simplifications** (beyond the manager's): an instance's capacity is its profiled throughput
 //! alone (co-location slows it, which the next tick sees as backlog but not as lower capacity);
