@@ -321,8 +321,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// Loads, overrides and validates the scenario and builds its policy.
-fn load(args: &ScenarioArgs) -> Result<(Scenario, Box<dyn gpushare_sim::policy::Policy>), Failure> {
+/// The scenario file with the command line's overrides applied.
+fn source(args: &ScenarioArgs) -> Result<ScenarioSource, Failure> {
     let mut src = ScenarioSource::load(&args.scenario)?;
     for s in &args.set {
         src.set(s)?;
@@ -330,6 +330,12 @@ fn load(args: &ScenarioArgs) -> Result<(Scenario, Box<dyn gpushare_sim::policy::
     if let Some(seed) = args.seed {
         src.set(&format!("simulation.seed={seed}"))?;
     }
+    Ok(src)
+}
+
+/// Loads, overrides and validates the scenario and builds its policy.
+fn load(args: &ScenarioArgs) -> Result<(Scenario, Box<dyn gpushare_sim::policy::Policy>), Failure> {
+    let src = source(args)?;
     let scenario = src.parse()?;
     let policy = gpushare_policies::build(&scenario).map_err(|e| src.locate(e))?;
     for note in &scenario.notes {
@@ -384,26 +390,30 @@ fn compare(args: ScenarioArgs, policies: Vec<String>) -> Result<(), Failure> {
     use rayon::prelude::*;
     let mut runs = Vec::new();
     for p in &policies {
-        let mut one = ScenarioArgs {
-            scenario: args.scenario.clone(),
-            set: args.set.clone(),
-            seed: args.seed,
-        };
-        let key = if p.trim_start().starts_with('{') {
-            "policy"
-        } else {
-            "policy.name"
-        };
-        one.set.push(format!("{key}={p}"));
-        // Loading checks the scenario and builds the policy here, so bad input is reported
-        // before any run starts; policies are not `Send`, so each run builds its own again.
-        let (scenario, _) = load(&one).map_err(|e| match e {
-            Failure::Input(msg) if key == "policy.name" => Failure::Input(format!(
-                "{msg}\n(--policy {p} keeps the scenario's other [policy] keys; give a table to replace \
-                 them, e.g. --policy '{{ name = \"{p}\" }}')"
-            )),
-            other => other,
+        let name_only = !p.trim_start().starts_with('{');
+        let mut src = source(&args)?;
+        src.set(&format!("{}={p}", if name_only { "policy.name" } else { "policy" }))?;
+        let scenario = src.parse()?;
+        // Building the policy here reports bad input before any run starts; policies are not
+        // `Send`, so each run builds its own again.
+        gpushare_policies::build(&scenario).map_err(|e| {
+            let kept_key = name_only && e.message.starts_with("unknown field");
+            let msg = src.locate(e).to_string();
+            Failure::Input(if kept_key {
+                format!(
+                    "{msg}\n(--policy {p} keeps the scenario's other [policy] keys; give a table to replace \
+                     them, e.g. --policy '{{ name = \"{p}\" }}')"
+                )
+            } else {
+                msg
+            })
         })?;
+        if runs.is_empty() {
+            // The workload's notes are the same for every policy.
+            for note in &scenario.notes {
+                eprintln!("{note}");
+            }
+        }
         runs.push((p.clone(), scenario));
     }
     let summaries = runs
