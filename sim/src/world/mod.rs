@@ -1,0 +1,540 @@
+//! The simulated world: GPUs, instances, in-flight invocations, and the mechanics that move them.
+//!
+//! This module owns the state the engine advances and the rules it enforces: an instance's
+//! lifecycle (starting → idle ↔ busy → reclaimed), per-GPU memory accounting that refuses
+//! overcommit, and the GPU execution model — phases progress at rates set by the policy's
+//! [`Sharing`] discipline and the speed model, and only the earliest completion per GPU is in the
+//! event queue, cancelled by a generation counter when rates change. Policies reach it only
+//! through [`Ctx`].
+
+use crate::device::DeviceSpec;
+use crate::events::{Event, EventQueue};
+use crate::ids::{FuncId, GpuId, InstId, InvId};
+use crate::metrics::Metrics;
+use crate::policy::Sharing;
+use crate::profile::{CompiledProfile, PhaseKind, SetupParts, Step};
+use crate::record::{InvocationRecord, Outcome, RecordSink, RejectReason};
+use crate::speed;
+use crate::time::Nanos;
+use std::collections::BTreeSet;
+
+mod ctx;
+mod gpu;
+mod invocations;
+
+pub use ctx::Ctx;
+
+const NIL: u32 = u32::MAX;
+
+/// A function as the engine sees it: its name and its profile compiled for each device type.
+pub struct FunctionInfo {
+    pub name: String,
+    /// Indexed by device type (position in [`World::devices`]).
+    pub compiled: Vec<CompiledProfile>,
+}
+
+/// A phase running on a GPU.
+#[derive(Clone, Copy, Debug)]
+pub struct ActivePhase {
+    pub inst: InstId,
+    pub kind: PhaseKind,
+    pub sm_demand: f64,
+    pub bw_intensity: f64,
+    /// The instance's SM cap (e.g. an MPS active-thread percentage), a fraction.
+    pub sm_cap: f64,
+    /// The instance's time quota, a fraction.
+    pub time_quota: f64,
+    /// Fraction of the GPU's SMs while the phase runs, set by the [`Sharing`] discipline.
+    pub share: f64,
+    /// Fraction of time the phase's context holds the GPU (time slicing, time quotas), set by
+    /// the discipline; 1 when contexts run concurrently.
+    pub time_share: f64,
+    /// Speed-curve sharpness of this phase.
+    pub knee: f64,
+    rate: f64,
+    /// Solo work left, in ns of the phase running alone.
+    remaining: f64,
+    /// Time this phase ran (kernels only), added to its instance when it ends.
+    busy: u64,
+}
+
+impl ActivePhase {
+    /// True for kernel phases (the ones that use SMs).
+    pub fn is_kernel(&self) -> bool {
+        self.kind == PhaseKind::Kernel
+    }
+    /// Current progress rate relative to running alone.
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+}
+
+/// One GPU and its accounting.
+pub struct Gpu {
+    pub node: u32,
+    /// Device type: index into [`World::devices`].
+    pub device: usize,
+    pub mem_capacity: u64,
+    pub mem_used: u64,
+    pub mem_peak: u64,
+    /// Instances placed on this GPU (any state but reclaimed).
+    pub instances: u32,
+    /// Σ SM cap of those instances (MPS packing).
+    pub sm_cap_sum: f64,
+    /// Σ SM cap × time quota of those instances (FaST-GShare admission).
+    pub quota_sm_sum: f64,
+    phases: Vec<ActivePhase>,
+    generation: u32,
+    last_update: Nanos,
+    dirty: bool,
+    /// Measured-window time with at least one kernel active, and ∫ SMs used dt.
+    pub(crate) busy_ns: u64,
+    pub(crate) sm_used_ns: f64,
+    sm_used_now: f64,
+}
+
+impl Gpu {
+    /// The phases active now.
+    pub fn phases(&self) -> &[ActivePhase] {
+        &self.phases
+    }
+    /// Free memory in bytes.
+    pub fn mem_free(&self) -> u64 {
+        self.mem_capacity - self.mem_used
+    }
+}
+
+/// Lifecycle state of an instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstState {
+    /// Cold-starting (setup in progress).
+    Starting,
+    /// Warm and idle.
+    Idle,
+    /// Running an invocation.
+    Busy,
+    /// Reclaimed; the slot is free for reuse.
+    Free,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Links {
+    prev: u32,
+    next: u32,
+}
+
+const UNLINKED: Links = Links { prev: NIL, next: NIL };
+
+#[derive(Clone, Copy, Debug)]
+struct ListHead {
+    head: u32,
+    tail: u32,
+}
+
+const EMPTY_LIST: ListHead = ListHead { head: NIL, tail: NIL };
+
+/// A function instance (a sandbox with its CUDA context) on one GPU.
+#[derive(Clone, Debug)]
+pub struct Instance {
+    pub func: FuncId,
+    pub gpu: GpuId,
+    pub state: InstState,
+    pub created: Nanos,
+    pub ready_at: Nanos,
+    pub idle_since: Nanos,
+    /// Invocations completed on this instance.
+    pub served: u64,
+    pub memory: u64,
+    pub sm_cap: f64,
+    pub time_quota: f64,
+    pub gpu_fraction: f64,
+    /// Time during which one of its kernels ran (time share > 0), ns, up to its last finished
+    /// kernel phase; [`Ctx::kernel_busy_ns`] includes the one running now.
+    pub kernel_busy_ns: u64,
+    epoch: u32,
+    /// Counts the lives of this slot, so events of a reclaimed instance never touch its successor.
+    incarnation: u32,
+    /// Keep-alive deadline of the current idle period, if the policy set one.
+    expiry: Option<Nanos>,
+    /// Time of the earliest `IdleExpired` event pending for this instance, if any.
+    expiry_event_at: Option<Nanos>,
+    current: InvId,
+    step: u32,
+    scale: f64,
+    /// Intrusive links: [0] in its function's idle list, [1] in the global idle list.
+    links: [Links; 2],
+}
+
+/// Lifecycle state of an invocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum InvState {
+    Waiting,
+    Running,
+    Free,
+}
+
+/// An invocation in flight (arrived, not yet ended).
+#[derive(Clone, Debug)]
+pub struct Invocation {
+    /// Arrival order, from 0.
+    pub id: u64,
+    pub func: FuncId,
+    pub arrival: Nanos,
+    /// Execution time given by the trace, if any.
+    pub duration: Option<Nanos>,
+    state: InvState,
+    start: Nanos,
+    setup: Nanos,
+    cold: bool,
+}
+
+/// What a new instance takes and costs; see [`Ctx::default_instance`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct InstanceSpec {
+    /// Device memory reserved for the instance's whole life, bytes.
+    pub memory: u64,
+    /// Setup (cold-start) duration.
+    pub setup: Nanos,
+    /// Cap on the SM share of its kernels (1.0 = none).
+    pub sm_cap: f64,
+    /// Fraction of time its kernels may hold the GPU (a time quota; 1.0 = none).
+    pub time_quota: f64,
+    /// Fraction of the GPU it is charged for in GPU-seconds allocated.
+    pub gpu_fraction: f64,
+}
+
+/// Why the engine refused an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not enough free device memory on that GPU.
+    Memory { needed: u64, free: u64 },
+}
+
+/// The state of a simulation.
+pub struct World {
+    pub(crate) now: Nanos,
+    pub(crate) events: EventQueue,
+    pub(crate) functions: Vec<FunctionInfo>,
+    pub(crate) devices: Vec<DeviceSpec>,
+    pub(crate) gpus: Vec<Gpu>,
+    instances: Vec<Instance>,
+    free_instances: Vec<u32>,
+    invocations: Vec<Invocation>,
+    free_invocations: Vec<u32>,
+    pub(crate) live_invocations: u64,
+    next_inv_id: u64,
+    func_idle: Vec<ListHead>,
+    global_idle: ListHead,
+    empty_gpus: BTreeSet<u32>,
+    func_alive: Vec<u32>,
+    func_starting: Vec<u32>,
+    dirty: Vec<GpuId>,
+    /// Reused buffer for the instances whose phases finished in one GPU event.
+    scratch: Vec<InstId>,
+    sharing: Box<dyn Sharing>,
+    pub(crate) metrics: Metrics,
+    pub(crate) sink: Box<dyn RecordSink>,
+    /// `sink.wants_records()`, read once.
+    records: bool,
+    /// A rule the policy broke, or an output error: ends the run with an error.
+    pub(crate) fault: Option<String>,
+}
+
+impl World {
+    pub(crate) fn new(
+        functions: Vec<FunctionInfo>,
+        devices: Vec<DeviceSpec>,
+        gpu_layout: &[(u32, usize)],
+        sharing: Box<dyn Sharing>,
+        metrics: Metrics,
+        sink: Box<dyn RecordSink>,
+    ) -> Self {
+        let gpus: Vec<Gpu> = gpu_layout
+            .iter()
+            .map(|&(node, device)| Gpu {
+                node,
+                device,
+                mem_capacity: devices[device].memory_bytes(),
+                mem_used: 0,
+                mem_peak: 0,
+                instances: 0,
+                sm_cap_sum: 0.0,
+                quota_sm_sum: 0.0,
+                phases: Vec::new(),
+                generation: 0,
+                last_update: 0,
+                dirty: false,
+                busy_ns: 0,
+                sm_used_ns: 0.0,
+                sm_used_now: 0.0,
+            })
+            .collect();
+        let n = functions.len();
+        World {
+            now: 0,
+            events: EventQueue::default(),
+            empty_gpus: (0..gpus.len() as u32).collect(),
+            functions,
+            devices,
+            gpus,
+            instances: Vec::new(),
+            free_instances: Vec::new(),
+            invocations: Vec::new(),
+            free_invocations: Vec::new(),
+            live_invocations: 0,
+            next_inv_id: 0,
+            func_idle: vec![EMPTY_LIST; n],
+            global_idle: EMPTY_LIST,
+            func_alive: vec![0; n],
+            func_starting: vec![0; n],
+            dirty: Vec::new(),
+            scratch: Vec::new(),
+            sharing,
+            metrics,
+            records: sink.wants_records(),
+            sink,
+            fault: None,
+        }
+    }
+
+    fn compiled(&self, func: FuncId, gpu: GpuId) -> &CompiledProfile {
+        &self.functions[func.ix()].compiled[self.gpus[gpu.ix()].device]
+    }
+
+    fn fail(&mut self, msg: String) {
+        if self.fault.is_none() {
+            self.fault = Some(msg);
+        }
+    }
+
+    // ---- idle lists (intrusive, O(1)) -------------------------------------------------------
+
+    fn list_head(&mut self, which: usize, func: FuncId) -> &mut ListHead {
+        if which == 0 {
+            &mut self.func_idle[func.ix()]
+        } else {
+            &mut self.global_idle
+        }
+    }
+
+    fn list_push_front(&mut self, which: usize, inst: InstId) {
+        let func = self.instances[inst.ix()].func;
+        let old_head = self.list_head(which, func).head;
+        self.instances[inst.ix()].links[which] = Links {
+            prev: NIL,
+            next: old_head,
+        };
+        if old_head != NIL {
+            self.instances[old_head as usize].links[which].prev = inst.0;
+        }
+        let h = self.list_head(which, func);
+        h.head = inst.0;
+        if h.tail == NIL {
+            h.tail = inst.0;
+        }
+    }
+
+    fn list_remove(&mut self, which: usize, inst: InstId) {
+        let Links { prev, next } = self.instances[inst.ix()].links[which];
+        let func = self.instances[inst.ix()].func;
+        if prev != NIL {
+            self.instances[prev as usize].links[which].next = next;
+        } else {
+            self.list_head(which, func).head = next;
+        }
+        if next != NIL {
+            self.instances[next as usize].links[which].prev = prev;
+        } else {
+            self.list_head(which, func).tail = prev;
+        }
+        self.instances[inst.ix()].links[which] = UNLINKED;
+    }
+
+    fn become_idle(&mut self, inst: InstId) {
+        let i = &mut self.instances[inst.ix()];
+        i.state = InstState::Idle;
+        i.expiry = None;
+        i.epoch = i.epoch.wrapping_add(1);
+        i.idle_since = self.now;
+        self.list_push_front(0, inst);
+        self.list_push_front(1, inst);
+    }
+
+    fn leave_idle(&mut self, inst: InstId) {
+        self.list_remove(0, inst);
+        self.list_remove(1, inst);
+        let i = &self.instances[inst.ix()];
+        self.metrics.idle_ended(i.idle_since, self.now, i.gpu_fraction);
+    }
+
+    // ---- instances ---------------------------------------------------------------------------
+
+    pub(crate) fn start_instance(&mut self, func: FuncId, gpu: GpuId, spec: InstanceSpec) -> Result<InstId, Refusal> {
+        let g = &mut self.gpus[gpu.ix()];
+        if spec.memory > g.mem_free() {
+            return Err(Refusal::Memory {
+                needed: spec.memory,
+                free: g.mem_free(),
+            });
+        }
+        g.mem_used += spec.memory;
+        g.mem_peak = g.mem_peak.max(g.mem_used);
+        g.instances += 1;
+        g.sm_cap_sum += spec.sm_cap;
+        g.quota_sm_sum += spec.sm_cap * spec.time_quota;
+        self.empty_gpus.remove(&gpu.0);
+        let inst = Instance {
+            func,
+            gpu,
+            state: InstState::Starting,
+            created: self.now,
+            ready_at: self.now,
+            idle_since: self.now,
+            served: 0,
+            memory: spec.memory,
+            sm_cap: spec.sm_cap,
+            time_quota: spec.time_quota,
+            gpu_fraction: spec.gpu_fraction,
+            kernel_busy_ns: 0,
+            epoch: 0,
+            incarnation: 0,
+            expiry: None,
+            expiry_event_at: None,
+            current: InvId(NIL),
+            step: 0,
+            scale: 1.0,
+            links: [UNLINKED; 2],
+        };
+        let id = match self.free_instances.pop() {
+            Some(slot) => {
+                let old = &self.instances[slot as usize];
+                let (epoch, incarnation) = (old.epoch.wrapping_add(1), old.incarnation.wrapping_add(1));
+                self.instances[slot as usize] = Instance {
+                    epoch,
+                    incarnation,
+                    ..inst
+                };
+                InstId(slot)
+            }
+            None => {
+                self.instances.push(inst);
+                InstId(self.instances.len() as u32 - 1)
+            }
+        };
+        self.func_alive[func.ix()] += 1;
+        self.func_starting[func.ix()] += 1;
+        self.metrics.instance_created();
+        let epoch = self.instances[id.ix()].epoch;
+        self.events
+            .push(self.now + spec.setup, Event::SetupDone { inst: id, epoch });
+        Ok(id)
+    }
+
+    /// Handles a `SetupDone` event; returns the instance if the event was current.
+    pub(crate) fn setup_done(&mut self, inst: InstId, epoch: u32) -> Option<InstId> {
+        let i = &mut self.instances[inst.ix()];
+        if i.state != InstState::Starting || i.epoch != epoch {
+            return None;
+        }
+        i.ready_at = self.now;
+        let func = i.func;
+        self.func_starting[func.ix()] -= 1;
+        self.become_idle(inst);
+        Some(inst)
+    }
+
+    /// Handles an `IdleExpired` event; returns the instance if its keep-alive has run out.
+    ///
+    /// Keep-alive is lazy: an instance has at most one pending expiry event, armed at the
+    /// earliest deadline set. When it fires, a later deadline (the instance was used meanwhile and
+    /// idled again) re-arms it instead of expiring. This keeps the heap at O(instances) instead of
+    /// one stale event per completion.
+    pub(crate) fn idle_expired(&mut self, inst: InstId, incarnation: u32) -> Option<InstId> {
+        let now = self.now;
+        let i = &mut self.instances[inst.ix()];
+        if i.incarnation != incarnation || i.state == InstState::Free {
+            return None;
+        }
+        if i.expiry_event_at == Some(now) {
+            i.expiry_event_at = None;
+        }
+        match (i.state, i.expiry) {
+            (InstState::Idle, Some(deadline)) if deadline <= now => {
+                i.expiry = None;
+                Some(inst)
+            }
+            (InstState::Idle, Some(deadline)) if i.expiry_event_at.is_none() => {
+                i.expiry_event_at = Some(deadline);
+                self.events.push(deadline, Event::IdleExpired { inst, incarnation });
+                None
+            }
+            _ => None,
+        }
+    }
+
+    pub(crate) fn reclaim(&mut self, inst: InstId) {
+        if self.instances[inst.ix()].state != InstState::Idle {
+            let s = self.instances[inst.ix()].state;
+            self.fail(format!(
+                "the policy reclaimed instance {} while it was {s:?}; only idle instances can be reclaimed",
+                inst.0
+            ));
+            return;
+        }
+        self.leave_idle(inst);
+        let i = &mut self.instances[inst.ix()];
+        i.state = InstState::Free;
+        i.epoch = i.epoch.wrapping_add(1);
+        let (func, gpu, memory, created, fraction) = (i.func, i.gpu, i.memory, i.created, i.gpu_fraction);
+        let (cap, quota) = (i.sm_cap, i.time_quota);
+        self.free_instances.push(inst.0);
+        self.func_alive[func.ix()] -= 1;
+        let g = &mut self.gpus[gpu.ix()];
+        g.mem_used -= memory;
+        g.instances -= 1;
+        g.sm_cap_sum -= cap;
+        g.quota_sm_sum -= cap * quota;
+        if g.instances == 0 {
+            self.empty_gpus.insert(gpu.0);
+            // Exact zero, so that float residue never blocks an empty GPU.
+            g.sm_cap_sum = 0.0;
+            g.quota_sm_sum = 0.0;
+        }
+        self.metrics.instance_ended(created, self.now, fraction, true);
+    }
+
+    pub(crate) fn keep_alive(&mut self, inst: InstId, ttl: Option<Nanos>) {
+        let now = self.now;
+        let i = &mut self.instances[inst.ix()];
+        if i.state != InstState::Idle {
+            let s = i.state;
+            self.fail(format!(
+                "the policy set a keep-alive on instance {} while it was {s:?}",
+                inst.0
+            ));
+            return;
+        }
+        i.expiry = ttl.map(|t| now.saturating_add(t));
+        if let Some(deadline) = i.expiry {
+            if i.expiry_event_at.is_none_or(|at| at > deadline) {
+                i.expiry_event_at = Some(deadline);
+                let incarnation = i.incarnation;
+                self.events.push(deadline, Event::IdleExpired { inst, incarnation });
+            }
+        }
+    }
+
+    /// Brings every GPU's integrals to `now` (end of run).
+    pub(crate) fn settle(&mut self) {
+        for g in 0..self.gpus.len() {
+            self.touch_gpu(GpuId(g as u32));
+        }
+        let now = self.now;
+        for i in self.instances.iter().filter(|i| i.state != InstState::Free) {
+            self.metrics.instance_ended(i.created, now, i.gpu_fraction, false);
+            if i.state == InstState::Idle {
+                self.metrics.idle_ended(i.idle_since, now, i.gpu_fraction);
+            }
+        }
+    }
+}
