@@ -33,7 +33,6 @@ pub struct Static {
     pool: Pool<WholeGpu>,
     instances: u32,
     functions: usize,
-    started: bool,
 }
 
 impl Static {
@@ -54,7 +53,6 @@ impl Static {
             pool,
             instances: p.instances,
             functions: scenario.functions.len(),
-            started: false,
         }))
     }
 }
@@ -63,17 +61,14 @@ impl Policy for Static {
     fn name(&self) -> &str {
         "static"
     }
-    fn on_arrival(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
-        if !self.started {
-            // The pool is provisioned before the first request is handled (time 0 for a trace
-            // starting at 0).
-            self.started = true;
-            for _ in 0..self.instances {
-                for f in 0..self.functions {
-                    self.pool.start_now(ctx, FuncId(f as u32));
-                }
+    fn on_start(&mut self, ctx: &mut Ctx<'_>) {
+        for _ in 0..self.instances {
+            for f in 0..self.functions {
+                self.pool.start_now(ctx, FuncId(f as u32));
             }
         }
+    }
+    fn on_arrival(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
         self.pool.arrive(ctx, inv);
     }
     fn on_instance_ready(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {

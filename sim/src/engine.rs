@@ -114,6 +114,11 @@ impl Simulation {
 
     /// Runs to the end and returns the summary.
     pub fn run(mut self) -> Result<RunOutput, SimError> {
+        self.policy.on_start(&mut Ctx { w: &mut self.world });
+        self.world.flush_gpus();
+        if let Some(message) = self.world.fault.take() {
+            return Err(self.fault(message));
+        }
         let mut next_arrival = self.pull()?;
         let mut finished: Vec<InstId> = Vec::new();
         loop {
@@ -193,6 +198,11 @@ impl Simulation {
             Event::IdleExpired { inst, incarnation } => {
                 if let Some(i) = ctx.w.idle_expired(inst, incarnation) {
                     self.policy.on_idle_expired(ctx, i);
+                }
+            }
+            Event::InvHostDone { inv } => {
+                if let Some(v) = ctx.w.inv_host_done(inv) {
+                    self.policy.on_host_done(ctx, v);
                 }
             }
             Event::PolicyTimer { token } => self.policy.on_timer(ctx, token),

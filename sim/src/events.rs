@@ -10,7 +10,7 @@
 //! completion goes through shallow. Both heaps draw sequence numbers from one counter, so the
 //! order of events is exactly that of a single heap.
 
-use crate::ids::{GpuId, InstId};
+use crate::ids::{GpuId, InstId, InvId};
 use crate::time::Nanos;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -26,6 +26,8 @@ pub enum Event {
     GpuPhaseDone { gpu: GpuId, generation: u32 },
     /// An instance's keep-alive deadline may have passed (checked when it fires).
     IdleExpired { inst: InstId, incarnation: u32 },
+    /// An invocation's host code, running on the CPU without an instance, ended.
+    InvHostDone { inv: InvId },
     /// A timer a policy set for itself.
     PolicyTimer { token: u64 },
 }

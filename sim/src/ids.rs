@@ -32,3 +32,8 @@ id_type!(
     /// A slot of the in-flight invocation table (reused after the invocation ends).
     InvId
 );
+
+impl FuncId {
+    /// No function: the `func` of a worker instance, which serves any.
+    pub const NONE: FuncId = FuncId(u32::MAX);
+}

@@ -1,7 +1,8 @@
 //! The gpushare simulation engine.
 //!
 //! This crate owns simulated time and the event queue ([`events`]), the cluster, instance and
-//! GPU state and its mechanics ([`world`]), the GPU execution and speed models ([`speed`]),
+//! GPU state and its mechanics ([`world`]) with run plans for policies that move data or run host
+//! code off the GPU ([`plan`]), the GPU execution and speed models ([`speed`]),
 //! device specs ([`device`]), function profiles and the built-in catalog ([`profile`],
 //! [`catalog`]), scenario files ([`scenario`]), the policy traits ([`policy`]), streaming
 //! metrics and the run summary ([`metrics`], [`summary`]), and per-invocation records
@@ -18,6 +19,7 @@ pub mod events;
 pub mod ids;
 pub mod keepalive;
 pub mod metrics;
+pub mod plan;
 pub mod policy;
 pub mod profile;
 pub mod record;

@@ -10,6 +10,7 @@
 //! policy, so a policy always sees a consistent world.
 
 use crate::ids::{FuncId, GpuId, InstId, InvId};
+pub use crate::plan::{ExtraWork, RunPlan};
 use crate::time::Nanos;
 pub use crate::world::{ActivePhase, Ctx, InstanceSpec, Refusal};
 
@@ -22,6 +23,10 @@ pub trait Policy {
     fn sharing(&self) -> Box<dyn Sharing> {
         Box::new(EqualShare)
     }
+
+    /// The run begins (time 0, before the first arrival): start what must exist from the
+    /// beginning, such as a static pool or a kernel server's workers.
+    fn on_start(&mut self, _ctx: &mut Ctx<'_>) {}
 
     /// An invocation arrived. The policy must eventually run it (`ctx.run`) or reject it
     /// (`ctx.reject`); until then it is the policy's to hold. Whatever is still held when the run
@@ -37,6 +42,16 @@ pub trait Policy {
     /// An idle instance's keep-alive (set with `ctx.keep_alive`) ran out. Default: reclaim it.
     fn on_idle_expired(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
         ctx.reclaim(inst);
+    }
+
+    /// The host code of an invocation, run on the CPU with `ctx.run_host_first`, ended; the
+    /// invocation waits for the policy again (to run its GPU part with `ctx.run_plan`). Policies
+    /// that never call `run_host_first` never receive it.
+    fn on_host_done(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
+        ctx.error(format!(
+            "invocation {} finished its host code, but the policy does not handle on_host_done",
+            ctx.invocation(inv).id
+        ));
     }
 
     /// A timer set with `ctx.set_timer` fired.

@@ -139,13 +139,44 @@ impl CompiledProfile {
     pub fn footprint(&self) -> u64 {
         self.context_bytes + self.weights_bytes + self.activation_bytes
     }
+
+    /// The steps from the first kernel to the last, as a range `(first, last + 1)`; `None`
+    /// without kernels.
+    pub fn kernel_span(&self) -> Option<(usize, usize)> {
+        let is_kernel = |s: &Step| matches!(s, Step::Gpu(p) if p.kind == PhaseKind::Kernel);
+        let first = self.steps.iter().position(is_kernel)?;
+        let last = self.steps.iter().rposition(is_kernel)?;
+        Some((first, last + 1))
+    }
+
+    /// Host time before the first kernel and after the last (all of it without kernels).
+    pub fn host_around_kernels(&self) -> (Nanos, Nanos) {
+        let host =
+            |steps: &[Step]| -> Nanos { steps.iter().map(|s| if let Step::Host(ns) = s { *ns } else { 0 }).sum() };
+        match self.kernel_span() {
+            Some((lo, hi)) => (host(&self.steps[..lo]), host(&self.steps[hi..])),
+            None => (host(&self.steps), 0),
+        }
+    }
+
+    /// Kernel time alone on the device (the sum of its kernel phases' work).
+    pub fn kernel_ns(&self) -> Nanos {
+        self.steps
+            .iter()
+            .map(|s| match s {
+                Step::Gpu(p) if p.kind == PhaseKind::Kernel => p.work,
+                _ => 0,
+            })
+            .sum()
+    }
 }
 
 fn mib_bytes(mib: f64) -> u64 {
     (mib * MIB as f64).round() as u64
 }
 
-fn transfer_ns(bytes: u64, gbps: f64) -> Nanos {
+/// Time to move `bytes` at `gbps` GB/s.
+pub fn copy_ns(bytes: u64, gbps: f64) -> Nanos {
     (bytes as f64 / gbps).round() as Nanos // bytes / (GB/s) = ns
 }
 
@@ -224,14 +255,14 @@ impl FunctionProfile {
                 }
                 Phase::H2d { mib } => GpuPhase {
                     kind: PhaseKind::H2d,
-                    work: transfer_ns(mib_bytes(mib), dev.host_link_gbps),
+                    work: copy_ns(mib_bytes(mib), dev.host_link_gbps),
                     sm_demand: 0.0,
                     bw_intensity: 0.0,
                     knee: dev.speed_knee,
                 },
                 Phase::D2h { mib } => GpuPhase {
                     kind: PhaseKind::D2h,
-                    work: transfer_ns(mib_bytes(mib), dev.host_link_gbps),
+                    work: copy_ns(mib_bytes(mib), dev.host_link_gbps),
                     sm_demand: 0.0,
                     bw_intensity: 0.0,
                     knee: dev.speed_knee,
@@ -277,7 +308,7 @@ impl FunctionProfile {
                 container: secs_to_ns(self.container_start_s),
                 context: secs_to_ns(dev.context_create_s),
                 framework: secs_to_ns(self.framework_init_s),
-                model_load: transfer_ns(weights_bytes, load_gbps),
+                model_load: copy_ns(weights_bytes, load_gbps),
             },
             weights_bytes,
             activation_bytes: mib_bytes(self.activation_mib),

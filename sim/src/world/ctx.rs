@@ -99,6 +99,28 @@ impl Ctx<'_> {
     pub fn run(&mut self, inv: InvId, inst: InstId) {
         self.w.run(inv, inst)
     }
+    /// Runs a waiting invocation on an idle instance (of its function, or a worker) as `plan`
+    /// lays it out: only its GPU part, and extra copies and host time around it.
+    pub fn run_plan(&mut self, inv: InvId, inst: InstId, plan: RunPlan) {
+        self.w.run_plan(inv, inst, plan)
+    }
+    /// Runs a waiting invocation's host code before its first kernel on the CPU, holding no
+    /// instance; `Policy::on_host_done` follows, after which the policy runs its GPU part with
+    /// a [`RunPlan`] whose `gpu_part_only` is set. Its host code after the last kernel then runs
+    /// on the CPU too, once the instance is released.
+    pub fn run_host_first(&mut self, inv: InvId) {
+        self.w.run_host_first(inv)
+    }
+    /// Starts a worker on `gpu`: an instance that runs invocations of any function (with
+    /// [`Ctx::run_plan`] or [`Ctx::run`]), ready after `spec.setup`; it is in no function's idle
+    /// list. Refused when the GPU lacks the memory.
+    pub fn start_worker(&mut self, gpu: GpuId, spec: InstanceSpec) -> Result<InstId, Refusal> {
+        self.w.start_instance(FuncId::NONE, gpu, spec)
+    }
+    /// Ends the run with an error: the policy found a rule of its own broken.
+    pub fn error(&mut self, message: String) {
+        self.w.fail(message)
+    }
     /// Rejects a waiting invocation.
     pub fn reject(&mut self, inv: InvId, reason: RejectReason) {
         self.w.reject(inv, reason)

@@ -12,8 +12,14 @@ impl World {
             duration,
             state: InvState::Waiting,
             start: 0,
+            ready_since: arrival,
+            waited: 0,
             setup: 0,
             cold: false,
+            host_first: false,
+            host_after: 0,
+            scale: 1.0,
+            gpu: NIL,
         };
         self.next_inv_id += 1;
         self.live_invocations += 1;
@@ -63,44 +69,198 @@ impl World {
         self.end_invocation(inv);
     }
 
-    /// Starts `inv` on idle instance `inst`.
+    /// Starts `inv` on idle instance `inst`, running every step of its profile.
     pub(crate) fn run(&mut self, inv: InvId, inst: InstId) {
+        self.run_on(inv, inst, None);
+    }
+
+    /// Starts `inv` on idle instance `inst` as `plan` lays it out.
+    pub(crate) fn run_plan(&mut self, inv: InvId, inst: InstId, plan: RunPlan) {
+        self.run_on(inv, inst, Some(&plan));
+    }
+
+    fn run_on(&mut self, inv: InvId, inst: InstId, plan: Option<&RunPlan>) {
         let (i, v) = (&self.instances[inst.ix()], &self.invocations[inv.ix()]);
-        if i.state != InstState::Idle || v.state != InvState::Waiting || i.func != v.func {
+        let ok_func = i.serves_any() || i.func == v.func;
+        if i.state != InstState::Idle || v.state != InvState::Waiting || !ok_func {
             let msg = format!(
                 "the policy ran invocation {} ({:?}, function {}) on instance {} ({:?}, function {}); \
-                 an invocation must be waiting and the instance idle and of the same function",
-                v.id, v.state, v.func.0, inst.0, i.state, i.func.0
+                 an invocation must be waiting and the instance idle and of the same function (or a worker)",
+                v.id,
+                v.state,
+                v.func.0,
+                inst.0,
+                i.state,
+                if i.serves_any() {
+                    "any".to_string()
+                } else {
+                    i.func.0.to_string()
+                }
             );
             self.fail(msg);
             return;
         }
-        let (func, gpu, created, ready_at, first) = (i.func, i.gpu, i.created, i.ready_at, i.served == 0);
+        let gpu_part_only = plan.is_some_and(|p| p.gpu_part_only);
+        if gpu_part_only != v.host_first {
+            let msg = if v.host_first {
+                format!(
+                    "the policy ran invocation {} on an instance with its whole profile after its host code had \
+                     already run on the CPU; run it with a plan whose gpu_part_only is true",
+                    v.id
+                )
+            } else {
+                format!(
+                    "the policy ran only the GPU part of invocation {} without running its host code first \
+                     (Ctx::run_host_first)",
+                    v.id
+                )
+            };
+            self.fail(msg);
+            return;
+        }
+        let (gpu, created, ready_at, first) = (i.gpu, i.created, i.ready_at, i.served == 0);
+        let (func, duration, host_first, scale) = (v.func, v.duration, v.host_first, v.scale);
         self.leave_idle(inst);
         let now = self.now;
-        let v = &mut self.invocations[inv.ix()];
-        v.state = InvState::Running;
-        v.start = now;
-        // Cold: the invocation waited on this instance's setup.
-        v.cold = first && v.arrival < ready_at;
-        v.setup = if v.cold { ready_at - v.arrival.max(created) } else { 0 };
-        let scale = match v.duration {
-            Some(d) => {
-                let solo = self.compiled(func, gpu).solo_exec;
-                if solo == 0 { 1.0 } else { d as f64 / solo as f64 }
-            }
+        let scale = match duration {
+            _ if host_first => scale,
+            Some(d) => duration_scale(Some(d), self.compiled(func, gpu).solo_exec),
             None => 1.0,
         };
+        let v = &mut self.invocations[inv.ix()];
+        v.state = InvState::Running;
+        v.gpu = gpu.0;
+        if !host_first {
+            v.start = now;
+        }
+        // Cold: the invocation waited on this instance's setup.
+        v.cold = first && v.ready_since < ready_at;
+        v.setup = if v.cold {
+            ready_at - v.ready_since.max(created)
+        } else {
+            0
+        };
+        v.waited += now - v.ready_since - v.setup;
         let i = &mut self.instances[inst.ix()];
         i.state = InstState::Busy;
         i.epoch = i.epoch.wrapping_add(1);
         i.current = inv;
-        i.step = u32::MAX;
+        i.exec_func = func;
         i.scale = scale;
+        i.step = u32::MAX;
+        i.planned = plan.is_some();
+        if let Some(p) = plan {
+            let c = &self.functions[func.ix()].compiled[self.gpus[gpu.ix()].device];
+            let (lo, hi) = if p.gpu_part_only {
+                c.kernel_span().unwrap_or((0, 0))
+            } else {
+                (0, c.steps.len())
+            };
+            let i = &mut self.instances[inst.ix()];
+            i.plan = *p;
+            i.span = (lo as u32, hi as u32);
+        }
         if self.advance(inst) {
             // Nothing to execute: complete through the event loop, never inside a callback.
             let epoch = self.instances[inst.ix()].epoch;
             self.events.push(now, Event::HostStepDone { inst, epoch });
+        }
+    }
+
+    /// Runs the host code before `inv`'s first kernel on the CPU, holding no instance; then
+    /// `Policy::on_host_done`. Its host code after the last kernel runs on the CPU too, after
+    /// the instance part that [`RunPlan::gpu_part_only`] gives it.
+    pub(crate) fn run_host_first(&mut self, inv: InvId) {
+        let v = &self.invocations[inv.ix()];
+        if v.state != InvState::Waiting || v.host_first {
+            let msg = format!(
+                "the policy ran the host code of invocation {} ({:?}) first, but it had already started",
+                v.id, v.state
+            );
+            self.fail(msg);
+            return;
+        }
+        // The host code is the same on every device; a traced duration scales it against the
+        // first device type's solo time.
+        let c = &self.functions[v.func.ix()].compiled[0];
+        let scale = duration_scale(v.duration, c.solo_exec);
+        let (before, after) = c.host_around_kernels();
+        let now = self.now;
+        let v = &mut self.invocations[inv.ix()];
+        v.state = InvState::HostBefore;
+        v.host_first = true;
+        v.start = now;
+        v.waited += now - v.ready_since;
+        v.scale = scale;
+        v.host_after = scale_ns(after, scale);
+        self.events
+            .push(now + scale_ns(before, scale), Event::InvHostDone { inv });
+    }
+
+    /// Handles an `InvHostDone` event: returns the invocation if its leading host code ended
+    /// (it waits for the policy again); an invocation whose trailing host code ended completes.
+    pub(crate) fn inv_host_done(&mut self, inv: InvId) -> Option<InvId> {
+        let now = self.now;
+        let v = &mut self.invocations[inv.ix()];
+        match v.state {
+            InvState::HostBefore => {
+                v.state = InvState::Waiting;
+                v.ready_since = now;
+                Some(inv)
+            }
+            InvState::HostAfter => {
+                self.complete(inv);
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// The step at cursor position `step` of `inst`'s current run, and whether a traced
+    /// duration scales it; `None` past the end.
+    fn step_at(&self, inst: InstId, step: u32) -> Option<(Step, bool)> {
+        let i = &self.instances[inst.ix()];
+        if !i.planned {
+            return self
+                .compiled(i.exec_func, i.gpu)
+                .steps
+                .get(step as usize)
+                .map(|&s| (s, true));
+        }
+        let copy = |kind, bytes: u64| {
+            let dev = &self.devices[self.gpus[i.gpu.ix()].device];
+            Step::Gpu(GpuPhase {
+                kind,
+                work: copy_ns(bytes, dev.host_link_gbps),
+                sm_demand: 0.0,
+                bw_intensity: 0.0,
+                knee: dev.speed_knee,
+            })
+        };
+        if step < BEFORE {
+            let b = i.plan.before;
+            return Some(match step {
+                0 => (copy(PhaseKind::D2h, b.d2h_bytes), false),
+                1 => (copy(PhaseKind::H2d, b.h2d_bytes), false),
+                _ => (Step::Host(b.host), false),
+            });
+        }
+        let (lo, hi) = i.span;
+        let k = (step - BEFORE).saturating_add(lo);
+        if k < hi {
+            let s = self.compiled(i.exec_func, i.gpu).steps[k as usize];
+            if i.plan.gpu_part_only && matches!(s, Step::Gpu(p) if p.kind != PhaseKind::Kernel) {
+                // The policy moves this data itself.
+                return Some((Step::Host(0), false));
+            }
+            return Some((s, true));
+        }
+        let a = i.plan.after;
+        match k - hi {
+            0 => Some((Step::Host(a.host), false)),
+            1 => Some((copy(PhaseKind::D2h, a.d2h_bytes), false)),
+            2 => Some((copy(PhaseKind::H2d, a.h2d_bytes), false)),
+            _ => None,
         }
     }
 
@@ -109,28 +269,38 @@ impl World {
         loop {
             let i = &mut self.instances[inst.ix()];
             i.step = i.step.wrapping_add(1);
-            let (func, gpu, step, scale, epoch, sm_cap, time_quota) =
-                (i.func, i.gpu, i.step, i.scale, i.epoch, i.sm_cap, i.time_quota);
-            let Some(&s) = self.compiled(func, gpu).steps.get(step as usize) else {
-                return true;
-            };
-            let scaled = |ns: Nanos| {
-                if scale == 1.0 {
-                    ns
-                } else {
-                    (ns as f64 * scale).round() as Nanos
+            let (gpu, step, scale, epoch, sm_cap, time_quota, planned, func) = (
+                i.gpu,
+                i.step,
+                i.scale,
+                i.epoch,
+                i.sm_cap,
+                i.time_quota,
+                i.planned,
+                i.exec_func,
+            );
+            let (s, scale) = if planned {
+                match self.step_at(inst, step) {
+                    Some((s, scalable)) => (s, if scalable { scale } else { 1.0 }),
+                    None => return true,
+                }
+            } else {
+                // The common case, kept short: the profile's steps in order.
+                match self.compiled(func, gpu).steps.get(step as usize) {
+                    Some(&s) => (s, scale),
+                    None => return true,
                 }
             };
             match s {
                 Step::Host(ns) => {
-                    let ns = scaled(ns);
+                    let ns = scale_ns(ns, scale);
                     if ns > 0 {
                         self.events.push(self.now + ns, Event::HostStepDone { inst, epoch });
                         return false;
                     }
                 }
                 Step::Gpu(p) => {
-                    let work = scaled(p.work);
+                    let work = scale_ns(p.work, scale);
                     if work > 0 {
                         self.touch_gpu(gpu);
                         let g = &mut self.gpus[gpu.ix()];
@@ -169,23 +339,38 @@ impl World {
         None
     }
 
-    /// Completes the invocation running on `inst`; the instance becomes idle.
+    /// The instance's part of its invocation ended: the instance becomes idle, and the
+    /// invocation completes — or, with host code left to run on the CPU, goes on without it.
     pub(super) fn finish(&mut self, inst: InstId) {
         let now = self.now;
         let i = &mut self.instances[inst.ix()];
-        let (inv, func, gpu) = (i.current, i.func, i.gpu);
+        let inv = i.current;
         i.served += 1;
         i.current = InvId(NIL);
+        self.become_idle(inst);
+        let v = &mut self.invocations[inv.ix()];
+        if v.host_first && v.host_after > 0 {
+            v.state = InvState::HostAfter;
+            let at = now + v.host_after;
+            self.events.push(at, Event::InvHostDone { inv });
+        } else {
+            self.complete(inv);
+        }
+    }
+
+    /// Records `inv` as completed now and ends it.
+    fn complete(&mut self, inv: InvId) {
+        let now = self.now;
         let v = &self.invocations[inv.ix()];
-        let (id, arrival, start, setup, cold) = (v.id, v.arrival, v.start, v.setup, v.cold);
-        let queue = start - arrival - setup;
-        let exec = now - start;
+        let (id, func, arrival, start, setup, cold, queue, gpu) =
+            (v.id, v.func, v.arrival, v.start, v.setup, v.cold, v.waited, v.gpu);
+        let exec = now - arrival - queue - setup;
         self.metrics.completion(func.ix(), arrival, queue, setup, exec, cold);
         self.end_invocation(inv);
-        self.become_idle(inst);
         if !self.records {
             return;
         }
+        let gpu = (gpu != NIL).then_some(GpuId(gpu));
         let rec = InvocationRecord {
             id,
             function: &self.functions[func.ix()].name,
@@ -196,8 +381,8 @@ impl World {
             setup: Some(setup),
             exec: Some(exec),
             cold,
-            node: Some(self.gpus[gpu.ix()].node),
-            gpu: Some(gpu.0),
+            node: gpu.map(|g| self.gpus[g.ix()].node),
+            gpu: gpu.map(|g| g.0),
             outcome: Outcome::Completed,
         };
         if let Err(e) = self.sink.record(&rec) {
@@ -212,21 +397,24 @@ impl World {
         match state {
             InstState::Free => return,
             InstState::Starting => {
-                let func = self.instances[inst.ix()].func;
-                self.func_starting[func.ix()] -= 1;
+                let i = &self.instances[inst.ix()];
+                if !i.serves_any() {
+                    self.func_starting[i.func.ix()] -= 1;
+                }
             }
             InstState::Idle => self.leave_idle(inst),
             InstState::Busy => {
-                let (gpu, inv, func) = {
+                let (gpu, inv) = {
                     let i = &self.instances[inst.ix()];
-                    (i.gpu, i.current, i.func)
+                    (i.gpu, i.current)
                 };
                 self.touch_gpu(gpu);
                 self.gpus[gpu.ix()].phases.retain(|p| p.inst != inst);
                 self.mark_dirty(gpu);
                 // (Its busy time dies with it: the instance is reclaimed below.)
                 let v = &self.invocations[inv.ix()];
-                let (id, arrival, start, setup, cold) = (v.id, v.arrival, v.start, v.setup, v.cold);
+                let (id, func, arrival, start, setup, cold, queue) =
+                    (v.id, v.func, v.arrival, v.start, v.setup, v.cold, v.waited);
                 self.metrics.failed += 1;
                 self.metrics.per_func[func.ix()].failed += 1;
                 if self.records {
@@ -236,9 +424,9 @@ impl World {
                         arrival,
                         start: Some(start),
                         end: Some(self.now),
-                        queue: Some(start - arrival - setup),
+                        queue: Some(queue),
                         setup: Some(setup),
-                        exec: Some(self.now - start),
+                        exec: Some(self.now - arrival - queue - setup),
                         cold,
                         node: Some(self.gpus[gpu.ix()].node),
                         gpu: Some(gpu.0),
@@ -268,22 +456,15 @@ impl World {
         live.sort_by_key(|&s| self.invocations[s as usize].id);
         for s in live {
             let v = &self.invocations[s as usize];
-            let running = v.state == InvState::Running;
-            let gpu = running.then(|| {
-                let inst = self
-                    .instances
-                    .iter()
-                    .find(|i| i.current == InvId(s) && i.state == InstState::Busy);
-                inst.map(|i| i.gpu)
-            });
-            let gpu = gpu.flatten();
+            let running = v.state != InvState::Waiting || v.host_first;
+            let gpu = (v.gpu != NIL).then_some(GpuId(v.gpu));
             let rec = InvocationRecord {
                 id: v.id,
                 function: &self.functions[v.func.ix()].name,
                 arrival: v.arrival,
                 start: running.then_some(v.start),
                 end: None,
-                queue: running.then(|| v.start - v.arrival - v.setup),
+                queue: running.then_some(v.waited),
                 setup: running.then_some(v.setup),
                 exec: None,
                 cold: v.cold,
@@ -296,5 +477,25 @@ impl World {
                 return;
             }
         }
+    }
+}
+
+/// Where a run's cursor enters the profile's steps: positions before it hold the plan's extra
+/// work before the invocation.
+pub(super) const BEFORE: u32 = 3;
+
+/// Factor by which a traced duration stretches a profile whose solo time is `solo`.
+fn duration_scale(duration: Option<Nanos>, solo: Nanos) -> f64 {
+    match duration {
+        Some(d) if solo > 0 => d as f64 / solo as f64,
+        _ => 1.0,
+    }
+}
+
+fn scale_ns(ns: Nanos, scale: f64) -> Nanos {
+    if scale == 1.0 {
+        ns
+    } else {
+        (ns as f64 * scale).round() as Nanos
     }
 }

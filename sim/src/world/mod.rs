@@ -11,8 +11,9 @@ use crate::device::DeviceSpec;
 use crate::events::{Event, EventQueue};
 use crate::ids::{FuncId, GpuId, InstId, InvId};
 use crate::metrics::Metrics;
+use crate::plan::RunPlan;
 use crate::policy::Sharing;
-use crate::profile::{CompiledProfile, PhaseKind, SetupParts, Step};
+use crate::profile::{CompiledProfile, GpuPhase, PhaseKind, SetupParts, Step, copy_ns};
 use crate::record::{InvocationRecord, Outcome, RecordSink, RejectReason};
 use crate::speed;
 use crate::time::Nanos;
@@ -133,7 +134,8 @@ struct ListHead {
 
 const EMPTY_LIST: ListHead = ListHead { head: NIL, tail: NIL };
 
-/// A function instance (a sandbox with its CUDA context) on one GPU.
+/// A function instance (a sandbox with its CUDA context) on one GPU, or a worker that serves
+/// any function (`Ctx::start_worker`; its `func` is [`FuncId::NONE`]).
 #[derive(Clone, Debug)]
 pub struct Instance {
     pub func: FuncId,
@@ -159,17 +161,38 @@ pub struct Instance {
     /// Time of the earliest `IdleExpired` event pending for this instance, if any.
     expiry_event_at: Option<Nanos>,
     current: InvId,
+    /// The function whose steps it runs now: its own, or for a worker its invocation's.
+    exec_func: FuncId,
+    /// How the current invocation is laid out, and its cursor: positions below `BEFORE` are the
+    /// plan's work before, then the profile's steps `span.0..span.1`, then the plan's work after.
+    plan: RunPlan,
+    span: (u32, u32),
+    /// The current run follows `plan`; otherwise `step` indexes the profile's steps directly.
+    planned: bool,
     step: u32,
     scale: f64,
     /// Intrusive links: [0] in its function's idle list, [1] in the global idle list.
     links: [Links; 2],
 }
 
+impl Instance {
+    /// True for a worker, which runs invocations of any function.
+    pub fn serves_any(&self) -> bool {
+        self.func == FuncId::NONE
+    }
+}
+
 /// Lifecycle state of an invocation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum InvState {
+    /// Held by the policy, waiting for an instance.
     Waiting,
+    /// Running on an instance.
     Running,
+    /// Running its host code on the CPU before its GPU part (`Ctx::run_host_first`).
+    HostBefore,
+    /// Running its host code on the CPU after its GPU part.
+    HostAfter,
     Free,
 }
 
@@ -183,9 +206,22 @@ pub struct Invocation {
     /// Execution time given by the trace, if any.
     pub duration: Option<Nanos>,
     state: InvState,
+    /// When it began executing (host code or instance).
     start: Nanos,
+    /// Since when it has been waiting for the policy: its arrival, or the end of its host code.
+    ready_since: Nanos,
+    /// Time spent waiting for an instance, setup excluded.
+    waited: Nanos,
     setup: Nanos,
     cold: bool,
+    /// Its host code runs on the CPU, apart from its instance.
+    host_first: bool,
+    /// Host time left for the CPU after its instance part.
+    host_after: Nanos,
+    /// Traced-duration factor fixed when its host code ran first.
+    scale: f64,
+    /// The GPU it ran on, or NIL.
+    gpu: u32,
 }
 
 /// What a new instance takes and costs; see [`Ctx::default_instance`].
@@ -319,6 +355,10 @@ impl World {
 
     fn list_push_front(&mut self, which: usize, inst: InstId) {
         let func = self.instances[inst.ix()].func;
+        if func == FuncId::NONE {
+            // Workers are in no idle list: they are not reclaimed for room.
+            return;
+        }
         let old_head = self.list_head(which, func).head;
         self.instances[inst.ix()].links[which] = Links {
             prev: NIL,
@@ -337,6 +377,9 @@ impl World {
     fn list_remove(&mut self, which: usize, inst: InstId) {
         let Links { prev, next } = self.instances[inst.ix()].links[which];
         let func = self.instances[inst.ix()].func;
+        if func == FuncId::NONE {
+            return;
+        }
         if prev != NIL {
             self.instances[prev as usize].links[which].next = next;
         } else {
@@ -401,6 +444,10 @@ impl World {
             expiry: None,
             expiry_event_at: None,
             current: InvId(NIL),
+            exec_func: func,
+            plan: RunPlan::default(),
+            span: (0, 0),
+            planned: false,
             step: 0,
             scale: 1.0,
             links: [UNLINKED; 2],
@@ -421,8 +468,10 @@ impl World {
                 InstId(self.instances.len() as u32 - 1)
             }
         };
-        self.func_alive[func.ix()] += 1;
-        self.func_starting[func.ix()] += 1;
+        if func != FuncId::NONE {
+            self.func_alive[func.ix()] += 1;
+            self.func_starting[func.ix()] += 1;
+        }
         self.metrics.instance_created();
         let epoch = self.instances[id.ix()].epoch;
         self.events
@@ -438,7 +487,9 @@ impl World {
         }
         i.ready_at = self.now;
         let func = i.func;
-        self.func_starting[func.ix()] -= 1;
+        if func != FuncId::NONE {
+            self.func_starting[func.ix()] -= 1;
+        }
         self.become_idle(inst);
         Some(inst)
     }
@@ -488,7 +539,9 @@ impl World {
         let (func, gpu, memory, created, fraction) = (i.func, i.gpu, i.memory, i.created, i.gpu_fraction);
         let (cap, quota) = (i.sm_cap, i.time_quota);
         self.free_instances.push(inst.0);
-        self.func_alive[func.ix()] -= 1;
+        if func != FuncId::NONE {
+            self.func_alive[func.ix()] -= 1;
+        }
         let g = &mut self.gpus[gpu.ix()];
         g.mem_used -= memory;
         g.instances -= 1;
