@@ -120,7 +120,7 @@ impl Simulation {
             return Err(self.fault(message));
         }
         let mut next_arrival = self.pull()?;
-        let mut finished: Vec<InstId> = Vec::new();
+        let mut finished: Vec<(InstId, u32)> = Vec::new();
         loop {
             let event_time = self.world.events.peek_time();
             let take_event = match (event_time, next_arrival) {
@@ -176,7 +176,7 @@ impl Simulation {
         })
     }
 
-    fn dispatch(&mut self, event: Event, finished: &mut Vec<InstId>) {
+    fn dispatch(&mut self, event: Event, finished: &mut Vec<(InstId, u32)>) {
         let ctx = &mut Ctx { w: &mut self.world };
         match event {
             Event::SetupDone { inst, epoch } => {
@@ -191,8 +191,11 @@ impl Simulation {
             }
             Event::GpuPhaseDone { gpu, generation } => {
                 ctx.w.gpu_phase_done(gpu, generation, finished);
-                for i in finished.drain(..) {
-                    self.policy.on_complete(ctx, i);
+                for (i, epoch) in finished.drain(..) {
+                    // An earlier callback of this event may have reclaimed or reused it.
+                    if ctx.w.unchanged_since(i, epoch) {
+                        self.policy.on_complete(ctx, i);
+                    }
                 }
             }
             Event::IdleExpired { inst, incarnation } => {

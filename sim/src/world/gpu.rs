@@ -39,8 +39,9 @@ impl World {
     }
 
     /// Handles a `GpuPhaseDone` event: removes the finished phases and advances their
-    /// instances. Returns the instances whose invocations finished.
-    pub(crate) fn gpu_phase_done(&mut self, gpu: GpuId, generation: u32, finished: &mut Vec<InstId>) {
+    /// instances. Returns the instances whose invocations finished, each with its epoch as it
+    /// became idle (see [`World::unchanged_since`]).
+    pub(crate) fn gpu_phase_done(&mut self, gpu: GpuId, generation: u32, finished: &mut Vec<(InstId, u32)>) {
         if self.gpus[gpu.ix()].generation != generation {
             return;
         }
@@ -60,7 +61,7 @@ impl World {
         for inst in done_phases.drain(..) {
             if self.advance(inst) {
                 self.finish(inst);
-                finished.push(inst);
+                finished.push((inst, self.instances[inst.ix()].epoch));
             }
         }
         self.scratch = done_phases;

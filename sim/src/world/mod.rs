@@ -479,6 +479,15 @@ impl World {
         Ok(id)
     }
 
+    /// True when `inst` is still in the state it had at `epoch`: not run, reclaimed or reused
+    /// since. Several instances can finish in one GPU event; the policy's callback for the first
+    /// may reclaim the second (already idle) and start a new instance in its slot, and the
+    /// second's callback must then not be delivered.
+    pub(crate) fn unchanged_since(&self, inst: InstId, epoch: u32) -> bool {
+        let i = &self.instances[inst.ix()];
+        i.state == InstState::Idle && i.epoch == epoch
+    }
+
     /// Handles a `SetupDone` event; returns the instance if the event was current.
     pub(crate) fn setup_done(&mut self, inst: InstId, epoch: u32) -> Option<InstId> {
         let i = &mut self.instances[inst.ix()];
