@@ -35,8 +35,8 @@ enum Command {
         scenario: ScenarioArgs,
         /// A policy to run: a name (`mps`), which keeps the scenario's other `[policy]` keys, or
         /// a whole table (`{ name = "mps", active_thread_percentage = 50 }`), which replaces
-        /// them. Repeatable; rows follow the order given.
-        #[arg(long = "policy", value_name = "NAME|TABLE", required = true)]
+        /// them; `LABEL: TABLE` names the row `LABEL`. Repeatable; rows follow the order given.
+        #[arg(long = "policy", value_name = "NAME|[LABEL: ]TABLE", required = true)]
         policies: Vec<String>,
     },
     /// Run the FaST-Profiler in simulation: each function's throughput over time quota × SM
@@ -389,7 +389,15 @@ fn run(args: RunArgs) -> Result<(), Failure> {
 fn compare(args: ScenarioArgs, policies: Vec<String>) -> Result<(), Failure> {
     use rayon::prelude::*;
     let mut runs = Vec::new();
-    for p in &policies {
+    for arg in &policies {
+        // `LABEL: { … }` names the row; a TOML inline table has no `:` before its `{`.
+        let (label, p) = match arg.split_once('{') {
+            Some((head, _)) if head.trim_end().ends_with(':') => {
+                let (label, table) = arg.split_once(':').expect("checked");
+                (label.trim().to_string(), table.trim())
+            }
+            _ => (arg.trim().to_string(), arg.as_str()),
+        };
         let name_only = !p.trim_start().starts_with('{');
         let mut src = source(&args)?;
         src.set(&format!("{}={p}", if name_only { "policy.name" } else { "policy" }))?;
@@ -414,7 +422,7 @@ fn compare(args: ScenarioArgs, policies: Vec<String>) -> Result<(), Failure> {
                 eprintln!("{note}");
             }
         }
-        runs.push((p.clone(), scenario));
+        runs.push((label, scenario));
     }
     let summaries = runs
         .into_par_iter()
@@ -610,6 +618,27 @@ fn list_catalog() {
     println!("function profiles (name: what, source):");
     for (name, p) in gpushare_sim::catalog::builtin_profiles() {
         println!("  {:<14} {} — {}", name, p.description, p.source);
+        if let Some(g) = &p.kernel_graph {
+            let buffers: Vec<String> = g
+                .buffers
+                .iter()
+                .map(|b| {
+                    let digits = if b.mib < 1.0 { 3 } else { 1 };
+                    format!(
+                        "{} {:.digits$} MiB{}",
+                        b.name,
+                        b.mib,
+                        if b.constant { " const" } else { "" }
+                    )
+                })
+                .collect();
+            println!(
+                "  {:<14} kernel graph: dispatch {:.1} ms; {}",
+                "",
+                g.dispatch_ms,
+                buffers.join(", ")
+            );
+        }
     }
     println!("LLMs for azure_llm workloads (name: parameters, layers, KV heads × size, source):");
     for m in gpushare_traces::llm::builtin_llms() {

@@ -403,3 +403,82 @@ fn readme_compare_table_is_reproduced_by_its_command() {
         "README.md's compare table is stale; the command prints:\n{now}"
     );
 }
+
+#[test]
+fn kaas_parameters_graphs_and_zipf_rates_are_checked() {
+    let kaas = VALID.replace("name = \"exclusive\"\nkeep_alive_s = 60.0", "name = \"kaas\"\nKEY");
+    expect_error(
+        "kaas-reserve",
+        &kaas.replace("KEY", "reserve_mib = 20000.0"),
+        &[],
+        &["kaas-reserve.toml:20:15: policy.reserve_mib: leaves no room for buffers on v100-16gb"],
+    );
+    expect_error(
+        "kaas-module",
+        &kaas.replace("KEY", "module_load_ms = -1.0"),
+        &[],
+        &["kaas-module.toml:20:18: policy.module_load_ms: must be a non-negative number, got -1"],
+    );
+    expect_error(
+        "kaas-key",
+        &kaas.replace("KEY", "affinty = false"),
+        &[],
+        &[
+            "kaas-key.toml:20:1: policy.affinty: unknown field `affinty`",
+            "`affinity`",
+        ],
+    );
+    let graph = VALID.replace(
+        "profile = \"kaas-resnet50\"",
+        "profile = { base = \"kaas-resnet50\", kernel_graph = { buffers = [\
+         { name = \"w\", mib = 1.0, role = \"input\", const = true }, \
+         { name = \"w\", mib = 2.0, role = \"output\" }] } }",
+    );
+    expect_error(
+        "graph",
+        &graph,
+        &[],
+        &["functions[0].profile.kernel_graph.buffers[1].name: buffer `w` is named twice"],
+    );
+    expect_error(
+        "graph-role",
+        &graph.replace("\"output\"", "\"scratch\""),
+        &[],
+        &["unknown variant `scratch`, expected one of `input`, `output`, `temporary`"],
+    );
+    expect_error(
+        "zipf",
+        &VALID.replace("rate_per_s = 1.0", "rate_per_s = 1.0\nzipf_s = -1.8"),
+        &[],
+        &["zipf.toml:14:10: functions[0].zipf_s: must be a non-negative number (the Zipf exponent), got -1.8"],
+    );
+}
+
+#[test]
+fn zipf_rates_split_the_total_and_compare_labels_rows() {
+    // Two clients, Zipf(1): shares 2/3 and 1/3 of 30/s.
+    let text = VALID.replace("rate_per_s = 1.0", "rate_per_s = 30.0\ncount = 2\nzipf_s = 1.0");
+    let sc = gpushare_sim::ScenarioSource::from_text(std::path::Path::new("z.toml"), &text)
+        .parse()
+        .unwrap();
+    let rates: Vec<f64> = sc.functions.iter().map(|f| f.rate_per_s).collect();
+    assert!(
+        (rates[0] - 20.0).abs() < 1e-9 && (rates[1] - 10.0).abs() < 1e-9,
+        "{rates:?}"
+    );
+    let p = write("label", &text);
+    let o = common::gpushare(&[
+        "compare",
+        p.to_str().unwrap(),
+        "--policy",
+        "exclusive",
+        "--policy",
+        "short name: { name = \"kaas\" }",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let table = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        table.contains("\n| exclusive | ") && table.contains("\n| short name | "),
+        "{table}"
+    );
+}

@@ -3,8 +3,8 @@
 //! This crate owns simulated time and the event queue ([`events`]), the cluster, instance and
 //! GPU state and its mechanics ([`world`]) with run plans for policies that move data or run host
 //! code off the GPU ([`plan`]), the GPU execution and speed models ([`speed`]),
-//! device specs ([`device`]), function profiles and the built-in catalog ([`profile`],
-//! [`catalog`]), scenario files ([`scenario`]), the policy traits ([`policy`]), streaming
+//! device specs ([`device`]), function profiles, their kernel graphs and the built-in catalog
+//! ([`profile`], [`kernel_graph`], [`catalog`]), scenario files ([`scenario`]), the policy traits ([`policy`]), streaming
 //! metrics and the run summary ([`metrics`], [`summary`]), and per-invocation records
 //! ([`record`]). Policies live in `gpushare-policies`, output files in `gpushare-reports`.
 //!
@@ -18,6 +18,7 @@ pub mod engine;
 pub mod events;
 pub mod ids;
 pub mod keepalive;
+pub mod kernel_graph;
 pub mod metrics;
 pub mod plan;
 pub mod policy;

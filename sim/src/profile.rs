@@ -8,6 +8,7 @@
 //! ([`crate::catalog`]) and scenario files use the same fields.
 
 use crate::device::{DeviceSpec, MIB};
+use crate::kernel_graph::KernelGraph;
 use crate::time::{Nanos, ms_to_ns, secs_to_ns};
 use serde::{Deserialize, Serialize};
 
@@ -76,6 +77,10 @@ pub struct FunctionProfile {
     pub host_post_ms: f64,
     /// GPU phases, in order.
     pub phases: Vec<Phase>,
+    /// Its kernel graph for kernel servers (KaaS); derived from the profile when absent
+    /// ([`FunctionProfile::graph`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_graph: Option<KernelGraph>,
 }
 
 /// The kind of a GPU phase.
@@ -196,6 +201,9 @@ impl FunctionProfile {
                 return Err((field.into(), format!("must be a non-negative number, got {v}")));
             }
         }
+        if let Some(g) = &self.kernel_graph {
+            g.check().map_err(|(f, m)| (format!("kernel_graph.{f}"), m))?;
+        }
         for (i, phase) in self.phases.iter().enumerate() {
             let at = |f: &str| format!("phases[{i}].{f}");
             match *phase {
@@ -236,6 +244,29 @@ impl FunctionProfile {
             }
         }
         Ok(())
+    }
+
+    /// The same profile with kernel graph `graph`.
+    pub fn with_graph(mut self, graph: Option<KernelGraph>) -> Self {
+        self.kernel_graph = graph;
+        self
+    }
+
+    /// Its kernel graph: the one it states, or one derived from its memory and copies
+    /// ([`KernelGraph::derived`]).
+    pub fn graph(&self) -> KernelGraph {
+        if let Some(g) = &self.kernel_graph {
+            return g.clone();
+        }
+        let (mut h2d, mut d2h) = (0.0, 0.0);
+        for p in &self.phases {
+            match p {
+                Phase::H2d { mib } => h2d += mib,
+                Phase::D2h { mib } => d2h += mib,
+                _ => {}
+            }
+        }
+        KernelGraph::derived(self.weights_mib, h2d, d2h, self.activation_mib)
     }
 
     /// Compiles the profile for `dev`, given the reference device and the node's storage
@@ -343,6 +374,7 @@ mod tests {
                     speed_knee: None,
                 },
             ],
+            kernel_graph: None,
         }
     }
 

@@ -84,8 +84,12 @@ pub struct FunctionSpec {
     /// Expands into `count` functions named `name-0`, `name-1`, … (zero-padded).
     #[serde(default = "one")]
     pub count: u32,
-    /// Poisson arrival rate per function, requests/s (overrides `workload.rate_per_s`).
+    /// Poisson arrival rate per function, requests/s (overrides `workload.rate_per_s`); with
+    /// `zipf_s`, the total over the `count` functions.
     pub rate_per_s: Option<f64>,
+    /// Splits `rate_per_s` over the `count` functions by Zipf weights: function k (from 1) gets
+    /// k^−s / Σ j^−s of it (KaaS's clients: s = 1.8).
+    pub zipf_s: Option<f64>,
 }
 
 fn one() -> u32 {

@@ -710,6 +710,22 @@ fn explicit_functions(
             }
         };
         check_fits(&profile, &reference, devices, storage_gbps, at.key("profile"))?;
+        let shares = match f.zipf_s {
+            None => vec![1.0; f.count as usize],
+            Some(_) if is_csv => {
+                return Err(ConfigError::at(
+                    at.key("zipf_s"),
+                    "applies to Poisson workloads only; with kind = \"csv\" arrivals come from the file (remove it)",
+                ));
+            }
+            Some(z) if !(z.is_finite() && z >= 0.0) => {
+                return Err(ConfigError::at(
+                    at.key("zipf_s"),
+                    format!("must be a non-negative number (the Zipf exponent), got {z}"),
+                ));
+            }
+            Some(z) => zipf_shares(f.count, z),
+        };
         let width = (f.count - 1).to_string().len();
         for k in 0..f.count {
             let name = if f.count == 1 {
@@ -727,9 +743,16 @@ fn explicit_functions(
                 name,
                 profile: profile.clone(),
                 reference: reference.clone(),
-                rate_per_s: rate,
+                rate_per_s: rate * shares[k as usize],
             });
         }
     }
     Ok(functions)
+}
+
+/// Zipf(`s`) shares of `n` ranks: k^−s / Σ j^−s for k = 1..n.
+fn zipf_shares(n: u32, s: f64) -> Vec<f64> {
+    let w: Vec<f64> = (1..=n).map(|k| f64::from(k).powf(-s)).collect();
+    let total: f64 = w.iter().sum();
+    w.into_iter().map(|x| x / total).collect()
 }

@@ -392,6 +392,7 @@ pub(crate) fn build(spec: &WorkloadSpec, env: &Env<'_>) -> Result<Traced, BuildE
                     bw_intensity: 0.8,
                     speed_knee: None,
                 }],
+                kernel_graph: None,
             };
             let notes = vec![format!(
                 "azure_llm: {} on {}: prefill {:.3} ms/token, decode {:.3} ms/token, weights {:.0} MiB",
