@@ -36,7 +36,7 @@ fn sharing_policies_keep_many_functions_warm_on_few_gpus() {
     let exclusive = run("{ name = \"exclusive\" }");
     // 150-odd functions on 16 whole GPUs: instances keep displacing each other.
     assert!(exclusive.cold_start_ratio > 0.10, "{}", exclusive.cold_start_ratio);
-    for sharing in ["time-sharing", "fractional", "mig", "sage"] {
+    for sharing in ["time-sharing", "fractional", "mig", "sage", "kaas"] {
         let s = run(&format!("{{ name = \"{sharing}\" }}"));
         assert_eq!(s.counts.completed + s.counts.unfinished, s.counts.arrivals, "{sharing}");
         assert!(

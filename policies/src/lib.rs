@@ -7,6 +7,7 @@
 
 pub mod exclusive;
 pub mod fast_gshare;
+pub mod kaas;
 pub mod knix_vcuda;
 pub mod mig;
 pub mod mps;
@@ -81,6 +82,12 @@ pub fn registry() -> &'static [PolicyInfo] {
             summary: "SAGE: parallel setup (load ∥ context) and weights/context shared and kept resident per GPU across a function's invocations; reports density",
             params: "parallel_setup = true, share_weights = true, share_context = true; + the pool parameters of exclusive",
             build: sage::Sage::build,
+        },
+        PolicyInfo {
+            name: "kaas",
+            summary: "KaaS: one worker and context per GPU serving kernel graphs; LRU buffer cache, module cache; CFS over clients with affinity; host code off the GPU",
+            params: "worker_start_s = 0.5, reserve_mib = 300, module_load_ms = 5, off_affinity_penalty = 10, affinity = true, buffer_cache = true, max_queue",
+            build: kaas::Kaas::build,
         },
         PolicyInfo {
             name: "fractional",
