@@ -15,7 +15,8 @@ use crate::record::RecordSink;
 use crate::scenario::Scenario;
 use crate::summary::Summary;
 use crate::time::Nanos;
-use crate::world::{Ctx, FunctionInfo, World};
+use crate::timeline::Timeline;
+use crate::world::{Ctx, FunctionInfo, GpuSample, World};
 use gpushare_traces::{Arrival, ArrivalSource, TraceError};
 
 /// Why a run stopped with an error.
@@ -38,6 +39,11 @@ pub struct RunOutput {
     pub summary: Summary,
     /// The record sink, handed back so its owner can finish writing.
     pub sink: Box<dyn RecordSink>,
+    /// End-to-end latency at each of [`crate::summary::cdf_quantiles`] (measured completions,
+    /// seconds); empty without completions.
+    pub latency_cdf: Vec<(f64, f64)>,
+    /// GPU samples over time (`[output] timeseries_s`), by time then GPU.
+    pub timeseries: Vec<GpuSample>,
 }
 
 /// One simulation, ready to run.
@@ -50,6 +56,8 @@ pub struct Simulation {
     horizon: Nanos,
     drain: bool,
     last_arrival: Nanos,
+    /// Interval of GPU samples, if wanted.
+    sample_every: Option<Nanos>,
 }
 
 impl Simulation {
@@ -67,7 +75,8 @@ impl Simulation {
                     .collect(),
             })
             .collect::<Vec<_>>();
-        let metrics = Metrics::new(functions.len(), scenario.warmup);
+        let mut metrics = Metrics::new(functions.len(), scenario.warmup);
+        metrics.slo = scenario.slo;
         let world = World::new(
             functions,
             scenario.devices.clone(),
@@ -85,7 +94,21 @@ impl Simulation {
             horizon: scenario.horizon,
             drain: scenario.drain,
             last_arrival: 0,
+            sample_every: scenario
+                .output
+                .timeseries_s
+                .map(crate::time::secs_to_ns)
+                .filter(|&n| n > 0),
         })
+    }
+
+    /// Reports the run's spans to `timeline` (a Chrome / Perfetto trace writer, say).
+    pub fn with_timeline(mut self, mut timeline: Box<dyn Timeline>) -> Result<Self, std::io::Error> {
+        for (i, g) in self.world.gpus.iter().enumerate() {
+            timeline.gpu(i as u32, g.node, &self.world.devices[g.device].name)?;
+        }
+        self.world.timeline = Some(timeline);
+        Ok(self)
     }
 
     fn pull(&mut self) -> Result<Option<Arrival>, SimError> {
@@ -114,6 +137,9 @@ impl Simulation {
 
     /// Runs to the end and returns the summary.
     pub fn run(mut self) -> Result<RunOutput, SimError> {
+        if let Some(every) = self.sample_every {
+            self.world.events.push(every, Event::Sample);
+        }
         self.policy.on_start(&mut Ctx { w: &mut self.world });
         self.world.flush_gpus();
         if let Some(message) = self.world.fault.take() {
@@ -123,6 +149,7 @@ impl Simulation {
         let mut finished: Vec<(InstId, u32)> = Vec::new();
         loop {
             let event_time = self.world.events.peek_time();
+            let mut counted = true;
             let take_event = match (event_time, next_arrival) {
                 (Some(t), Some(a)) => t <= a.time,
                 (Some(_), None) => true,
@@ -136,6 +163,8 @@ impl Simulation {
                 }
                 let (t, event) = self.world.events.pop().expect("peeked");
                 self.world.now = t;
+                // Samples observe; they are not events of the simulated system.
+                counted = event != Event::Sample;
                 self.dispatch(event, &mut finished);
             } else {
                 let a = next_arrival.take().expect("checked");
@@ -145,7 +174,7 @@ impl Simulation {
                 next_arrival = self.pull()?;
             }
             self.world.flush_gpus();
-            self.world.metrics.events += 1;
+            self.world.metrics.events += u64::from(counted);
             if let Some(message) = self.world.fault.take() {
                 return Err(self.fault(message));
             }
@@ -157,7 +186,18 @@ impl Simulation {
         };
         self.world.now = end;
         self.world.settle();
+        if self.sample_every.is_some() {
+            // The last, possibly shorter, interval.
+            self.world.sample();
+        }
         self.world.report_unfinished();
+        if let Some(t) = self.world.timeline.as_mut() {
+            if let Err(e) = t.finish() {
+                self.world
+                    .fault
+                    .get_or_insert(format!("writing the timeline failed: {e}"));
+            }
+        }
         if let Some(message) = self.world.fault.take() {
             return Err(self.fault(message));
         }
@@ -170,9 +210,13 @@ impl Simulation {
             end,
         );
         summary.policy_report = self.policy.report();
+        let quantiles = crate::summary::cdf_quantiles();
+        let values = self.world.metrics.e2e.quantiles_s(&quantiles);
         Ok(RunOutput {
             summary,
             sink: self.world.sink,
+            latency_cdf: quantiles.into_iter().zip(values).collect(),
+            timeseries: std::mem::take(&mut self.world.samples),
         })
     }
 
@@ -209,6 +253,15 @@ impl Simulation {
                 }
             }
             Event::PolicyTimer { token } => self.policy.on_timer(ctx, token),
+            Event::Sample => {
+                ctx.w.sample();
+                let every = self.sample_every.expect("samples are scheduled only when wanted");
+                let next = ctx.w.now + every;
+                // Past the horizon only while a drained run still has other work pending.
+                if next < self.horizon || (self.drain && !ctx.w.events.is_empty()) {
+                    ctx.w.events.push(next, Event::Sample);
+                }
+            }
         }
     }
 }

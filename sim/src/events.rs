@@ -30,6 +30,8 @@ pub enum Event {
     InvHostDone { inv: InvId },
     /// A timer a policy set for itself.
     PolicyTimer { token: u64 },
+    /// Time to sample every GPU (`[output] timeseries_s`).
+    Sample,
 }
 
 /// A scheduled event; `key` is `time << 64 | seq`, so one integer comparison orders entries by
@@ -85,7 +87,7 @@ impl EventQueue {
             event,
         };
         match event {
-            Event::IdleExpired { .. } | Event::PolicyTimer { .. } => self.timers.push(entry),
+            Event::IdleExpired { .. } | Event::PolicyTimer { .. } | Event::Sample => self.timers.push(entry),
             _ => self.heap.push(entry),
         }
     }

@@ -5,8 +5,8 @@
 //! code off the GPU ([`plan`]), the GPU execution and speed models ([`speed`]),
 //! device specs ([`device`]), function profiles, their kernel graphs and the built-in catalog
 //! ([`profile`], [`kernel_graph`], [`catalog`]), scenario files ([`scenario`]), the policy traits ([`policy`]), streaming
-//! metrics and the run summary ([`metrics`], [`summary`]), and per-invocation records
-//! ([`record`]). Policies live in `gpushare-policies`, output files in `gpushare-reports`.
+//! metrics and the run summary ([`metrics`], [`summary`]), per-invocation records ([`record`])
+//! and the timeline of spans ([`timeline`]). Policies live in `gpushare-policies`, output files in `gpushare-reports`.
 //!
 //! ```text
 //! Scenario ──► Simulation::new(scenario, policy, sink) ──► run() ──► Summary + records
@@ -28,6 +28,7 @@ pub mod scenario;
 pub mod speed;
 pub mod summary;
 pub mod time;
+pub mod timeline;
 pub mod usage_estimator;
 pub mod world;
 

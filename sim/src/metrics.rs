@@ -51,6 +51,14 @@ impl LatencyStat {
         }
     }
 
+    /// The value at each quantile of `qs` (in [0, 1]), in seconds; empty without values.
+    pub fn quantiles_s(&self, qs: &[f64]) -> Vec<f64> {
+        if self.count() == 0 {
+            return Vec::new();
+        }
+        qs.iter().map(|&q| ns_to_secs(self.hist.value_at_quantile(q))).collect()
+    }
+
     /// Summary in seconds.
     pub fn summary(&self) -> LatencySummary {
         let q = |p: f64| {
@@ -122,6 +130,9 @@ pub struct Metrics {
     /// Σ time instances sat idle (warm or pre-warmed) in the measured window × GPU fraction, ns.
     pub gpu_ns_idle: f64,
     pub events: u64,
+    /// The end-to-end latency objective, and measured completions above it.
+    pub slo: Option<Nanos>,
+    pub measured_slo_violations: u64,
 }
 
 impl Metrics {
@@ -147,6 +158,8 @@ impl Metrics {
             gpu_ns_allocated: 0.0,
             gpu_ns_idle: 0.0,
             events: 0,
+            slo: None,
+            measured_slo_violations: 0,
         }
     }
 
@@ -174,6 +187,9 @@ impl Metrics {
         f.measured_completed += 1;
         f.e2e_sum += u128::from(e2e);
         self.e2e.record(e2e);
+        if self.slo.is_some_and(|slo| e2e > slo) {
+            self.measured_slo_violations += 1;
+        }
         self.queue.record(queue);
         self.exec.record(exec);
         if cold {

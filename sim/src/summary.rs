@@ -105,6 +105,12 @@ pub struct Summary {
     pub cold_starts: u64,
     /// Cold measured completions / measured completions.
     pub cold_start_ratio: f64,
+    /// The end-to-end latency objective (`[simulation] slo_s`), if set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo_s: Option<f64>,
+    /// Measured completions above it / measured completions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo_violation_ratio: Option<f64>,
     pub gpu: GpuTotals,
     pub instances: InstanceCounts,
     pub gpus: Vec<GpuSummary>,
@@ -178,6 +184,8 @@ impl Summary {
             },
             cold_starts: m.measured_cold,
             cold_start_ratio: ratio(m.measured_cold, m.measured_completed),
+            slo_s: m.slo.map(ns_to_secs),
+            slo_violation_ratio: m.slo.map(|_| ratio(m.measured_slo_violations, m.measured_completed)),
             gpu: GpuTotals {
                 count: gpus.len(),
                 utilisation_mean: mean(|g| g.utilisation),
@@ -217,4 +225,14 @@ impl Summary {
             policy_report: Vec::new(),
         }
     }
+}
+
+/// The quantiles at which `latency_cdf.csv` gives the end-to-end latency: every percent, then
+/// finer into the tail (0.1 % steps to 99.9 %, 0.01 % steps to 99.99 %), and the maximum.
+pub fn cdf_quantiles() -> Vec<f64> {
+    let mut q: Vec<f64> = (0..100).map(|k| f64::from(k) / 100.0).collect();
+    q.extend((991..1000).map(|k| f64::from(k) / 1000.0));
+    q.extend((9991..10000).map(|k| f64::from(k) / 10000.0));
+    q.push(1.0);
+    q
 }

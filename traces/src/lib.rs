@@ -63,3 +63,26 @@ impl<S: ArrivalSource + ?Sized> ArrivalSource for Box<S> {
         (**self).next_arrival()
     }
 }
+
+/// A source whose arrival times are divided by `factor`: the same arrivals, `factor` times
+/// closer together (the offered load scaled by `factor`); durations are unchanged.
+pub struct Compressed<S> {
+    inner: S,
+    factor: f64,
+}
+
+impl<S: ArrivalSource> Compressed<S> {
+    /// Wraps `inner`; `factor` must be positive.
+    pub fn new(inner: S, factor: f64) -> Self {
+        Compressed { inner, factor }
+    }
+}
+
+impl<S: ArrivalSource> ArrivalSource for Compressed<S> {
+    fn next_arrival(&mut self) -> Result<Option<Arrival>, TraceError> {
+        Ok(self.inner.next_arrival()?.map(|a| Arrival {
+            time: (a.time as f64 / self.factor).round() as Nanos,
+            ..a
+        }))
+    }
+}

@@ -121,8 +121,9 @@ pub enum ScenarioError {
         what: String,
         snippet: String,
     },
-    /// An error in a `--set` override.
-    #[error("{}: in --set {set}: {what}", file.display())]
+    /// An error in an override: `set` says where it came from (`--set KEY=VALUE`, or a sweep
+    /// axis value).
+    #[error("{}: in {set}: {what}", file.display())]
     Set { file: PathBuf, set: String, what: String },
     /// A trace the scenario names could not be read (the message names its file and line).
     #[error("{0}")]

@@ -32,6 +32,9 @@ pub struct ScenarioFile {
     pub policy: toml::Table,
     #[serde(default)]
     pub output: OutputSpec,
+    /// Axes for `gpushare sweep` and `gpushare check` (read there; `run` ignores it).
+    #[serde(default)]
+    pub sweep: Option<toml::Value>,
 }
 
 /// `[simulation]`.
@@ -45,6 +48,17 @@ pub struct SimulationSpec {
     pub warmup_s: f64,
     #[serde(default)]
     pub drain: bool,
+    /// Scales the offered load: multiplies Poisson rates; compresses the arrival times of trace
+    /// and CSV workloads by this factor.
+    #[serde(default = "one_f64")]
+    pub load_scale: f64,
+    /// An end-to-end latency objective: the summary reports the fraction of measured
+    /// completions above it.
+    pub slo_s: Option<f64>,
+}
+
+fn one_f64() -> f64 {
+    1.0
 }
 
 /// `[cluster]`: either `nodes`, `gpus_per_node` and `gpu`, or a list of `[[cluster.node_groups]]`.
@@ -193,6 +207,14 @@ pub struct OutputSpec {
     /// Write `invocations.csv` (one row per invocation).
     #[serde(default = "yes")]
     pub invocations: bool,
+    /// Sample every GPU this often (seconds) into `timeseries.csv`: utilisation and SM
+    /// occupancy over each interval, memory and instances at its end.
+    pub timeseries_s: Option<f64>,
+    /// Write `timeline.json`, a Chrome / Perfetto trace of GPUs, instances and phases.
+    #[serde(default)]
+    pub timeline: bool,
+    /// Only this window of the run in the timeline, `[start_s, end_s]`.
+    pub timeline_window_s: Option<[f64; 2]>,
 }
 
 fn yes() -> bool {
@@ -204,6 +226,9 @@ impl Default for OutputSpec {
         OutputSpec {
             dir: None,
             invocations: true,
+            timeseries_s: None,
+            timeline: false,
+            timeline_window_s: None,
         }
     }
 }

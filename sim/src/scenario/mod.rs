@@ -22,7 +22,7 @@ use file::{ScenarioFile, WorkloadSpec};
 use gpushare_traces::azure2019::{Azure2019, Azure2019Stream, StreamOptions};
 use gpushare_traces::azure2021::{Azure2021, Azure2021Stream};
 use gpushare_traces::llm::{LlmCost, LlmSource};
-use gpushare_traces::{ArrivalSource, PlainCsvSource, PoissonSource, TraceError};
+use gpushare_traces::{ArrivalSource, Compressed, PlainCsvSource, PoissonSource, TraceError};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -130,6 +130,10 @@ pub struct Scenario {
     pub horizon: Nanos,
     pub warmup: Nanos,
     pub drain: bool,
+    /// Offered-load factor (`[simulation] load_scale`).
+    pub load_scale: f64,
+    /// End-to-end latency objective.
+    pub slo: Option<Nanos>,
     /// Device types used by the cluster.
     pub devices: Vec<DeviceSpec>,
     /// Every GPU as (node, device type index).
@@ -146,10 +150,10 @@ pub struct Scenario {
 impl Scenario {
     /// Opens the workload as a stream of arrivals.
     pub fn open_workload(&self) -> Result<Box<dyn ArrivalSource>, TraceError> {
-        Ok(match &self.workload {
+        let source: Box<dyn ArrivalSource> = match &self.workload {
             Workload::Poisson => {
-                let rates: Vec<f64> = self.functions.iter().map(|f| f.rate_per_s).collect();
-                Box::new(PoissonSource::new(&rates, self.seed, self.horizon))
+                let rates: Vec<f64> = self.functions.iter().map(|f| f.rate_per_s * self.load_scale).collect();
+                return Ok(Box::new(PoissonSource::new(&rates, self.seed, self.horizon)));
             }
             Workload::Csv { path } => {
                 let names: Vec<String> = self.functions.iter().map(|f| f.name.clone()).collect();
@@ -162,6 +166,11 @@ impl Scenario {
                 cost,
                 skip_bad_rows,
             } => Box::new(LlmSource::open(path, *cost, *skip_bad_rows)?),
+        };
+        Ok(if self.load_scale == 1.0 {
+            source
+        } else {
+            Box::new(Compressed::new(source, self.load_scale))
         })
     }
 
@@ -175,10 +184,11 @@ impl Scenario {
 }
 
 /// A scenario file's text and the overrides given on the command line.
+#[derive(Clone)]
 pub struct ScenarioSource {
     pub file: PathBuf,
     pub text: String,
-    /// `--set` overrides in order: the raw `key=value` and the parsed path.
+    /// Overrides in order: where each came from (`--set key=value`), its path and value.
     overrides: Vec<(String, DocPath, toml::Value)>,
 }
 
@@ -210,7 +220,7 @@ impl ScenarioSource {
     pub fn set(&mut self, assignment: &str) -> Result<(), ScenarioError> {
         let bad = |what: &str| ScenarioError::Set {
             file: self.file.clone(),
-            set: assignment.to_string(),
+            set: format!("--set {assignment}"),
             what: what.to_string(),
         };
         let (key, raw) = assignment
@@ -223,8 +233,25 @@ impl ScenarioSource {
             .ok()
             .and_then(|mut t| t.remove("v"))
             .unwrap_or_else(|| toml::Value::String(raw.to_string()));
-        self.overrides.push((assignment.to_string(), path, value));
+        self.overrides.push((format!("--set {assignment}"), path, value));
         Ok(())
+    }
+
+    /// Adds an override of `key` (a dotted path) with `value`; errors it causes name `origin`
+    /// (e.g. "[sweep] axis `policy`, value 2").
+    pub fn set_value(&mut self, origin: &str, key: &str, value: toml::Value) -> Result<(), ScenarioError> {
+        let path = DocPath::parse(key.trim()).ok_or_else(|| ScenarioError::Set {
+            file: self.file.clone(),
+            set: origin.to_string(),
+            what: format!("`{key}` is not a dotted path such as simulation.seed or functions[0].rate_per_s"),
+        })?;
+        self.overrides.push((origin.to_string(), path, value));
+        Ok(())
+    }
+
+    /// Where each override came from, in order (`--set key=value`, sweep axis values).
+    pub fn override_origins(&self) -> Vec<&str> {
+        self.overrides.iter().map(|(o, _, _)| o.as_str()).collect()
     }
 
     /// Resolves a [`ConfigError`] to the file location (or the `--set`) it concerns.
@@ -509,6 +536,25 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
         .into());
     }
 
+    let load_scale = positive(sim.key("load_scale"), spec.simulation.load_scale)?;
+    let slo = match spec.simulation.slo_s {
+        Some(v) => Some(secs_to_ns(positive(sim.key("slo_s"), v)?)),
+        None => None,
+    };
+    let out = root.key("output");
+    if let Some(v) = spec.output.timeseries_s {
+        positive(out.key("timeseries_s"), v)?;
+    }
+    if let Some([a, b]) = spec.output.timeline_window_s {
+        if !(a.is_finite() && b.is_finite() && 0.0 <= a && a < b) {
+            return Err(ConfigError::at(
+                out.key("timeline_window_s"),
+                format!("must be [start_s, end_s] with 0 ≤ start < end, got [{a}, {b}]"),
+            )
+            .into());
+        }
+    }
+
     // Devices and cluster layout.
     let known = resolve_devices(&spec)?;
     let c = &spec.cluster;
@@ -633,6 +679,8 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
         horizon: secs_to_ns(horizon_s),
         warmup: secs_to_ns(warmup_s),
         drain: spec.simulation.drain,
+        load_scale,
+        slo,
         devices,
         gpus,
         storage_gbps,

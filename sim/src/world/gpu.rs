@@ -21,6 +21,10 @@ impl World {
                 g.sm_used_ns += m as f64 * g.sm_used_now;
             }
         }
+        if !g.phases.is_empty() && g.sm_used_now > 0.0 {
+            g.busy_total_ns += dt;
+            g.sm_total_ns += dt as f64 * g.sm_used_now;
+        }
         for p in &mut g.phases {
             p.remaining -= p.rate * dt as f64;
             if p.rate > 0.0 && p.is_kernel() {
@@ -48,15 +52,30 @@ impl World {
         self.touch_gpu(gpu);
         let mut done_phases = std::mem::take(&mut self.scratch);
         let instances = &mut self.instances;
+        let mut ended = std::mem::take(&mut self.ended_phases);
+        let tracing = self.timeline.is_some();
         self.gpus[gpu.ix()].phases.retain(|p| {
             // Completion times are rounded up, so a finished phase has at most rounding noise left.
             let done = p.remaining < 0.5;
             if done {
                 done_phases.push(p.inst);
                 instances[p.inst.ix()].kernel_busy_ns += p.busy;
+                if tracing {
+                    ended.push((p.inst, p.kind, p.started));
+                }
             }
             !done
         });
+        for (inst, kind, started) in ended.drain(..) {
+            let kind = match kind {
+                PhaseKind::Kernel => SpanKind::Kernel,
+                PhaseKind::H2d => SpanKind::H2d,
+                PhaseKind::D2h => SpanKind::D2h,
+            };
+            let func = self.instances[inst.ix()].exec_func;
+            self.emit(kind, inst, gpu, func, started, self.now);
+        }
+        self.ended_phases = ended;
         self.mark_dirty(gpu);
         for inst in done_phases.drain(..) {
             if self.advance(inst) {

@@ -147,6 +147,8 @@ impl World {
         i.current = inv;
         i.exec_func = func;
         i.scale = scale;
+        i.busy_since = now;
+        i.step_since = now;
         i.step = u32::MAX;
         i.planned = plan.is_some();
         if let Some(p) = plan {
@@ -295,6 +297,7 @@ impl World {
                 Step::Host(ns) => {
                     let ns = scale_ns(ns, scale);
                     if ns > 0 {
+                        self.instances[inst.ix()].step_since = self.now;
                         self.events.push(self.now + ns, Event::HostStepDone { inst, epoch });
                         return false;
                     }
@@ -317,6 +320,7 @@ impl World {
                             rate: 0.0,
                             remaining: work as f64,
                             busy: 0,
+                            started: self.now,
                         });
                         self.mark_dirty(gpu);
                         return false;
@@ -331,6 +335,10 @@ impl World {
         let i = &self.instances[inst.ix()];
         if i.state != InstState::Busy || i.epoch != epoch {
             return None;
+        }
+        if self.timeline.is_some() && i.step_since < self.now {
+            let (gpu, func, since) = (i.gpu, i.exec_func, i.step_since);
+            self.emit(SpanKind::Host, inst, gpu, func, since, self.now);
         }
         if self.advance(inst) {
             self.finish(inst);
@@ -347,6 +355,8 @@ impl World {
         let inv = i.current;
         i.served += 1;
         i.current = InvId(NIL);
+        let (gpu, func, since) = (i.gpu, i.exec_func, i.busy_since);
+        self.emit(SpanKind::Invocation, inst, gpu, func, since, now);
         self.become_idle(inst);
         let v = &mut self.invocations[inv.ix()];
         if v.host_first && v.host_after > 0 {
@@ -408,6 +418,11 @@ impl World {
                     let i = &self.instances[inst.ix()];
                     (i.gpu, i.current)
                 };
+                let (func, since) = (
+                    self.instances[inst.ix()].exec_func,
+                    self.instances[inst.ix()].busy_since,
+                );
+                self.emit(SpanKind::Invocation, inst, gpu, func, since, self.now);
                 self.touch_gpu(gpu);
                 self.gpus[gpu.ix()].phases.retain(|p| p.inst != inst);
                 self.mark_dirty(gpu);

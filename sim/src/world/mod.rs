@@ -17,6 +17,7 @@ use crate::profile::{CompiledProfile, GpuPhase, PhaseKind, SetupParts, Step, cop
 use crate::record::{InvocationRecord, Outcome, RecordSink, RejectReason};
 use crate::speed;
 use crate::time::Nanos;
+use crate::timeline::{Span, SpanKind, Timeline};
 use std::collections::BTreeSet;
 
 mod ctx;
@@ -57,6 +58,8 @@ pub struct ActivePhase {
     remaining: f64,
     /// Time this phase ran (kernels only), added to its instance when it ends.
     busy: u64,
+    /// When it started (for the timeline).
+    started: Nanos,
 }
 
 impl ActivePhase {
@@ -90,6 +93,9 @@ pub struct Gpu {
     dirty: bool,
     /// Measured-window time with at least one kernel active, and ∫ SMs used dt.
     pub(crate) busy_ns: u64,
+    /// The same over the whole run, for samples over time.
+    busy_total_ns: u64,
+    sm_total_ns: f64,
     pub(crate) sm_used_ns: f64,
     sm_used_now: f64,
 }
@@ -171,6 +177,9 @@ pub struct Instance {
     planned: bool,
     step: u32,
     scale: f64,
+    /// When its current invocation and its current host step started (for the timeline).
+    busy_since: Nanos,
+    step_since: Nanos,
     /// Intrusive links: [0] in its function's idle list, [1] in the global idle list.
     links: [Links; 2],
 }
@@ -267,6 +276,8 @@ pub struct World {
     dirty: Vec<GpuId>,
     /// Reused buffer for the instances whose phases finished in one GPU event.
     scratch: Vec<InstId>,
+    /// Reused buffer for the phases that ended in one GPU event (timeline only).
+    ended_phases: Vec<(InstId, PhaseKind, Nanos)>,
     sharing: Box<dyn Sharing>,
     pub(crate) metrics: Metrics,
     pub(crate) sink: Box<dyn RecordSink>,
@@ -274,6 +285,27 @@ pub struct World {
     records: bool,
     /// A rule the policy broke, or an output error: ends the run with an error.
     pub(crate) fault: Option<String>,
+    /// Where spans go, if a timeline is wanted.
+    pub(crate) timeline: Option<Box<dyn Timeline>>,
+    /// GPU samples over time, and each GPU's totals at the last sample.
+    pub(crate) samples: Vec<GpuSample>,
+    last_sample: (Nanos, Vec<(u64, f64)>),
+}
+
+/// One GPU over one sampling interval (`[output] timeseries_s`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GpuSample {
+    /// End of the interval.
+    pub time: Nanos,
+    pub gpu: u32,
+    /// Fraction of the interval with a kernel running.
+    pub utilisation: f64,
+    /// Time-averaged fraction of SMs in use over the interval.
+    pub sm_occupancy: f64,
+    /// Device memory in use at the end of the interval, bytes.
+    pub memory: u64,
+    /// Instances on the GPU at the end of the interval.
+    pub instances: u32,
 }
 
 impl World {
@@ -303,6 +335,8 @@ impl World {
                 busy_ns: 0,
                 sm_used_ns: 0.0,
                 sm_used_now: 0.0,
+                busy_total_ns: 0,
+                sm_total_ns: 0.0,
             })
             .collect();
         let n = functions.len();
@@ -325,11 +359,15 @@ impl World {
             func_starting: vec![0; n],
             dirty: Vec::new(),
             scratch: Vec::new(),
+            ended_phases: Vec::new(),
             sharing,
             metrics,
             records: sink.wants_records(),
             sink,
             fault: None,
+            timeline: None,
+            samples: Vec::new(),
+            last_sample: (0, Vec::new()),
         }
     }
 
@@ -450,6 +488,8 @@ impl World {
             planned: false,
             step: 0,
             scale: 1.0,
+            busy_since: 0,
+            step_since: 0,
             links: [UNLINKED; 2],
         };
         let id = match self.free_instances.pop() {
@@ -489,13 +529,66 @@ impl World {
     }
 
     /// Handles a `SetupDone` event; returns the instance if the event was current.
+    /// Reports a span to the timeline, if there is one.
+    pub(super) fn emit(&mut self, kind: SpanKind, inst: InstId, gpu: GpuId, func: FuncId, start: Nanos, end: Nanos) {
+        let Some(t) = self.timeline.as_mut() else { return };
+        let function = if func == FuncId::NONE {
+            "worker"
+        } else {
+            self.functions[func.ix()].name.as_str()
+        };
+        let span = Span {
+            kind,
+            gpu: gpu.0,
+            slot: inst.0,
+            function,
+            start,
+            end,
+        };
+        if let Err(e) = t.span(&span) {
+            if self.fault.is_none() {
+                self.fault = Some(format!("writing the timeline failed: {e}"));
+            }
+        }
+    }
+
+    /// Records one sample per GPU for the interval since the last one.
+    pub(crate) fn sample(&mut self) {
+        // Read-only: touching the GPUs would advance their phases in smaller float steps, and
+        // sampling must not change what it observes.
+        let now = self.now;
+        let (since, last) = &mut self.last_sample;
+        last.resize(self.gpus.len(), (0, 0.0));
+        let dt = now.saturating_sub(*since);
+        if dt == 0 {
+            return;
+        }
+        for (g, (gpu, prev)) in self.gpus.iter().zip(last.iter_mut()).enumerate() {
+            let pending = now - gpu.last_update;
+            let running = !gpu.phases.is_empty() && gpu.sm_used_now > 0.0;
+            let busy = gpu.busy_total_ns + if running { pending } else { 0 };
+            let sm = gpu.sm_total_ns + if running { pending as f64 * gpu.sm_used_now } else { 0.0 };
+            self.samples.push(GpuSample {
+                time: now,
+                gpu: g as u32,
+                utilisation: (busy - prev.0) as f64 / dt as f64,
+                sm_occupancy: (sm - prev.1) / dt as f64,
+                memory: gpu.mem_used,
+                instances: gpu.instances,
+            });
+            *prev = (busy, sm);
+        }
+        *since = now;
+    }
+
     pub(crate) fn setup_done(&mut self, inst: InstId, epoch: u32) -> Option<InstId> {
         let i = &mut self.instances[inst.ix()];
         if i.state != InstState::Starting || i.epoch != epoch {
             return None;
         }
         i.ready_at = self.now;
-        let func = i.func;
+        let (func, gpu, created) = (i.func, i.gpu, i.created);
+        self.emit(SpanKind::Setup, inst, gpu, func, created, self.now);
         if func != FuncId::NONE {
             self.func_starting[func.ix()] -= 1;
         }
@@ -563,6 +656,7 @@ impl World {
             g.quota_sm_sum = 0.0;
         }
         self.metrics.instance_ended(created, self.now, fraction, true);
+        self.emit(SpanKind::Instance, inst, gpu, func, created, self.now);
     }
 
     pub(crate) fn keep_alive(&mut self, inst: InstId, ttl: Option<Nanos>) {
@@ -592,11 +686,21 @@ impl World {
             self.touch_gpu(GpuId(g as u32));
         }
         let now = self.now;
-        for i in self.instances.iter().filter(|i| i.state != InstState::Free) {
+        let mut alive = Vec::new();
+        for (slot, i) in self
+            .instances
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.state != InstState::Free)
+        {
             self.metrics.instance_ended(i.created, now, i.gpu_fraction, false);
             if i.state == InstState::Idle {
                 self.metrics.idle_ended(i.idle_since, now, i.gpu_fraction);
             }
+            alive.push((InstId(slot as u32), i.gpu, i.func, i.created));
+        }
+        for (inst, gpu, func, created) in alive {
+            self.emit(SpanKind::Instance, inst, gpu, func, created, now);
         }
     }
 }
