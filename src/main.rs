@@ -6,7 +6,7 @@
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use gpushare_sim::record::{NullSink, RecordSink};
+use gpushare_sim::record::NullSink;
 use gpushare_sim::{Scenario, ScenarioSource, SimError, Simulation};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -38,6 +38,57 @@ enum Command {
         /// them; `LABEL: TABLE` names the row `LABEL`. Repeatable; rows follow the order given.
         #[arg(long = "policy", value_name = "NAME|[LABEL: ]TABLE", required = true)]
         policies: Vec<String>,
+    },
+    /// Run a scenario over the product of its `[sweep]` axes (and `--axis`), in parallel, into
+    /// one results directory: runs.csv, summary.csv (mean and 95 % CI over seeds), sweep.json,
+    /// and each run's files under runs/.
+    Sweep(SweepArgs),
+    /// Draw the figures of a sweep's (or a run's) output directory, as SVG and PNG, into
+    /// DIR/figures (see figures.md there).
+    Plot {
+        /// A `gpushare sweep` or `gpushare run` output directory.
+        dir: PathBuf,
+        /// The axis along x (default: simulation.load_scale, else the first numeric axis).
+        #[arg(long)]
+        x: Option<String>,
+        /// The axis whose values are the lines (default: policy).
+        #[arg(long)]
+        series: Option<String>,
+        /// Where to write the figures (default: DIR/figures).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Run the CI scenarios and compare their policy metrics with a baseline: exit 0 when
+    /// nothing regressed, 1 when something did, 2 on bad input.
+    Check {
+        /// The baseline CSV (scenario,point,metric,value).
+        #[arg(long, default_value = "reports/baselines/ci.csv")]
+        baseline: PathBuf,
+        /// The directory of scenarios to run, each as its [sweep].
+        #[arg(long, default_value = "scenarios/ci")]
+        scenarios: PathBuf,
+        /// Relative tolerance per metric, METRIC=REL (repeatable, or comma-separated), e.g.
+        /// latency_s.end_to_end.p99=0.2.
+        #[arg(long = "tolerance", value_name = "METRIC=REL")]
+        tolerance: Vec<String>,
+        /// Write the current values as the baseline instead of comparing.
+        #[arg(long)]
+        update: bool,
+        /// Override a field of every scenario (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Threads (default: every core).
+        #[arg(long, short)]
+        jobs: Option<usize>,
+    },
+    /// Join the output directories of a sharded sweep (`sweep --shard I/N`) into one.
+    Merge {
+        /// The shard directories.
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        /// Where to write the merged sweep.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Run the FaST-Profiler in simulation: each function's throughput over time quota × SM
     /// partition on the scenario's first GPU type, written as CSV.
@@ -256,6 +307,34 @@ struct RunArgs {
     quiet: bool,
 }
 
+#[derive(Args)]
+struct SweepArgs {
+    #[command(flatten)]
+    scenario: ScenarioArgs,
+    /// An axis, KEY=V1,V2,… (adds to, or replaces the same key of, the [sweep] table), e.g.
+    /// --axis simulation.load_scale=0.5,1,2 or --axis 'policy=kaas,mps'. Repeatable.
+    #[arg(long = "axis", value_name = "KEY=V1,V2,…")]
+    axes: Vec<String>,
+    /// Seeds per point (default: [sweep] seeds, else 1).
+    #[arg(long)]
+    seeds: Option<u32>,
+    /// Threads (default: every core).
+    #[arg(long, short)]
+    jobs: Option<usize>,
+    /// Run only shard I of N (1-based), e.g. --shard 3/8; join shards with `gpushare merge`.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
+    /// Output directory (default: out/<scenario name>-sweep, with -shard-I-of-N when sharded).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Keep each run's invocations.csv (when its scenario asks for one).
+    #[arg(long)]
+    invocations: bool,
+    /// No progress on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
 /// An error and the exit code it maps to.
 enum Failure {
     /// Bad input: exit 2.
@@ -267,6 +346,15 @@ enum Failure {
 impl From<gpushare_sim::scenario::ScenarioError> for Failure {
     fn from(e: gpushare_sim::scenario::ScenarioError) -> Self {
         Failure::Input(e.to_string())
+    }
+}
+
+impl From<gpushare_reports::run_files::RunFailure> for Failure {
+    fn from(e: gpushare_reports::run_files::RunFailure) -> Self {
+        match e {
+            gpushare_reports::run_files::RunFailure::Sim(e) => e.into(),
+            other => Failure::Run(other.into()),
+        }
     }
 }
 
@@ -298,6 +386,17 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate(args),
         Command::Compare { scenario, policies } => compare(scenario, policies),
         Command::Profile { scenario, out, seconds } => profile(scenario, out, seconds),
+        Command::Sweep(args) => sweep(args),
+        Command::Merge { shards, out } => merge(shards, out),
+        Command::Check {
+            baseline,
+            scenarios,
+            tolerance,
+            update,
+            set,
+            jobs,
+        } => check(baseline, scenarios, tolerance, update, set, jobs),
+        Command::Plot { dir, x, series, out } => plot(dir, x, series, out),
         Command::Policies => {
             list_policies();
             Ok(())
@@ -347,25 +446,9 @@ fn load(args: &ScenarioArgs) -> Result<(Scenario, Box<dyn gpushare_sim::policy::
 fn run(args: RunArgs) -> Result<(), Failure> {
     let (scenario, policy) = load(&args.scenario)?;
     let dir = args.out.clone().unwrap_or_else(|| scenario.output_dir());
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let invocations_path = dir.join("invocations.csv");
-    let sink: Box<dyn RecordSink> = if scenario.output.invocations && !args.no_invocations {
-        Box::new(gpushare_reports::InvocationCsv::create(&invocations_path)?)
-    } else {
-        // A stale file from an earlier run would look like this run's output.
-        if invocations_path.exists() {
-            std::fs::remove_file(&invocations_path)?;
-        }
-        Box::new(NullSink)
-    };
     let started = Instant::now();
-    let output = Simulation::new(&scenario, policy, sink)?.run()?;
+    let output = gpushare_reports::run_files::simulate_into(&dir, &scenario, policy, !args.no_invocations)?;
     let wall = started.elapsed().as_secs_f64();
-    let mut sink = output.sink;
-    sink.finish()
-        .with_context(|| format!("writing {}", invocations_path.display()))?;
-    gpushare_reports::write_summary(&dir, &output.summary)
-        .with_context(|| format!("writing the summary into {}", dir.display()))?;
     if args.quiet {
         println!("{}", dir.display());
         return Ok(());
@@ -660,4 +743,146 @@ fn peak_rss_mib() -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
+}
+
+fn sweep_error(e: gpushare_reports::sweep::SweepError) -> Failure {
+    match e {
+        gpushare_reports::sweep::SweepError::Input(m) => Failure::Input(m),
+        gpushare_reports::sweep::SweepError::Run(m) => Failure::Run(anyhow::anyhow!(m)),
+    }
+}
+
+fn sweep(args: SweepArgs) -> Result<(), Failure> {
+    use gpushare_reports::sweep::{self, spec::SweepSpec};
+    let src = source(&args.scenario)?;
+    let mut spec = SweepSpec::from_source(&src)?;
+    for a in &args.axes {
+        spec.add_arg(a).map_err(Failure::Input)?;
+    }
+    if let Some(n) = args.seeds {
+        if n == 0 {
+            return Err(Failure::Input("--seeds: must be at least 1".into()));
+        }
+        spec.seeds = n;
+    }
+    let shard = match &args.shard {
+        None => None,
+        Some(text) => {
+            let parsed = text
+                .split_once('/')
+                .and_then(|(i, n)| Some((i.trim().parse::<usize>().ok()?, n.trim().parse::<usize>().ok()?)));
+            match parsed {
+                Some((i, n)) if n >= 1 && (1..=n).contains(&i) => Some((i, n)),
+                _ => {
+                    return Err(Failure::Input(format!(
+                        "--shard {text}: expected I/N with 1 ≤ I ≤ N, e.g. 2/8"
+                    )));
+                }
+            }
+        }
+    };
+    let plan = sweep::plan(&src, &spec, &gpushare_policies::build).map_err(sweep_error)?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        let base = format!("{}-sweep", plan.info.scenario);
+        let name = match shard {
+            Some((i, n)) => format!("{base}-shard-{i}-of-{n}"),
+            None => base,
+        };
+        PathBuf::from("out").join(name)
+    });
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let (points, seeds) = (plan.info.points, spec.seeds);
+    let started = Instant::now();
+    let opts = sweep::Options {
+        jobs,
+        shard,
+        invocations: args.invocations,
+        progress: !args.quiet,
+    };
+    let rows = sweep::execute(plan, &out, &opts, &gpushare_policies::build).map_err(sweep_error)?;
+    println!(
+        "{} runs ({points} points × {seeds} seeds{}) in {:.2} s on {jobs} threads: {}",
+        rows.len(),
+        shard.map(|(i, n)| format!(", shard {i}/{n}")).unwrap_or_default(),
+        started.elapsed().as_secs_f64(),
+        out.display()
+    );
+    Ok(())
+}
+
+fn merge(shards: Vec<PathBuf>, out: PathBuf) -> Result<(), Failure> {
+    let info = gpushare_reports::sweep::merge(&shards, &out).map_err(sweep_error)?;
+    println!(
+        "merged {} shards: {} runs ({} points): {}",
+        shards.len(),
+        info.runs,
+        info.points,
+        out.display()
+    );
+    Ok(())
+}
+
+fn plot(dir: PathBuf, x: Option<String>, series: Option<String>, out: Option<PathBuf>) -> Result<(), Failure> {
+    let opts = gpushare_reports::plot::PlotOptions { x, series, out };
+    let plotted = gpushare_reports::plot::plot(&dir, &opts).map_err(Failure::Input)?;
+    for note in &plotted.notes {
+        eprintln!("note: {note}");
+    }
+    let shown = opts.out.unwrap_or_else(|| dir.join("figures"));
+    println!(
+        "{} figure files in {} (see figures.md)",
+        plotted.files.len(),
+        shown.display()
+    );
+    Ok(())
+}
+
+/// `check` exits 1 on a regression; a `Failure::Run` carries that case.
+fn check(
+    baseline: PathBuf,
+    scenarios: PathBuf,
+    tolerance: Vec<String>,
+    update: bool,
+    set: Vec<String>,
+    jobs: Option<usize>,
+) -> Result<(), Failure> {
+    use gpushare_reports::check;
+    let tolerances = check::tolerances(&tolerance).map_err(Failure::Input)?;
+    let files = check::scenario_files(&scenarios).map_err(Failure::Input)?;
+    let base = if update {
+        None
+    } else {
+        Some(check::read_baseline(&baseline).map_err(Failure::Input)?)
+    };
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let started = Instant::now();
+    let now = check::measure(&files, &set, jobs, &tolerances, &gpushare_policies::build).map_err(sweep_error)?;
+    let wall = started.elapsed().as_secs_f64();
+    match base {
+        None => {
+            check::write_baseline(&baseline, &now).map_err(|e| Failure::Run(anyhow::anyhow!(e)))?;
+            println!(
+                "wrote {} with {} values from {} scenarios ({wall:.1} s)",
+                baseline.display(),
+                now.len(),
+                files.len()
+            );
+            Ok(())
+        }
+        Some(base) => {
+            let report = check::compare(&base, &now, &tolerances);
+            print!("{}", report.markdown());
+            println!("({} scenarios in {wall:.1} s)", files.len());
+            if report.failed() {
+                Err(Failure::Run(anyhow::anyhow!(
+                    "policy metrics regressed against {}; if the change is intended, run `gpushare check --update`",
+                    baseline.display()
+                )))
+            } else {
+                Ok(())
+            }
+        }
+    }
 }

@@ -166,6 +166,8 @@ struct Tracked {
 
 /// The MPS policy.
 pub struct Mps {
+    /// `mps`, or `fractional` for KaaS's baseline.
+    name: &'static str,
     pool: Pool<MpsPacking>,
     /// Functions whose clients' caps come from usage estimation.
     estimated: Vec<bool>,
@@ -378,6 +380,7 @@ impl Mps {
             max_clients: p.max_clients,
         };
         Ok(Box::new(Mps {
+            name: if spec.name == "fractional" { "fractional" } else { "mps" },
             pool: Pool::new(&pool, placement, scenario.functions.len())?,
             estimated,
             headroom: p.estimate_headroom,
@@ -395,7 +398,7 @@ impl Mps {
 
 impl Policy for Mps {
     fn name(&self) -> &str {
-        "mps"
+        self.name
     }
     fn sharing(&self) -> Box<dyn Sharing> {
         Box::new(CappedShares)

@@ -82,6 +82,25 @@ pub fn summary_csv(summary: &Summary) -> String {
     out
 }
 
+/// The run-wide numeric figures of a summary, by their `summary.csv` names (scope `all`), in
+/// the summary's order: the metrics of a sweep.
+pub fn summary_metrics(summary: &Summary) -> Vec<(String, f64)> {
+    let v = serde_json::to_value(summary).expect("summaries serialise");
+    let Value::Object(top) = v else {
+        unreachable!("a summary is an object")
+    };
+    let mut fields = Vec::new();
+    for (k, v) in &top {
+        if !matches!(k.as_str(), "gpus" | "functions" | "policy_report") {
+            flatten(k, v, &mut fields);
+        }
+    }
+    fields
+        .into_iter()
+        .filter_map(|(name, value)| value.parse::<f64>().ok().map(|x| (name, x)))
+        .collect()
+}
+
 /// Writes `summary.json` and `summary.csv` into `dir`.
 pub fn write_summary(dir: &Path, summary: &Summary) -> io::Result<()> {
     let mut json = serde_json::to_string_pretty(summary).map_err(io::Error::other)?;

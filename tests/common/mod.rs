@@ -71,3 +71,42 @@ pub fn simulate_scenario(scenario: &gpushare_sim::Scenario) -> Summary {
         .unwrap()
         .summary
 }
+
+/// Two policies × two loads × two seeds on one A100: eight short runs.
+pub const SWEEP: &str = r#"
+name = "tiny"
+[simulation]
+seed = 5
+horizon_s = 20.0
+warmup_s = 2.0
+slo_s = 0.05
+[cluster]
+nodes = 1
+gpus_per_node = 2
+gpu = "a100-80gb"
+[[functions]]
+name = "c"
+profile = "kaas-resnet50"
+count = 3
+rate_per_s = 60.0
+zipf_s = 1.0
+[workload]
+kind = "poisson"
+[policy]
+name = "mps"
+max_queue = 16
+[output]
+timeseries_s = 1.0
+[sweep]
+seeds = 2
+policy = ["mps", { label = "ts", name = "time-sharing", max_queue = 16 }]
+simulation.load_scale = [0.5, 1.0]
+"#;
+
+/// Writes `text` as a scenario in a fresh directory; returns its path.
+pub fn scenario(name: &str, text: &str) -> PathBuf {
+    let dir = temp_dir(name);
+    let p = dir.join("s.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}

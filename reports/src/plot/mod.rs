@@ -1,0 +1,491 @@
+//! `gpushare plot`: the figures of a sweep (or of one run) for a paper, as SVG and PNG.
+//!
+//! From a sweep's directory: against the x axis (`--x`; default `simulation.load_scale`, else
+//! the first numeric axis), one line per value of the series axis (`--series`; default
+//! `policy`), means over seeds with 95 % intervals —
+//! - `latency_vs_load`: p50 and p99 end-to-end latency (two panels);
+//! - `throughput_vs_load`: completions per second;
+//! - `slo_violations_vs_load`: share of completions over `[simulation] slo_s` (when set);
+//! - `cold_starts_vs_load`: cold-start ratio;
+//!
+//! and at the last x value (the heaviest load), from each series' first seed —
+//! - `latency_cdf`: the end-to-end latency CDF;
+//! - `gpu_utilisation_over_time`: GPU utilisation and SM occupancy, mean over GPUs (two panels);
+//! - `gpu_memory_over_time`: device memory in use over all GPUs
+//!
+//! (the last two when the scenario sets `[output] timeseries_s`). Any further axis gives one
+//! set of figures per value, its name suffixed `-key=value`. From a single run's directory
+//! (`gpushare run`): the CDF and the over-time figures. `figures.md` lists what each figure
+//! shows and which runs it draws.
+
+pub mod chart;
+pub mod style;
+
+use crate::series::{read_cdf, read_timeseries};
+use crate::sweep::run_dir;
+use crate::sweep::stats::aggregate;
+use crate::sweep::table::{RunRow, SweepInfo, read_info, read_runs};
+use chart::{Figure, Markers, Panel, Point, Series, render};
+use gpushare_sim::device::MIB;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+use style::Width;
+
+/// Choices for `gpushare plot`.
+#[derive(Clone, Debug, Default)]
+pub struct PlotOptions {
+    /// The axis along x.
+    pub x: Option<String>,
+    /// The axis whose values are the lines.
+    pub series: Option<String>,
+    /// Where to write (default `<dir>/figures`).
+    pub out: Option<PathBuf>,
+}
+
+/// What was written.
+pub struct Plotted {
+    pub files: Vec<PathBuf>,
+    /// Notes on figures left out and why.
+    pub notes: Vec<String>,
+}
+
+/// Plots `dir`, a sweep's or a run's output directory.
+pub fn plot(dir: &Path, opts: &PlotOptions) -> Result<Plotted, String> {
+    let out = opts.out.clone().unwrap_or_else(|| dir.join("figures"));
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    if dir.join("sweep.json").exists() {
+        plot_sweep(dir, &out, opts)
+    } else if dir.join("summary.json").exists() {
+        plot_run(dir, &out)
+    } else {
+        Err(format!(
+            "{}: neither a sweep's output (sweep.json) nor a run's (summary.json)",
+            dir.display()
+        ))
+    }
+}
+
+fn axis_title(key: &str) -> String {
+    match key {
+        "simulation.load_scale" => "offered load (× the scenario's)".into(),
+        "cluster.gpus_per_node" => "GPUs per node".into(),
+        "cluster.nodes" => "nodes".into(),
+        k if k.ends_with("count") => format!("{k} (functions)"),
+        k => k.to_string(),
+    }
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._=-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// A metric of the x-axis figures: summary name, file name, axis title, scale to the axis
+/// unit, log axis wanted.
+struct Metric {
+    name: &'static str,
+    title: &'static str,
+    factor: f64,
+    log: bool,
+    /// A figure about completions: a run without measured completions has no value (its
+    /// ratios would read 0 of 0).
+    of_completions: bool,
+}
+
+const P50: Metric = Metric {
+    name: "latency_s.end_to_end.p50",
+    title: "p50 end-to-end latency (s)",
+    factor: 1.0,
+    log: true,
+    of_completions: true,
+};
+const P99: Metric = Metric {
+    name: "latency_s.end_to_end.p99",
+    title: "p99 end-to-end latency (s)",
+    factor: 1.0,
+    log: true,
+    of_completions: true,
+};
+const THROUGHPUT: Metric = Metric {
+    name: "throughput_per_s",
+    title: "throughput (completions/s)",
+    factor: 1.0,
+    log: false,
+    of_completions: false,
+};
+const COLD: Metric = Metric {
+    name: "cold_start_ratio",
+    title: "cold starts (% of completions)",
+    factor: 100.0,
+    log: false,
+    of_completions: true,
+};
+const SLO: Metric = Metric {
+    name: "slo_violation_ratio",
+    title: "SLO violations (% of completions)",
+    factor: 100.0,
+    log: false,
+    of_completions: true,
+};
+
+fn metric(r: &RunRow, name: &str) -> Option<f64> {
+    r.metrics.iter().find(|(m, _)| m == name).map(|(_, v)| *v)
+}
+
+/// Runs of one facet, grouped: series label → x label → rows.
+type Grouped<'a> = BTreeMap<usize, BTreeMap<usize, Vec<&'a RunRow>>>;
+
+fn plot_sweep(dir: &Path, out: &Path, opts: &PlotOptions) -> Result<Plotted, String> {
+    let info = read_info(dir)?;
+    let rows = read_runs(dir, &info)?;
+    let axis = |key: &str| info.axes.iter().position(|a| a.key == key);
+    let numeric = |i: usize| info.axes[i].labels.iter().all(|l| l.parse::<f64>().is_ok());
+    let x = match &opts.x {
+        Some(k) => Some(axis(k).ok_or_else(|| format!("--x {k}: the sweep has no such axis ({})", keys(&info)))?),
+        None => axis("simulation.load_scale")
+            .or_else(|| (0..info.axes.len()).find(|&i| info.axes[i].key != "policy" && numeric(i))),
+    };
+    let series = match &opts.series {
+        Some(k) => Some(axis(k).ok_or_else(|| format!("--series {k}: the sweep has no such axis ({})", keys(&info)))?),
+        None => axis("policy")
+            .filter(|&i| Some(i) != x)
+            .or_else(|| (0..info.axes.len()).find(|&i| Some(i) != x)),
+    };
+    if x.is_some() && x == series {
+        return Err("--x and --series name the same axis".into());
+    }
+    let facets: Vec<usize> = (0..info.axes.len())
+        .filter(|&i| Some(i) != x && Some(i) != series)
+        .collect();
+    let mut plotted = Plotted {
+        files: Vec::new(),
+        notes: Vec::new(),
+    };
+    let mut index = String::from("# Figures\n\n");
+    let _ = writeln!(
+        index,
+        "Sweep of `{}` ({}), {} points × {} seeds. Lines: {}; x: {}.\n",
+        info.scenario,
+        info.file,
+        info.points,
+        info.seeds.len(),
+        series.map_or("the scenario".to_string(), |i| format!("`{}`", info.axes[i].key)),
+        x.map_or("none".to_string(), |i| format!("`{}`", info.axes[i].key)),
+    );
+    if x.is_none() {
+        plotted
+            .notes
+            .push("no numeric axis to plot against (add one, e.g. simulation.load_scale): no *_vs_load figures".into());
+    }
+    // Every combination of the facet axes' values.
+    let combos: usize = facets.iter().map(|&i| info.axes[i].labels.len()).product();
+    for c in 0..combos {
+        let mut rest = c;
+        let mut fixed: Vec<(usize, usize)> = Vec::new();
+        for &i in facets.iter().rev() {
+            let n = info.axes[i].labels.len();
+            fixed.push((i, rest % n));
+            rest /= n;
+        }
+        fixed.reverse();
+        let suffix: String = fixed
+            .iter()
+            .map(|&(i, k)| format!("-{}={}", info.axes[i].key, info.axes[i].labels[k]))
+            .collect();
+        let facet_rows: Vec<&RunRow> = rows
+            .iter()
+            .filter(|r| fixed.iter().all(|&(i, k)| r.labels[i] == info.axes[i].labels[k]))
+            .collect();
+        let pos = |i: Option<usize>, r: &RunRow| {
+            i.map_or(0, |i| {
+                info.axes[i].labels.iter().position(|l| *l == r.labels[i]).unwrap_or(0)
+            })
+        };
+        let mut grouped: Grouped = BTreeMap::new();
+        for r in &facet_rows {
+            grouped
+                .entry(pos(series, r))
+                .or_default()
+                .entry(pos(x, r))
+                .or_default()
+                .push(r);
+        }
+        let series_label = |s: usize| series.map_or(info.scenario.clone(), |i| info.axes[i].labels[s].clone());
+        if !suffix.is_empty() {
+            let _ = writeln!(index, "## {}\n", suffix.trim_start_matches('-'));
+        }
+        if let Some(xi) = x {
+            let xs: Vec<f64> = info.axes[xi]
+                .labels
+                .iter()
+                .enumerate()
+                .map(|(k, l)| l.parse::<f64>().unwrap_or(k as f64))
+                .collect();
+            let categories = (!numeric(xi)).then(|| info.axes[xi].labels.clone());
+            let panel = |m: &Metric| Panel {
+                x_label: axis_title(&info.axes[xi].key),
+                y_label: m.title.into(),
+                x_log: false,
+                y_log: m.log,
+                y_from_zero: !m.log,
+                x_categories: categories.clone(),
+                series: grouped
+                    .iter()
+                    .map(|(&s, by_x)| Series {
+                        label: series_label(s),
+                        style: s,
+                        markers: Markers::All,
+                        points: by_x
+                            .iter()
+                            .filter_map(|(&k, runs)| {
+                                let v: Vec<f64> = runs
+                                    .iter()
+                                    .filter(|r| {
+                                        !m.of_completions
+                                            || metric(r, "counts.measured_completed").is_some_and(|n| n > 0.0)
+                                    })
+                                    .filter_map(|r| metric(r, m.name))
+                                    .map(|v| v * m.factor)
+                                    .collect();
+                                (!v.is_empty()).then(|| {
+                                    let a = aggregate(&v);
+                                    Point {
+                                        x: xs[k],
+                                        y: a.mean,
+                                        err: (a.n > 1).then_some((a.ci95_low, a.ci95_high)),
+                                    }
+                                })
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            };
+            let mut figures = vec![
+                (
+                    Figure {
+                        name: format!("latency_vs_load{}", sanitize(&suffix)),
+                        width: Width::Double,
+                        panels: vec![panel(&P50), panel(&P99)],
+                    },
+                    "p50 and p99 end-to-end latency against the x axis; mean over seeds, bars 95 % CI",
+                ),
+                (
+                    Figure {
+                        name: format!("throughput_vs_load{}", sanitize(&suffix)),
+                        width: Width::Single,
+                        panels: vec![panel(&THROUGHPUT)],
+                    },
+                    "completions per second over the measured window; mean over seeds, bars 95 % CI",
+                ),
+            ];
+            if facet_rows.iter().any(|r| metric(r, SLO.name).is_some()) {
+                figures.push((
+                    Figure {
+                        name: format!("slo_violations_vs_load{}", sanitize(&suffix)),
+                        width: Width::Single,
+                        panels: vec![panel(&SLO)],
+                    },
+                    "completions slower than the scenario's slo_s; mean over seeds, bars 95 % CI",
+                ));
+            } else if c == 0 {
+                plotted
+                    .notes
+                    .push("no [simulation] slo_s in the scenario: no slo_violations_vs_load figure".into());
+            }
+            figures.push((
+                Figure {
+                    name: format!("cold_starts_vs_load{}", sanitize(&suffix)),
+                    width: Width::Single,
+                    panels: vec![panel(&COLD)],
+                },
+                "share of measured completions that waited for a cold start; mean over seeds, bars 95 % CI",
+            ));
+            for (fig, what) in figures {
+                plotted.files.extend(render(&fig, out)?);
+                let _ = writeln!(index, "- `{}` — {what}", fig.name);
+            }
+        }
+        // The representative runs: the last x value, first seed, of each series.
+        let last_x = x.map_or(0, |i| info.axes[i].labels.len() - 1);
+        let reps: Vec<(usize, &RunRow)> = grouped
+            .iter()
+            .filter_map(|(&s, by_x)| {
+                by_x.get(&last_x)
+                    .and_then(|runs| runs.iter().min_by_key(|r| r.replicate))
+                    .map(|r| (s, *r))
+            })
+            .collect();
+        let at = x.map_or(String::new(), |i| {
+            format!(" at {} = {}", info.axes[i].key, info.axes[i].labels[last_x])
+        });
+        let run_dirs: Vec<(String, usize, PathBuf)> = reps
+            .iter()
+            .map(|(s, r)| (series_label(*s), *s, run_dir(dir, r.run, info.runs)))
+            .collect();
+        let used = reps
+            .iter()
+            .map(|(_, r)| r.run.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let made = time_figures(&run_dirs, out, &sanitize(&suffix), &mut plotted)?;
+        for (name, what) in made {
+            let _ = writeln!(index, "- `{name}` — {what}{at} (runs {used}, first seed)");
+        }
+        index.push('\n');
+    }
+    crate::atomic::write_atomic(&out.join("figures.md"), index.as_bytes())
+        .map_err(|e| format!("{}: {e}", out.join("figures.md").display()))?;
+    Ok(plotted)
+}
+
+fn keys(info: &SweepInfo) -> String {
+    let k: Vec<&str> = info.axes.iter().map(|a| a.key.as_str()).collect();
+    format!("axes: {}", k.join(", "))
+}
+
+/// Per sample time: Σ utilisation, Σ SM occupancy, Σ memory bytes, GPUs.
+type Totals = (f64, f64, f64, usize);
+
+/// The CDF and over-time figures of `runs` (label, style, directory); returns (name, what).
+fn time_figures(
+    runs: &[(String, usize, PathBuf)],
+    out: &Path,
+    suffix: &str,
+    plotted: &mut Plotted,
+) -> Result<Vec<(String, &'static str)>, String> {
+    let mut made = Vec::new();
+    let mut cdf = Vec::new();
+    for (label, st, d) in runs {
+        let points: Vec<Point> = read_cdf(&d.join("latency_cdf.csv"))?
+            .into_iter()
+            .filter(|&(_, v)| v > 0.0)
+            .map(|(q, v)| Point { x: v, y: q, err: None })
+            .collect();
+        if !points.is_empty() {
+            cdf.push(Series {
+                label: label.clone(),
+                style: *st,
+                points,
+                markers: Markers::Spread(8),
+            });
+        }
+    }
+    if !cdf.is_empty() {
+        let fig = Figure {
+            name: format!("latency_cdf{suffix}"),
+            width: Width::Single,
+            panels: vec![Panel {
+                x_label: "end-to-end latency (s)".into(),
+                y_label: "fraction of completions".into(),
+                x_log: true,
+                y_log: false,
+                y_from_zero: true,
+                x_categories: None,
+                series: cdf,
+            }],
+        };
+        plotted.files.extend(render(&fig, out)?);
+        made.push((fig.name, "end-to-end latency CDF of measured completions"));
+    }
+    let mut util = Vec::new();
+    let mut occupancy = Vec::new();
+    let mut memory = Vec::new();
+    for (label, st, d) in runs {
+        let path = d.join("timeseries.csv");
+        if !path.exists() {
+            continue;
+        }
+        // Per sample time: mean utilisation and occupancy over GPUs, total memory.
+        let mut by_t: BTreeMap<u64, Totals> = BTreeMap::new();
+        for s in read_timeseries(&path)? {
+            let e = by_t.entry(s.time).or_insert((0.0, 0.0, 0.0, 0));
+            e.0 += s.utilisation;
+            e.1 += s.sm_occupancy;
+            e.2 += s.memory as f64;
+            e.3 += 1;
+        }
+        let line = |f: &dyn Fn(&Totals) -> f64| Series {
+            label: label.clone(),
+            style: *st,
+            markers: Markers::Spread(8),
+            points: by_t
+                .iter()
+                .map(|(&t, v)| Point {
+                    x: t as f64 / 1e9,
+                    y: f(v),
+                    err: None,
+                })
+                .collect(),
+        };
+        util.push(line(&|v| 100.0 * v.0 / v.3 as f64));
+        occupancy.push(line(&|v| 100.0 * v.1 / v.3 as f64));
+        memory.push(line(&|v| v.2 / (1024.0 * MIB as f64)));
+    }
+    if util.is_empty() {
+        if !plotted.notes.iter().any(|n| n.contains("timeseries_s")) {
+            plotted
+                .notes
+                .push("no timeseries.csv (set [output] timeseries_s): no over-time figures".into());
+        }
+        return Ok(made);
+    }
+    let time_panel = |y: &str, series: Vec<Series>| Panel {
+        x_label: "time (s)".into(),
+        y_label: y.into(),
+        x_log: false,
+        y_log: false,
+        y_from_zero: true,
+        x_categories: None,
+        series,
+    };
+    let fig = Figure {
+        name: format!("gpu_utilisation_over_time{suffix}"),
+        width: Width::Double,
+        panels: vec![
+            time_panel("GPU utilisation (%)", util),
+            time_panel("SM occupancy (%)", occupancy),
+        ],
+    };
+    plotted.files.extend(render(&fig, out)?);
+    made.push((fig.name, "GPU utilisation and SM occupancy over time, mean over GPUs"));
+    let fig = Figure {
+        name: format!("gpu_memory_over_time{suffix}"),
+        width: Width::Single,
+        panels: vec![time_panel("GPU memory in use (GiB, all GPUs)", memory)],
+    };
+    plotted.files.extend(render(&fig, out)?);
+    made.push((fig.name, "device memory in use over time, summed over GPUs"));
+    Ok(made)
+}
+
+/// Figures of one run's directory.
+fn plot_run(dir: &Path, out: &Path) -> Result<Plotted, String> {
+    let text = std::fs::read_to_string(dir.join("summary.json")).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let summary: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}/summary.json: {e}", dir.display()))?;
+    let label = summary["policy"].as_str().unwrap_or("run").to_string();
+    let mut plotted = Plotted {
+        files: Vec::new(),
+        notes: Vec::new(),
+    };
+    let made = time_figures(&[(label, 0, dir.to_path_buf())], out, "", &mut plotted)?;
+    let mut index = format!(
+        "# Figures\n\nRun `{}` under `{}`.\n\n",
+        summary["scenario"].as_str().unwrap_or("?"),
+        summary["policy"].as_str().unwrap_or("?")
+    );
+    for (name, what) in made {
+        let _ = writeln!(index, "- `{name}` — {what}");
+    }
+    crate::atomic::write_atomic(&out.join("figures.md"), index.as_bytes())
+        .map_err(|e| format!("{}: {e}", out.join("figures.md").display()))?;
+    Ok(plotted)
+}

@@ -1,0 +1,85 @@
+//! One run into one directory: simulates a scenario and writes everything it asks for —
+//! `summary.json`, `summary.csv`, `latency_cdf.csv`, and as `[output]` says `invocations.csv`,
+//! `timeseries.csv` and `timeline.json`. `gpushare run` and every point of a sweep go through
+//! here, so their files are the same. A file this run does not write is removed if an earlier
+//! run left it, so a directory never mixes two runs.
+
+use crate::invocations::InvocationCsv;
+use crate::series::{write_cdf, write_timeseries};
+use crate::summary_files::write_summary;
+use crate::timeline::ChromeTrace;
+use gpushare_sim::policy::Policy;
+use gpushare_sim::record::{NullSink, RecordSink};
+use gpushare_sim::time::secs_to_ns;
+use gpushare_sim::{Scenario, SimError, Simulation};
+use std::io;
+use std::path::Path;
+
+/// Why a run did not produce its files.
+#[derive(Debug, thiserror::Error)]
+pub enum RunFailure {
+    #[error(transparent)]
+    Sim(#[from] SimError),
+    #[error("{what}: {source}")]
+    Io { what: String, source: io::Error },
+}
+
+fn io_at(what: impl Into<String>) -> impl FnOnce(io::Error) -> RunFailure {
+    let what = what.into();
+    move |source| RunFailure::Io { what, source }
+}
+
+/// Removes `path` if it exists.
+fn remove_stale(path: &Path) -> Result<(), RunFailure> {
+    if path.exists() {
+        std::fs::remove_file(path).map_err(io_at(format!("removing {}", path.display())))?;
+    }
+    Ok(())
+}
+
+/// Simulates `scenario` under `policy` and writes its files into `dir` (created if needed);
+/// `invocations` may switch `invocations.csv` off whatever the scenario says.
+pub fn simulate_into(
+    dir: &Path,
+    scenario: &Scenario,
+    policy: Box<dyn Policy>,
+    invocations: bool,
+) -> Result<gpushare_sim::RunOutput, RunFailure> {
+    std::fs::create_dir_all(dir).map_err(io_at(format!("creating {}", dir.display())))?;
+    let inv_path = dir.join("invocations.csv");
+    let sink: Box<dyn RecordSink> = if scenario.output.invocations && invocations {
+        Box::new(InvocationCsv::create(&inv_path).map_err(io_at(format!("creating {}", inv_path.display())))?)
+    } else {
+        remove_stale(&inv_path)?;
+        Box::new(NullSink)
+    };
+    let mut sim = Simulation::new(scenario, policy, sink)?;
+    let timeline_path = dir.join("timeline.json");
+    if scenario.output.timeline {
+        let window = scenario
+            .output
+            .timeline_window_s
+            .map(|[a, b]| (secs_to_ns(a), secs_to_ns(b)));
+        let trace = ChromeTrace::create(&timeline_path, window)
+            .map_err(io_at(format!("creating {}", timeline_path.display())))?;
+        sim = sim
+            .with_timeline(Box::new(trace))
+            .map_err(io_at(format!("writing {}", timeline_path.display())))?;
+    } else {
+        remove_stale(&timeline_path)?;
+    }
+    let mut output = sim.run()?;
+    output
+        .sink
+        .finish()
+        .map_err(io_at(format!("writing {}", inv_path.display())))?;
+    write_summary(dir, &output.summary).map_err(io_at(format!("writing the summary into {}", dir.display())))?;
+    write_cdf(dir, &output.latency_cdf).map_err(io_at(format!("writing {}/latency_cdf.csv", dir.display())))?;
+    let ts_path = dir.join("timeseries.csv");
+    if scenario.output.timeseries_s.is_some() {
+        write_timeseries(dir, &output.timeseries).map_err(io_at(format!("writing {}", ts_path.display())))?;
+    } else {
+        remove_stale(&ts_path)?;
+    }
+    Ok(output)
+}

@@ -1,0 +1,350 @@
+//! `gpushare sweep`: a scenario over the Cartesian product of its axes ([`spec`]), each point
+//! run with one or more seeds, in parallel, into one directory of results ([`table`]).
+//!
+//! Every run is a whole `gpushare run` of its point (its own directory under `runs/`, with
+//! `summary.json`, `latency_cdf.csv` and whatever `[output]` asks for, plus `point.json`), and
+//! depends only on its scenario and seed: results do not depend on the thread count or on which
+//! shard ran them. Every point is validated — scenario and policy — before the first run starts,
+//! so bad input costs nothing. `--shard I/N` runs the runs whose index is I − 1 modulo N;
+//! [`merge`] joins shard directories into exactly what one unsharded sweep writes.
+
+pub mod spec;
+pub mod stats;
+pub mod table;
+
+use crate::run_files::{RunFailure, simulate_into};
+use crate::summary_files::summary_metrics;
+use gpushare_sim::policy::Policy;
+use gpushare_sim::scenario::ConfigError;
+use gpushare_sim::{Scenario, ScenarioSource};
+use rayon::prelude::*;
+use spec::{SweepSpec, replicate_seed};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+use table::{AxisInfo, RunRow, SweepInfo};
+
+/// Builds a run's policy (the registry of `gpushare-policies`; passed in so that this crate
+/// depends on the simulator only).
+pub type PolicyBuilder = dyn Fn(&Scenario) -> Result<Box<dyn Policy>, ConfigError> + Sync;
+
+/// Why a sweep stopped.
+#[derive(Debug)]
+pub enum SweepError {
+    /// Bad input (a scenario, an axis, a shard): nothing was run.
+    Input(String),
+    /// A run failed or its files could not be written.
+    Run(String),
+}
+
+impl std::fmt::Display for SweepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SweepError::Input(m) | SweepError::Run(m) => f.write_str(m),
+        }
+    }
+}
+
+/// One run to do.
+pub struct PlannedRun {
+    pub run: usize,
+    pub point: usize,
+    pub replicate: u32,
+    pub seed: u64,
+    pub labels: Vec<String>,
+    source: ScenarioSource,
+}
+
+/// A validated sweep, ready to run.
+pub struct Plan {
+    pub info: SweepInfo,
+    pub runs: Vec<PlannedRun>,
+}
+
+/// How to run.
+pub struct Options {
+    /// Threads (at least 1).
+    pub jobs: usize,
+    /// `(I, N)`: run only shard I of N (1-based).
+    pub shard: Option<(usize, usize)>,
+    /// Keep each run's `invocations.csv` when its scenario asks for it (off by default: a
+    /// sweep's invocations are rarely wanted and can be large).
+    pub invocations: bool,
+    /// Report progress on stderr.
+    pub progress: bool,
+}
+
+/// Expands `spec` over `src` and validates every point: its scenario parses and its policy
+/// builds.
+pub fn plan(src: &ScenarioSource, spec: &SweepSpec, build: &PolicyBuilder) -> Result<Plan, SweepError> {
+    let input = |e: String| SweepError::Input(e);
+    let mut runs = Vec::new();
+    let mut name = String::new();
+    let mut seeds = Vec::new();
+    for p in 0..spec.points() {
+        let mut point_src = src.clone();
+        spec.apply(&mut point_src, p).map_err(|e| input(e.to_string()))?;
+        let scenario = point_src.parse().map_err(|e| input(e.to_string()))?;
+        build(&scenario).map_err(|e| input(point_src.locate(e).to_string()))?;
+        if p == 0 {
+            name = scenario.name.clone();
+            seeds = (0..spec.seeds).map(|r| replicate_seed(scenario.seed, r)).collect();
+        }
+        let labels: Vec<String> = spec
+            .axes
+            .iter()
+            .zip(spec.coordinates(p))
+            .map(|(a, k)| a.values[k].label.clone())
+            .collect();
+        for r in 0..spec.seeds {
+            let seed = replicate_seed(scenario.seed, r);
+            let mut run_src = point_src.clone();
+            if r > 0 {
+                run_src
+                    .set_value(
+                        &format!("[sweep] seed of replicate {r}"),
+                        "simulation.seed",
+                        toml::Value::Integer(seed as i64),
+                    )
+                    .map_err(|e| input(e.to_string()))?;
+            }
+            runs.push(PlannedRun {
+                run: runs.len(),
+                point: p,
+                replicate: r,
+                seed,
+                labels: labels.clone(),
+                source: run_src,
+            });
+        }
+    }
+    let info = SweepInfo {
+        scenario: name,
+        file: src.file.display().to_string(),
+        overrides: src.override_origins().iter().map(|s| s.to_string()).collect(),
+        axes: spec
+            .axes
+            .iter()
+            .map(|a| AxisInfo {
+                key: a.key.clone(),
+                labels: a.values.iter().map(|v| v.label.clone()).collect(),
+            })
+            .collect(),
+        seeds,
+        points: spec.points(),
+        runs: runs.len(),
+        shard: None,
+    };
+    Ok(Plan { info, runs })
+}
+
+/// The directory of run `run` of `total`.
+pub fn run_dir(out: &Path, run: usize, total: usize) -> PathBuf {
+    let width = total.saturating_sub(1).to_string().len().max(4);
+    out.join("runs").join(format!("{run:0width$}"))
+}
+
+fn point_json(r: &PlannedRun, info: &SweepInfo) -> String {
+    let axes: Vec<serde_json::Value> = info
+        .axes
+        .iter()
+        .zip(&r.labels)
+        .map(|(a, l)| serde_json::json!({ "key": a.key, "value": l }))
+        .collect();
+    let v = serde_json::json!({
+        "run": r.run, "point": r.point, "replicate": r.replicate, "seed": r.seed, "axes": axes,
+    });
+    let mut s = serde_json::to_string_pretty(&v).expect("serialises");
+    s.push('\n');
+    s
+}
+
+/// Runs `plan` (or its shard) into `out` and writes the tables; returns the rows.
+pub fn execute(plan: Plan, out: &Path, opts: &Options, build: &PolicyBuilder) -> Result<Vec<RunRow>, SweepError> {
+    run_all(plan, Some(out), opts, build)
+}
+
+/// Runs `plan` without writing anything (for `gpushare check`); returns the rows.
+pub fn run_in_memory(plan: Plan, opts: &Options, build: &PolicyBuilder) -> Result<Vec<RunRow>, SweepError> {
+    run_all(plan, None, opts, build)
+}
+
+fn run_all(
+    mut plan: Plan,
+    out: Option<&Path>,
+    opts: &Options,
+    build: &PolicyBuilder,
+) -> Result<Vec<RunRow>, SweepError> {
+    if let Some((i, n)) = opts.shard {
+        if n == 0 || i == 0 || i > n {
+            return Err(SweepError::Input(format!(
+                "--shard {i}/{n}: expected I/N with 1 ≤ I ≤ N"
+            )));
+        }
+        plan.runs.retain(|r| r.run % n == i - 1);
+        plan.info.shard = Some(format!("{i}/{n}"));
+    }
+    let total = plan.info.runs;
+    let todo = plan.runs.len();
+    if let Some(out) = out {
+        std::fs::create_dir_all(out).map_err(|e| SweepError::Run(format!("creating {}: {e}", out.display())))?;
+    }
+    let done = AtomicUsize::new(0);
+    let bar = (opts.progress && std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::new(todo as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} runs, {elapsed} elapsed, about {eta} left")
+                .expect("valid template"),
+        );
+        b
+    });
+    let plain = Mutex::new(());
+    let info = &plan.info;
+    let one = |r: &PlannedRun| -> Result<RunRow, SweepError> {
+        let started = Instant::now();
+        let fail = |e: String| SweepError::Run(format!("run {} ({}): {e}", r.run, r.labels.join(", ")));
+        let scenario = r.source.parse().map_err(|e| fail(e.to_string()))?;
+        let policy = build(&scenario).map_err(|e| fail(r.source.locate(e).to_string()))?;
+        let summary = match out {
+            Some(out) => {
+                let dir = run_dir(out, r.run, total);
+                let output = simulate_into(&dir, &scenario, policy, opts.invocations).map_err(|e| match e {
+                    RunFailure::Sim(e) => fail(e.to_string()),
+                    other => fail(other.to_string()),
+                })?;
+                crate::atomic::write_atomic(&dir.join("point.json"), point_json(r, info).as_bytes())
+                    .map_err(|e| fail(e.to_string()))?;
+                output.summary
+            }
+            None => {
+                let sink = Box::new(gpushare_sim::record::NullSink);
+                let sim = gpushare_sim::Simulation::new(&scenario, policy, sink).map_err(|e| fail(e.to_string()))?;
+                sim.run().map_err(|e| fail(e.to_string()))?.summary
+            }
+        };
+        let k = done.fetch_add(1, Ordering::Relaxed) + 1;
+        match &bar {
+            Some(b) => b.inc(1),
+            None if opts.progress => {
+                let _guard = plain.lock();
+                eprintln!(
+                    "[{k}/{todo}] run {} ({}{}) in {:.2} s",
+                    r.run,
+                    r.labels.join(", "),
+                    if info.seeds.len() > 1 {
+                        format!(", seed {}", r.seed)
+                    } else {
+                        String::new()
+                    },
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            None => {}
+        }
+        Ok(RunRow {
+            run: r.run,
+            point: r.point,
+            replicate: r.replicate,
+            seed: r.seed,
+            labels: r.labels.clone(),
+            metrics: summary_metrics(&summary),
+        })
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs.max(1))
+        .build()
+        .map_err(|e| SweepError::Run(format!("starting {} threads: {e}", opts.jobs)))?;
+    // Results come back in run order whatever order the threads finish in.
+    let rows: Vec<RunRow> = pool.install(|| plan.runs.par_iter().map(one).collect::<Result<_, _>>())?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    if let Some(out) = out {
+        write_tables(out, &plan.info, &rows)?;
+    }
+    Ok(rows)
+}
+
+fn write_tables(out: &Path, info: &SweepInfo, rows: &[RunRow]) -> Result<(), SweepError> {
+    let io = |e: std::io::Error| SweepError::Run(format!("writing into {}: {e}", out.display()));
+    table::write_runs(out, info, rows).map_err(io)?;
+    table::write_summary_table(out, info, rows).map_err(io)?;
+    table::write_info(out, info).map_err(io)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Joins the shard directories `shards` (of one sweep, together every run) into `out`: the
+/// same files an unsharded sweep writes.
+pub fn merge(shards: &[PathBuf], out: &Path) -> Result<SweepInfo, SweepError> {
+    let input = SweepError::Input;
+    let Some(first) = shards.first() else {
+        return Err(input("give at least one shard directory".into()));
+    };
+    let mut info = table::read_info(first).map_err(input)?;
+    info.shard = None;
+    let mut rows: Vec<(RunRow, PathBuf)> = Vec::new();
+    for dir in shards {
+        if dir.canonicalize().ok() == out.canonicalize().ok() {
+            return Err(input(format!(
+                "--out {} is one of the shards; merge into a new directory",
+                out.display()
+            )));
+        }
+        let mut this = table::read_info(dir).map_err(input)?;
+        this.shard = None;
+        if this != info {
+            return Err(input(format!(
+                "{} is not a shard of the same sweep as {} (their sweep.json differ beyond the shard)",
+                dir.display(),
+                first.display()
+            )));
+        }
+        for r in table::read_runs(dir, &info).map_err(input)? {
+            if rows.iter().any(|(o, _)| o.run == r.run) {
+                return Err(input(format!(
+                    "run {} appears in two shards (again in {})",
+                    r.run,
+                    dir.display()
+                )));
+            }
+            rows.push((r, dir.clone()));
+        }
+    }
+    rows.sort_by_key(|(r, _)| r.run);
+    if rows.len() != info.runs {
+        let have: Vec<usize> = rows.iter().map(|(r, _)| r.run).collect();
+        let missing: Vec<String> = (0..info.runs)
+            .filter(|k| !have.contains(k))
+            .take(10)
+            .map(|k| k.to_string())
+            .collect();
+        return Err(input(format!(
+            "the shards hold {} of the sweep's {} runs; missing runs include {}",
+            rows.len(),
+            info.runs,
+            missing.join(", ")
+        )));
+    }
+    for (r, dir) in &rows {
+        let (from, to) = (run_dir(dir, r.run, info.runs), run_dir(out, r.run, info.runs));
+        copy_dir(&from, &to).map_err(|e| SweepError::Run(format!("copying {}: {e}", from.display())))?;
+    }
+    let rows: Vec<RunRow> = rows.into_iter().map(|(r, _)| r).collect();
+    write_tables(out, &info, &rows)?;
+    Ok(info)
+}

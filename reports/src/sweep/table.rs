@@ -1,0 +1,216 @@
+//! A sweep's tables on disk, and reading them back (for `merge` and `plot`).
+//!
+//! - `runs.csv`: one row per run — `run,point,replicate,seed`, one column per axis (the
+//!   value's label), then one column per metric (every numeric run-wide figure of
+//!   `summary.csv`, named as there, e.g. `latency_s.end_to_end.p99`). Wide: one line per run.
+//! - `summary.csv`: tidy, one row per point and metric — `point`, the axes, then
+//!   `metric,n,mean,std,ci95_low,ci95_high,min,max` over the point's seeds.
+//! - `sweep.json`: what was swept (scenario, overrides, axes and their labels, seeds, counts,
+//!   shard), so that shards can be checked against each other and figures labelled.
+//!
+//! Numbers are written in Rust's shortest round-trip form, so reading a table back gives the
+//! same values bit for bit; aggregates are always computed from `runs.csv`'s numbers.
+
+use super::stats::aggregate;
+use crate::atomic::write_atomic;
+use serde::{Deserialize, Serialize};
+use std::io;
+use std::path::Path;
+
+/// One run's row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunRow {
+    pub run: usize,
+    pub point: usize,
+    pub replicate: u32,
+    pub seed: u64,
+    /// The label of the point's value on each axis.
+    pub labels: Vec<String>,
+    pub metrics: Vec<(String, f64)>,
+}
+
+/// What was swept.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SweepInfo {
+    pub scenario: String,
+    pub file: String,
+    /// Command-line overrides applied to every point.
+    pub overrides: Vec<String>,
+    pub axes: Vec<AxisInfo>,
+    /// The seed of each replicate (the same for every point).
+    pub seeds: Vec<u64>,
+    pub points: usize,
+    pub runs: usize,
+    /// `"I/N"` when this directory holds shard I of N.
+    pub shard: Option<String>,
+}
+
+/// One axis in `sweep.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AxisInfo {
+    pub key: String,
+    pub labels: Vec<String>,
+}
+
+/// Metric names over all rows, in first-seen order.
+fn metric_names(rows: &[RunRow]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for r in rows {
+        for (m, _) in &r.metrics {
+            if !names.contains(m) {
+                names.push(m.clone());
+            }
+        }
+    }
+    names
+}
+
+fn csv_err(e: csv::Error) -> io::Error {
+    io::Error::other(e)
+}
+
+/// Writes `runs.csv`.
+pub fn write_runs(dir: &Path, info: &SweepInfo, rows: &[RunRow]) -> io::Result<()> {
+    let names = metric_names(rows);
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header: Vec<String> = ["run", "point", "replicate", "seed"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    header.extend(info.axes.iter().map(|a| a.key.clone()));
+    header.extend(names.iter().cloned());
+    w.write_record(&header).map_err(csv_err)?;
+    for r in rows {
+        let mut rec = vec![
+            r.run.to_string(),
+            r.point.to_string(),
+            r.replicate.to_string(),
+            r.seed.to_string(),
+        ];
+        rec.extend(r.labels.iter().cloned());
+        for n in &names {
+            rec.push(
+                r.metrics
+                    .iter()
+                    .find(|(m, _)| m == n)
+                    .map(|(_, v)| v.to_string())
+                    .unwrap_or_default(),
+            );
+        }
+        w.write_record(&rec).map_err(csv_err)?;
+    }
+    let bytes = w.into_inner().map_err(|e| io::Error::other(e.to_string()))?;
+    write_atomic(&dir.join("runs.csv"), &bytes)
+}
+
+/// Reads `runs.csv` written for `info`.
+pub fn read_runs(dir: &Path, info: &SweepInfo) -> Result<Vec<RunRow>, String> {
+    let path = dir.join("runs.csv");
+    let at = |line: u64, what: String| format!("{}:{line}: {what}", path.display());
+    let mut r = csv::Reader::from_path(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let header: Vec<String> = r
+        .headers()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .iter()
+        .map(String::from)
+        .collect();
+    let fixed = 4 + info.axes.len();
+    let expected: Vec<String> = ["run", "point", "replicate", "seed"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(info.axes.iter().map(|a| a.key.clone()))
+        .collect();
+    if header.len() < fixed || header[..fixed] != expected[..] {
+        return Err(at(
+            1,
+            format!("expected the columns to start with {}", expected.join(",")),
+        ));
+    }
+    let mut rows = Vec::new();
+    for (i, rec) in r.records().enumerate() {
+        let line = i as u64 + 2;
+        let rec = rec.map_err(|e| at(line, e.to_string()))?;
+        let field = |k: usize| rec.get(k).unwrap_or("");
+        let int = |k: usize| -> Result<u64, String> {
+            field(k)
+                .parse::<u64>()
+                .map_err(|_| at(line, format!("{}: `{}` is not a whole number", header[k], field(k))))
+        };
+        let mut metrics = Vec::new();
+        for (k, name) in header.iter().enumerate().skip(fixed) {
+            let v = field(k);
+            if !v.is_empty() {
+                let x = v
+                    .parse::<f64>()
+                    .map_err(|_| at(line, format!("{name}: `{v}` is not a number")))?;
+                metrics.push((name.clone(), x));
+            }
+        }
+        rows.push(RunRow {
+            run: int(0)? as usize,
+            point: int(1)? as usize,
+            replicate: int(2)? as u32,
+            seed: int(3)?,
+            labels: (4..fixed).map(|k| field(k).to_string()).collect(),
+            metrics,
+        });
+    }
+    Ok(rows)
+}
+
+/// Writes `summary.csv`: each point's metrics over its seeds.
+pub fn write_summary_table(dir: &Path, info: &SweepInfo, rows: &[RunRow]) -> io::Result<()> {
+    let names = metric_names(rows);
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["point".to_string()];
+    header.extend(info.axes.iter().map(|a| a.key.clone()));
+    for h in ["metric", "n", "mean", "std", "ci95_low", "ci95_high", "min", "max"] {
+        header.push(h.into());
+    }
+    w.write_record(&header).map_err(csv_err)?;
+    let mut points: Vec<usize> = rows.iter().map(|r| r.point).collect();
+    points.dedup();
+    for p in points {
+        let runs: Vec<&RunRow> = rows.iter().filter(|r| r.point == p).collect();
+        for n in &names {
+            let values: Vec<f64> = runs
+                .iter()
+                .filter_map(|r| r.metrics.iter().find(|(m, _)| m == n).map(|(_, v)| *v))
+                .collect();
+            if values.is_empty() {
+                continue;
+            }
+            let a = aggregate(&values);
+            let mut rec = vec![p.to_string()];
+            rec.extend(runs[0].labels.iter().cloned());
+            rec.push(n.clone());
+            rec.push(a.n.to_string());
+            for x in [a.mean, a.std, a.ci95_low, a.ci95_high, a.min, a.max] {
+                rec.push(x.to_string());
+            }
+            w.write_record(&rec).map_err(csv_err)?;
+        }
+    }
+    let bytes = w.into_inner().map_err(|e| io::Error::other(e.to_string()))?;
+    write_atomic(&dir.join("summary.csv"), &bytes)
+}
+
+/// Writes `sweep.json`.
+pub fn write_info(dir: &Path, info: &SweepInfo) -> io::Result<()> {
+    let mut json = serde_json::to_string_pretty(info).map_err(io::Error::other)?;
+    json.push('\n');
+    write_atomic(&dir.join("sweep.json"), json.as_bytes())
+}
+
+/// Reads `sweep.json`.
+pub fn read_info(dir: &Path) -> Result<SweepInfo, String> {
+    let path = dir.join("sweep.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        format!(
+            "{}: {e} (is {} a sweep's output directory?)",
+            path.display(),
+            dir.display()
+        )
+    })?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}

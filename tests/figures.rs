@@ -1,0 +1,105 @@
+//! `gpushare plot`: the figure set of a sweep and of a run, in SVG and PNG, with their index.
+
+mod common;
+
+use common::{SWEEP, scenario};
+
+const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
+
+fn check_pair(dir: &std::path::Path, name: &str) {
+    let png = std::fs::read(dir.join(format!("{name}.png"))).unwrap_or_else(|e| panic!("{name}.png: {e}"));
+    assert!(png.starts_with(PNG_MAGIC), "{name}.png is not a PNG");
+    assert!(png.len() > 10_000, "{name}.png is suspiciously small");
+    let svg = std::fs::read_to_string(dir.join(format!("{name}.svg"))).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("</svg>"), "{name}.svg");
+}
+
+#[test]
+fn a_sweep_gets_its_whole_figure_set() {
+    let s = scenario("fig-sweep", SWEEP);
+    let out = s.parent().unwrap().join("out");
+    let o = common::gpushare(&["sweep", s.to_str().unwrap(), "-q", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = common::gpushare(&["plot", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let figs = out.join("figures");
+    for name in [
+        "latency_vs_load",
+        "throughput_vs_load",
+        "slo_violations_vs_load",
+        "cold_starts_vs_load",
+        "latency_cdf",
+        "gpu_utilisation_over_time",
+        "gpu_memory_over_time",
+    ] {
+        check_pair(&figs, name);
+    }
+    // Axis labels carry units; the legend names the series by their labels.
+    let svg = std::fs::read_to_string(figs.join("throughput_vs_load.svg")).unwrap();
+    for text in [
+        "throughput (completions/s)",
+        "offered load",
+        "\nmps\n</text>",
+        "\nts\n</text>",
+    ] {
+        assert!(svg.contains(text), "missing `{text}`");
+    }
+    let index = std::fs::read_to_string(figs.join("figures.md")).unwrap();
+    assert!(index.contains("`latency_cdf` — end-to-end latency CDF") && index.contains("simulation.load_scale = 1.0"));
+    // Plotting again gives the same files.
+    let before = std::fs::read(figs.join("latency_vs_load.png")).unwrap();
+    assert!(common::gpushare(&["plot", out.to_str().unwrap()]).status.success());
+    assert!(before == std::fs::read(figs.join("latency_vs_load.png")).unwrap());
+}
+
+#[test]
+fn other_axes_facet_and_a_single_run_plots_too() {
+    let s = scenario("fig-facets", SWEEP);
+    let out = s.parent().unwrap().join("out");
+    let o = common::gpushare(&[
+        "sweep",
+        s.to_str().unwrap(),
+        "-q",
+        "--seeds",
+        "1",
+        "--axis",
+        "cluster.gpus_per_node=1,2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(common::gpushare(&["plot", out.to_str().unwrap()]).status.success());
+    check_pair(&out.join("figures"), "throughput_vs_load-cluster.gpus_per_node=1");
+    check_pair(&out.join("figures"), "throughput_vs_load-cluster.gpus_per_node=2");
+    // --x and --series choose the axes.
+    let o = common::gpushare(&[
+        "plot",
+        out.to_str().unwrap(),
+        "--x",
+        "cluster.gpus_per_node",
+        "--series",
+        "policy",
+        "--out",
+        out.join("by-gpus").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    check_pair(&out.join("by-gpus"), "throughput_vs_load-simulation.load_scale=0.5");
+    // A run's directory: its CDF and samples over time.
+    let run = s.parent().unwrap().join("run");
+    assert!(
+        common::gpushare(&["run", s.to_str().unwrap(), "-q", "--out", run.to_str().unwrap()])
+            .status
+            .success()
+    );
+    assert!(common::gpushare(&["plot", run.to_str().unwrap()]).status.success());
+    check_pair(&run.join("figures"), "latency_cdf");
+    check_pair(&run.join("figures"), "gpu_memory_over_time");
+}
+
+#[test]
+fn plotting_something_else_is_bad_input() {
+    let dir = common::temp_dir("fig-bad");
+    let o = common::gpushare(&["plot", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("neither a sweep's output"));
+}

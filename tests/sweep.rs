@@ -1,0 +1,209 @@
+//! `gpushare sweep` and `gpushare merge`: results that do not depend on the thread count or on
+//! sharding, aggregates over seeds, and bad input refused before anything runs.
+
+mod common;
+
+use common::{SWEEP, scenario};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+fn gpushare_ok(args: &[&str]) -> String {
+    let o = common::gpushare(args);
+    assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// Every file under `dir`, by relative path.
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, d: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn assert_same_tree(a: &Path, b: &Path) {
+    let (x, y) = (tree(a), tree(b));
+    assert_eq!(x.keys().collect::<Vec<_>>(), y.keys().collect::<Vec<_>>());
+    for (k, v) in &x {
+        assert!(v == &y[k], "{k} differs between {} and {}", a.display(), b.display());
+    }
+}
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let s = scenario("sweep-threads", SWEEP);
+    let dir = s.parent().unwrap();
+    let (one, two) = (dir.join("j1"), dir.join("j2"));
+    gpushare_ok(&[
+        "sweep",
+        s.to_str().unwrap(),
+        "-q",
+        "-j",
+        "1",
+        "--out",
+        one.to_str().unwrap(),
+    ]);
+    gpushare_ok(&[
+        "sweep",
+        s.to_str().unwrap(),
+        "-q",
+        "-j",
+        "2",
+        "--out",
+        two.to_str().unwrap(),
+    ]);
+    assert_same_tree(&one, &two);
+    // 2 × 2 points × 2 seeds, each with its summary, CDF, samples and point.json.
+    let files = tree(&one);
+    assert_eq!(files.keys().filter(|k| k.ends_with("summary.json")).count(), 8);
+    assert!(files.contains_key("runs/0007/timeseries.csv"));
+}
+
+#[test]
+fn shards_merge_into_exactly_the_unsharded_sweep() {
+    let s = scenario("sweep-shards", SWEEP);
+    let dir = s.parent().unwrap();
+    let whole = dir.join("whole");
+    gpushare_ok(&["sweep", s.to_str().unwrap(), "-q", "--out", whole.to_str().unwrap()]);
+    let shards: Vec<PathBuf> = (1..=3).map(|i| dir.join(format!("shard{i}"))).collect();
+    for (i, d) in shards.iter().enumerate() {
+        let shard = format!("{}/3", i + 1);
+        gpushare_ok(&[
+            "sweep",
+            s.to_str().unwrap(),
+            "-q",
+            "--shard",
+            &shard,
+            "--out",
+            d.to_str().unwrap(),
+        ]);
+    }
+    let merged = dir.join("merged");
+    let mut args = vec!["merge"];
+    args.extend(shards.iter().map(|p| p.to_str().unwrap()));
+    args.extend(["--out", merged.to_str().unwrap()]);
+    gpushare_ok(&args);
+    assert_same_tree(&whole, &merged);
+    // Two shards of three are not the whole sweep.
+    let o = common::gpushare(&[
+        "merge",
+        shards[0].to_str().unwrap(),
+        shards[1].to_str().unwrap(),
+        "--out",
+        dir.join("partial").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("hold 6 of the sweep's 8 runs"));
+}
+
+#[test]
+fn seeds_give_means_with_intervals() {
+    let s = scenario("sweep-stats", SWEEP);
+    let out = s.parent().unwrap().join("out");
+    gpushare_ok(&["sweep", s.to_str().unwrap(), "-q", "--out", out.to_str().unwrap()]);
+    let runs = std::fs::read_to_string(out.join("runs.csv")).unwrap();
+    let header: Vec<&str> = runs.lines().next().unwrap().split(',').collect();
+    assert_eq!(
+        &header[..6],
+        ["run", "point", "replicate", "seed", "policy", "simulation.load_scale"]
+    );
+    let col = header.iter().position(|h| *h == "throughput_per_s").unwrap();
+    // Point 0 is (mps, 0.5): runs 0 and 1, seeds 5 and a derived one.
+    let rows: Vec<Vec<&str>> = runs.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert_eq!((rows[0][3], rows[0][4], rows[0][5]), ("5", "mps", "0.5"));
+    assert_ne!(rows[0][3], rows[1][3]);
+    let mean = (rows[0][col].parse::<f64>().unwrap() + rows[1][col].parse::<f64>().unwrap()) / 2.0;
+    let summary = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    let line = summary
+        .lines()
+        .find(|l| l.starts_with("0,mps,0.5,throughput_per_s,"))
+        .expect("point 0's throughput");
+    let f: Vec<f64> = line.split(',').skip(4).map(|x| x.parse().unwrap()).collect();
+    let (n, m, lo, hi) = (f[0], f[1], f[3], f[4]);
+    assert_eq!(n, 2.0);
+    assert!((m - mean).abs() < 1e-9, "{m} vs {mean}");
+    assert!(lo <= m && m <= hi && lo < hi);
+    // The load axis changes the load: twice the throughput at twice the load (both keep up).
+    let at = |load: &str| -> f64 {
+        let l = summary
+            .lines()
+            .find(|l| l.contains(&format!(",mps,{load},throughput_per_s,")))
+            .unwrap();
+        l.split(',').nth(5).unwrap().parse().unwrap()
+    };
+    assert!(
+        (at("1.0") / at("0.5") - 2.0).abs() < 0.15,
+        "{} {}",
+        at("0.5"),
+        at("1.0")
+    );
+}
+
+#[test]
+fn bad_sweeps_are_refused_before_anything_runs() {
+    let bad_policy = SWEEP.replace("\"mps\", { label", "\"mpz\", { label");
+    let s = scenario("sweep-bad", &bad_policy);
+    let out = s.parent().unwrap().join("out");
+    let o = common::gpushare(&["sweep", s.to_str().unwrap(), "-q", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("in [sweep] axis `policy`, value 1 (`mpz`): policy.name: unknown policy `mpz`"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing is written for bad input");
+    let s = scenario("sweep-bad2", SWEEP);
+    for (args, says) in [
+        (vec!["--shard", "4/3"], "--shard 4/3: expected I/N"),
+        (vec!["--axis", "simulation.load_scale"], "expected KEY=V1,V2"),
+        (vec!["--axis", "policy=mps,mps"], "both shown as `mps`"),
+        (vec!["--seeds", "0"], "--seeds: must be at least 1"),
+    ] {
+        let mut a = vec!["sweep", s.to_str().unwrap(), "-q"];
+        a.extend(args);
+        let o = common::gpushare(&a);
+        assert_eq!(o.status.code(), Some(2), "{a:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(says),
+            "{a:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
+
+#[test]
+fn command_line_axes_add_to_the_file() {
+    let s = scenario("sweep-axis", SWEEP);
+    let out = s.parent().unwrap().join("out");
+    let printed = gpushare_ok(&[
+        "sweep",
+        s.to_str().unwrap(),
+        "-q",
+        "--seeds",
+        "1",
+        "--axis",
+        "cluster.gpus_per_node=1,2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(printed.starts_with("8 runs (8 points × 1 seeds)"), "{printed}");
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).unwrap()).unwrap();
+    let keys: Vec<&str> = info["axes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["policy", "simulation.load_scale", "cluster.gpus_per_node"]);
+}
