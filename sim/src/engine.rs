@@ -140,6 +140,10 @@ impl Simulation {
         if let Some(every) = self.sample_every {
             self.world.events.push(every, Event::Sample);
         }
+        let warmup = self.world.metrics.warmup;
+        if warmup > 0 {
+            self.world.events.push(warmup, Event::WarmupEnd);
+        }
         self.policy.on_start(&mut Ctx { w: &mut self.world });
         self.world.flush_gpus();
         if let Some(message) = self.world.fault.take() {
@@ -163,8 +167,8 @@ impl Simulation {
                 }
                 let (t, event) = self.world.events.pop().expect("peeked");
                 self.world.now = t;
-                // Samples observe; they are not events of the simulated system.
-                counted = event != Event::Sample;
+                // Samples and the warm-up mark observe; they are not events of the system.
+                counted = !matches!(event, Event::Sample | Event::WarmupEnd);
                 self.dispatch(event, &mut finished);
             } else {
                 let a = next_arrival.take().expect("checked");
@@ -253,6 +257,7 @@ impl Simulation {
                 }
             }
             Event::PolicyTimer { token } => self.policy.on_timer(ctx, token),
+            Event::WarmupEnd => ctx.w.mark_warmup(),
             Event::Sample => {
                 ctx.w.sample();
                 let every = self.sample_every.expect("samples are scheduled only when wanted");

@@ -32,6 +32,8 @@ pub enum Event {
     PolicyTimer { token: u64 },
     /// Time to sample every GPU (`[output] timeseries_s`).
     Sample,
+    /// The warm-up ends: snapshot what the measured window leaves out.
+    WarmupEnd,
 }
 
 /// A scheduled event; `key` is `time << 64 | seq`, so one integer comparison orders entries by
@@ -87,7 +89,9 @@ impl EventQueue {
             event,
         };
         match event {
-            Event::IdleExpired { .. } | Event::PolicyTimer { .. } | Event::Sample => self.timers.push(entry),
+            Event::IdleExpired { .. } | Event::PolicyTimer { .. } | Event::Sample | Event::WarmupEnd => {
+                self.timers.push(entry)
+            }
             _ => self.heap.push(entry),
         }
     }

@@ -51,12 +51,32 @@ impl LatencyStat {
         }
     }
 
-    /// The value at each quantile of `qs` (in [0, 1]), in seconds; empty without values.
+    /// The value at each quantile of `qs` (ascending, in [0, 1]), in seconds; empty without
+    /// values. One pass over the histogram, with `value_at_quantile`'s definition (the first
+    /// bucket whose cumulative count reaches ⌈q × n⌉, at least 1; its highest equivalent value,
+    /// its lowest for q = 0).
     pub fn quantiles_s(&self, qs: &[f64]) -> Vec<f64> {
-        if self.count() == 0 {
+        let total = self.count();
+        if total == 0 {
             return Vec::new();
         }
-        qs.iter().map(|&q| ns_to_secs(self.hist.value_at_quantile(q))).collect()
+        let mut out = Vec::with_capacity(qs.len());
+        let mut cumulative = 0u64;
+        let mut it = self.hist.iter_recorded();
+        let mut current: Option<u64> = None;
+        for &q in qs {
+            let q = q.min(1.0);
+            let target = ((q * total as f64).ceil() as u64).max(1);
+            while cumulative < target {
+                let Some(v) = it.next() else { break };
+                cumulative += v.count_since_last_iteration();
+                current = Some(v.value_iterated_to());
+            }
+            let v = current.unwrap_or(0);
+            let v = if q == 0.0 { self.hist.lowest_equivalent(v) } else { v };
+            out.push(ns_to_secs(v));
+        }
+        out
     }
 
     /// Summary in seconds.
@@ -234,6 +254,30 @@ impl Metrics {
         let from = created.max(self.warmup);
         if now > from {
             self.gpu_ns_allocated += (now - from) as f64 * fraction;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_in_one_pass_match_value_at_quantile() {
+        let mut l = LatencyStat::default();
+        for k in 1..5000u64 {
+            l.record(k * k % 7919 * 1_000 + 17);
+        }
+        let qs = crate::summary::cdf_quantiles();
+        let fast = l.quantiles_s(&qs);
+        for (q, v) in qs.iter().zip(&fast) {
+            let slow = l.hist.value_at_quantile(*q);
+            let slow = if *q == 0.0 {
+                l.hist.lowest_equivalent(slow)
+            } else {
+                slow
+            };
+            assert_eq!(*v, ns_to_secs(slow), "q = {q}");
         }
     }
 }

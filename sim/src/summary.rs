@@ -138,8 +138,12 @@ impl Summary {
                 id: i as u32,
                 node: g.node,
                 device: w.devices[g.device].name.clone(),
-                utilisation: ratio(g.busy_ns, window),
-                sm_occupancy: if window == 0 { 0.0 } else { g.sm_used_ns / window as f64 },
+                utilisation: ratio(g.busy_ns - g.at_warmup.0, window),
+                sm_occupancy: if window == 0 {
+                    0.0
+                } else {
+                    (g.sm_used_ns - g.at_warmup.1) / window as f64
+                },
                 peak_memory_mib: g.mem_peak as f64 / crate::device::MIB as f64,
                 memory_mib: g.mem_capacity as f64 / crate::device::MIB as f64,
             })

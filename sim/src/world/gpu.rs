@@ -7,23 +7,16 @@ use super::*;
 impl World {
     /// Brings a GPU's phases and integrals up to `now` at their current rates.
     pub(super) fn touch_gpu(&mut self, gpu: GpuId) {
-        let (now, warmup) = (self.now, self.metrics.warmup);
+        let now = self.now;
         let g = &mut self.gpus[gpu.ix()];
         let dt = now - g.last_update;
         if dt == 0 {
             return;
         }
-        let from = g.last_update.max(warmup);
-        if now > from && !g.phases.is_empty() {
-            let m = now - from;
-            if g.sm_used_now > 0.0 {
-                g.busy_ns += m;
-                g.sm_used_ns += m as f64 * g.sm_used_now;
-            }
-        }
-        if !g.phases.is_empty() && g.sm_used_now > 0.0 {
-            g.busy_total_ns += dt;
-            g.sm_total_ns += dt as f64 * g.sm_used_now;
+        // Over the whole run; the measured window's share is this minus the warm-up snapshot.
+        if g.sm_used_now > 0.0 && !g.phases.is_empty() {
+            g.busy_ns += dt;
+            g.sm_used_ns += dt as f64 * g.sm_used_now;
         }
         for p in &mut g.phases {
             p.remaining -= p.rate * dt as f64;
@@ -50,32 +43,20 @@ impl World {
             return;
         }
         self.touch_gpu(gpu);
+        if self.timeline.is_some() {
+            self.trace_ended_phases(gpu);
+        }
         let mut done_phases = std::mem::take(&mut self.scratch);
         let instances = &mut self.instances;
-        let mut ended = std::mem::take(&mut self.ended_phases);
-        let tracing = self.timeline.is_some();
         self.gpus[gpu.ix()].phases.retain(|p| {
             // Completion times are rounded up, so a finished phase has at most rounding noise left.
             let done = p.remaining < 0.5;
             if done {
                 done_phases.push(p.inst);
                 instances[p.inst.ix()].kernel_busy_ns += p.busy;
-                if tracing {
-                    ended.push((p.inst, p.kind, p.started));
-                }
             }
             !done
         });
-        for (inst, kind, started) in ended.drain(..) {
-            let kind = match kind {
-                PhaseKind::Kernel => SpanKind::Kernel,
-                PhaseKind::H2d => SpanKind::H2d,
-                PhaseKind::D2h => SpanKind::D2h,
-            };
-            let func = self.instances[inst.ix()].exec_func;
-            self.emit(kind, inst, gpu, func, started, self.now);
-        }
-        self.ended_phases = ended;
         self.mark_dirty(gpu);
         for inst in done_phases.drain(..) {
             if self.advance(inst) {
@@ -84,6 +65,26 @@ impl World {
             }
         }
         self.scratch = done_phases;
+    }
+
+    /// Reports the phases of `gpu` that end now to the timeline (kept off the common path).
+    #[cold]
+    fn trace_ended_phases(&mut self, gpu: GpuId) {
+        let ended: Vec<(InstId, PhaseKind, Nanos)> = self.gpus[gpu.ix()]
+            .phases
+            .iter()
+            .filter(|p| p.remaining < 0.5)
+            .map(|p| (p.inst, p.kind, p.started))
+            .collect();
+        for (inst, kind, started) in ended {
+            let kind = match kind {
+                PhaseKind::Kernel => SpanKind::Kernel,
+                PhaseKind::H2d => SpanKind::H2d,
+                PhaseKind::D2h => SpanKind::D2h,
+            };
+            let func = self.instances[inst.ix()].exec_func;
+            self.emit(kind, inst, gpu, func, started, self.now);
+        }
     }
 
     /// Re-assigns shares and rates on every GPU whose phase set changed, and schedules each one's

@@ -355,8 +355,11 @@ impl World {
         let inv = i.current;
         i.served += 1;
         i.current = InvId(NIL);
-        let (gpu, func, since) = (i.gpu, i.exec_func, i.busy_since);
-        self.emit(SpanKind::Invocation, inst, gpu, func, since, now);
+        if self.timeline.is_some() {
+            let i = &self.instances[inst.ix()];
+            let (gpu, func, since) = (i.gpu, i.exec_func, i.busy_since);
+            self.emit(SpanKind::Invocation, inst, gpu, func, since, now);
+        }
         self.become_idle(inst);
         let v = &mut self.invocations[inv.ix()];
         if v.host_first && v.host_after > 0 {

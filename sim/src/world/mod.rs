@@ -91,12 +91,11 @@ pub struct Gpu {
     generation: u32,
     last_update: Nanos,
     dirty: bool,
-    /// Measured-window time with at least one kernel active, and ∫ SMs used dt.
+    /// Time with at least one kernel active, and ∫ SMs used dt, over the whole run.
     pub(crate) busy_ns: u64,
-    /// The same over the whole run, for samples over time.
-    busy_total_ns: u64,
-    sm_total_ns: f64,
     pub(crate) sm_used_ns: f64,
+    /// Both at the end of the warm-up: the measured window's share is the difference.
+    pub(crate) at_warmup: (u64, f64),
     sm_used_now: f64,
 }
 
@@ -276,8 +275,7 @@ pub struct World {
     dirty: Vec<GpuId>,
     /// Reused buffer for the instances whose phases finished in one GPU event.
     scratch: Vec<InstId>,
-    /// Reused buffer for the phases that ended in one GPU event (timeline only).
-    ended_phases: Vec<(InstId, PhaseKind, Nanos)>,
+
     sharing: Box<dyn Sharing>,
     pub(crate) metrics: Metrics,
     pub(crate) sink: Box<dyn RecordSink>,
@@ -335,8 +333,7 @@ impl World {
                 busy_ns: 0,
                 sm_used_ns: 0.0,
                 sm_used_now: 0.0,
-                busy_total_ns: 0,
-                sm_total_ns: 0.0,
+                at_warmup: (0, 0.0),
             })
             .collect();
         let n = functions.len();
@@ -359,7 +356,7 @@ impl World {
             func_starting: vec![0; n],
             dirty: Vec::new(),
             scratch: Vec::new(),
-            ended_phases: Vec::new(),
+
             sharing,
             metrics,
             records: sink.wants_records(),
@@ -552,22 +549,36 @@ impl World {
         }
     }
 
+    /// A GPU's busy time and ∫ SMs used dt as of now, read without touching it: touching would
+    /// advance its phases in other float steps, and observing must not change a run.
+    fn integrals_now(&self, g: &Gpu) -> (u64, f64) {
+        let pending = self.now - g.last_update;
+        if g.sm_used_now > 0.0 && !g.phases.is_empty() {
+            (g.busy_ns + pending, g.sm_used_ns + pending as f64 * g.sm_used_now)
+        } else {
+            (g.busy_ns, g.sm_used_ns)
+        }
+    }
+
+    /// The warm-up ends: every GPU's integrals so far are left out of the measured window.
+    pub(crate) fn mark_warmup(&mut self) {
+        for g in 0..self.gpus.len() {
+            let now = self.integrals_now(&self.gpus[g]);
+            self.gpus[g].at_warmup = now;
+        }
+    }
+
     /// Records one sample per GPU for the interval since the last one.
     pub(crate) fn sample(&mut self) {
-        // Read-only: touching the GPUs would advance their phases in smaller float steps, and
-        // sampling must not change what it observes.
         let now = self.now;
+        let current: Vec<(u64, f64)> = self.gpus.iter().map(|g| self.integrals_now(g)).collect();
         let (since, last) = &mut self.last_sample;
         last.resize(self.gpus.len(), (0, 0.0));
         let dt = now.saturating_sub(*since);
         if dt == 0 {
             return;
         }
-        for (g, (gpu, prev)) in self.gpus.iter().zip(last.iter_mut()).enumerate() {
-            let pending = now - gpu.last_update;
-            let running = !gpu.phases.is_empty() && gpu.sm_used_now > 0.0;
-            let busy = gpu.busy_total_ns + if running { pending } else { 0 };
-            let sm = gpu.sm_total_ns + if running { pending as f64 * gpu.sm_used_now } else { 0.0 };
+        for (g, ((gpu, prev), (busy, sm))) in self.gpus.iter().zip(last.iter_mut()).zip(current).enumerate() {
             self.samples.push(GpuSample {
                 time: now,
                 gpu: g as u32,
