@@ -37,6 +37,13 @@ fn remove_stale(path: &Path) -> Result<(), RunFailure> {
     Ok(())
 }
 
+/// What [`simulate_into`] returns: the run's output and how long building and running the
+/// simulation took (wall time, without writing the summary files).
+pub struct Simulated {
+    pub output: gpushare_sim::RunOutput,
+    pub wall: std::time::Duration,
+}
+
 /// Simulates `scenario` under `policy` and writes its files into `dir` (created if needed);
 /// `invocations` may switch `invocations.csv` off whatever the scenario says.
 pub fn simulate_into(
@@ -44,7 +51,7 @@ pub fn simulate_into(
     scenario: &Scenario,
     policy: Box<dyn Policy>,
     invocations: bool,
-) -> Result<gpushare_sim::RunOutput, RunFailure> {
+) -> Result<Simulated, RunFailure> {
     std::fs::create_dir_all(dir).map_err(io_at(format!("creating {}", dir.display())))?;
     let inv_path = dir.join("invocations.csv");
     let sink: Box<dyn RecordSink> = if scenario.output.invocations && invocations {
@@ -53,6 +60,7 @@ pub fn simulate_into(
         remove_stale(&inv_path)?;
         Box::new(NullSink)
     };
+    let started = std::time::Instant::now();
     let mut sim = Simulation::new(scenario, policy, sink)?;
     let timeline_path = dir.join("timeline.json");
     if scenario.output.timeline {
@@ -69,6 +77,7 @@ pub fn simulate_into(
         remove_stale(&timeline_path)?;
     }
     let mut output = sim.run()?;
+    let wall = started.elapsed();
     output
         .sink
         .finish()
@@ -81,5 +90,5 @@ pub fn simulate_into(
     } else {
         remove_stale(&ts_path)?;
     }
-    Ok(output)
+    Ok(Simulated { output, wall })
 }

@@ -2,7 +2,8 @@
 //!
 //! From a sweep's directory: against the x axis (`--x`; default `simulation.load_scale`, else
 //! the first numeric axis), one line per value of the series axis (`--series`; default
-//! `policy`), means over seeds with 95 % intervals —
+//! `policy`), means over seeds with 95 % intervals — named `…_vs_load` (`…_vs_clients` for a
+//! function group's count, else `…_vs_<axis>`):
 //! - `latency_vs_load`: p50 and p99 end-to-end latency (two panels);
 //! - `throughput_vs_load`: completions per second;
 //! - `slo_violations_vs_load`: share of completions over `[simulation] slo_s` (when set);
@@ -71,8 +72,17 @@ fn axis_title(key: &str) -> String {
         "simulation.load_scale" => "offered load (× the scenario's)".into(),
         "cluster.gpus_per_node" => "GPUs per node".into(),
         "cluster.nodes" => "nodes".into(),
-        k if k.ends_with("count") => format!("{k} (functions)"),
+        k if k.starts_with("functions[") && k.ends_with("].count") => "clients (functions of the group)".into(),
         k => k.to_string(),
+    }
+}
+
+/// How figure names call the x axis: `load`, `clients`, else the key.
+fn x_name(key: &str) -> String {
+    match key {
+        "simulation.load_scale" => "load".into(),
+        k if k.starts_with("functions[") && k.ends_with("].count") => "clients".into(),
+        k => sanitize(k),
     }
 }
 
@@ -183,7 +193,7 @@ fn plot_sweep(dir: &Path, out: &Path, opts: &PlotOptions) -> Result<Plotted, Str
     if x.is_none() {
         plotted
             .notes
-            .push("no numeric axis to plot against (add one, e.g. simulation.load_scale): no *_vs_load figures".into());
+            .push("no numeric axis to plot against (add one, e.g. simulation.load_scale): no *_vs_<x> figures".into());
     }
     // Every combination of the facet axes' values.
     let combos: usize = facets.iter().map(|&i| info.axes[i].labels.len()).product();
@@ -223,6 +233,7 @@ fn plot_sweep(dir: &Path, out: &Path, opts: &PlotOptions) -> Result<Plotted, Str
             let _ = writeln!(index, "## {}\n", suffix.trim_start_matches('-'));
         }
         if let Some(xi) = x {
+            let vs = x_name(&info.axes[xi].key);
             let xs: Vec<f64> = info.axes[xi]
                 .labels
                 .iter()
@@ -271,7 +282,7 @@ fn plot_sweep(dir: &Path, out: &Path, opts: &PlotOptions) -> Result<Plotted, Str
             let mut figures = vec![
                 (
                     Figure {
-                        name: format!("latency_vs_load{}", sanitize(&suffix)),
+                        name: format!("latency_vs_{vs}{}", sanitize(&suffix)),
                         width: Width::Double,
                         panels: vec![panel(&P50), panel(&P99)],
                     },
@@ -279,7 +290,7 @@ fn plot_sweep(dir: &Path, out: &Path, opts: &PlotOptions) -> Result<Plotted, Str
                 ),
                 (
                     Figure {
-                        name: format!("throughput_vs_load{}", sanitize(&suffix)),
+                        name: format!("throughput_vs_{vs}{}", sanitize(&suffix)),
                         width: Width::Single,
                         panels: vec![panel(&THROUGHPUT)],
                     },
@@ -289,7 +300,7 @@ fn plot_sweep(dir: &Path, out: &Path, opts: &PlotOptions) -> Result<Plotted, Str
             if facet_rows.iter().any(|r| metric(r, SLO.name).is_some()) {
                 figures.push((
                     Figure {
-                        name: format!("slo_violations_vs_load{}", sanitize(&suffix)),
+                        name: format!("slo_violations_vs_{vs}{}", sanitize(&suffix)),
                         width: Width::Single,
                         panels: vec![panel(&SLO)],
                     },
@@ -298,11 +309,11 @@ fn plot_sweep(dir: &Path, out: &Path, opts: &PlotOptions) -> Result<Plotted, Str
             } else if c == 0 {
                 plotted
                     .notes
-                    .push("no [simulation] slo_s in the scenario: no slo_violations_vs_load figure".into());
+                    .push("no [simulation] slo_s in the scenario: no slo_violations_vs_<x> figure".into());
             }
             figures.push((
                 Figure {
-                    name: format!("cold_starts_vs_load{}", sanitize(&suffix)),
+                    name: format!("cold_starts_vs_{vs}{}", sanitize(&suffix)),
                     width: Width::Single,
                     panels: vec![panel(&COLD)],
                 },

@@ -210,10 +210,12 @@ fn run_all(
         let summary = match out {
             Some(out) => {
                 let dir = run_dir(out, r.run, total);
-                let output = simulate_into(&dir, &scenario, policy, opts.invocations).map_err(|e| match e {
-                    RunFailure::Sim(e) => fail(e.to_string()),
-                    other => fail(other.to_string()),
-                })?;
+                let output = simulate_into(&dir, &scenario, policy, opts.invocations)
+                    .map_err(|e| match e {
+                        RunFailure::Sim(e) => fail(e.to_string()),
+                        other => fail(other.to_string()),
+                    })?
+                    .output;
                 crate::atomic::write_atomic(&dir.join("point.json"), point_json(r, info).as_bytes())
                     .map_err(|e| fail(e.to_string()))?;
                 output.summary
