@@ -83,7 +83,10 @@ fn other_axes_facet_and_a_single_run_plots_too() {
         out.join("by-gpus").to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    check_pair(&out.join("by-gpus"), "throughput_vs_load-simulation.load_scale=0.5");
+    check_pair(
+        &out.join("by-gpus"),
+        "throughput_vs_cluster.gpus_per_node-simulation.load_scale=0.5",
+    );
     // A run's directory: its CDF and samples over time.
     let run = s.parent().unwrap().join("run");
     assert!(
@@ -102,4 +105,39 @@ fn plotting_something_else_is_bad_input() {
     let o = common::gpushare(&["plot", dir.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("neither a sweep's output"));
+}
+
+#[test]
+fn the_committed_figures_are_what_the_readme_commands_make() {
+    // README: `gpushare sweep scenarios/sweeps/policies_vs_load.toml`, then `gpushare plot`.
+    let dir = common::temp_dir("fig-readme");
+    let out = dir.join("sweep");
+    let o = common::gpushare(&[
+        "sweep",
+        "scenarios/sweeps/policies_vs_load.toml",
+        "-q",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let figs = dir.join("figures");
+    let o = common::gpushare(&["plot", out.to_str().unwrap(), "--out", figs.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let committed = common::repo_root().join("reports/figures");
+    let mut names: Vec<String> = std::fs::read_dir(&committed)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "figures.md")
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 14, "{names:?}");
+    for n in &names {
+        let now = std::fs::read(figs.join(n)).unwrap_or_else(|e| panic!("{n}: {e}"));
+        assert!(
+            now == std::fs::read(committed.join(n)).unwrap(),
+            "reports/figures/{n} is stale: regenerate with `gpushare sweep scenarios/sweeps/policies_vs_load.toml` \
+             and `gpushare plot out/policies-vs-load-sweep --out reports/figures`"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
