@@ -43,3 +43,27 @@ fn hybrid_histogram_prewarms_periodic_functions() {
         assert_eq!(s.counts.completed, 72);
     }
 }
+
+/// `prewarm`: the instances a replay starts with — set up at time 0 — so no invocation waits
+/// for a setup, under every pool policy; without it the first invocations do.
+#[test]
+fn prewarmed_pools_start_set_up_at_time_zero() {
+    for policy in ["exclusive", "time-sharing", "mps", "sage", "static"] {
+        let pool = if policy == "static" { "" } else { "max_instances = 1\nkeep_alive_s = 100000.0\n" };
+        let text = |prewarm: bool| {
+            format!(
+                "[simulation]\nhorizon_s = 30.0\n[cluster]\nnodes = 1\ngpus_per_node = 2\ngpu = \"a100-80gb\"\n\
+                 [[functions]]\nname = \"r\"\nprofile = \"kaas-resnet50\"\nrate_per_s = 5.0\n\
+                 [[functions]]\nname = \"b\"\nprofile = \"kaas-bert\"\nrate_per_s = 2.0\n\
+                 [workload]\nkind = \"poisson\"\n[policy]\nname = \"{policy}\"\n{pool}prewarm = {prewarm}\n"
+            )
+        };
+        let warm = common::simulate(&text(true));
+        let cold = common::simulate(&text(false));
+        assert_eq!(warm.cold_starts, 0, "{policy}");
+        assert_eq!(warm.latency_s.setup.count, 0, "{policy}");
+        assert_eq!(warm.instances.created, 2, "{policy}");
+        assert!(cold.cold_starts > 0, "{policy}");
+        assert!(warm.latency_s.end_to_end.p99 < cold.latency_s.end_to_end.p99, "{policy}");
+    }
+}

@@ -44,7 +44,7 @@ pub fn registry() -> &'static [PolicyInfo] {
             name: "exclusive",
             summary: "each instance owns a whole GPU; FIFO queue per function; fixed keep-alive (the coarse-grained baseline)",
             params: "keep_alive_s = 600, max_instances = unlimited, max_queue = unlimited, evict_idle = true, \
-                     kill_largest = false (KaaS: the largest group gives a GPU up to a client with none)",
+                     prewarm = false (instances start set up at t = 0, as `gpushare replay` runs them), kill_largest = false (KaaS: the largest group gives a GPU up to a client with none)",
             build: exclusive::Exclusive::build,
         },
         PolicyInfo {

@@ -403,6 +403,9 @@ impl Policy for Mps {
     fn sharing(&self) -> Box<dyn Sharing> {
         Box::new(CappedShares)
     }
+    fn on_start(&mut self, ctx: &mut Ctx<'_>) {
+        self.pool.start_prewarmed(ctx);
+    }
     fn on_arrival(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
         if self.fault_rate > 0.0 && !self.ticking {
             self.ticking = true;

@@ -77,6 +77,11 @@ pub struct PoolParams {
     pub max_queue: Option<u64>,
     #[serde(default = "yes")]
     pub evict_idle: bool,
+    /// Start every function's instances (`max_instances`, default 1) at time 0 with their
+    /// setup already done — the state `gpushare replay` starts in, so that a simulation set
+    /// against a replay starts where the replay does.
+    #[serde(default)]
+    pub prewarm: bool,
 }
 
 fn default_keep_alive() -> f64 {
@@ -124,6 +129,9 @@ pub fn split_params<T: serde::de::DeserializeOwned>(
 #[macro_export]
 macro_rules! pool_callbacks {
     ($($pool:tt).+) => {
+        fn on_start(&mut self, ctx: &mut gpushare_sim::policy::Ctx<'_>) {
+            self.$($pool).+.start_prewarmed(ctx);
+        }
         fn on_arrival(&mut self, ctx: &mut gpushare_sim::policy::Ctx<'_>, inv: gpushare_sim::InvId) {
             self.$($pool).+.arrive(ctx, inv);
         }
@@ -188,6 +196,7 @@ pub struct Pool<P> {
     prewarm_keep: Vec<Option<Nanos>>,
     max_instances: u32,
     max_queue: u64,
+    prewarm: bool,
     evict_idle: bool,
     queues: Vec<VecDeque<InvId>>,
     /// Instances are started by an autoscaler ([`Pool::start_now`]), not by queue length.
@@ -262,6 +271,7 @@ impl<P: Placement> Pool<P> {
             max_instances: p.max_instances.unwrap_or(u32::MAX),
             max_queue: p.max_queue.unwrap_or(u64::MAX),
             evict_idle: p.evict_idle,
+            prewarm: p.prewarm,
             queues: vec![VecDeque::new(); functions],
             autoscaled: false,
             kill_largest: false,
@@ -293,10 +303,41 @@ impl<P: Placement> Pool<P> {
         self.reclaim(ctx, inst);
     }
 
+    /// With `prewarm`, starts every function's instances (`max_instances`, default 1), set up
+    /// already, at time 0 (from `Policy::on_start`).
+    pub fn start_prewarmed(&mut self, ctx: &mut Ctx<'_>) {
+        if !self.prewarm {
+            return;
+        }
+        let per = if self.max_instances == u32::MAX {
+            1
+        } else {
+            self.max_instances
+        };
+        for _ in 0..per {
+            for f in 0..self.queues.len() {
+                self.start_with(ctx, FuncId(f as u32), true);
+            }
+        }
+    }
+
+    /// Whether instances start set up at time 0 (`prewarm`).
+    pub fn prewarmed(&self) -> bool {
+        self.prewarm
+    }
+
     /// Places and starts an instance of `func`, evicting idle instances if allowed.
     fn start(&mut self, ctx: &mut Ctx<'_>, func: FuncId) -> bool {
+        self.start_with(ctx, func, false)
+    }
+
+    /// [`Pool::start`]; `warm` skips the setup.
+    pub fn start_with(&mut self, ctx: &mut Ctx<'_>, func: FuncId, warm: bool) -> bool {
         loop {
-            if let Some((gpu, spec)) = self.placement.place(ctx, func) {
+            if let Some((gpu, mut spec)) = self.placement.place(ctx, func) {
+                if warm {
+                    spec.setup = 0;
+                }
                 self.placement.prepare(ctx);
                 return match ctx.start_instance(func, gpu, spec) {
                     Ok(inst) => {

@@ -7,7 +7,7 @@
 //! unfinished) — the cost of static provisioning when clients outnumber GPUs.
 //!
 //! **Parameters** (`[policy]`): `instances` (default 1) per function, and the pool's
-//! `max_queue`. Keep-alive does not apply: instances live for the whole run.
+//! `max_queue` and `prewarm` (instances start set up). Keep-alive does not apply: instances live for the whole run.
 
 use crate::exclusive::WholeGpu;
 use crate::pool::{Pool, PoolParams};
@@ -64,7 +64,11 @@ impl Policy for Static {
     fn on_start(&mut self, ctx: &mut Ctx<'_>) {
         for _ in 0..self.instances {
             for f in 0..self.functions {
-                self.pool.start_now(ctx, FuncId(f as u32));
+                if self.pool.prewarmed() {
+                    self.pool.start_with(ctx, FuncId(f as u32), true);
+                } else {
+                    self.pool.start_now(ctx, FuncId(f as u32));
+                }
             }
         }
     }

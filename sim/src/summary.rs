@@ -5,7 +5,7 @@
 //! warm-up time; GPU utilisation, SM occupancy and GPU-seconds cover `[warmup, end)`.
 //! Setup latency is over cold invocations only (a warm invocation has none).
 
-use crate::metrics::LatencySummary;
+use crate::metrics::{LatencySummary, Metrics};
 use crate::record::RejectReason;
 use crate::time::{Nanos, ns_to_secs};
 use crate::world::World;
@@ -124,12 +124,23 @@ fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
+/// What a summary is made of besides the metrics: the run's identity and window, its GPUs'
+/// figures, its functions' names (in scenario order) and the invocations still in flight at the
+/// end. The engine fills it from its world; the replay harness from its measurements.
+pub struct SummaryParts<'a> {
+    pub scenario: &'a str,
+    pub policy: &'a str,
+    pub seed: u64,
+    pub horizon: Nanos,
+    pub end: Nanos,
+    pub gpus: Vec<GpuSummary>,
+    pub functions: Vec<&'a str>,
+    pub unfinished: u64,
+}
+
 impl Summary {
     pub(crate) fn build(w: &World, scenario: &str, policy: &str, seed: u64, horizon: Nanos, end: Nanos) -> Summary {
-        let m = &w.metrics;
-        let window = end.saturating_sub(m.warmup);
-        let window_s = ns_to_secs(window);
-        let rejected = m.rejected_total();
+        let window = end.saturating_sub(w.metrics.warmup);
         let gpus: Vec<GpuSummary> = w
             .gpus
             .iter()
@@ -148,6 +159,25 @@ impl Summary {
                 memory_mib: g.mem_capacity as f64 / crate::device::MIB as f64,
             })
             .collect();
+        let parts = SummaryParts {
+            scenario,
+            policy,
+            seed,
+            horizon,
+            end,
+            gpus,
+            functions: w.functions.iter().map(|f| f.name.as_str()).collect(),
+            unfinished: w.live_invocations,
+        };
+        Summary::from_parts(&w.metrics, parts)
+    }
+
+    /// The summary of a run counted in `m`.
+    pub fn from_parts(m: &Metrics, p: SummaryParts<'_>) -> Summary {
+        let window = p.end.saturating_sub(m.warmup);
+        let window_s = ns_to_secs(window);
+        let rejected = m.rejected_total();
+        let gpus = p.gpus;
         let mean = |f: fn(&GpuSummary) -> f64| {
             if gpus.is_empty() {
                 0.0
@@ -156,12 +186,12 @@ impl Summary {
             }
         };
         Summary {
-            scenario: scenario.to_string(),
-            policy: policy.to_string(),
-            seed,
-            horizon_s: ns_to_secs(horizon),
+            scenario: p.scenario.to_string(),
+            policy: p.policy.to_string(),
+            seed: p.seed,
+            horizon_s: ns_to_secs(p.horizon),
             warmup_s: ns_to_secs(m.warmup),
-            end_s: ns_to_secs(end),
+            end_s: ns_to_secs(p.end),
             counts: Counts {
                 arrivals: m.arrivals,
                 completed: m.completed,
@@ -171,7 +201,7 @@ impl Summary {
                     .iter()
                     .map(|r| (r.name().to_string(), m.rejected[*r as usize]))
                     .collect(),
-                unfinished: w.live_invocations,
+                unfinished: p.unfinished,
                 measured_arrivals: m.measured_arrivals,
                 measured_completed: m.measured_completed,
             },
@@ -194,7 +224,12 @@ impl Summary {
                 count: gpus.len(),
                 utilisation_mean: mean(|g| g.utilisation),
                 sm_occupancy_mean: mean(|g| g.sm_occupancy),
-                peak_memory_mib: gpus.iter().map(|g| g.peak_memory_mib).fold(0.0, f64::max),
+                // NaN (not measured, in a replay without NVML) wins: a maximum of what is known
+                // would pass for a measurement.
+                peak_memory_mib: gpus
+                    .iter()
+                    .map(|g| g.peak_memory_mib)
+                    .fold(0.0, |a, b| if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) }),
                 gpu_seconds_allocated: m.gpu_ns_allocated / 1e9,
                 gpu_seconds_idle: m.gpu_ns_idle / 1e9,
             },
@@ -205,12 +240,12 @@ impl Summary {
                 peak_alive: m.instances_peak,
             },
             gpus,
-            functions: w
+            functions: p
                 .functions
                 .iter()
                 .zip(&m.per_func)
-                .map(|(f, s)| FunctionSummary {
-                    name: f.name.clone(),
+                .map(|(name, s)| FunctionSummary {
+                    name: name.to_string(),
                     arrivals: s.arrivals,
                     completed: s.completed,
                     rejected: s.rejected,

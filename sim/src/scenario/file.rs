@@ -67,7 +67,8 @@ fn one_f64() -> f64 {
 pub struct ClusterSpec {
     pub nodes: Option<u32>,
     pub gpus_per_node: Option<u32>,
-    pub gpu: Option<String>,
+    /// A GPU name, or `{ profile = "FILE" }`: a device profile written by `gpushare calibrate`.
+    pub gpu: Option<GpuRef>,
     #[serde(default)]
     pub node_groups: Vec<NodeGroup>,
     /// Local storage bandwidth for model loads, GB/s.
@@ -85,7 +86,37 @@ fn default_storage_gbps() -> f64 {
 pub struct NodeGroup {
     pub count: u32,
     pub gpus_per_node: u32,
-    pub gpu: String,
+    pub gpu: GpuRef,
+}
+
+/// Which GPU: a built-in or `[gpu_types]` name, or a measured device profile.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GpuRef {
+    Name(String),
+    Profile(ProfileRef),
+}
+
+impl<'de> Deserialize<'de> for GpuRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match toml::Value::deserialize(d)? {
+            toml::Value::String(name) => Ok(GpuRef::Name(name)),
+            toml::Value::Table(t) => ProfileRef::deserialize(toml::Value::Table(t))
+                .map(GpuRef::Profile)
+                .map_err(|e| D::Error::custom(e.message().trim_end())),
+            other => Err(D::Error::custom(format!(
+                "expected a GPU name or {{ profile = \"FILE\" }}, got {}",
+                other.type_str()
+            ))),
+        }
+    }
+}
+
+/// `{ profile = "FILE" }`: the `[device]` table of a calibration file (relative to the scenario).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileRef {
+    pub profile: PathBuf,
 }
 
 /// `[[functions]]`.

@@ -18,7 +18,7 @@ use crate::catalog;
 use crate::device::{self, DeviceSpec};
 use crate::profile::FunctionProfile;
 use crate::time::{Nanos, secs_to_ns};
-use file::{ScenarioFile, WorkloadSpec};
+use file::{GpuRef, ScenarioFile, WorkloadSpec};
 use gpushare_traces::azure2019::{Azure2019, Azure2019Stream, StreamOptions};
 use gpushare_traces::azure2021::{Azure2021, Azure2021Stream};
 use gpushare_traces::llm::{LlmCost, LlmSource};
@@ -136,6 +136,8 @@ pub struct Scenario {
     pub slo: Option<Nanos>,
     /// Device types used by the cluster.
     pub devices: Vec<DeviceSpec>,
+    /// Device types loaded from measured profiles (`gpu = { profile = "FILE" }`): name and file.
+    pub device_profiles: Vec<(String, PathBuf)>,
     /// Every GPU as (node, device type index).
     pub gpus: Vec<(u32, usize)>,
     pub storage_gbps: f64,
@@ -426,6 +428,58 @@ fn resolve_devices(spec: &ScenarioFile) -> Result<Vec<DeviceSpec>, ConfigError> 
     Ok(all)
 }
 
+/// The device name of `gpu`; a measured profile is read from its file (relative to the scenario)
+/// and added to `known` under its `[device] name` (default: the file's stem).
+fn gpu_name(
+    gpu: &GpuRef,
+    at: &DocPath,
+    base_dir: &Path,
+    known: &mut Vec<DeviceSpec>,
+    profiles: &mut Vec<(String, PathBuf)>,
+) -> Result<String, ConfigError> {
+    let profile = match gpu {
+        GpuRef::Name(n) => return Ok(n.clone()),
+        GpuRef::Profile(p) => &p.profile,
+    };
+    let at = at.key("profile");
+    let path = base_dir.join(profile);
+    let bad = |what: String| ConfigError::at(at.clone(), format!("{}: {what}", path.display()));
+    let text = std::fs::read_to_string(&path).map_err(|e| bad(format!("cannot read the device profile: {e}")))?;
+    let mut file: toml::Table =
+        toml::from_str(&text).map_err(|e| bad(format!("invalid TOML: {}", e.message().trim_end())))?;
+    let Some(toml::Value::Table(mut table)) = file.remove("device") else {
+        return Err(bad(
+            "no [device] table (a profile written by `gpushare calibrate` has one)".into(),
+        ));
+    };
+    let base = match table.remove("base") {
+        None => toml::Value::Table(toml::Table::new()),
+        Some(toml::Value::String(b)) => match known.iter().find(|d| d.name == b) {
+            Some(d) => toml::Value::try_from(d).expect("device specs serialise"),
+            None => return Err(bad(format!("device.base: unknown GPU `{b}`"))),
+        },
+        Some(_) => return Err(bad("device.base: must be the name of a GPU".into())),
+    };
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "measured".into());
+    let mut dev: DeviceSpec = merged(base, &table)
+        .try_into()
+        .map_err(|e: toml::de::Error| bad(format!("[device]: {}", e.message().trim_end())))?;
+    if dev.name.is_empty() {
+        dev.name = stem;
+    }
+    dev.check()
+        .map_err(|(field, msg)| bad(format!("device.{field}: {msg}")))?;
+    known.retain(|d| d.name != dev.name);
+    let name = dev.name.clone();
+    known.push(dev);
+    profiles.retain(|(n, _)| *n != name);
+    profiles.push((name.clone(), path));
+    Ok(name)
+}
+
 /// The profiles a scenario can name: `[profiles]` first, then the catalog.
 pub(crate) struct ProfileBook {
     custom: BTreeMap<String, FunctionProfile>,
@@ -556,21 +610,22 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
     }
 
     // Devices and cluster layout.
-    let known = resolve_devices(&spec)?;
+    let mut known = resolve_devices(&spec)?;
+    let mut device_profiles = Vec::new();
     let c = &spec.cluster;
     let cl = root.key("cluster");
     let storage_gbps = positive(cl.key("storage_gbps"), c.storage_gbps)?;
     let mut groups: Vec<(u32, u32, String, DocPath)> = Vec::new();
     match (c.nodes, c.gpus_per_node, &c.gpu, c.node_groups.is_empty()) {
-        (Some(n), Some(g), Some(gpu), true) => groups.push((n, g, gpu.clone(), cl.clone())),
+        (Some(n), Some(g), Some(gpu), true) => {
+            let name = gpu_name(gpu, &cl.key("gpu"), base_dir, &mut known, &mut device_profiles)?;
+            groups.push((n, g, name, cl.clone()))
+        }
         (None, None, None, false) => {
             for (i, ng) in c.node_groups.iter().enumerate() {
-                groups.push((
-                    ng.count,
-                    ng.gpus_per_node,
-                    ng.gpu.clone(),
-                    cl.key("node_groups").index(i),
-                ));
+                let at = cl.key("node_groups").index(i);
+                let name = gpu_name(&ng.gpu, &at.key("gpu"), base_dir, &mut known, &mut device_profiles)?;
+                groups.push((ng.count, ng.gpus_per_node, name, at));
             }
         }
         _ => {
@@ -682,6 +737,7 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
         load_scale,
         slo,
         devices,
+        device_profiles,
         gpus,
         storage_gbps,
         functions,
