@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+mod replay_cli;
+
 #[derive(Parser)]
 #[command(
     name = "gpushare",
@@ -29,16 +31,40 @@ enum Command {
     Run(RunArgs),
     /// Check a scenario, its policy and its workload without simulating.
     Validate(ScenarioArgs),
-    /// Run a scenario under several policies (in parallel) and print one Markdown table.
+    /// Run a scenario under several policies (in parallel) and print one Markdown table; or,
+    /// given SIM_DIR REPLAY_DIR, set the simulator's predictions against a replay's measurements
+    /// (p50, p99, throughput, utilisation, memory) as Markdown and CSV.
     Compare {
-        #[command(flatten)]
-        scenario: ScenarioArgs,
+        /// A scenario file (with --policy), or a simulation and a replay output directory (each
+        /// a run directory or a directory of them, paired by scenario and policy).
+        #[arg(required = true, num_args = 1..=2, value_name = "SCENARIO | SIM_DIR REPLAY_DIR")]
+        paths: Vec<PathBuf>,
+        /// Override a scenario field, e.g. --set policy.keep_alive_s=60 (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Override simulation.seed.
+        #[arg(long)]
+        seed: Option<u64>,
         /// A policy to run: a name (`mps`), which keeps the scenario's other `[policy]` keys, or
         /// a whole table (`{ name = "mps", active_thread_percentage = 50 }`), which replaces
         /// them; `LABEL: TABLE` names the row `LABEL`. Repeatable; rows follow the order given.
-        #[arg(long = "policy", value_name = "NAME|[LABEL: ]TABLE", required = true)]
+        #[arg(long = "policy", value_name = "NAME|[LABEL: ]TABLE")]
         policies: Vec<String>,
+        /// With two directories: where to write comparison.md and comparison.csv (default:
+        /// REPLAY_DIR).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
+    /// Replay a scenario on a real GPU: its arrivals in real time, each policy's mechanism for
+    /// real (processes, MPS, a kernel server, a shared context), results in the simulator's
+    /// schema plus NVML samples.
+    Replay(replay_cli::ReplayArgs),
+    /// Measure a GPU and write the device profile the simulator loads with
+    /// `gpu = { profile = "FILE" }` and the replay sizes its kernels with.
+    Calibrate(replay_cli::CalibrateArgs),
+    /// A replay's worker process (started by `gpushare replay`).
+    #[command(hide = true)]
+    ReplayWorker,
     /// Run a scenario over the product of its `[sweep]` axes (and `--axis`), in parallel, into
     /// one results directory: runs.csv, summary.csv (mean and 95 % CI over seeds), sweep.json,
     /// and each run's files under runs/.
@@ -384,7 +410,38 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Validate(args) => validate(args),
-        Command::Compare { scenario, policies } => compare(scenario, policies),
+        Command::Compare {
+            paths,
+            set,
+            seed,
+            policies,
+            out,
+        } => {
+            if let [sim, replay] = &paths[..] {
+                if !policies.is_empty() || !set.is_empty() || seed.is_some() {
+                    Err(Failure::Input(
+                        "compare SIM_DIR REPLAY_DIR takes no --policy, --set or --seed (they belong to a scenario)"
+                            .into(),
+                    ))
+                } else {
+                    replay_cli::compare_dirs(sim, replay, out)
+                }
+            } else if policies.is_empty() {
+                Err(Failure::Input(
+                    "compare SCENARIO needs at least one --policy (or give SIM_DIR REPLAY_DIR)".into(),
+                ))
+            } else {
+                let scenario = ScenarioArgs {
+                    scenario: paths[0].clone(),
+                    set,
+                    seed,
+                };
+                compare(scenario, policies)
+            }
+        }
+        Command::Replay(args) => replay_cli::replay(args),
+        Command::Calibrate(args) => replay_cli::calibrate(args),
+        Command::ReplayWorker => return ExitCode::from(gpushare_replay::worker::main() as u8),
         Command::Profile { scenario, out, seconds } => profile(scenario, out, seconds),
         Command::Sweep(args) => sweep(args),
         Command::Merge { shards, out } => merge(shards, out),
@@ -467,38 +524,46 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `--policy ARG` applied to the scenario: its row label and the scenario, its policy checked.
+/// ARG is a name (`mps`: the scenario's other `[policy]` keys stay), a table (replacing them), or
+/// `LABEL: TABLE`.
+fn with_policy(args: &ScenarioArgs, arg: &str) -> Result<(String, Scenario), Failure> {
+    // `LABEL: { … }` names the row; a TOML inline table has no `:` before its `{`.
+    let (label, p) = match arg.split_once('{') {
+        Some((head, _)) if head.trim_end().ends_with(':') => {
+            let (label, table) = arg.split_once(':').expect("checked");
+            (label.trim().to_string(), table.trim())
+        }
+        _ => (arg.trim().to_string(), arg),
+    };
+    let name_only = !p.trim_start().starts_with('{');
+    let mut src = source(args)?;
+    src.set(&format!("{}={p}", if name_only { "policy.name" } else { "policy" }))?;
+    let scenario = src.parse()?;
+    // Building the policy here reports bad input before any run starts; policies are not
+    // `Send`, so each run builds its own again.
+    gpushare_policies::build(&scenario).map_err(|e| {
+        let kept_key = name_only && e.message.starts_with("unknown field");
+        let msg = src.locate(e).to_string();
+        Failure::Input(if kept_key {
+            format!(
+                "{msg}\n(--policy {p} keeps the scenario's other [policy] keys; give a table to replace \
+                 them, e.g. --policy '{{ name = \"{p}\" }}')"
+            )
+        } else {
+            msg
+        })
+    })?;
+    Ok((label, scenario))
+}
+
 /// Each policy's run of the scenario, simulated in parallel; the table is the same whatever the
 /// thread count, since every run is deterministic and rows keep the order given.
 fn compare(args: ScenarioArgs, policies: Vec<String>) -> Result<(), Failure> {
     use rayon::prelude::*;
     let mut runs = Vec::new();
     for arg in &policies {
-        // `LABEL: { … }` names the row; a TOML inline table has no `:` before its `{`.
-        let (label, p) = match arg.split_once('{') {
-            Some((head, _)) if head.trim_end().ends_with(':') => {
-                let (label, table) = arg.split_once(':').expect("checked");
-                (label.trim().to_string(), table.trim())
-            }
-            _ => (arg.trim().to_string(), arg.as_str()),
-        };
-        let name_only = !p.trim_start().starts_with('{');
-        let mut src = source(&args)?;
-        src.set(&format!("{}={p}", if name_only { "policy.name" } else { "policy" }))?;
-        let scenario = src.parse()?;
-        // Building the policy here reports bad input before any run starts; policies are not
-        // `Send`, so each run builds its own again.
-        gpushare_policies::build(&scenario).map_err(|e| {
-            let kept_key = name_only && e.message.starts_with("unknown field");
-            let msg = src.locate(e).to_string();
-            Failure::Input(if kept_key {
-                format!(
-                    "{msg}\n(--policy {p} keeps the scenario's other [policy] keys; give a table to replace \
-                     them, e.g. --policy '{{ name = \"{p}\" }}')"
-                )
-            } else {
-                msg
-            })
-        })?;
+        let (label, scenario) = with_policy(&args, arg)?;
         if runs.is_empty() {
             // The workload's notes are the same for every policy.
             for note in &scenario.notes {

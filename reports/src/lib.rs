@@ -6,7 +6,8 @@
 //! ([`human`]), the side-by-side table of several runs ([`compare`]), per-run series for figures
 //! ([`series`]: the latency CDF, GPU samples over time), the Chrome / Perfetto timeline
 //! ([`timeline`]), sweeps over scenario fields with their tables, shards and merge ([`sweep`]),
-//! figures ([`plot`]), regression checks against a baseline ([`check`]), and atomic writes ([`atomic`]): every file is written under a temporary name
+//! figures ([`plot`]), regression checks against a baseline ([`check`]), prediction against a
+//! replay's measurement ([`validation`]), and atomic writes ([`atomic`]): every file is written under a temporary name
 //! and renamed when complete, so an interrupted run never leaves a half-written file that looks
 //! whole.
 
@@ -21,6 +22,7 @@ pub mod series;
 pub mod summary_files;
 pub mod sweep;
 pub mod timeline;
+pub mod validation;
 
 pub use invocations::InvocationCsv;
 pub use summary_files::write_summary;

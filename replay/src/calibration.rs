@@ -1,0 +1,139 @@
+//! A device profile as `gpushare calibrate` writes it: the simulator's device spec (`[device]`,
+//! which a scenario loads with `gpu = { profile = "FILE" }`), what the replay needs to size its
+//! kernels on this device (`[replay]`), and the raw measurements behind both (`[measured]`).
+
+use gpushare_sim::device::DeviceSpec;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// How the replay sizes kernels on one device.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayCalibration {
+    /// Threads per block of the spin and stream kernels.
+    pub threads_per_block: u32,
+    /// Spin iterations one block runs per microsecond with an SM to itself.
+    pub spin_iters_per_us: f64,
+    /// Stream-kernel bandwidth (read + write) with a given fraction of the SMs: (fraction,
+    /// GB/s), by fraction.
+    pub stream_gbps: Vec<(f64, f64)>,
+    /// SGEMM throughput at n = 4096, TFLOP/s, if measured (the cuBLAS path).
+    #[serde(default)]
+    pub sgemm_tflops: Option<f64>,
+    /// Kernel launch overhead, µs.
+    pub launch_overhead_us: f64,
+}
+
+impl ReplayCalibration {
+    /// Stream bandwidth with `fraction` of the SMs, interpolated (GB/s).
+    pub fn stream_gbps_at(&self, fraction: f64) -> f64 {
+        let pts = &self.stream_gbps;
+        match pts.len() {
+            0 => 0.0,
+            1 => pts[0].1,
+            _ => {
+                if fraction <= pts[0].0 {
+                    return pts[0].1 * fraction / pts[0].0;
+                }
+                for w in pts.windows(2) {
+                    let ((f0, g0), (f1, g1)) = (w[0], w[1]);
+                    if fraction <= f1 {
+                        return g0 + (g1 - g0) * (fraction - f0) / (f1 - f0);
+                    }
+                }
+                pts[pts.len() - 1].1
+            }
+        }
+    }
+}
+
+/// What calibration measured, kept beside the profile.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Measured {
+    /// The GPU's name as the driver reports it, and the driver version.
+    #[serde(default)]
+    pub gpu_name: String,
+    #[serde(default)]
+    pub driver: String,
+    /// SMs and device memory as the driver reports them.
+    #[serde(default)]
+    pub sms: u32,
+    #[serde(default)]
+    pub memory_total_mib: f64,
+    /// The spin kernel's time with two blocks per SM against one: about 2 when one block keeps
+    /// an SM busy (the kernels' SM demand then means what it says).
+    #[serde(default)]
+    pub spin_two_blocks_per_sm_ratio: f64,
+    /// Spin kernel of fixed total work over k blocks: (fraction of SMs, speed relative to all).
+    #[serde(default)]
+    pub spin_speed_by_share: Vec<(f64, f64)>,
+    /// Same, with every SM's block but an MPS active-thread percentage: (fraction, speed).
+    #[serde(default)]
+    pub spin_speed_by_mps_share: Vec<(f64, f64)>,
+    /// Pinned copies, GB/s.
+    #[serde(default)]
+    pub h2d_gbps: f64,
+    #[serde(default)]
+    pub d2h_gbps: f64,
+    /// Two stream kernels on half the SMs each, together against alone: the time ratio.
+    #[serde(default)]
+    pub co_run_slowdown: Option<f64>,
+    /// Context creation in fresh processes, seconds, each sample.
+    #[serde(default)]
+    pub context_create_s: Vec<f64>,
+    /// Device memory one context takes (NVML, before and after a fresh process's context), MiB.
+    #[serde(default)]
+    pub context_memory_mib: Option<f64>,
+    /// Two processes time-sharing the GPU: the latency of a short kernel of one while the other
+    /// runs long ones, ms (p50, p99), and the short kernel alone (ms).
+    #[serde(default)]
+    pub time_slice_probe_ms: Option<(f64, f64, f64)>,
+    /// Notes: what could not be measured, and why.
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+/// A whole calibration file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Calibration {
+    pub device: DeviceSpec,
+    pub replay: ReplayCalibration,
+    #[serde(default)]
+    pub measured: Measured,
+}
+
+impl Calibration {
+    /// Reads a calibration file.
+    pub fn load(path: &Path) -> Result<Calibration, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message().trim_end()))
+    }
+
+    /// Writes it, with a header saying where it came from.
+    pub fn save(&self, path: &Path, header: &str) -> Result<(), String> {
+        let body = toml::to_string(self).map_err(|e| e.to_string())?;
+        let text: String = header.lines().map(|l| format!("# {l}\n")).collect::<String>() + &body;
+        gpushare_reports::atomic::write_atomic(path, text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_bandwidth_interpolates_between_measured_shares() {
+        let r = ReplayCalibration {
+            threads_per_block: 256,
+            spin_iters_per_us: 100.0,
+            stream_gbps: vec![(0.25, 1000.0), (0.5, 1800.0), (1.0, 2000.0)],
+            sgemm_tflops: None,
+            launch_overhead_us: 3.0,
+        };
+        assert_eq!(r.stream_gbps_at(0.125), 500.0);
+        assert_eq!(r.stream_gbps_at(0.375), 1400.0);
+        assert_eq!(r.stream_gbps_at(1.0), 2000.0);
+    }
+}

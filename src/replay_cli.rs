@@ -1,0 +1,226 @@
+//! The real-GPU commands: `replay`, `calibrate` and `compare SIM_DIR REPLAY_DIR`.
+
+use super::{Failure, ScenarioArgs, display, source, with_policy};
+use clap::Args;
+use gpushare_replay::calibrate::CalibrateOptions;
+use gpushare_replay::protocol::Backend;
+use gpushare_replay::replay::ReplayOptions;
+use gpushare_replay::{ReplayError, calibration::Calibration};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+impl From<ReplayError> for Failure {
+    fn from(e: ReplayError) -> Self {
+        match e.exit_code() {
+            2 => Failure::Input(e.to_string()),
+            _ => Failure::Run(anyhow::anyhow!(e.to_string())),
+        }
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct ReplayArgs {
+    #[command(flatten)]
+    scenario: ScenarioArgs,
+    /// The policy to replay: a name (keeps the scenario's other [policy] keys) or a table
+    /// (default: the scenario's).
+    #[arg(long, value_name = "NAME|TABLE")]
+    policy: Option<String>,
+    /// The GPU (device ordinal) to replay on; several, comma-separated, for a cluster of them.
+    #[arg(long, default_value = "0", value_name = "N[,N…]")]
+    gpu: String,
+    /// Replay arrivals this many times faster (the run lasts horizon / X).
+    #[arg(long, default_value_t = 1.0, value_name = "X")]
+    time_scale: f64,
+    /// Output directory (default: out/<scenario>-replay/<policy>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The device calibration (default: the scenario's `gpu = { profile = "FILE" }`).
+    #[arg(long)]
+    calibration: Option<PathBuf>,
+    /// Run the harness without a GPU: every operation is a sleep of its planned time. Tests the
+    /// harness; the output says it is not a measurement.
+    #[arg(long)]
+    emulate: bool,
+    /// NVML sampling period, ms.
+    #[arg(long, default_value_t = 10.0)]
+    sample_ms: f64,
+    /// With `drain`, how long to wait past the horizon for work in flight, seconds.
+    #[arg(long, default_value_t = 300.0)]
+    drain_timeout_s: f64,
+}
+
+#[derive(Args)]
+pub(crate) struct CalibrateArgs {
+    /// The GPU (device ordinal) to measure.
+    #[arg(long, default_value_t = 0)]
+    gpu: u32,
+    /// Where to write the device profile (default: out/calibration/gpu<N>.toml).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Skip the MPS measurements (no daemon is started).
+    #[arg(long)]
+    no_mps: bool,
+}
+
+fn exe() -> Result<PathBuf, Failure> {
+    std::env::current_exe().map_err(|e| Failure::Run(anyhow::anyhow!("locating the gpushare executable: {e}")))
+}
+
+fn positive(flag: &str, v: f64) -> Result<f64, Failure> {
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(Failure::Input(format!("--{flag} {v}: expected a positive number")))
+    }
+}
+
+pub(crate) fn replay(args: ReplayArgs) -> Result<(), Failure> {
+    let backend = if args.emulate { Backend::Emulated } else { Backend::Cuda };
+    // Before reading anything else: a machine without the driver gets the one plain answer.
+    if backend == Backend::Cuda && !gpushare_replay::driver::driver_present() {
+        return Err(ReplayError::Unavailable(gpushare_replay::NO_DRIVER.into()).into());
+    }
+    let gpus = args
+        .gpu
+        .split(',')
+        .map(|g| g.trim().parse::<u32>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| Failure::Input(format!("--gpu {}: expected device ordinals, e.g. 0 or 0,1", args.gpu)))?;
+    let (scenario, mut scenario_args) = match &args.policy {
+        Some(p) => {
+            let (_, s) = with_policy(&args.scenario, p)?;
+            let key = if p.trim_start().starts_with('{') {
+                "policy"
+            } else {
+                "policy.name"
+            };
+            (s, vec!["--set".to_string(), format!("'{key}={p}'")])
+        }
+        None => {
+            let src = source(&args.scenario)?;
+            let s = src.parse()?;
+            gpushare_policies::build(&s).map_err(|e| src.locate(e))?;
+            (s, Vec::new())
+        }
+    };
+    let mut prefix = vec![display(&args.scenario.scenario)];
+    for s in &args.scenario.set {
+        prefix.push("--set".into());
+        prefix.push(format!("'{s}'"));
+    }
+    if let Some(seed) = args.scenario.seed {
+        prefix.push(format!("--seed {seed}"));
+    }
+    prefix.append(&mut scenario_args);
+    for note in &scenario.notes {
+        eprintln!("{note}");
+    }
+    let out = args.out.clone().unwrap_or_else(|| {
+        Path::new("out")
+            .join(format!("{}-replay", scenario.name))
+            .join(&scenario.policy.name)
+    });
+    let opts = ReplayOptions {
+        gpus,
+        time_scale: positive("time-scale", args.time_scale)?,
+        out: out.clone(),
+        backend,
+        calibration: args.calibration.clone(),
+        worker_exe: exe()?,
+        sample_period: Duration::from_secs_f64(positive("sample-ms", args.sample_ms)? / 1e3),
+        drain_timeout: Duration::from_secs_f64(positive("drain-timeout-s", args.drain_timeout_s)?),
+        setup_timeout: Duration::from_secs(300),
+        scenario_args: prefix,
+    };
+    eprintln!(
+        "replaying {} under {} ({}): {:.1} s of arrivals …",
+        scenario.name,
+        scenario.policy.name,
+        backend.name(),
+        scenario.horizon as f64 / 1e9 / args.time_scale
+    );
+    let run = gpushare_replay::replay::replay(&scenario, &opts)?;
+    print!("{}", gpushare_reports::human::render(&run.summary));
+    let r = &run.report;
+    println!(
+        "harness        arrivals sent {:.3} ms late (p99 {:.3} ms); requests reached their worker in {:.3} ms (p99 {:.3} ms)",
+        r.arrival_lag.p50_ms, r.arrival_lag.p99_ms, r.handoff.p50_ms, r.handoff.p99_ms
+    );
+    for n in &r.notes {
+        println!("note           {n}");
+    }
+    println!("wrote          {}", out.display());
+    println!("prediction     {} --out SIM_DIR", r.prediction_command);
+    Ok(())
+}
+
+pub(crate) fn calibrate(args: CalibrateArgs) -> Result<(), Failure> {
+    if !gpushare_replay::driver::driver_present() {
+        return Err(ReplayError::Unavailable(gpushare_replay::NO_DRIVER.into()).into());
+    }
+    let out = args.out.clone().unwrap_or_else(|| {
+        Path::new("out")
+            .join("calibration")
+            .join(format!("gpu{}.toml", args.gpu))
+    });
+    let cal: Calibration = gpushare_replay::calibrate::calibrate(&CalibrateOptions {
+        gpu: args.gpu,
+        worker_exe: exe()?,
+        no_mps: args.no_mps,
+    })?;
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Failure::Run(anyhow::anyhow!("creating {}: {e}", dir.display())))?;
+    }
+    let header = format!(
+        "Device profile of GPU {} ({}, driver {}), measured by gpushare {}:\n  gpushare calibrate --gpu {}{}{}\n\
+         Load it in a scenario with  gpu = {{ profile = \"{}\" }}  (a path relative to the scenario).",
+        args.gpu,
+        cal.measured.gpu_name,
+        cal.measured.driver,
+        env!("CARGO_PKG_VERSION"),
+        args.gpu,
+        args.out
+            .as_ref()
+            .map_or(String::new(), |o| format!(" --out {}", o.display())),
+        if args.no_mps { " --no-mps" } else { "" },
+        out.display()
+    );
+    cal.save(&out, &header).map_err(|e| Failure::Run(anyhow::anyhow!(e)))?;
+    for n in &cal.measured.notes {
+        println!("note           {n}");
+    }
+    println!("wrote          {}", out.display());
+    Ok(())
+}
+
+pub(crate) fn compare_dirs(sim: &Path, replay: &Path, out: Option<PathBuf>) -> Result<(), Failure> {
+    use gpushare_reports::validation;
+    let predicted = validation::find_runs(sim).map_err(Failure::Input)?;
+    let measured = validation::find_runs(replay).map_err(Failure::Input)?;
+    let (rows, unpaired) = validation::compare(&predicted, &measured);
+    if rows.is_empty() {
+        return Err(Failure::Input(format!(
+            "no run of {} pairs with a run of {} (runs pair by scenario and policy name): {}",
+            sim.display(),
+            replay.display(),
+            unpaired.join("; ")
+        )));
+    }
+    let emulated = measured.iter().any(|r| r.backend.as_deref() == Some("emulated"));
+    let md = validation::markdown(&rows, emulated);
+    print!("{md}");
+    for u in &unpaired {
+        eprintln!("note: {u}");
+    }
+    let dir = out.unwrap_or_else(|| replay.to_path_buf());
+    std::fs::create_dir_all(&dir).map_err(|e| Failure::Run(anyhow::anyhow!("creating {}: {e}", dir.display())))?;
+    let write = |name: &str, text: &str| {
+        gpushare_reports::atomic::write_atomic(&dir.join(name), text.as_bytes())
+            .map_err(|e| Failure::Run(anyhow::anyhow!("writing {}: {e}", dir.join(name).display())))
+    };
+    write("comparison.md", &md)?;
+    write("comparison.csv", &validation::csv(&rows))?;
+    println!("wrote          {}/comparison.md, comparison.csv", dir.display());
+    Ok(())
+}
