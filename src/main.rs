@@ -62,6 +62,9 @@ enum Command {
     /// Measure a GPU and write the device profile the simulator loads with
     /// `gpu = { profile = "FILE" }` and the replay sizes its kernels with.
     Calibrate(replay_cli::CalibrateArgs),
+    /// Benchmark: what the replay harness adds to an invocation, against a bare loop of the
+    /// same operations (BENCHMARKS.md).
+    ReplayOverhead(replay_cli::OverheadArgs),
     /// A replay's worker process (started by `gpushare replay`).
     #[command(hide = true)]
     ReplayWorker,
@@ -441,6 +444,7 @@ fn main() -> ExitCode {
         }
         Command::Replay(args) => replay_cli::replay(args),
         Command::Calibrate(args) => replay_cli::calibrate(args),
+        Command::ReplayOverhead(args) => replay_cli::overhead(args),
         Command::ReplayWorker => return ExitCode::from(gpushare_replay::worker::main() as u8),
         Command::Profile { scenario, out, seconds } => profile(scenario, out, seconds),
         Command::Sweep(args) => sweep(args),

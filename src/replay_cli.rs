@@ -63,6 +63,25 @@ pub(crate) struct CalibrateArgs {
     no_mps: bool,
 }
 
+#[derive(Args)]
+pub(crate) struct OverheadArgs {
+    /// The GPU (device ordinal).
+    #[arg(long, default_value_t = 0)]
+    gpu: u32,
+    /// The device calibration that sizes the kernels (required on a GPU).
+    #[arg(long)]
+    calibration: Option<PathBuf>,
+    /// A catalog profile whose operations are timed.
+    #[arg(long, default_value = "kaas-resnet50")]
+    function: String,
+    /// Invocations each way.
+    #[arg(long, default_value_t = 200)]
+    n: u32,
+    /// Without a GPU: the operations are sleeps, the figure the harness's CPU-side cost.
+    #[arg(long)]
+    emulate: bool,
+}
+
 fn exe() -> Result<PathBuf, Failure> {
     std::env::current_exe().map_err(|e| Failure::Run(anyhow::anyhow!("locating the gpushare executable: {e}")))
 }
@@ -222,5 +241,25 @@ pub(crate) fn compare_dirs(sim: &Path, replay: &Path, out: Option<PathBuf>) -> R
     write("comparison.md", &md)?;
     write("comparison.csv", &validation::csv(&rows))?;
     println!("wrote          {}/comparison.md, comparison.csv", dir.display());
+    Ok(())
+}
+
+pub(crate) fn overhead(args: OverheadArgs) -> Result<(), Failure> {
+    let backend = if args.emulate { Backend::Emulated } else { Backend::Cuda };
+    if args.n == 0 {
+        return Err(Failure::Input("--n 0: expected at least 1".into()));
+    }
+    let r = gpushare_replay::overhead::measure(&gpushare_replay::overhead::OverheadOptions {
+        gpu: args.gpu,
+        backend,
+        calibration: args.calibration,
+        profile: args.function,
+        n: args.n,
+        worker_exe: exe()?,
+    })?;
+    println!(
+        "{} ({}), {} invocations each way: planned {:.3} ms; bare loop p50 {:.3} ms; through the harness p50 {:.3} ms; added {:.3} ms = {:.2} %",
+        r.profile, r.backend, r.n, r.planned_ms, r.bare_p50_ms, r.harness_p50_ms, r.added_ms, r.added_pct
+    );
     Ok(())
 }

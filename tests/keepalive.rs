@@ -49,7 +49,11 @@ fn hybrid_histogram_prewarms_periodic_functions() {
 #[test]
 fn prewarmed_pools_start_set_up_at_time_zero() {
     for policy in ["exclusive", "time-sharing", "mps", "sage", "static"] {
-        let pool = if policy == "static" { "" } else { "max_instances = 1\nkeep_alive_s = 100000.0\n" };
+        let pool = if policy == "static" {
+            ""
+        } else {
+            "max_instances = 1\nkeep_alive_s = 100000.0\n"
+        };
         let text = |prewarm: bool| {
             format!(
                 "[simulation]\nhorizon_s = 30.0\n[cluster]\nnodes = 1\ngpus_per_node = 2\ngpu = \"a100-80gb\"\n\
@@ -64,6 +68,9 @@ fn prewarmed_pools_start_set_up_at_time_zero() {
         assert_eq!(warm.latency_s.setup.count, 0, "{policy}");
         assert_eq!(warm.instances.created, 2, "{policy}");
         assert!(cold.cold_starts > 0, "{policy}");
-        assert!(warm.latency_s.end_to_end.p99 < cold.latency_s.end_to_end.p99, "{policy}");
+        assert!(
+            warm.latency_s.end_to_end.p99 < cold.latency_s.end_to_end.p99,
+            "{policy}"
+        );
     }
 }

@@ -28,6 +28,7 @@ fn without_a_driver_replay_and_calibrate_say_so_and_exit_2() {
     for args in [
         vec!["replay", "scenarios/validation/quickstart.toml"],
         vec!["calibrate"],
+        vec!["replay-overhead"],
         vec!["calibrate", "--gpu", "1", "--out", "/nonexistent/x.toml"],
     ] {
         let o = common::gpushare(&args);
@@ -324,4 +325,26 @@ fn a_calibration_file_is_a_device_profile_the_simulator_loads() {
         assert!(e.contains(says), "{gpu}: {e}");
         assert!(e.contains("cluster.gpu"), "{gpu}: {e}");
     }
+}
+
+#[test]
+fn the_overhead_benchmark_times_both_ways() {
+    let o = common::gpushare(&["replay-overhead", "--emulate", "--function", "kaas-cgemm", "--n", "20"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        s.starts_with("kaas-cgemm (emulated), 20 invocations each way: planned 16.849 ms"),
+        "{s}"
+    );
+    assert!(
+        s.contains("bare loop p50") && s.contains("through the harness p50"),
+        "{s}"
+    );
+    let o = common::gpushare(&["replay-overhead", "--emulate", "--function", "nope"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("--function nope: not a catalog profile"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -5,7 +5,8 @@
 //! ([`kernels`]) and CUDA operations ([`cuda`]), the worker processes ([`worker`]) and what they
 //! say to the orchestrator ([`protocol`]), the mechanisms' set-up — a private MPS daemon
 //! ([`mps`]) — NVML sampling ([`nvml`]), the replay itself ([`replay`]) with its records and
-//! summary ([`measured`]), and the device calibration ([`calibrate`], [`calibration`]).
+//! summary ([`measured`]), the device calibration ([`calibrate`], [`calibration`]), and what the
+//! harness adds to an invocation ([`overhead`]).
 //!
 //! Every entry point checks for the driver first ([`driver`]): a machine without an NVIDIA GPU
 //! gets a plain error, never a panic from a missing library.
@@ -18,6 +19,7 @@ pub mod kernels;
 pub mod measured;
 pub mod mps;
 pub mod nvml;
+pub mod overhead;
 pub mod plan;
 pub mod protocol;
 pub mod replay;

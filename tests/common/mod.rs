@@ -25,7 +25,11 @@ pub fn simulate_file(file: &Path, text: &str) -> Summary {
 
 /// Runs the `gpushare` binary with `args` from the repository root.
 pub fn gpushare(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gpushare"))
+    // A test binary carried to another machine (a GPU machine without a Rust toolchain) finds
+    // the binary and the checkout through GPUSHARE_BIN and GPUSHARE_REPO.
+    let bin =
+        std::env::var_os("GPUSHARE_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_gpushare")), PathBuf::from);
+    Command::new(bin)
         .args(args)
         .current_dir(repo_root())
         .output()
@@ -33,7 +37,7 @@ pub fn gpushare(args: &[&str]) -> Output {
 }
 
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("GPUSHARE_REPO").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }
 
 /// A fresh, empty temporary directory for one test.

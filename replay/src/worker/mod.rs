@@ -43,9 +43,23 @@ pub(crate) fn host_wait(ns: u64) {
     }
 }
 
+/// The backend `setup` asks for, set up in this process.
+pub(crate) fn executor(setup: &Setup) -> Result<(Box<dyn Executor>, Ready), String> {
+    match setup.backend {
+        Backend::Emulated => Ok(emulated::build(setup)),
+        Backend::Cuda => {
+            if !crate::driver::driver_present() {
+                Err(crate::driver::NO_DRIVER.to_string())
+            } else {
+                cuda_backend::build(setup).map(|(e, r)| (Box::new(e) as Box<dyn Executor>, r))
+            }
+        }
+    }
+}
+
 /// The operations of one request: each op scaled, with its repeat count and planned ns per
 /// repetition.
-fn request_ops(plan: &FunctionPlan, scale: f64) -> Vec<(Op, u32, u64)> {
+pub(crate) fn request_ops(plan: &FunctionPlan, scale: f64) -> Vec<(Op, u32, u64)> {
     plan.ops
         .iter()
         .map(|p| {
@@ -65,6 +79,44 @@ fn send(out: &Mutex<std::io::Stdout>, reply: &Reply) {
     // The orchestrator reading our stdout is the only consumer; if it is gone, so are we.
     if o.write_all(line(reply).as_bytes()).and_then(|_| o.flush()).is_err() {
         std::process::exit(1);
+    }
+}
+
+/// Runs one request on `lane` and answers it; a failure ends the process (the orchestrator sees
+/// the `Failed` reply, then the worker's exit).
+fn serve(
+    executor: &dyn Executor,
+    plans: &[(u32, FunctionPlan)],
+    lane: u32,
+    (id, func, scale): (u64, u32, f64),
+    out: &Mutex<std::io::Stdout>,
+) {
+    let Some((_, plan)) = plans.iter().find(|(f, _)| *f == func) else {
+        send(
+            out,
+            &Reply::Failed {
+                id,
+                error: format!("this worker does not serve function {func}"),
+            },
+        );
+        std::process::exit(1);
+    };
+    match executor.run(lane, &request_ops(plan, scale)) {
+        Ok(t) => send(
+            out,
+            &Reply::Done(Done {
+                id,
+                start_ns: t.start_ns,
+                end_ns: t.end_ns,
+                gpu_end_ns: t.gpu_end_ns,
+                gpu_ns: t.gpu_ns,
+                lane,
+            }),
+        ),
+        Err(error) => {
+            send(out, &Reply::Failed { id, error });
+            std::process::exit(1);
+        }
     }
 }
 
@@ -96,17 +148,7 @@ pub fn main() -> i32 {
             return 2;
         }
     };
-    let built: Result<(Box<dyn Executor>, Ready), String> = match setup.backend {
-        Backend::Emulated => Ok(emulated::build(&setup)),
-        Backend::Cuda => {
-            if !crate::driver::driver_present() {
-                Err(crate::driver::NO_DRIVER.to_string())
-            } else {
-                cuda_backend::build(&setup).map(|(e, r)| (Box::new(e) as Box<dyn Executor>, r))
-            }
-        }
-    };
-    let (executor, ready) = match built {
+    let (executor, ready) = match executor(&setup) {
         Ok(b) => b,
         Err(error) => {
             send(&out, &Reply::SetupFailed { error });
@@ -117,42 +159,19 @@ pub fn main() -> i32 {
 
     let executor: Arc<dyn Executor> = Arc::from(executor);
     let plans: Arc<Vec<(u32, FunctionPlan)>> = Arc::new(setup.functions);
+    let lanes_n = setup.worker.lanes.max(1);
+    // One lane runs its requests on this thread, as they are read: no hand-over between
+    // threads on the measured path. Several lanes each get a thread and share a queue.
     let (tx, rx) = mpsc::channel::<(u64, u32, f64)>();
     let rx = Arc::new(Mutex::new(rx));
-    let lanes: Vec<_> = (0..setup.worker.lanes.max(1))
+    let lanes: Vec<_> = (0..if lanes_n > 1 { lanes_n } else { 0 })
         .map(|lane| {
             let (rx, out, executor, plans) = (rx.clone(), out.clone(), executor.clone(), plans.clone());
             std::thread::spawn(move || {
                 loop {
                     let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
                     let Ok((id, func, scale)) = next else { return };
-                    let Some((_, plan)) = plans.iter().find(|(f, _)| *f == func) else {
-                        send(
-                            &out,
-                            &Reply::Failed {
-                                id,
-                                error: format!("this worker does not serve function {func}"),
-                            },
-                        );
-                        std::process::exit(1);
-                    };
-                    match executor.run(lane, &request_ops(plan, scale)) {
-                        Ok(t) => send(
-                            &out,
-                            &Reply::Done(Done {
-                                id,
-                                start_ns: t.start_ns,
-                                end_ns: t.end_ns,
-                                gpu_end_ns: t.gpu_end_ns,
-                                gpu_ns: t.gpu_ns,
-                                lane,
-                            }),
-                        ),
-                        Err(error) => {
-                            send(&out, &Reply::Failed { id, error });
-                            std::process::exit(1);
-                        }
-                    }
+                    serve(&*executor, &plans, lane, (id, func, scale), &out);
                 }
             })
         })
@@ -160,6 +179,9 @@ pub fn main() -> i32 {
     for l in lines {
         let Ok(l) = l else { break };
         match serde_json::from_str::<Request>(&l) {
+            Ok(Request::Run { id, func, scale }) if lanes_n == 1 => {
+                serve(&*executor, &plans, 0, (id, func, scale), &out)
+            }
             Ok(Request::Run { id, func, scale }) => {
                 if tx.send((id, func, scale)).is_err() {
                     break;
