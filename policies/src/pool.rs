@@ -5,7 +5,9 @@
 //! by the policy's [`Placement`] — and, with `evict_idle`, idle instances of any function are
 //! reclaimed, least recently used first, until it fits. An instance left idle with nothing queued
 //! first makes room for a function waiting for capacity (with `evict_idle`), else stays warm for
-//! the keep-alive and is then reclaimed.
+//! the keep-alive and is then reclaimed. With `prewarm`, every function's instances
+//! (`max_instances`, default 1) exist from time 0 with their setup done — the state a real-GPU
+//! replay starts in, so that a simulation compared with one starts alike.
 
 use gpushare_sim::keepalive::{HybridConfig, HybridHistogram};
 use gpushare_sim::policy::{Ctx, FixedTtl, IdleAction, InstanceSpec, KeepAlive};
