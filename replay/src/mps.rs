@@ -71,15 +71,22 @@ impl MpsDaemon {
             log,
             running: false,
         };
-        let out = control(&daemon.pipe, &daemon.log)
+        // The daemon forks away from the program started here and may keep the descriptors it
+        // inherited: give it files, not pipes, or waiting for the program would wait for the
+        // daemon.
+        let err_path = daemon.root.join("start.stderr");
+        let err_file = std::fs::File::create(&err_path).map_err(|e| format!("creating {}: {e}", err_path.display()))?;
+        let status = control(&daemon.pipe, &daemon.log)
             .arg("-d")
-            .output()
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(err_file))
+            .status()
             .map_err(|e| format!("MPS unavailable: cannot run `{CONTROL} -d` ({e}); is the CUDA MPS control program installed and on PATH?"))?;
-        if !out.status.success() {
+        if !status.success() {
             return Err(format!(
-                "MPS unavailable: `{CONTROL} -d` failed ({}): {}{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim(),
+                "MPS unavailable: `{CONTROL} -d` failed ({status}): {}{}",
+                std::fs::read_to_string(&err_path).unwrap_or_default().trim(),
                 daemon.log_tail()
             ));
         }

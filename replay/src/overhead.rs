@@ -50,11 +50,14 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// Measures the overhead.
+/// Measures the overhead. Sets `CUDA_DEVICE_ORDER=PCI_BUS_ID` in this process's environment
+/// (device ordinals as NVML numbers them): call it before starting threads of your own.
 pub fn measure(opts: &OverheadOptions) -> Result<Overhead, ReplayError> {
     if opts.backend == Backend::Cuda && !driver::driver_present() {
         return Err(ReplayError::Unavailable(NO_DRIVER.into()));
     }
+    // SAFETY: called from the command line before any thread or CUDA call.
+    unsafe { crate::protocol::pin_device_order() };
     let profile = gpushare_sim::catalog::builtin_profile(&opts.profile).ok_or_else(|| {
         ReplayError::Input(format!(
             "--function {}: not a catalog profile (see `gpushare catalog`)",
@@ -106,6 +109,7 @@ pub fn measure(opts: &OverheadOptions) -> Result<Overhead, ReplayError> {
     // The worker process.
     let mut child = Command::new(&opts.worker_exe)
         .arg("replay-worker")
+        .envs(crate::protocol::CUDA_ENV)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -24,7 +24,7 @@
 //! `ceil(d × SMs)` blocks running `(1 − b) × work` and a stream kernel over the same blocks
 //! moving `b × work × bandwidth` bytes, both sized by the device's calibration. A GEMM-like phase
 //! (demand ≥ 0.8, `b` ≤ 0.15, a sharp speed knee ≥ 8) runs as cuBLAS SGEMMs instead when the
-//! calibration has an SGEMM rate.
+//! calibration has an SGEMM rate — as many whole 4096³ SGEMMs as fit, the rest a spin kernel.
 
 use crate::calibration::ReplayCalibration;
 use gpushare_sim::Scenario;
@@ -184,12 +184,26 @@ fn kernel_ops(
 ) {
     let blocks = ((demand * f64::from(dev.sms)).ceil() as u32).clamp(1, dev.sms.max(1));
     if let (true, Some(tflops)) = (demand >= 0.8 && bw <= 0.15 && knee >= 8.0, cal.sgemm_tflops) {
+        // Whole SGEMMs, and the remainder as a spin kernel over the same SMs, so the phase keeps
+        // its length to the microsecond rather than to a GEMM.
         let one = 2.0 * f64::from(GEMM_N).powi(3) / (tflops * 1e12) * 1e9; // ns per SGEMM
-        let reps = ((work as f64 / one).round() as u32).max(1);
-        ops.push(PlannedOp {
-            op: Op::Gemm { n: GEMM_N, reps },
-            ns: work,
-        });
+        let reps = (work as f64 / one).floor() as u32;
+        if reps > 0 {
+            ops.push(PlannedOp {
+                op: Op::Gemm { n: GEMM_N, reps },
+                ns: (f64::from(reps) * one).round() as u64,
+            });
+        }
+        let rest = work as f64 - f64::from(reps) * one;
+        if rest >= 1e3 {
+            ops.push(PlannedOp {
+                op: Op::Spin {
+                    blocks,
+                    iters: ((rest / 1e3) * cal.spin_iters_per_us).round().max(1.0) as u64,
+                },
+                ns: rest.round() as u64,
+            });
+        }
         return;
     }
     let compute_ns = work as f64 * (1.0 - bw);

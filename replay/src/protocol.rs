@@ -66,6 +66,9 @@ pub enum Reply {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Ready {
     pub pid: u32,
+    /// The device's SM count (0 for the emulated backend), to check against the calibration.
+    #[serde(default)]
+    pub sms: u32,
     /// Context creation, seconds (0 for the emulated backend).
     pub context_s: f64,
     /// Where its kernels came from: `nvrtc`, `embedded ptx`, or `none` (emulated).
@@ -92,6 +95,22 @@ pub struct Done {
     pub gpu_ns: u64,
     /// The lane (stream) that ran it.
     pub lane: u32,
+}
+
+/// The environment every CUDA process of the harness gets: device ordinals in PCI order, the
+/// order NVML numbers devices in, so that `--gpu N` is the same board for CUDA and NVML.
+pub const CUDA_ENV: [(&str, &str); 1] = [("CUDA_DEVICE_ORDER", "PCI_BUS_ID")];
+
+/// Puts [`CUDA_ENV`] into this process's environment, for the CUDA calls it makes itself.
+///
+/// # Safety
+/// Call it before this process starts threads or touches CUDA (environment writes race with
+/// reads on other threads).
+pub unsafe fn pin_device_order() {
+    for (k, v) in CUDA_ENV {
+        // SAFETY: the caller's promise.
+        unsafe { std::env::set_var(k, v) };
+    }
 }
 
 /// `CLOCK_MONOTONIC` now, ns.

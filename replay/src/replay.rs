@@ -422,6 +422,7 @@ pub fn replay(scenario: &Scenario, opts: &ReplayOptions) -> Result<ReplayRun, Re
             std::fs::File::create(&log).map_err(|e| ReplayError::Failed(format!("creating {}: {e}", log.display())))?;
         let mut cmd = Command::new(&opts.worker_exe);
         cmd.arg("replay-worker")
+            .envs(crate::protocol::CUDA_ENV)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
@@ -532,6 +533,15 @@ pub fn replay(scenario: &Scenario, opts: &ReplayOptions) -> Result<ReplayRun, Re
     }
     if let Some(d) = &daemon {
         d.check_clients_joined().map_err(ReplayError::Unavailable)?;
+    }
+    for w in &workers.0 {
+        let r = w.ready.as_ref().expect("all ready");
+        if r.sms != 0 && r.sms != dev.sms {
+            return Err(ReplayError::Input(format!(
+                "GPU {} has {} SMs, the scenario's device `{}` {}: calibrate this GPU (`gpushare calibrate --gpu {}`) and load its profile",
+                w.spec.gpu, r.sms, dev.name, dev.sms, w.spec.gpu
+            )));
+        }
     }
     for w in &workers.0 {
         let r = w.ready.as_ref().expect("all ready");

@@ -121,11 +121,14 @@ pub fn assemble(replay: ReplayCalibration, mut measured: Measured) -> Result<Cal
     })
 }
 
-/// Measures GPU `opts.gpu`.
+/// Measures GPU `opts.gpu`. Sets `CUDA_DEVICE_ORDER=PCI_BUS_ID` in this process's environment
+/// (device ordinals as NVML numbers them): call it before starting threads of your own.
 pub fn calibrate(opts: &CalibrateOptions) -> Result<Calibration, ReplayError> {
     if !driver::driver_present() {
         return Err(ReplayError::Unavailable(NO_DRIVER.into()));
     }
+    // SAFETY: nothing has started a thread (the Ctrl-C handler's comes next) or touched CUDA.
+    unsafe { crate::protocol::pin_device_order() };
     crate::mps::install_interrupt_handler();
     let mut measured = Measured::default();
     match crate::nvml::device_info(opts.gpu) {

@@ -60,6 +60,7 @@ impl Probe {
         };
         let mut child = Command::new(&opts.worker_exe)
             .arg("replay-worker")
+            .envs(crate::protocol::CUDA_ENV)
             .envs(env.iter().cloned())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -51,7 +51,7 @@ pub(super) struct CudaExecutor {
     threads: u32,
     lanes: Vec<Mutex<Lane>>,
     _memory: DeviceBuffer,
-    _ctx: Arc<CudaContext>,
+    ctx: Arc<CudaContext>,
 }
 
 /// What one lane's scratch needs, bytes, by the operations of every function served.
@@ -140,8 +140,12 @@ pub(super) fn build(setup: &Setup) -> Result<(CudaExecutor, Ready), String> {
         }));
     }
     ctx.synchronize().map_err(err("setting the worker up"))?;
+    let sms = ctx
+        .attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+        .map_err(err("reading the SM count"))? as u32;
     let ready = Ready {
         pid: std::process::id(),
+        sms,
         context_s,
         kernels: match &kernels.nvrtc_failure {
             None => kernels.origin.to_string(),
@@ -157,7 +161,7 @@ pub(super) fn build(setup: &Setup) -> Result<(CudaExecutor, Ready), String> {
             threads: setup.threads_per_block,
             lanes,
             _memory: memory,
-            _ctx: ctx,
+            ctx,
         },
         ready,
     ))
@@ -206,6 +210,8 @@ impl CudaExecutor {
 
 impl Executor for CudaExecutor {
     fn run(&self, lane: u32, ops: &[(Op, u32, u64)]) -> Result<Timing, String> {
+        // Lanes run on threads of their own; raw copies and cuBLAS need the context current.
+        self.ctx.bind_to_thread().map_err(err("binding the context"))?;
         let mut guard = self.lanes[lane as usize].lock().unwrap_or_else(|p| p.into_inner());
         let l = &mut *guard;
         let start_ns = now_ns();

@@ -12,6 +12,7 @@ pub(super) struct Emulated;
 pub(super) fn build(setup: &Setup) -> (Box<dyn Executor>, Ready) {
     let ready = Ready {
         pid: std::process::id(),
+        sms: 0,
         context_s: 0.0,
         kernels: "none".into(),
         resident_bytes: setup.functions.iter().map(|(_, p)| p.resident_bytes).sum(),
