@@ -333,7 +333,7 @@ impl<P: Placement> Pool<P> {
         self.start_with(ctx, func, false)
     }
 
-    /// [`Pool::start`]; `warm` skips the setup.
+    /// `Pool::start`; `warm` skips the setup.
     pub fn start_with(&mut self, ctx: &mut Ctx<'_>, func: FuncId, warm: bool) -> bool {
         loop {
             if let Some((gpu, mut spec)) = self.placement.place(ctx, func) {

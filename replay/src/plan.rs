@@ -11,8 +11,14 @@
 //! - `mps`, `fractional`: the same under a private MPS control daemon, each process with its
 //!   function's `CUDA_MPS_ACTIVE_THREAD_PERCENTAGE` (`caps`, `active_thread_percentage`;
 //!   `fractional` 12.5);
-//! - `kaas`: one worker per GPU serving every function, one request at a time;
-//! - `sage`: one process per (GPU, function), its instances as streams of one shared context.
+//! - `kaas`: one worker per GPU serving every function, one request at a time on its stream
+//!   (the model's discipline); its kernel module is loaded once (the module cache) and every
+//!   function's buffers are allocated once and stay resident (the buffer cache, with room for
+//!   all: the replay measures no eviction); the request's host code runs off the worker and the
+//!   graph's `dispatch_ms` on it;
+//! - `sage`: one process per (GPU, function), its instances as streams of one shared context,
+//!   the weights allocated once and read by every lane (activations per lane). Setup happens
+//!   before the measured run, so SAGE's overlapped setup is not what a replay measures.
 //!
 //! `mig` would change the GPU's MIG layout, which the harness never does; `fast-gshare` and
 //! `knix-vcuda` need their launch hooks (FaST-Manager, vCUDA), which it does not have; they are

@@ -9,16 +9,16 @@
 //! CUDA context for its whole life and serves every function, one request at a time (time
 //! sharing at kernel-graph granularity). A request's host code runs first as an ordinary CPU
 //! function, holding no GPU; the request then waits in the pool's shared CFS queue
-//! ([`cfs`]: virtual time += the request's GPU time, off-affinity standing + `penalty` ×
+//! (`cfs`: virtual time += the request's GPU time, off-affinity standing + `penalty` ×
 //! that time, idle groups reset to the base, ties to the least recently served). A free worker
 //! takes the group with the lowest standing on its GPU; when several are free, the request goes
 //! where its standing is lowest (an idle worker of its affinity before any other). The worker
 //! then makes room for the request's buffers in one batch of evictions from its LRU buffer
-//! cache ([`cache`]: capacity = device memory − `reserve_mib` − the context; buffers used more
+//! cache (`cache`: capacity = device memory − `reserve_mib` − the context; buffers used more
 //! than twice evicted last; dirty buffers written back), loads what is missing over the host
 //! link, loads the function's kernel module if it has not yet (`module_load_ms`), runs the
 //! dispatch path and the kernels, and writes the outputs back; the request's trailing host code
-//! runs on the CPU while the worker takes the next request. Affinity ([`affinity`]): each group
+//! runs on the CPU while the worker takes the next request. Affinity (`affinity`): each group
 //! is packed onto one GPU by its buffers' fraction of the cache, rounded up to eighths.
 //!
 //! **What the model keeps.** One context per GPU created once (no per-function cold start);

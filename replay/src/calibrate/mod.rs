@@ -1,10 +1,10 @@
 //! `gpushare calibrate`: measures a GPU and writes the device profile the simulator loads
 //! (`gpu = { profile = "FILE" }`) and the replay sizes its kernels with.
 //!
-//! Measured in one process ([`in_process`]): SM count and memory, kernel launch overhead, the
+//! Measured in one process (`in_process`): SM count and memory, kernel launch overhead, the
 //! spin kernel's rate and its speed against the share of SMs its grid may use, the stream
 //! kernel's bandwidth against the same, two stream kernels co-running, pinned copies both ways,
-//! and the cuBLAS SGEMM rate. Measured across processes ([`processes`]), through the replay's
+//! and the cuBLAS SGEMM rate. Measured across processes (`processes`), through the replay's
 //! own workers: context creation time and memory in fresh processes, how a short kernel of one
 //! process fares against another process's long kernels (CUDA's time slicing), and, where a
 //! private MPS daemon starts, the spin kernel's speed against the MPS active-thread

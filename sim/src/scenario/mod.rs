@@ -2,7 +2,7 @@
 //!
 //! A scenario is read in three passes. The text is parsed as TOML; `--set key.path=value`
 //! overrides are applied to the parsed table; the table is deserialised into the schema of
-//! [`file`] and then checked field by field. Any error carries the path of the field at fault,
+//! [`file`](mod@file) and then checked field by field. Any error carries the path of the field at fault,
 //! which is resolved against the original text to a file, line and column with the offending
 //! line underlined — or, if the field came from `--set`, to that override.
 
@@ -240,7 +240,7 @@ impl ScenarioSource {
     }
 
     /// Adds an override of `key` (a dotted path) with `value`; errors it causes name `origin`
-    /// (e.g. "[sweep] axis `policy`, value 2").
+    /// (e.g. "\[sweep\] axis `policy`, value 2").
     pub fn set_value(&mut self, origin: &str, key: &str, value: toml::Value) -> Result<(), ScenarioError> {
         let path = DocPath::parse(key.trim()).ok_or_else(|| ScenarioError::Set {
             file: self.file.clone(),

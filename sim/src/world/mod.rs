@@ -31,7 +31,7 @@ const NIL: u32 = u32::MAX;
 /// A function as the engine sees it: its name and its profile compiled for each device type.
 pub struct FunctionInfo {
     pub name: String,
-    /// Indexed by device type (position in [`World::devices`]).
+    /// Indexed by device type (position in `World::devices`).
     pub compiled: Vec<CompiledProfile>,
 }
 
@@ -76,7 +76,7 @@ impl ActivePhase {
 /// One GPU and its accounting.
 pub struct Gpu {
     pub node: u32,
-    /// Device type: index into [`World::devices`].
+    /// Device type: index into `World::devices`.
     pub device: usize,
     pub mem_capacity: u64,
     pub mem_used: u64,
