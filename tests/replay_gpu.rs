@@ -73,46 +73,36 @@ fn a_single_tenant_replay_runs_the_profiles_solo_time() {
     let dir = common::temp_dir("gpu-replay");
     calibrate(&dir);
     let profile = format!("cluster.gpu={{ profile = \"{}\" }}", dir.join("device.toml").display());
+    // The same 20 s of the quickstart, replayed and simulated on the calibrated device.
+    let both = |command: &str, out: &Path| {
+        ok(&common::gpushare(&[
+            command,
+            "scenarios/validation/quickstart.toml",
+            "--set",
+            &profile,
+            "--set",
+            "simulation.horizon_s=20",
+            "--set",
+            "simulation.warmup_s=3",
+            "--out",
+            out.to_str().unwrap(),
+        ]))
+    };
+    let json =
+        |path: &Path| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap() };
     let out = dir.join("replay");
-    ok(&common::gpushare(&[
-        "replay",
-        "scenarios/validation/quickstart.toml",
-        "--set",
-        &profile,
-        "--set",
-        "simulation.horizon_s=20",
-        "--set",
-        "simulation.warmup_s=3",
-        "--out",
-        out.to_str().unwrap(),
-    ]));
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    both("replay", &out);
+    let summary = json(&out.join("summary.json"));
     let exec = summary["latency_s"]["execution"]["p50"].as_f64().unwrap();
     // ResNet-50's solo time on the calibrated device, as the simulator compiles it.
-    let sim = ok(&common::gpushare(&[
-        "run",
-        "scenarios/validation/quickstart.toml",
-        "--set",
-        &profile,
-        "--set",
-        "simulation.horizon_s=20",
-        "--set",
-        "simulation.warmup_s=3",
-        "--out",
-        dir.join("sim").to_str().unwrap(),
-        "-q",
-    ]));
-    assert!(!sim.is_empty());
-    let predicted: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("sim/summary.json")).unwrap()).unwrap();
+    assert!(!both("run", &dir.join("sim")).is_empty());
+    let predicted = json(&dir.join("sim/summary.json"));
     let solo = predicted["latency_s"]["execution"]["p50"].as_f64().unwrap();
     assert!(
         (exec / solo - 1.0).abs() < 0.10,
         "measured execution p50 {exec} s against the profile's {solo} s"
     );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("replay.json")).unwrap()).unwrap();
+    let report = json(&out.join("replay.json"));
     assert_eq!(report["measurement"].as_bool(), Some(true));
     assert!(report["nvml_samples"].as_u64().unwrap() > 100, "{report}");
     assert!(!summary["gpu"]["peak_memory_mib"].is_null());

@@ -2,8 +2,8 @@
 //!
 //! This crate owns the real-hardware side: what a scenario becomes on a GPU ([`plan`]: each
 //! function's work as kernels and copies, each policy's process layout), the harness's kernels
-//! ([`kernels`]) and CUDA operations ([`cuda`]), the worker processes ([`worker`]) and what they
-//! say to the orchestrator ([`protocol`]), the mechanisms' set-up — a private MPS daemon
+//! ([`kernels`]) and CUDA operations ([`cuda`]), the worker processes ([`worker`]), what they
+//! say to the orchestrator ([`protocol`]) and how they are started and driven ([`client`]), the mechanisms' set-up — a private MPS daemon
 //! ([`mps`]) — NVML sampling ([`nvml`]), the replay itself ([`replay`]) with its records and
 //! summary ([`measured`]), the device calibration ([`calibrate`], [`calibration`]), and what the
 //! harness adds to an invocation ([`overhead`]).
@@ -13,6 +13,7 @@
 
 pub mod calibrate;
 pub mod calibration;
+pub mod client;
 pub mod cuda;
 pub mod driver;
 pub mod kernels;
@@ -26,3 +27,20 @@ pub mod replay;
 pub mod worker;
 
 pub use driver::{NO_DRIVER, ReplayError};
+
+/// The `q`-quantile of `v` (nearest rank, `v` sorted in place); NaN when `v` is empty.
+pub(crate) fn quantile(v: &mut [f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+/// The last `n` lines of the file at `path`, joined with ` | `; `None` when there are none.
+pub(crate) fn last_lines(path: &std::path::Path, n: usize) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(n)..];
+    (!tail.is_empty()).then(|| tail.join(" | "))
+}

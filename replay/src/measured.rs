@@ -39,7 +39,6 @@ pub struct Record {
 
 /// One worker as the summary needs it.
 pub struct WorkerUse {
-    pub gpu: u32,
     /// Its share of the GPU for GPU-seconds (an MPS percentage, else 1).
     pub fraction: f64,
 }
@@ -341,7 +340,7 @@ mod tests {
             slo: None,
             functions: vec!["f"],
             gpus: vec![(0, "h100".into(), 80_000.0)],
-            workers: vec![WorkerUse { gpu: 0, fraction: 1.0 }],
+            workers: vec![WorkerUse { fraction: 1.0 }],
             records: &records,
             nvml: &[],
             replies: 3,

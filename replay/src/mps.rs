@@ -35,6 +35,15 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
+/// `Err` once Ctrl-C was pressed: for long procedures to stop at their next step.
+pub fn check_interrupted() -> Result<(), String> {
+    if interrupted() {
+        Err("interrupted (Ctrl-C)".into())
+    } else {
+        Ok(())
+    }
+}
+
 /// A running private MPS control daemon.
 pub struct MpsDaemon {
     root: PathBuf,
@@ -156,15 +165,7 @@ impl MpsDaemon {
 
     /// The end of the daemon's control log, for error messages.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(self.log.join("control.log")).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().rev().take(5).collect();
-        if lines.is_empty() {
-            String::new()
-        } else {
-            let mut l = lines;
-            l.reverse();
-            format!("; MPS control log: {}", l.join(" | "))
-        }
+        crate::last_lines(&self.log.join("control.log"), 5).map_or(String::new(), |l| format!("; MPS control log: {l}"))
     }
 
     /// Tells the daemon to quit and waits for it to go (up to 10 s).

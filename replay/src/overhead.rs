@@ -8,14 +8,13 @@
 //! (processes, pipes, JSON, wake-ups) without a GPU.
 
 use crate::calibration::{Calibration, ReplayCalibration};
+use crate::client::WorkerClient;
 use crate::driver::{self, NO_DRIVER, ReplayError};
 use crate::plan::{self, WorkerSpec};
-use crate::protocol::{Backend, Reply, Request, Setup, line, now_ns};
-use crate::worker;
+use crate::protocol::{Backend, Setup, now_ns};
+use crate::{quantile, worker};
 use serde::Serialize;
-use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 /// What to measure.
 #[derive(Clone, Debug)]
@@ -43,11 +42,6 @@ pub struct Overhead {
     pub harness_p50_ms: f64,
     pub added_ms: f64,
     pub added_pct: f64,
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// Measures the overhead. Sets `CUDA_DEVICE_ORDER=PCI_BUS_ID` in this process's environment
@@ -106,90 +100,37 @@ pub fn measure(opts: &OverheadOptions) -> Result<Overhead, ReplayError> {
     };
     let ops = worker::request_ops(&fplan, 1.0);
 
-    // The worker process.
-    let mut child = Command::new(&opts.worker_exe)
-        .arg("replay-worker")
-        .envs(crate::protocol::CUDA_ENV)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| ReplayError::Failed(format!("starting a worker: {e}")))?;
-    let mut stdin = child.stdin.take().expect("piped");
-    let mut out = BufReader::new(child.stdout.take().expect("piped"));
-    let mut read = move || -> Result<Reply, ReplayError> {
-        let mut l = String::new();
-        match out.read_line(&mut l) {
-            Ok(0) | Err(_) => Err(ReplayError::Failed("the worker exited".into())),
-            Ok(_) => {
-                serde_json::from_str(&l).map_err(|e| ReplayError::Failed(format!("worker wrote `{}`: {e}", l.trim())))
-            }
-        }
-    };
-    let send = |stdin: &mut std::process::ChildStdin, r: &Request| {
-        stdin
-            .write_all(line(r).as_bytes())
-            .and_then(|_| stdin.flush())
-            .map_err(|e| ReplayError::Failed(format!("writing to the worker: {e}")))
-    };
-    stdin
-        .write_all(line(&setup).as_bytes())
-        .and_then(|_| stdin.flush())
-        .map_err(|e| ReplayError::Failed(format!("writing to the worker: {e}")))?;
-    match read()? {
-        Reply::Ready(_) => {}
-        Reply::SetupFailed { error } => {
-            return Err(ReplayError::Failed(format!("the worker could not set up: {error}")));
-        }
-        other => return Err(ReplayError::Failed(format!("the worker answered {other:?}"))),
-    }
-
-    // The bare executor, in this process.
+    // The worker process, and the same executor in this one.
+    let mut client = WorkerClient::start(&opts.worker_exe, &setup, &[]).map_err(ReplayError::Failed)?;
     let (bare, _) = worker::executor(&setup).map_err(ReplayError::Failed)?;
-    let (mut bare_ms, mut harness_ms) = (Vec::new(), Vec::new());
-    let block = 10.min(opts.n.max(1));
-    let mut id = 0;
-    // Warm-up, both ways.
-    for _ in 0..3 {
+    let bare_once = || -> Result<f64, ReplayError> {
+        let t0 = now_ns();
         bare.run(0, &ops).map_err(ReplayError::Failed)?;
-        send(
-            &mut stdin,
-            &Request::Run {
-                id,
-                func: 0,
-                scale: 1.0,
-            },
-        )?;
-        id += 1;
-        read()?;
+        Ok((now_ns() - t0) as f64 / 1e6)
+    };
+    let mut harness_once = || -> Result<f64, ReplayError> {
+        let t0 = now_ns();
+        client.run(0).map_err(ReplayError::Failed)?;
+        Ok((now_ns() - t0) as f64 / 1e6)
+    };
+    // Warm-up, both ways; then alternating blocks.
+    for _ in 0..3 {
+        bare_once()?;
+        harness_once()?;
     }
+    let block = 10.min(opts.n.max(1));
+    let (mut bare_ms, mut harness_ms) = (Vec::new(), Vec::new());
     while (bare_ms.len() as u32) < opts.n {
+        crate::mps::check_interrupted().map_err(ReplayError::Failed)?;
         for _ in 0..block {
-            let t0 = now_ns();
-            bare.run(0, &ops).map_err(ReplayError::Failed)?;
-            bare_ms.push((now_ns() - t0) as f64 / 1e6);
+            bare_ms.push(bare_once()?);
         }
         for _ in 0..block {
-            let t0 = now_ns();
-            send(
-                &mut stdin,
-                &Request::Run {
-                    id,
-                    func: 0,
-                    scale: 1.0,
-                },
-            )?;
-            id += 1;
-            match read()? {
-                Reply::Done(_) => harness_ms.push((now_ns() - t0) as f64 / 1e6),
-                other => return Err(ReplayError::Failed(format!("the worker answered {other:?}"))),
-            }
+            harness_ms.push(harness_once()?);
         }
     }
-    let _ = send(&mut stdin, &Request::Quit);
-    drop(stdin);
-    let _ = child.wait();
-    let (b, h) = (median(&mut bare_ms), median(&mut harness_ms));
+    client.quit();
+    let (b, h) = (quantile(&mut bare_ms, 0.5), quantile(&mut harness_ms, 0.5));
     Ok(Overhead {
         profile: opts.profile.clone(),
         backend: opts.backend.name(),

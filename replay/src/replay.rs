@@ -19,22 +19,22 @@
 //! a warm-up that covers them in the simulation), and there is one device type.
 
 use crate::calibration::{Calibration, ReplayCalibration};
+use crate::client::send_line;
 use crate::driver::{self, NO_DRIVER, ReplayError};
 use crate::measured::{self, Inputs, Record, WorkerUse};
 use crate::mps::{self, MpsDaemon};
 use crate::nvml::{self, DeviceInfo, Sampler};
 use crate::plan::{self, FunctionPlan, Mechanism, PlannedOp, WorkerSpec};
-use crate::protocol::{Backend, Done, Ready, Reply, Request, Setup, line, now_ns};
+use crate::protocol::{Backend, Done, Ready, Reply, Request, Setup, now_ns};
 use gpushare_sim::Scenario;
 use gpushare_sim::record::{Outcome, RejectReason};
 use gpushare_sim::summary::Summary;
 use serde::Serialize;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::CommandExt;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -87,17 +87,16 @@ pub struct Delays {
 }
 
 impl Delays {
-    fn of(mut ns: Vec<u64>) -> Delays {
-        if ns.is_empty() {
+    fn of(ns: Vec<u64>) -> Delays {
+        let mut ms: Vec<f64> = ns.iter().map(|&n| n as f64 / 1e6).collect();
+        if ms.is_empty() {
             return Delays::default();
         }
-        ns.sort_unstable();
-        let q = |p: f64| ns[((ns.len() - 1) as f64 * p).round() as usize] as f64 / 1e6;
         Delays {
-            count: ns.len(),
-            p50_ms: q(0.5),
-            p99_ms: q(0.99),
-            max_ms: ns[ns.len() - 1] as f64 / 1e6,
+            count: ms.len(),
+            p50_ms: crate::quantile(&mut ms, 0.5),
+            p99_ms: crate::quantile(&mut ms, 0.99),
+            max_ms: crate::quantile(&mut ms, 1.0),
         }
     }
 }
@@ -157,7 +156,7 @@ impl Workers {
     fn quit_all(&mut self, wait: Duration) {
         for w in &mut self.0 {
             if let Some(mut s) = w.stdin.take() {
-                let _ = s.write_all(line(&Request::Quit).as_bytes());
+                let _ = send_line(&mut s, &Request::Quit);
             }
         }
         let deadline = now_ns() + wait.as_nanos() as u64;
@@ -184,15 +183,7 @@ impl Drop for Workers {
 }
 
 fn log_tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().rev().take(5).collect();
-    if lines.is_empty() {
-        String::new()
-    } else {
-        let mut l = lines;
-        l.reverse();
-        format!(" (its stderr, {}: {})", path.display(), l.join(" | "))
-    }
+    crate::last_lines(path, 5).map_or(String::new(), |l| format!(" (its stderr, {}: {l})", path.display()))
 }
 
 /// A live invocation.
@@ -420,15 +411,8 @@ pub fn replay(scenario: &Scenario, opts: &ReplayOptions) -> Result<ReplayRun, Re
         let log = opts.out.join("workers").join(format!("worker-{}.stderr", spec.id));
         let stderr =
             std::fs::File::create(&log).map_err(|e| ReplayError::Failed(format!("creating {}: {e}", log.display())))?;
-        let mut cmd = Command::new(&opts.worker_exe);
-        cmd.arg("replay-worker")
-            .envs(crate::protocol::CUDA_ENV)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(stderr))
-            // Its own process group: Ctrl-C reaches the orchestrator only, which stops workers
-            // in order.
-            .process_group(0);
+        let mut cmd = crate::client::command(&opts.worker_exe);
+        cmd.stderr(Stdio::from(stderr));
         if let Some(d) = &daemon {
             cmd.envs(d.client_env(spec.mps_percentage));
         }
@@ -451,10 +435,7 @@ pub fn replay(scenario: &Scenario, opts: &ReplayOptions) -> Result<ReplayRun, Re
                 .collect(),
             threads_per_block: cal.threads_per_block,
         };
-        stdin
-            .write_all(line(&setup).as_bytes())
-            .and_then(|_| stdin.flush())
-            .map_err(|e| ReplayError::Failed(format!("sending worker {} its setup: {e}", spec.id)))?;
+        send_line(&mut stdin, &setup).map_err(|e| ReplayError::Failed(format!("worker {}: {e}", spec.id)))?;
         let (tx, id) = (tx.clone(), spec.id);
         std::thread::spawn(move || {
             for l in BufReader::new(stdout).lines() {
@@ -594,10 +575,7 @@ pub fn replay(scenario: &Scenario, opts: &ReplayOptions) -> Result<ReplayRun, Re
             scale: inv.scale,
         };
         let stdin = worker.stdin.as_mut().ok_or("worker closed")?;
-        stdin
-            .write_all(line(&req).as_bytes())
-            .and_then(|_| stdin.flush())
-            .map_err(|e| format!("sending to worker {w}: {e}"))?;
+        send_line(stdin, &req).map_err(|e| format!("worker {w}: {e}"))?;
         worker.outstanding += 1;
         inv.worker = Some(w);
         inv.sent_at = now_ns();
@@ -626,12 +604,11 @@ pub fn replay(scenario: &Scenario, opts: &ReplayOptions) -> Result<ReplayRun, Re
             lags.push(now - a.time);
             let id = next_id;
             next_id += 1;
-            let (host_before, host_after, ref gpu_plan) = split[a.func as usize];
+            let (host_before, host_after, _) = split[a.func as usize];
             let scale = match a.duration {
                 Some(d) if plans[a.func as usize].planned_ns > 0 => d as f64 / plans[a.func as usize].planned_ns as f64,
                 _ => 1.0,
             };
-            let _ = gpu_plan;
             let mut inv = Inv {
                 func: a.func,
                 arrival: a.time,
@@ -825,7 +802,6 @@ pub fn replay(scenario: &Scenario, opts: &ReplayOptions) -> Result<ReplayRun, Re
             .workers
             .iter()
             .map(|w| WorkerUse {
-                gpu: w.gpu,
                 fraction: w.mps_percentage.map_or(1.0, |p| p / 100.0),
             })
             .collect(),

@@ -288,12 +288,7 @@ pub fn read_baseline(path: &Path) -> Result<Vec<Value>, String> {
             path.display()
         )
     })?;
-    let header: Vec<String> = r
-        .headers()
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .iter()
-        .map(String::from)
-        .collect();
+    let header = crate::sweep::table::csv_header(&mut r, path)?;
     if header != ["scenario", "point", "metric", "value"] {
         return Err(format!(
             "{}:1: expected the header scenario,point,metric,value",

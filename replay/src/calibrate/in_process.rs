@@ -92,6 +92,7 @@ pub fn measure(gpu: u32, m: &mut Measured) -> Result<ReplayCalibration, String> 
         m.spin_two_blocks_per_sm_ratio
     );
 
+    crate::mps::check_interrupted()?;
     // Speed against the grid's share of SMs, same total work.
     for share in SHARES {
         let b = blocks_for(share, sms);
@@ -100,6 +101,7 @@ pub fn measure(gpu: u32, m: &mut Measured) -> Result<ReplayCalibration, String> 
         m.spin_speed_by_share.push((share, t1 / t));
     }
 
+    crate::mps::check_interrupted()?;
     // Stream bandwidth against the share of SMs.
     let bytes = STREAM_BUFFER_BYTES;
     let buffers = DeviceBuffer::new(&ctx, 4 * bytes)?;
@@ -139,6 +141,7 @@ pub fn measure(gpu: u32, m: &mut Measured) -> Result<ReplayCalibration, String> 
         stream_gbps[0].1
     );
 
+    crate::mps::check_interrupted()?;
     // Two stream kernels on half the SMs each, on two streams, against one alone.
     let half = (sms / 2).max(1);
     let other = ctx.new_stream().map_err(err("creating a stream"))?;
@@ -181,6 +184,7 @@ pub fn measure(gpu: u32, m: &mut Measured) -> Result<ReplayCalibration, String> 
     );
     drop(buffers);
 
+    crate::mps::check_interrupted()?;
     // Pinned copies both ways.
     let copy_bytes: u64 = 256 << 20;
     let mut host = PinnedBuffer::new(&ctx, copy_bytes)?;
@@ -201,6 +205,7 @@ pub fn measure(gpu: u32, m: &mut Measured) -> Result<ReplayCalibration, String> 
     );
     drop((host, dev));
 
+    crate::mps::check_interrupted()?;
     // SGEMM through cuBLAS.
     let sgemm_tflops = if driver::cublas_present() {
         let n = crate::plan::GEMM_N;

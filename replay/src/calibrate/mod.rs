@@ -64,15 +64,6 @@ pub fn matching_builtin(name: &str, memory_mib: f64) -> Option<DeviceSpec> {
     }
 }
 
-fn median(v: &[f64]) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    Some(s[s.len() / 2])
-}
-
 /// The calibration file from the measurements: the device (see the module's doc for which
 /// fields are measured) and the replay's sizing.
 pub fn assemble(replay: ReplayCalibration, mut measured: Measured) -> Result<Calibration, String> {
@@ -104,8 +95,8 @@ pub fn assemble(replay: ReplayCalibration, mut measured: Measured) -> Result<Cal
     if let Some(m) = measured.context_memory_mib.filter(|m| *m > 0.0) {
         dev.context_memory_mib = m;
     }
-    if let Some(s) = median(&measured.context_create_s) {
-        dev.context_create_s = s;
+    if !measured.context_create_s.is_empty() {
+        dev.context_create_s = crate::quantile(&mut measured.context_create_s.clone(), 0.5);
     }
     // Two kernels that each keep half the GPU busy and are all bandwidth (b = 1): the model
     // slows each by 1 + κ · 1 · (1 · 0.5).

@@ -4,136 +4,54 @@
 
 use super::CalibrateOptions;
 use crate::calibration::{Measured, ReplayCalibration};
+use crate::client::WorkerClient;
 use crate::mps::MpsDaemon;
 use crate::plan::{FunctionPlan, Op, PlannedOp, WorkerSpec};
-use crate::protocol::{Backend, Done, Ready, Reply, Request, Setup, line};
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use crate::protocol::{Backend, Setup};
+use crate::quantile;
 
-/// One worker process driven synchronously.
-struct Probe {
-    child: Child,
-    stdin: ChildStdin,
-    out: BufReader<ChildStdout>,
-    ready: Ready,
-    next_id: u64,
-}
-
-impl Probe {
-    fn start(
-        opts: &CalibrateOptions,
-        threads: u32,
-        spins: &[(u32, u64)],
-        env: &[(String, String)],
-        pct: Option<f64>,
-    ) -> Result<Probe, String> {
-        let functions: Vec<(u32, FunctionPlan)> = spins
-            .iter()
-            .enumerate()
-            .map(|(i, &(blocks, iters))| {
-                (
-                    i as u32,
-                    FunctionPlan {
-                        name: format!("spin{i}"),
-                        ops: vec![PlannedOp {
-                            op: Op::Spin { blocks, iters },
-                            ns: 0,
-                        }],
-                        resident_bytes: 0,
-                        activation_bytes: 0,
-                        planned_ns: 0,
-                    },
-                )
-            })
-            .collect();
-        let setup = Setup {
-            worker: WorkerSpec {
-                id: 0,
-                gpu: opts.gpu,
-                functions: functions.iter().map(|(i, _)| *i).collect(),
-                mps_percentage: pct,
-                lanes: 1,
-            },
-            backend: Backend::Cuda,
-            functions,
-            threads_per_block: threads,
-        };
-        let mut child = Command::new(&opts.worker_exe)
-            .arg("replay-worker")
-            .envs(crate::protocol::CUDA_ENV)
-            .envs(env.iter().cloned())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("starting a worker ({}): {e}", opts.worker_exe.display()))?;
-        let mut stdin = child.stdin.take().expect("piped");
-        let mut out = BufReader::new(child.stdout.take().expect("piped"));
-        stdin
-            .write_all(line(&setup).as_bytes())
-            .and_then(|_| stdin.flush())
-            .map_err(|e| format!("sending a worker its setup: {e}"))?;
-        let ready = match read(&mut out)? {
-            Reply::Ready(r) => r,
-            Reply::SetupFailed { error } => return Err(format!("a probe worker could not set up: {error}")),
-            other => return Err(format!("a probe worker answered {other:?}")),
-        };
-        Ok(Probe {
-            child,
-            stdin,
-            out,
-            ready,
-            next_id: 0,
+/// A worker serving one spin kernel per entry of `spins` (blocks, iterations), as functions
+/// 0, 1, …, started with `env` and waited for.
+fn spin_worker(
+    opts: &CalibrateOptions,
+    threads: u32,
+    spins: &[(u32, u64)],
+    env: &[(String, String)],
+    pct: Option<f64>,
+) -> Result<WorkerClient, String> {
+    crate::mps::check_interrupted()?;
+    let functions: Vec<(u32, FunctionPlan)> = spins
+        .iter()
+        .enumerate()
+        .map(|(i, &(blocks, iters))| {
+            (
+                i as u32,
+                FunctionPlan {
+                    name: format!("spin{i}"),
+                    ops: vec![PlannedOp {
+                        op: Op::Spin { blocks, iters },
+                        ns: 0,
+                    }],
+                    resident_bytes: 0,
+                    activation_bytes: 0,
+                    planned_ns: 0,
+                },
+            )
         })
-    }
-
-    fn send(&mut self, func: u32) -> Result<(), String> {
-        let req = Request::Run {
-            id: self.next_id,
-            func,
-            scale: 1.0,
-        };
-        self.next_id += 1;
-        self.stdin
-            .write_all(line(&req).as_bytes())
-            .and_then(|_| self.stdin.flush())
-            .map_err(|e| format!("sending a probe request: {e}"))
-    }
-
-    fn recv(&mut self) -> Result<Done, String> {
-        match read(&mut self.out)? {
-            Reply::Done(d) => Ok(d),
-            Reply::Failed { error, .. } => Err(format!("a probe worker failed: {error}")),
-            other => Err(format!("a probe worker answered {other:?}")),
-        }
-    }
-
-    fn run(&mut self, func: u32) -> Result<Done, String> {
-        self.send(func)?;
-        self.recv()
-    }
-
-    fn quit(mut self) {
-        let _ = self.stdin.write_all(line(&Request::Quit).as_bytes());
-        drop(self.stdin);
-        let _ = self.child.wait();
-    }
-}
-
-fn read(out: &mut BufReader<ChildStdout>) -> Result<Reply, String> {
-    let mut l = String::new();
-    let n = out
-        .read_line(&mut l)
-        .map_err(|e| format!("reading a probe worker: {e}"))?;
-    if n == 0 {
-        return Err("a probe worker exited".into());
-    }
-    serde_json::from_str(&l).map_err(|e| format!("a probe worker wrote `{}`: {e}", l.trim()))
-}
-
-fn quantile(v: &mut [f64], q: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[((v.len() - 1) as f64 * q).round() as usize]
+        .collect();
+    let setup = Setup {
+        worker: WorkerSpec {
+            id: 0,
+            gpu: opts.gpu,
+            functions: functions.iter().map(|(i, _)| *i).collect(),
+            mps_percentage: pct,
+            lanes: 1,
+        },
+        backend: Backend::Cuda,
+        functions,
+        threads_per_block: threads,
+    };
+    WorkerClient::start(&opts.worker_exe, &setup, env)
 }
 
 fn memory_used_mib(gpu: u32) -> Option<f64> {
@@ -156,7 +74,7 @@ pub fn measure(opts: &CalibrateOptions, cal: &ReplayCalibration, m: &mut Measure
     let mut mem = Vec::new();
     for _ in 0..5 {
         let before = memory_used_mib(opts.gpu);
-        let p = Probe::start(opts, threads, &[], &[], None)?;
+        let p = spin_worker(opts, threads, &[], &[], None)?;
         if let (Some(b), Some(a)) = (before, memory_used_mib(opts.gpu)) {
             mem.push(a - b);
         }
@@ -176,8 +94,8 @@ pub fn measure(opts: &CalibrateOptions, cal: &ReplayCalibration, m: &mut Measure
     // Time slicing: a 1 ms kernel of one process while another keeps 25 ms kernels queued.
     let short = (sms, iters_for(cal, 1.0));
     let long = (sms, iters_for(cal, 25.0));
-    let mut a = Probe::start(opts, threads, &[short], &[], None)?;
-    let mut b = Probe::start(opts, threads, &[long], &[], None)?;
+    let mut a = spin_worker(opts, threads, &[short], &[], None)?;
+    let mut b = spin_worker(opts, threads, &[long], &[], None)?;
     let mut alone = Vec::new();
     for _ in 0..30 {
         let d = a.run(0)?;
@@ -227,7 +145,7 @@ pub fn measure(opts: &CalibrateOptions, cal: &ReplayCalibration, m: &mut Measure
     let work = (sms, iters_for(cal, 20.0));
     let mut full = None;
     for pct in [100.0, 87.5, 75.0, 50.0, 25.0, 12.5] {
-        let mut p = Probe::start(opts, threads, &[work], &daemon.client_env(Some(pct)), Some(pct))?;
+        let mut p = spin_worker(opts, threads, &[work], &daemon.client_env(Some(pct)), Some(pct))?;
         if full.is_none()
             && let Err(e) = daemon.check_clients_joined()
         {

@@ -103,17 +103,21 @@ pub fn write_runs(dir: &Path, info: &SweepInfo, rows: &[RunRow]) -> io::Result<(
     write_atomic(&dir.join("runs.csv"), &bytes)
 }
 
+/// The header row of a CSV file being read from `path`.
+pub(crate) fn csv_header<R: io::Read>(r: &mut csv::Reader<R>, path: &Path) -> Result<Vec<String>, String> {
+    Ok(r.headers()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .iter()
+        .map(String::from)
+        .collect())
+}
+
 /// Reads `runs.csv` written for `info`.
 pub fn read_runs(dir: &Path, info: &SweepInfo) -> Result<Vec<RunRow>, String> {
     let path = dir.join("runs.csv");
     let at = |line: u64, what: String| format!("{}:{line}: {what}", path.display());
     let mut r = csv::Reader::from_path(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let header: Vec<String> = r
-        .headers()
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .iter()
-        .map(String::from)
-        .collect();
+    let header = csv_header(&mut r, &path)?;
     let fixed = 4 + info.axes.len();
     let expected: Vec<String> = ["run", "point", "replicate", "seed"]
         .iter()
