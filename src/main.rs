@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+mod fidelity_cli;
 mod replay_cli;
 
 #[derive(Parser)]
@@ -131,6 +132,12 @@ enum Command {
         #[arg(long, default_value_t = 60.0)]
         seconds: f64,
     },
+    /// Fit the model's free parameters (fitted workloads' kernel figures, device coefficients)
+    /// on the calibration rows of the validation dataset, and write validation/fitted.toml.
+    Fit(fidelity_cli::FitArgs),
+    /// Predict every row of the validation dataset and write the fidelity report (published
+    /// against predicted, per set and source, and a figure) into reports/fidelity.
+    Fidelity(fidelity_cli::FidelityArgs),
     /// List the policies a scenario can name, with their parameters.
     Policies,
     /// List the built-in GPUs, function profiles and LLMs.
@@ -458,6 +465,8 @@ fn main() -> ExitCode {
             jobs,
         } => check(baseline, scenarios, tolerance, update, set, jobs),
         Command::Plot { dir, x, series, out } => plot(dir, x, series, out),
+        Command::Fit(args) => fidelity_cli::fit(args),
+        Command::Fidelity(args) => fidelity_cli::fidelity(args),
         Command::Policies => {
             list_policies();
             Ok(())
@@ -631,7 +640,8 @@ fn profile(args: ScenarioArgs, out: Option<PathBuf>, seconds: f64) -> Result<(),
             &gpushare_policies::profiler::QUOTAS,
             &gpushare_policies::profiler::SM_SHARES,
             seconds,
-        )?;
+        )
+        .map_err(|e| Failure::Run(anyhow::anyhow!(e)))?;
         for p in points {
             csv.push_str(&format!(
                 "{},{},{},{:.3},{:.3}\n",

@@ -55,7 +55,6 @@ base = "a100-80gb"
 context_create_s = 0.0
 memory_mib = 3000.0
 context_memory_mib = 500.0
-speed_knee = inf
 
 [cluster]
 nodes = 1
@@ -71,7 +70,7 @@ weights_mib = 0.0
 activation_mib = 500.0
 container_start_s = 0.0
 framework_init_s = 0.0
-phases = [{{ kind = "kernel", work_ms = 100.0, sm_demand = 1.0 }}]
+phases = [{{ kind = "kernel", solo_ms = 100.0, sm_pct = 100, dram_pct = 0 }}]
 
 [workload]
 kind = "csv"

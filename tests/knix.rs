@@ -10,7 +10,7 @@ fn run(usage: &str, rate: f64, extra: &str) -> Summary {
     let text = format!(
         "[simulation]\nhorizon_s = 120.0\nwarmup_s = 20.0\n[cluster]\nnodes = 1\ngpus_per_node = 1\ngpu = \"a100-80gb\"\n\
          [profiles.k]\nreference_gpu = \"a100-80gb\"\nweights_mib = 100.0\nactivation_mib = 300.0\ncontainer_start_s = 0.0\nframework_init_s = 0.0\n\
-         phases = [{{ kind = \"kernel\", work_ms = 100.0, sm_demand = 1.0, speed_knee = inf }}]\n\
+         phases = [{{ kind = \"kernel\", solo_ms = 100.0, sm_pct = 100, dram_pct = 0 }}]\n\
          [[functions]]\nname = \"a\"\nprofile = \"k\"\nrate_per_s = {rate}\n[[functions]]\nname = \"b\"\nprofile = \"k\"\nrate_per_s = {rate}\n\
          [workload]\nkind = \"poisson\"\n[policy]\nname = \"knix-vcuda\"\nusage = {usage}\nkeep_alive_s = inf\n{extra}\n"
     );

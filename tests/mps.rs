@@ -98,7 +98,8 @@ fn training_clients_get_their_estimated_usage_as_active_thread_percentage() {
     // long-run GPU usage is 50 / 60 = 0.833. The estimator samples the client every second, with
     // a window of one cycle and a patience of half a cycle (with 20 samples it trusts itself 1.3
     // cycles in, when the running mean is still 10.3 % low — the estimator's mid-cycle bias).
-    let cycle = "{ kind = \"host\", ms = 10000.0 }, { kind = \"kernel\", work_ms = 50000.0, sm_demand = 0.9 }";
+    let cycle =
+        "{ kind = \"host\", ms = 10000.0 }, { kind = \"kernel\", solo_ms = 50000.0, sm_pct = 90, dram_pct = 0 }";
     let phases = [cycle; 6].join(", ");
     let text = format!(
         "[simulation]\nhorizon_s = 400.0\n[cluster]\nnodes = 1\ngpus_per_node = 1\ngpu = \"a100-80gb\"\n\

@@ -1,5 +1,8 @@
-//! Trend: under MPS, low-occupancy kernels gain throughput as clients grow and high-occupancy
-//! ones do not; time slicing gains nothing for either (`scenarios/mps_vs_timeslice.toml`).
+//! Trend (a model property on a synthetic scenario, neither calibration nor validation against a
+//! paper): under MPS, low-occupancy kernels gain throughput as clients grow and high-occupancy
+//! ones do not; time slicing gains nothing for either and pays its context switches
+//! (`scenarios/mps_vs_timeslice.toml`). The scenario keeps every client busy, so its throughput
+//! has no arrival noise: one seed is the whole answer.
 
 mod common;
 
@@ -49,8 +52,23 @@ fn mps_helps_low_occupancy_kernels_only() {
     // Low occupancy under MPS: rises with clients, at least 2.5× from 1 to 4 clients.
     assert!(low_mps.windows(2).take(2).all(|w| w[1] > w[0] * 1.2), "{low_mps:?}");
     assert!(low_mps[2] > 2.5 * low_mps[0], "{low_mps:?}");
-    // High occupancy under MPS, and either under time slicing: within 15 % of one client's.
-    for (name, t) in [("gemm mps", &gemm_mps), ("low ts", &low_ts), ("gemm ts", &gemm_ts)] {
-        assert!(t.iter().all(|x| (x / t[0] - 1.0).abs() < 0.15), "{name}: {t:?}");
+    // High occupancy under MPS: within 15 % of one client's.
+    assert!(
+        gemm_mps.iter().all(|x| (x / gemm_mps[0] - 1.0).abs() < 0.15),
+        "{gemm_mps:?}"
+    );
+    // Time slicing: contexts take turns, so two or more do one client's work less the switches:
+    // slice / (slice + switch) of it, the device's fitted cost (validation/fitted.toml). Before
+    // the switch cost was fitted (50 µs assumed) this was "within 15 % of one client"; the fitted
+    // 417 µs per 2 ms slice makes it an 18 % loss, which the model must show exactly.
+    let dev = gpushare_sim::device::builtin_device("a100-80gb").unwrap();
+    let efficiency = dev.time_slice_ms * 1e3 / (dev.time_slice_ms * 1e3 + dev.context_switch_us);
+    for (name, t) in [("low ts", &low_ts), ("gemm ts", &gemm_ts)] {
+        for x in &t[1..] {
+            assert!(
+                (x / t[0] / efficiency - 1.0).abs() < 0.05,
+                "{name}: {t:?}, efficiency {efficiency}"
+            );
+        }
     }
 }

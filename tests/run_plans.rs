@@ -3,7 +3,7 @@
 
 mod common;
 
-use gpushare_sim::policy::{Ctx, ExtraWork, InstanceSpec, Policy, RunPlan};
+use gpushare_sim::policy::{Ctx, ExtraWork, InstanceSpec, Partition, Policy, RunPlan};
 use gpushare_sim::record::{InvocationRecord, RecordSink};
 use gpushare_sim::time::ms_to_ns;
 use gpushare_sim::{GpuId, InstId, InvId, ScenarioSource, SimError, Simulation};
@@ -97,6 +97,7 @@ impl Policy for OneWorker {
             sm_cap: 1.0,
             time_quota: 1.0,
             gpu_fraction: 1.0,
+            partition: Partition::WHOLE,
         };
         self.worker = Some(ctx.start_worker(GpuId(0), spec).expect("fits"));
     }
@@ -139,7 +140,6 @@ horizon_s = 10.0
 [gpu_types.g]
 base = "a100-80gb"
 host_link_gbps = 1.0
-speed_knee = inf
 [cluster]
 nodes = 1
 gpus_per_node = 1
@@ -154,7 +154,7 @@ host_pre_ms = 10.0
 host_post_ms = 3.0
 phases = [
   { kind = "h2d", mib = 1.0 },
-  { kind = "kernel", work_ms = 5.0, sm_demand = 1.0 },
+  { kind = "kernel", solo_ms = 5.0, sm_pct = 100, dram_pct = 0 },
   { kind = "d2h", mib = 0.5 },
 ]
 [[functions]]

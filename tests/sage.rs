@@ -57,7 +57,7 @@ fn sage_packs_more_instances_per_gpu() {
     let burst = [
         "functions[0].count=4",
         "functions[0].rate_per_s=10.0",
-        "profiles.mid-model.phases[0].work_ms=2000.0",
+        "profiles.mid-model.phases[0].solo_ms=2000.0",
         "simulation.horizon_s=900.0",
         "simulation.warmup_s=300.0",
     ];

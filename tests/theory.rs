@@ -55,7 +55,7 @@ weights_mib = 0.0
 activation_mib = 10.0
 container_start_s = {setup_s}
 framework_init_s = 0.0
-phases = [{{ kind = "kernel", work_ms = {service_ms}, sm_demand = 1.0 }}]
+phases = [{{ kind = "kernel", solo_ms = {service_ms}, sm_pct = 100, dram_pct = 0 }}]
 
 [workload]
 kind = "poisson"

@@ -5,6 +5,7 @@
 //! cites the paper, lists what the model keeps and simplifies, and names its parameters' sources),
 //! then add one [`PolicyInfo`] line to [`registry`].
 
+pub mod closed_loop;
 pub mod exclusive;
 pub mod fast_gshare;
 pub mod kaas;

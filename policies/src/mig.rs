@@ -23,65 +23,98 @@
 //! 7g.80gb; A100 40 GB 1g.5gb, 1g.10gb, 2g.10gb, 3g.20gb, 4g.20gb, 7g.40gb; H200 141 GB 1g.18gb,
 //! 1g.35gb, 2g.35gb, 3g.71gb, 4g.71gb, 7g.141gb.
 //!
-//! **Simplifications.** A slice's SM share is N/7 of the device's (MIG leaves a few SMs unused,
-//! not modelled) and its memory the profile's; the placement rules of the hardware (which start
-//! slices each profile may occupy) are reduced to the sums of compute (≤ 7) and memory (≤ 8)
-//! slices; a slice's memory bandwidth is not partitioned in the speed model.
+//! **Geometry** ([`profiles_for`]). A slice has its profile's SMs (real counts, not N/7: an A100
+//! 7g slice has 98 of the 108 SMs, an H100 1g.20gb 26), and owns its memory slices' share (of
+//! 8) of the DRAM bandwidth and of the L2: each slice is its own partition of the contention
+//! model ([`gpushare_sim::contention`]), so a memory-bound kernel on a one-memory-slice profile
+//! gets an eighth of the bandwidth.
+//!
+//! **Simplifications.** The placement rules of the hardware (which start slices each profile may
+//! occupy) are reduced to the sums of compute (≤ 7) and memory (≤ 8) slices; GPU-seconds are
+//! charged by compute slices (N/7).
 
 use crate::pool::{Placement, Pool, PoolParams, param_path};
-use gpushare_sim::policy::{ActivePhase, Ctx, InstanceSpec, Policy, Sharing};
+use gpushare_sim::contention::PartitionShare;
+use gpushare_sim::policy::{ActivePhase, Ctx, InstanceSpec, Partition, Policy, Sharing};
 use gpushare_sim::scenario::{ConfigError, PolicySpec};
 use gpushare_sim::time::{Nanos, secs_to_ns};
 use gpushare_sim::{FuncId, GpuId, InstId, Scenario};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-/// One MIG profile: name, compute slices (of 7), memory slices (of 8), memory in MiB.
+/// One MIG profile: name, compute slices (of 7), memory slices (of 8), its SMs, memory in MiB.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MigProfile {
     pub name: &'static str,
     pub compute: u32,
     pub memory_slices: u32,
+    pub sms: u32,
     pub memory_mib: f64,
 }
 
-const fn p(name: &'static str, compute: u32, memory_slices: u32, memory_gib: f64) -> MigProfile {
+impl MigProfile {
+    /// Its partition of a device with `device_sms` SMs: its SMs, and its memory slices' share
+    /// of the bandwidth and the L2.
+    pub fn share(&self, device_sms: u32) -> PartitionShare {
+        let memory = f64::from(self.memory_slices) / 8.0;
+        PartitionShare {
+            sms: f64::from(self.sms) / f64::from(device_sms),
+            bandwidth: memory,
+            l2: memory,
+        }
+    }
+}
+
+const fn p(name: &'static str, compute: u32, memory_slices: u32, sms: u32, memory_gib: f64) -> MigProfile {
     MigProfile {
         name,
         compute,
         memory_slices,
+        sms,
         memory_mib: memory_gib * 1024.0,
     }
 }
 
-/// The MIG profiles of a built-in device, smallest first; empty for devices without MIG.
-pub fn profiles_for(device: &str) -> &'static [MigProfile] {
+/// The MIG profiles of a MIG geometry (a built-in device's name, [`DeviceSpec::mig`]), smallest
+/// first; empty for devices without MIG. SM counts as `nvidia-smi mig -lgip` lists them (the MIG
+/// user guide gives fractions only): A100 1g = 14 of 108 SMs and 7g = 98 (10 SMs unused under
+/// MIG), H100/H200 1g = 16, 1g with two memory slices = 26, 2g = 32, 3g = 60, 4g = 64, 7g = 132.
+pub fn profiles_for(geometry: &str) -> &'static [MigProfile] {
     const H100: [MigProfile; 6] = [
-        p("1g.10gb", 1, 1, 9.75),
-        p("1g.20gb", 1, 2, 19.5),
-        p("2g.20gb", 2, 2, 19.5),
-        p("3g.40gb", 3, 4, 39.25),
-        p("4g.40gb", 4, 4, 39.25),
-        p("7g.80gb", 7, 8, 79.25),
+        p("1g.10gb", 1, 1, 16, 9.75),
+        p("1g.20gb", 1, 2, 26, 19.5),
+        p("2g.20gb", 2, 2, 32, 19.5),
+        p("3g.40gb", 3, 4, 60, 39.25),
+        p("4g.40gb", 4, 4, 64, 39.25),
+        p("7g.80gb", 7, 8, 132, 79.25),
+    ];
+    const A100_80: [MigProfile; 6] = [
+        p("1g.10gb", 1, 1, 14, 9.75),
+        p("1g.20gb", 1, 2, 14, 19.5),
+        p("2g.20gb", 2, 2, 28, 19.5),
+        p("3g.40gb", 3, 4, 42, 39.25),
+        p("4g.40gb", 4, 4, 56, 39.25),
+        p("7g.80gb", 7, 8, 98, 79.25),
     ];
     const A100_40: [MigProfile; 6] = [
-        p("1g.5gb", 1, 1, 4.75),
-        p("1g.10gb", 1, 2, 9.75),
-        p("2g.10gb", 2, 2, 9.75),
-        p("3g.20gb", 3, 4, 19.62),
-        p("4g.20gb", 4, 4, 19.62),
-        p("7g.40gb", 7, 8, 39.38),
+        p("1g.5gb", 1, 1, 14, 4.75),
+        p("1g.10gb", 1, 2, 14, 9.75),
+        p("2g.10gb", 2, 2, 28, 9.75),
+        p("3g.20gb", 3, 4, 42, 19.62),
+        p("4g.20gb", 4, 4, 56, 19.62),
+        p("7g.40gb", 7, 8, 98, 39.38),
     ];
     const H200: [MigProfile; 6] = [
-        p("1g.18gb", 1, 1, 16.5),
-        p("1g.35gb", 1, 2, 32.5),
-        p("2g.35gb", 2, 2, 32.5),
-        p("3g.71gb", 3, 4, 65.5),
-        p("4g.71gb", 4, 4, 65.5),
-        p("7g.141gb", 7, 8, 131.0),
+        p("1g.18gb", 1, 1, 16, 16.5),
+        p("1g.35gb", 1, 2, 26, 32.5),
+        p("2g.35gb", 2, 2, 32, 32.5),
+        p("3g.71gb", 3, 4, 60, 65.5),
+        p("4g.71gb", 4, 4, 64, 65.5),
+        p("7g.141gb", 7, 8, 132, 131.0),
     ];
-    match device {
-        "h100-80gb" | "a100-80gb" => &H100,
+    match geometry {
+        "h100-80gb" => &H100,
+        "a100-80gb" => &A100_80,
         "a100-40gb" => &A100_40,
         "h200-141gb" => &H200,
         _ => &[],
@@ -127,16 +160,22 @@ pub struct MigSlices {
 
 impl MigSlices {
     /// The instance's spec; its setup waits for the GPU's reconfiguration, if one is under way.
-    fn spec(&self, ctx: &Ctx<'_>, func: FuncId, gpu: GpuId) -> InstanceSpec {
+    /// The instance's spec in slice `slot` of `gpu`'s layout; its setup waits for the GPU's
+    /// reconfiguration, if one is under way.
+    fn spec(&self, ctx: &Ctx<'_>, func: FuncId, gpu: GpuId, slot: usize) -> InstanceSpec {
         let prof = &self.table[self.profile_of[func.ix()]];
         let base = ctx.default_instance(func, gpu);
-        let fraction = f64::from(prof.compute) / 7.0;
+        let share = prof.share(ctx.device(gpu).sms);
         InstanceSpec {
             memory: (prof.memory_mib * (1u64 << 20) as f64) as u64,
             setup: base.setup + self.ready_at[gpu.ix()].saturating_sub(ctx.now()),
-            sm_cap: fraction,
+            sm_cap: share.sms,
             time_quota: 1.0,
-            gpu_fraction: fraction,
+            gpu_fraction: f64::from(prof.compute) / 7.0,
+            partition: Partition {
+                id: slot as u8 + 1,
+                share,
+            },
         }
     }
 
@@ -156,7 +195,7 @@ impl Placement for MigSlices {
         for (g, layout) in self.layouts.iter().enumerate() {
             if let Some(k) = layout.iter().position(|s| s.profile == want && s.occupant.is_none()) {
                 self.pending = Some((g, k));
-                return Some((GpuId(g as u32), self.spec(ctx, func, GpuId(g as u32))));
+                return Some((GpuId(g as u32), self.spec(ctx, func, GpuId(g as u32), k)));
             }
         }
         // Reconfigure an idle GPU: keep its slices if the profile still fits beside them, else
@@ -181,7 +220,7 @@ impl Placement for MigSlices {
         self.reconfigurations += 1;
         self.ready_at[g] = ctx.now() + self.reconfigure;
         self.pending = Some((g, first));
-        Some((GpuId(g as u32), self.spec(ctx, func, GpuId(g as u32))))
+        Some((GpuId(g as u32), self.spec(ctx, func, GpuId(g as u32), first)))
     }
 
     fn fits_after_reclaiming(&self, ctx: &Ctx<'_>, func: FuncId, victim: InstId) -> bool {
@@ -210,7 +249,8 @@ impl Placement for MigSlices {
     }
 }
 
-/// Isolated slices: each kernel gets its slice's SMs, and slices do not interfere.
+/// Isolated slices: each kernel gets its slice's SMs; its slice's bandwidth and L2 are its
+/// partition's ([`Partition`]), so slices do not interfere.
 pub struct Isolated;
 
 impl Sharing for Isolated {
@@ -239,7 +279,7 @@ impl Mig {
             ));
         }
         let dev = &scenario.devices[0];
-        let table = profiles_for(&dev.name);
+        let table = profiles_for(dev.mig.as_deref().unwrap_or(""));
         if table.is_empty() {
             return Err(ConfigError::at(
                 param_path("name"),

@@ -8,23 +8,23 @@
 //! Queueing, scaling and keep-alive are the shared [`crate::pool`] core; instances are packed
 //! best-fit by memory, up to `max_contexts` per GPU.
 //!
-//! **Two modes.** `fluid` (default, fast): each of the n contexts with kernels progresses at
-//! `1/n × slice / (slice + switch)` of its full-GPU speed, continuously. `exact`: slice by slice —
-//! one context runs for `slice_ms` (or until it has no kernel left), the GPU is idle for
-//! `switch_us`, the next context in round-robin order runs. `tests/time_sharing.rs` shows the two
+//! **Two modes.** `fluid` (default, fast): each of the n contexts with kernels holds the whole
+//! GPU for `1/n × slice / (slice + switch)` of the time, continuously. `exact`: slice by slice —
+//! one context runs for the slice (or until it has no kernel left), the GPU is idle for the
+//! switch, the next context in round-robin order runs. `tests/time_sharing.rs` shows the two
 //! agree on mean latency within 5 % on a stated workload.
 //!
-//! **Parameters** (`[policy]`), besides the pool's: `mode = "fluid" | "exact"`, `slice_ms`
-//! (default 2 ms) and `switch_us` (default 50 µs) — the slice length is not documented by NVIDIA
-//! and must be measured (`gpushare calibrate`); 2 ms and 50 µs are typical of published
-//! measurements of Volta-class GPUs and are placeholders until then; `max_contexts` (default
-//! unlimited).
+//! **Parameters** (`[policy]`), besides the pool's: `mode = "fluid" | "exact"`, `slice_ms` and
+//! `switch_us` (default: each GPU's device values `time_slice_ms` and `context_switch_us`, whose
+//! sources `validation/fitted.toml` states — the slice length is not documented by NVIDIA),
+//! `max_contexts` (default unlimited).
 //!
 //! **Simplifications.** The slice is the same for every context; copies proceed regardless of
 //! whose slice it is (copy engines are separate); a context that runs out of kernels mid-slice
 //! yields at once.
 
 use crate::pool::{Placement, Pool, PoolParams, param_path};
+use gpushare_sim::device::DeviceSpec;
 use gpushare_sim::policy::{ActivePhase, Ctx, InstanceSpec, Policy, Sharing};
 use gpushare_sim::scenario::{ConfigError, PolicySpec};
 use gpushare_sim::time::{Nanos, ms_to_ns};
@@ -44,18 +44,9 @@ enum Mode {
 struct TsParams {
     #[serde(default)]
     mode: Mode,
-    #[serde(default = "slice_ms")]
-    slice_ms: f64,
-    #[serde(default = "switch_us")]
-    switch_us: f64,
+    slice_ms: Option<f64>,
+    switch_us: Option<f64>,
     max_contexts: Option<u32>,
-}
-
-fn slice_ms() -> f64 {
-    2.0
-}
-fn switch_us() -> f64 {
-    50.0
 }
 
 const TS_KEYS: [&str; 4] = ["mode", "slice_ms", "switch_us", "max_contexts"];
@@ -98,28 +89,51 @@ struct Slot {
     until: Nanos,
 }
 
+/// A GPU's slice and switch lengths.
+#[derive(Clone, Copy, Debug)]
+struct Slicing {
+    slice: Nanos,
+    switch: Nanos,
+}
+
 /// The time-slicing discipline.
 pub struct TimeSlice {
     exact: bool,
-    slice: Nanos,
-    switch: Nanos,
+    /// Per GPU.
+    slicing: Vec<Slicing>,
     slots: Vec<Slot>,
 }
 
 impl TimeSlice {
-    fn fluid(&self, phases: &mut [ActivePhase]) {
-        let mut contexts: Vec<InstId> = phases.iter().filter(|p| p.is_kernel()).map(|p| p.inst).collect();
-        contexts.sort_unstable();
-        contexts.dedup();
-        let n = contexts.len() as f64;
-        let efficiency = if contexts.len() > 1 {
-            self.slice as f64 / (self.slice + self.switch) as f64
+    /// Fluid time slicing on GPUs of these devices (one entry per GPU), with each device's own
+    /// slice and switch cost.
+    pub fn fluid_on(devices: &[DeviceSpec]) -> Self {
+        TimeSlice {
+            exact: false,
+            slicing: devices
+                .iter()
+                .map(|d| Slicing {
+                    slice: ms_to_ns(d.time_slice_ms),
+                    switch: (d.context_switch_us * 1e3).round() as Nanos,
+                })
+                .collect(),
+            slots: Vec::new(),
+        }
+    }
+
+    /// Each context with kernels holds the whole GPU an equal share of the time, less switches.
+    /// An instance has at most one kernel phase at a time, so contexts are kernel phases.
+    fn fluid(&self, gpu: GpuId, phases: &mut [ActivePhase]) {
+        let Slicing { slice, switch } = self.slicing[gpu.ix()];
+        let n = phases.iter().filter(|p| p.is_kernel()).count();
+        let efficiency = if n > 1 {
+            slice as f64 / (slice + switch) as f64
         } else {
             1.0
         };
         for p in phases.iter_mut().filter(|p| p.is_kernel()) {
             p.share = 1.0;
-            p.time_share = efficiency / n;
+            p.time_share = efficiency / n as f64;
         }
     }
 
@@ -130,6 +144,7 @@ impl TimeSlice {
         if self.slots.len() <= gpu.ix() {
             self.slots.resize(gpu.ix() + 1, Slot::default());
         }
+        let Slicing { slice, switch } = self.slicing[gpu.ix()];
         let mut contexts: Vec<InstId> = phases.iter().filter(|p| p.is_kernel()).map(|p| p.inst).collect();
         contexts.sort_unstable();
         contexts.dedup();
@@ -143,17 +158,17 @@ impl TimeSlice {
             let has_work = contexts.contains(&r);
             if has_work && contexts.len() == 1 {
                 // Alone: no slicing; its slice restarts whenever others appear.
-                slot.until = now + self.slice;
+                slot.until = now + slice;
             } else if !has_work || now >= slot.until {
                 slot.last = Some(r);
                 slot.running = None;
-                slot.until = now + self.switch;
+                slot.until = now + switch;
             }
         }
         if slot.running.is_none() && now >= slot.until {
             let after = slot.last.and_then(|l| contexts.iter().find(|&&c| c > l).copied());
             slot.running = after.or(contexts.first().copied());
-            slot.until = now + self.slice;
+            slot.until = now + slice;
         }
         let running = slot.running;
         for p in phases.iter_mut().filter(|p| p.is_kernel()) {
@@ -169,7 +184,7 @@ impl Sharing for TimeSlice {
         if self.exact {
             self.exact(gpu, now, phases)
         } else {
-            self.fluid(phases);
+            self.fluid(gpu, phases);
             None
         }
     }
@@ -183,24 +198,23 @@ impl Sharing for TimeSlice {
 pub struct TimeSharing {
     pool: Pool<MemoryPacking>,
     exact: bool,
-    slice: Nanos,
-    switch: Nanos,
+    slicing: Vec<Slicing>,
 }
 
 impl TimeSharing {
     /// Builds it from `[policy]`.
     pub fn build(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
         let (pool, p): (PoolParams, TsParams) = crate::pool::split_params(spec, &TS_KEYS)?;
-        if !(p.slice_ms.is_finite() && p.slice_ms > 0.0) {
+        if let Some(v) = p.slice_ms.filter(|v| !(v.is_finite() && *v > 0.0)) {
             return Err(ConfigError::at(
                 param_path("slice_ms"),
-                format!("must be a positive number of ms, got {}", p.slice_ms),
+                format!("must be a positive number of ms, got {v}"),
             ));
         }
-        if !(p.switch_us.is_finite() && p.switch_us >= 0.0) {
+        if let Some(v) = p.switch_us.filter(|v| !(v.is_finite() && *v >= 0.0)) {
             return Err(ConfigError::at(
                 param_path("switch_us"),
-                format!("must be a non-negative number of µs, got {}", p.switch_us),
+                format!("must be a non-negative number of µs, got {v}"),
             ));
         }
         if p.max_contexts == Some(0) {
@@ -209,11 +223,21 @@ impl TimeSharing {
         let placement = MemoryPacking {
             max_contexts: p.max_contexts.unwrap_or(u32::MAX),
         };
+        let slicing = scenario
+            .gpus
+            .iter()
+            .map(|&(_, device)| {
+                let dev = &scenario.devices[device];
+                Slicing {
+                    slice: ms_to_ns(p.slice_ms.unwrap_or(dev.time_slice_ms)),
+                    switch: (p.switch_us.unwrap_or(dev.context_switch_us) * 1e3).round() as Nanos,
+                }
+            })
+            .collect();
         Ok(Box::new(TimeSharing {
             pool: Pool::new(&pool, placement, scenario.functions.len())?,
             exact: p.mode == Mode::Exact,
-            slice: ms_to_ns(p.slice_ms),
-            switch: (p.switch_us * 1e3).round() as Nanos,
+            slicing,
         }))
     }
 }
@@ -225,8 +249,7 @@ impl Policy for TimeSharing {
     fn sharing(&self) -> Box<dyn Sharing> {
         Box::new(TimeSlice {
             exact: self.exact,
-            slice: self.slice,
-            switch: self.switch,
+            slicing: self.slicing.clone(),
             slots: Vec::new(),
         })
     }

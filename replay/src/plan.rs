@@ -26,14 +26,16 @@
 //!
 //! **Operations.** A profile's host steps run as host time in the worker; copies copy the
 //! profile's bytes between pinned host memory and the device; a kernel phase of `work` ns (on
-//! this device), SM demand `d` and bandwidth intensity `b` becomes a spin kernel over
-//! `ceil(d × SMs)` blocks running `(1 − b) × work` and a stream kernel over the same blocks
-//! moving `b × work × bandwidth` bytes, both sized by the device's calibration. A GEMM-like phase
-//! (demand ≥ 0.8, `b` ≤ 0.15, a sharp speed knee ≥ 8) runs as cuBLAS SGEMMs instead when the
-//! calibration has an SGEMM rate — as many whole 4096³ SGEMMs as fit, the rest a spin kernel.
+//! this device), SM footprint `d`, SM throughput `s` and DRAM throughput `m` (its compiled
+//! [`KernelDemand`]) becomes a spin kernel over `ceil(d × SMs)` blocks running its compute share
+//! `s / (s + m)` of `work` and a stream kernel over the same blocks moving its memory share's
+//! bytes, both sized by the device's calibration. A GEMM-like phase (`s` ≥ 0.8, `m` ≤ 0.15) runs
+//! as cuBLAS SGEMMs instead when the calibration has an SGEMM rate — as many whole 4096³ SGEMMs
+//! as fit, the rest a spin kernel.
 
 use crate::calibration::ReplayCalibration;
 use gpushare_sim::Scenario;
+use gpushare_sim::contention::KernelDemand;
 use gpushare_sim::device::DeviceSpec;
 use gpushare_sim::profile::{CompiledProfile, PhaseKind, Step};
 use serde::{Deserialize, Serialize};
@@ -166,7 +168,7 @@ pub fn function_plan(name: &str, profile: &CompiledProfile, dev: &DeviceSpec, ca
                     },
                     ns: p.work,
                 }),
-                PhaseKind::Kernel => kernel_ops(p.work, p.sm_demand, p.bw_intensity, p.knee, dev, cal, &mut ops),
+                PhaseKind::Kernel => kernel_ops(p.work, &p.demand, dev, cal, &mut ops),
             },
         }
     }
@@ -179,17 +181,11 @@ pub fn function_plan(name: &str, profile: &CompiledProfile, dev: &DeviceSpec, ca
     }
 }
 
-fn kernel_ops(
-    work: u64,
-    demand: f64,
-    bw: f64,
-    knee: f64,
-    dev: &DeviceSpec,
-    cal: &ReplayCalibration,
-    ops: &mut Vec<PlannedOp>,
-) {
-    let blocks = ((demand * f64::from(dev.sms)).ceil() as u32).clamp(1, dev.sms.max(1));
-    if let (true, Some(tflops)) = (demand >= 0.8 && bw <= 0.15 && knee >= 8.0, cal.sgemm_tflops) {
+fn kernel_ops(work: u64, demand: &KernelDemand, dev: &DeviceSpec, cal: &ReplayCalibration, ops: &mut Vec<PlannedOp>) {
+    let blocks = ((demand.footprint * f64::from(dev.sms)).ceil() as u32).clamp(1, dev.sms.max(1));
+    // The share of its time bound by memory.
+    let bw = demand.dram / (demand.sm + demand.dram);
+    if let (true, Some(tflops)) = (demand.sm >= 0.8 && demand.dram <= 0.15, cal.sgemm_tflops) {
         // Whole SGEMMs, and the remainder as a spin kernel over the same SMs, so the phase keeps
         // its length to the microsecond rather than to a GEMM.
         let one = 2.0 * f64::from(GEMM_N).powi(3) / (tflops * 1e12) * 1e9; // ns per SGEMM
@@ -417,10 +413,13 @@ mod tests {
         let Op::Spin { blocks, iters } = plan.ops[2].op else {
             panic!("{:?}", plan.ops)
         };
-        // ceil(0.16 × 108) = 18 blocks; 70 % of the phase's work (bw 0.3) at 200 iters/µs.
-        assert_eq!(blocks, 18);
+        // ceil(footprint × 108) blocks; the compute share s / (s + m) of the phase's work at 200
+        // iters/µs.
         let Step::Gpu(k) = c.steps[2] else { panic!() };
-        assert_eq!(iters, ((k.work as f64 * 0.7 / 1e3) * 200.0).round() as u64);
+        let expect_blocks = (k.demand.footprint * 108.0).ceil() as u32;
+        assert_eq!(blocks, expect_blocks);
+        let compute = k.demand.sm / (k.demand.sm + k.demand.dram);
+        assert_eq!(iters, ((k.work as f64 * compute / 1e3) * 200.0).round() as u64);
         let Op::Stream {
             blocks: sb,
             passes,
@@ -429,9 +428,10 @@ mod tests {
         else {
             panic!("{:?}", plan.ops)
         };
-        // 30 % of the work at the interpolated bandwidth of 18 / 108 SMs, read and written.
-        let moved = k.work as f64 * 0.3 * cal().stream_gbps_at(18.0 / 108.0);
-        assert_eq!(sb, 18);
+        // The memory share of the work at the interpolated bandwidth of those SMs, read and
+        // written.
+        let moved = k.work as f64 * (1.0 - compute) * cal().stream_gbps_at(f64::from(expect_blocks) / 108.0);
+        assert_eq!(sb, expect_blocks);
         assert!(
             (2.0 * (bytes * u64::from(passes)) as f64 - moved).abs() <= 2.0 * STREAM_GRAIN as f64 * f64::from(passes),
             "{bytes} × {passes} for {moved}"

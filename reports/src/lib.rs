@@ -7,13 +7,15 @@
 //! ([`series`]: the latency CDF, GPU samples over time), the Chrome / Perfetto timeline
 //! ([`timeline`]), sweeps over scenario fields with their tables, shards and merge ([`sweep`]),
 //! figures ([`plot`]), regression checks against a baseline ([`check`]), prediction against a
-//! replay's measurement ([`validation`]), and atomic writes ([`atomic`]): every file is written under a temporary name
+//! replay's measurement ([`validation`]), fidelity against published measurements and the fit of
+//! the model's free parameters ([`fidelity`]), and atomic writes ([`atomic`]): every file is written under a temporary name
 //! and renamed when complete, so an interrupted run never leaves a half-written file that looks
 //! whole.
 
 pub mod atomic;
 pub mod check;
 pub mod compare;
+pub mod fidelity;
 pub mod human;
 pub mod invocations;
 pub mod plot;

@@ -13,9 +13,11 @@
 //! ```
 
 pub mod catalog;
+pub mod contention;
 pub mod device;
 pub mod engine;
 pub mod events;
+pub mod fitted;
 pub mod ids;
 pub mod keepalive;
 pub mod kernel_graph;
@@ -25,7 +27,7 @@ pub mod policy;
 pub mod profile;
 pub mod record;
 pub mod scenario;
-pub mod speed;
+
 pub mod summary;
 pub mod time;
 pub mod timeline;

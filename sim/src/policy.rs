@@ -12,7 +12,7 @@
 use crate::ids::{FuncId, GpuId, InstId, InvId};
 pub use crate::plan::{ExtraWork, RunPlan};
 use crate::time::Nanos;
-pub use crate::world::{ActivePhase, Ctx, InstanceSpec, Refusal};
+pub use crate::world::{ActivePhase, Ctx, InstanceSpec, Partition, Refusal};
 
 /// A placement-and-scaling policy.
 pub trait Policy {
@@ -68,8 +68,8 @@ pub trait Policy {
 ///
 /// The engine calls `assign_shares` whenever the set of active phases on a GPU changes; the
 /// discipline sets `share` (a fraction of the GPU's SMs) for every kernel phase. The engine then
-/// turns shares into progress rates with the speed model ([`crate::speed`]) and checks that the
-/// shares sum to at most 1.
+/// turns shares into progress rates with the contention model ([`crate::contention`]) and checks
+/// that the shares sum to at most 1.
 pub trait Sharing {
     /// Sets `share` (and, for disciplines that take turns, `time_share`) of every kernel phase in
     /// `phases`, all on `gpu`, at time `now`. Σ share × time_share must not exceed 1. Returns when
@@ -77,64 +77,81 @@ pub trait Sharing {
     /// end), or `None`.
     fn assign_shares(&mut self, gpu: GpuId, now: Nanos, phases: &mut [ActivePhase]) -> Option<Nanos>;
 
-    /// True when kernels of different contexts run at the same time (and so slow each other
-    /// through memory bandwidth); false for disciplines whose contexts take turns.
+    /// True when kernels of different contexts run at the same time (and so share L2 and slow
+    /// each other through memory queueing); false for disciplines whose contexts take turns.
     fn concurrent(&self) -> bool {
         true
     }
 }
 
-/// Kernels split the GPU equally, each capped by its instance's SM cap: the whole GPU for a
-/// single kernel, as under exclusive placement.
+/// Divides a GPU's SMs max-min fairly among its kernel phases, each weighted by its time share
+/// and bounded by `bound` (a cap, and the most SMs it can use): no phase gets more than its
+/// bound, and none gets less than an equal share unless its bound is smaller (water-filling).
+/// Σ share × time share ≤ 1. Allocates nothing.
+pub fn fair_shares(phases: &mut [ActivePhase], bound: impl Fn(&ActivePhase) -> f64) {
+    let mut room = 1.0;
+    let mut weight = 0.0;
+    let mut wanted = 0.0;
+    for p in phases.iter_mut().filter(|p| p.is_kernel()) {
+        p.share = -1.0; // unsettled
+        weight += p.time_share;
+        wanted += bound(p).min(1.0) * p.time_share;
+    }
+    if wanted <= 1.0 {
+        for p in phases.iter_mut().filter(|p| p.is_kernel()) {
+            p.share = bound(p).min(1.0);
+        }
+        return;
+    }
+    loop {
+        let level = if weight > 0.0 { room / weight } else { 0.0 };
+        let mut settled = false;
+        for p in phases.iter_mut().filter(|p| p.is_kernel() && p.share < 0.0) {
+            let b = bound(p).min(1.0);
+            if b <= level {
+                p.share = b;
+                room -= b * p.time_share;
+                weight -= p.time_share;
+                settled = true;
+            }
+        }
+        if !settled {
+            for p in phases.iter_mut().filter(|p| p.is_kernel() && p.share < 0.0) {
+                p.share = level;
+            }
+            return;
+        }
+    }
+}
+
+/// Kernels share the GPU max-min fairly, each up to its instance's SM cap and to the most SMs
+/// it can use ([`fair_shares`]): the whole GPU for a single kernel that can fill it, as under
+/// exclusive placement.
 pub struct EqualShare;
 
 impl Sharing for EqualShare {
     fn assign_shares(&mut self, _gpu: GpuId, _now: Nanos, phases: &mut [ActivePhase]) -> Option<Nanos> {
-        let kernels = phases.iter().filter(|p| p.is_kernel()).count();
-        if kernels > 0 {
-            let each = 1.0 / kernels as f64;
-            for p in phases.iter_mut().filter(|p| p.is_kernel()) {
-                p.share = each.min(p.sm_cap);
-            }
+        for p in phases.iter_mut().filter(|p| p.is_kernel()) {
+            p.time_share = 1.0;
         }
+        fair_shares(phases, |p| p.sm_cap.min(p.sm_max()));
         None
     }
 }
 
 /// Kernels run concurrently (as under MPS), each limited to its instance's SM cap; when the caps
 /// of the running kernels add up to more than the GPU, the SMs are shared max-min fairly under
-/// the caps (water-filling: no kernel gets more than its cap, and none gets less than an equal
-/// share unless its cap is smaller). Each kernel's time share is its instance's time quota.
+/// the caps and under what each kernel can use ([`fair_shares`]: a kernel whose blocks fill only
+/// part of its cap leaves the rest to the others). Each kernel's time share is its instance's
+/// time quota.
 pub struct CappedShares;
 
 impl Sharing for CappedShares {
     fn assign_shares(&mut self, _gpu: GpuId, _now: Nanos, phases: &mut [ActivePhase]) -> Option<Nanos> {
-        let mut caps: Vec<(f64, usize)> = Vec::new();
-        for (i, p) in phases.iter_mut().enumerate() {
-            if p.is_kernel() {
-                p.time_share = p.time_quota;
-                caps.push((p.sm_cap.min(1.0), i));
-            }
+        for p in phases.iter_mut().filter(|p| p.is_kernel()) {
+            p.time_share = p.time_quota;
         }
-        // Weighted by time share: a kernel holding the GPU half the time needs half the room.
-        let total: f64 = caps.iter().map(|&(c, i)| c * phases[i].time_share).sum();
-        if total <= 1.0 {
-            for &(c, i) in &caps {
-                phases[i].share = c;
-            }
-            return None;
-        }
-        caps.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let mut room = 1.0;
-        let mut weight: f64 = caps.iter().map(|&(_, i)| phases[i].time_share).sum();
-        for &(c, i) in &caps {
-            let t = phases[i].time_share;
-            let level = if weight > 0.0 { room / weight } else { 0.0 };
-            let s = c.min(level);
-            phases[i].share = s;
-            room -= s * t;
-            weight -= t;
-        }
+        fair_shares(phases, |p| p.sm_cap.min(p.sm_max()));
         None
     }
 }

@@ -7,6 +7,7 @@
 //! is rescaled (see [`FunctionProfile::compile`]). Profiles are data: the built-in catalog
 //! ([`crate::catalog`]) and scenario files use the same fields.
 
+use crate::contention::KernelDemand;
 use crate::device::{DeviceSpec, MIB};
 use crate::kernel_graph::KernelGraph;
 use crate::time::{Nanos, ms_to_ns, secs_to_ns};
@@ -33,17 +34,193 @@ pub enum Phase {
     D2h { mib: f64 },
     /// CPU work between GPU phases (e.g. a training step's data loading), ms.
     Host { ms: f64 },
-    /// Kernels: `work_ms` alone on the whole reference GPU; `sm_demand` the fraction of SMs they
-    /// can use (0, 1]; `bw_intensity` the share of their time bound by memory bandwidth [0, 1];
-    /// `speed_knee` the sharpness of their speed curve (default: the device's).
-    Kernel {
-        work_ms: f64,
-        sm_demand: f64,
-        #[serde(default)]
-        bw_intensity: f64,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        speed_knee: Option<f64>,
-    },
+    /// Kernels, as a profiler measures them alone on the whole reference GPU
+    /// (docs/gpu-model.md says how to measure each field).
+    Kernel(KernelPhase),
+}
+
+/// A kernel phase in the language of a profiler, measured alone on the profile's
+/// `reference_gpu`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelPhase {
+    /// Duration alone, ms (Nsight Systems: the phase's kernels' time, summed).
+    pub solo_ms: f64,
+    /// SM throughput, % of peak (Nsight Compute `sm__throughput.avg.pct_of_peak_sustained_elapsed`).
+    pub sm_pct: f64,
+    /// DRAM throughput, % of peak (Nsight Compute `dram__throughput.avg.pct_of_peak_sustained_elapsed`).
+    pub dram_pct: f64,
+    /// Thread blocks per launch (`launch__grid_size`): bounds the SMs the kernels can occupy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks: Option<u32>,
+    /// Threads per block (`launch__block_size`); needs `blocks`. With it, the kernels' occupancy
+    /// bounds how far they can be squeezed onto fewer SMs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads_per_block: Option<u32>,
+    /// Achieved occupancy, % (`sm__warps_active.avg.pct_of_peak_sustained_active`), instead of
+    /// `threads_per_block`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occupancy_pct: Option<f64>,
+    /// L2 working set, MiB: takes part in cache contention when stated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l2_mib: Option<f64>,
+}
+
+impl KernelPhase {
+    /// A kernel phase with only the three required measurements.
+    pub fn new(solo_ms: f64, sm_pct: f64, dram_pct: f64) -> Self {
+        KernelPhase {
+            solo_ms,
+            sm_pct,
+            dram_pct,
+            blocks: None,
+            threads_per_block: None,
+            occupancy_pct: None,
+            l2_mib: None,
+        }
+    }
+
+    /// Range checks; (field, message) for the first field out of range.
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        let KernelPhase {
+            solo_ms,
+            sm_pct,
+            dram_pct,
+            ..
+        } = *self;
+        if !(solo_ms.is_finite() && solo_ms >= 0.0) {
+            return Err(("solo_ms", format!("must be a non-negative number of ms, got {solo_ms}")));
+        }
+        if !(sm_pct > 0.0 && sm_pct <= 100.0) {
+            return Err((
+                "sm_pct",
+                format!("must be in (0, 100] (% of peak SM throughput), got {sm_pct}"),
+            ));
+        }
+        if !(0.0..=100.0).contains(&dram_pct) {
+            return Err((
+                "dram_pct",
+                format!("must be in [0, 100] (% of peak DRAM throughput), got {dram_pct}"),
+            ));
+        }
+        if self.blocks == Some(0) {
+            return Err(("blocks", "must be at least 1".into()));
+        }
+        if let Some(t) = self.threads_per_block {
+            if !(1..=1024).contains(&t) {
+                return Err(("threads_per_block", format!("must be in [1, 1024], got {t}")));
+            }
+            if self.blocks.is_none() {
+                return Err(("threads_per_block", "needs `blocks` (the grid size) beside it".into()));
+            }
+            if self.occupancy_pct.is_some() {
+                return Err((
+                    "occupancy_pct",
+                    "give either `occupancy_pct` or `threads_per_block`, not both".into(),
+                ));
+            }
+        }
+        if let Some(o) = self.occupancy_pct {
+            if !(o > 0.0 && o <= 100.0) {
+                return Err(("occupancy_pct", format!("must be in (0, 100], got {o}")));
+            }
+        }
+        if let Some(w) = self.l2_mib {
+            if !(w.is_finite() && w >= 0.0) {
+                return Err(("l2_mib", format!("must be a non-negative number of MiB, got {w}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Fraction of `dev`'s SMs the grid can occupy at once.
+    fn parallelism(&self, dev: &DeviceSpec) -> f64 {
+        self.blocks
+            .map_or(1.0, |b| (f64::from(b) / f64::from(dev.sms)).min(1.0))
+    }
+
+    /// Compute capacity the kernels can use on `dev`, SM-MHz (their grid may not fill it).
+    fn usable_sm_mhz(&self, dev: &DeviceSpec) -> f64 {
+        f64::from(self.blocks.map_or(dev.sms, |b| b.min(dev.sms))) * dev.sm_clock_mhz
+    }
+
+    /// Occupancy on the SMs it occupies on `dev`, a fraction (0 when unknown).
+    fn occupancy(&self, dev: &DeviceSpec) -> f64 {
+        if let Some(o) = self.occupancy_pct {
+            return o / 100.0;
+        }
+        match (self.blocks, self.threads_per_block) {
+            (Some(b), Some(t)) => {
+                let occupied = f64::from(b.min(dev.sms));
+                let per_sm = (f64::from(b) / occupied)
+                    .ceil()
+                    .min((dev.max_threads_per_sm / t).max(1) as f64);
+                (per_sm * f64::from(t) / f64::from(dev.max_threads_per_sm)).min(1.0)
+            }
+            _ => 0.0,
+        }
+    }
+
+    /// The SM throughput it cannot exceed on the reference device: the share of SMs its grid
+    /// occupies. `Err` names the inconsistency.
+    pub fn check_on(&self, reference: &DeviceSpec) -> Result<(), (&'static str, String)> {
+        let p = self.parallelism(reference);
+        if self.sm_pct > p * 100.0 + 1e-9 {
+            return Err((
+                "sm_pct",
+                format!(
+                    "{} % SM throughput is more than the {:.1} % of {}'s {} SMs that {} blocks can occupy",
+                    self.sm_pct,
+                    p * 100.0,
+                    reference.name,
+                    reference.sms,
+                    self.blocks.unwrap_or(0)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Its duration alone on `dev` (ns) and its demands there, from its measurements on
+    /// `reference` (docs/gpu-model.md, "Across devices").
+    pub fn compile(&self, reference: &DeviceSpec, dev: &DeviceSpec) -> (Nanos, KernelDemand) {
+        let s = self.sm_pct / 100.0;
+        let m = self.dram_pct / 100.0;
+        let compute_ratio = self.usable_sm_mhz(reference) / self.usable_sm_mhz(dev);
+        let bandwidth_ratio = reference.mem_bandwidth_gbps / dev.mem_bandwidth_gbps;
+        let weighted = (s * compute_ratio + m * bandwidth_ratio) / (s + m);
+        let compute_floor = s * reference.sm_mhz() / self.usable_sm_mhz(dev);
+        let factor = weighted.max(compute_floor).max(m * bandwidth_ratio);
+        let sm = s * reference.sm_mhz() / (factor * dev.sm_mhz());
+        let dram = m * bandwidth_ratio / factor;
+        let p = self.parallelism(dev);
+        let footprint = (sm.max(p * self.occupancy(dev))).min(p);
+        let work = ms_to_ns(self.solo_ms * factor);
+        (work, KernelDemand::new(footprint, sm, dram, self.l2_mib.unwrap_or(0.0)))
+    }
+}
+
+/// The fields of the first contention model, which no longer exist: a clear error for files
+/// written against them.
+const LEGACY_KERNEL_FIELDS: [&str; 4] = ["work_ms", "sm_demand", "bw_intensity", "speed_knee"];
+
+/// If the profile table `value` uses a kernel field of the first model, the phase's index and
+/// the message that says what replaced it.
+pub fn legacy_kernel_field(value: &toml::Value) -> Option<(usize, &'static str, String)> {
+    let phases = value.get("phases")?.as_array()?;
+    for (i, phase) in phases.iter().enumerate() {
+        let Some(t) = phase.as_table() else { continue };
+        if let Some(&f) = LEGACY_KERNEL_FIELDS.iter().find(|f| t.contains_key(**f)) {
+            return Some((
+                i,
+                f,
+                format!(
+                    "`{f}` belongs to the old speed model: a kernel phase is now written as a profiler measures it alone, `solo_ms`, `sm_pct`, `dram_pct` (optional `blocks`, `threads_per_block` or `occupancy_pct`, `l2_mib`); see docs/gpu-model.md"
+                ),
+            ));
+        }
+    }
+    None
 }
 
 /// A GPU function's costs.
@@ -96,10 +273,19 @@ pub enum PhaseKind {
 pub struct GpuPhase {
     pub kind: PhaseKind,
     pub work: Nanos,
-    pub sm_demand: f64,
-    pub bw_intensity: f64,
-    /// Speed-curve sharpness (the phase's own, else the device's).
-    pub knee: f64,
+    /// Its demands on the device (kernels; [`KernelDemand::NONE`] for copies).
+    pub demand: KernelDemand,
+}
+
+impl GpuPhase {
+    /// A host↔device copy of `work` ns.
+    pub fn copy(kind: PhaseKind, work: Nanos) -> Self {
+        GpuPhase {
+            kind,
+            work,
+            demand: KernelDemand::NONE,
+        }
+    }
 }
 
 /// One step of an invocation on a given device.
@@ -217,29 +403,8 @@ impl FunctionProfile {
                         return Err((at("ms"), format!("must be a non-negative number, got {ms}")));
                     }
                 }
-                Phase::Kernel {
-                    work_ms,
-                    sm_demand,
-                    bw_intensity,
-                    speed_knee,
-                } => {
-                    if let Some(k) = speed_knee {
-                        if k.is_nan() || k <= 0.0 {
-                            return Err((at("speed_knee"), format!("must be a positive number or inf, got {k}")));
-                        }
-                    }
-                    if !(work_ms.is_finite() && work_ms >= 0.0) {
-                        return Err((at("work_ms"), format!("must be a non-negative number, got {work_ms}")));
-                    }
-                    if !(sm_demand > 0.0 && sm_demand <= 1.0) {
-                        return Err((
-                            at("sm_demand"),
-                            format!("must be in (0, 1] (a fraction of the SMs), got {sm_demand}"),
-                        ));
-                    }
-                    if !(0.0..=1.0).contains(&bw_intensity) {
-                        return Err((at("bw_intensity"), format!("must be in [0, 1], got {bw_intensity}")));
-                    }
+                Phase::Kernel(k) => {
+                    k.check().map_err(|(f, m)| (at(f), m))?;
                 }
             }
         }
@@ -272,9 +437,9 @@ impl FunctionProfile {
     /// Compiles the profile for `dev`, given the reference device and the node's storage
     /// bandwidth (GB/s).
     ///
-    /// Kernel work moves between devices by a two-term roofline: the compute-bound part
-    /// (1 − bw_intensity) scales with FP32 throughput, the bandwidth-bound part with memory
-    /// bandwidth. Copies and model loads run at the device's host-link bandwidth.
+    /// Kernels move between devices by their compute and bandwidth parts
+    /// ([`KernelPhase::compile`]); copies and model loads run at the device's host-link
+    /// bandwidth.
     pub fn compile(&self, reference: &DeviceSpec, dev: &DeviceSpec, storage_gbps: f64) -> CompiledProfile {
         let mut steps = Vec::with_capacity(self.phases.len() + 2);
         steps.push(Step::Host(ms_to_ns(self.host_pre_ms)));
@@ -284,34 +449,14 @@ impl FunctionProfile {
                     steps.push(Step::Host(ms_to_ns(ms)));
                     continue;
                 }
-                Phase::H2d { mib } => GpuPhase {
-                    kind: PhaseKind::H2d,
-                    work: copy_ns(mib_bytes(mib), dev.host_link_gbps),
-                    sm_demand: 0.0,
-                    bw_intensity: 0.0,
-                    knee: dev.speed_knee,
-                },
-                Phase::D2h { mib } => GpuPhase {
-                    kind: PhaseKind::D2h,
-                    work: copy_ns(mib_bytes(mib), dev.host_link_gbps),
-                    sm_demand: 0.0,
-                    bw_intensity: 0.0,
-                    knee: dev.speed_knee,
-                },
-                Phase::Kernel {
-                    work_ms,
-                    sm_demand,
-                    bw_intensity,
-                    speed_knee,
-                } => {
-                    let factor = (1.0 - bw_intensity) * reference.fp32_tflops / dev.fp32_tflops
-                        + bw_intensity * reference.mem_bandwidth_gbps / dev.mem_bandwidth_gbps;
+                Phase::H2d { mib } => GpuPhase::copy(PhaseKind::H2d, copy_ns(mib_bytes(mib), dev.host_link_gbps)),
+                Phase::D2h { mib } => GpuPhase::copy(PhaseKind::D2h, copy_ns(mib_bytes(mib), dev.host_link_gbps)),
+                Phase::Kernel(k) => {
+                    let (work, demand) = k.compile(reference, dev);
                     GpuPhase {
                         kind: PhaseKind::Kernel,
-                        work: ms_to_ns(work_ms * factor),
-                        sm_demand,
-                        bw_intensity,
-                        knee: speed_knee.unwrap_or(dev.speed_knee),
+                        work,
+                        demand,
                     }
                 }
             };
@@ -367,12 +512,7 @@ mod tests {
             host_post_ms: 0.0,
             phases: vec![
                 Phase::H2d { mib: 12.0 },
-                Phase::Kernel {
-                    work_ms: 10.0,
-                    sm_demand: 0.5,
-                    bw_intensity: 0.5,
-                    speed_knee: None,
-                },
+                Phase::Kernel(KernelPhase::new(10.0, 40.0, 40.0)),
             ],
             kernel_graph: None,
         }
@@ -386,6 +526,8 @@ mod tests {
         assert_eq!(c.steps.len(), 3);
         let Step::Gpu(k) = c.steps[2] else { panic!() };
         assert_eq!(k.work, 10_000_000);
+        assert!((k.demand.sm - 0.4).abs() < 1e-12 && (k.demand.dram - 0.4).abs() < 1e-12);
+        assert!((k.demand.footprint - 0.4).abs() < 1e-12);
         // 12 MiB over 12 GB/s.
         let Step::Gpu(copy) = c.steps[1] else { panic!() };
         assert_eq!(copy.work, (12.0 * MIB as f64 / 12.0).round() as u64);
@@ -400,27 +542,73 @@ mod tests {
     }
 
     #[test]
-    fn faster_device_shortens_kernels_by_roofline() {
+    fn another_device_scales_compute_by_sm_clock_and_memory_by_bandwidth() {
         let v100 = builtin_device("v100-16gb").unwrap();
         let h100 = builtin_device("h100-80gb").unwrap();
         let c = profile().compile(&v100, &h100, 2.0);
         let Step::Gpu(k) = c.steps[2] else { panic!() };
-        let expect = 10.0 * (0.5 * 15.7 / 67.0 + 0.5 * 900.0 / 3350.0);
+        let compute = (80.0 * 1530.0) / (132.0 * 1980.0);
+        let memory = 900.0 / 3350.0;
+        let expect = 10.0 * (0.5 * compute + 0.5 * memory);
         assert!((k.work as f64 / 1e6 - expect).abs() < 1e-6);
+        // The same work in a shorter time: utilisations there follow.
+        let f = expect / 10.0;
+        assert!((k.demand.sm - 0.4 * compute / f).abs() < 1e-9);
+        assert!((k.demand.dram - 0.4 * memory / f).abs() < 1e-9);
+    }
+
+    #[test]
+    fn no_resource_above_its_peak_on_any_device() {
+        // A kernel that is nearly all bandwidth keeps DRAM ≤ 100 % on a device with far more
+        // compute and the same bandwidth.
+        let v100 = builtin_device("v100-16gb").unwrap();
+        let mut fast = v100.clone();
+        fast.sm_clock_mhz *= 8.0;
+        let k = KernelPhase::new(10.0, 50.0, 90.0);
+        let (work, d) = k.compile(&v100, &fast);
+        assert!(d.dram <= 1.0 + 1e-12 && d.sm <= 1.0 + 1e-12, "{d:?}");
+        assert!(work >= 9_000_000, "{work}");
+    }
+
+    #[test]
+    fn a_small_grid_bounds_the_footprint_and_occupancy_raises_it() {
+        let v100 = builtin_device("v100-16gb").unwrap();
+        let mut k = KernelPhase::new(1.0, 20.0, 10.0);
+        k.blocks = Some(40);
+        assert!(k.check_on(&v100).is_ok());
+        let (_, d) = k.compile(&v100, &v100);
+        assert!((d.footprint - 0.2).abs() < 1e-12);
+        // 40 blocks of 1,024 threads: each of the 40 SMs half full, so 20 % of the SMs at least.
+        k.threads_per_block = Some(1024);
+        let (_, d) = k.compile(&v100, &v100);
+        assert!((d.footprint - 0.25).abs() < 1e-12, "{}", d.footprint);
+        // A grid of 40 blocks cannot keep 60 % of 80 SMs busy.
+        k.sm_pct = 60.0;
+        assert_eq!(k.check_on(&v100).unwrap_err().0, "sm_pct");
     }
 
     #[test]
     fn check_names_the_bad_field() {
         let mut p = profile();
-        p.phases[1] = Phase::Kernel {
-            work_ms: 1.0,
-            sm_demand: 1.5,
-            bw_intensity: 0.0,
-            speed_knee: None,
-        };
-        assert_eq!(p.check().unwrap_err().0, "phases[1].sm_demand");
+        p.phases[1] = Phase::Kernel(KernelPhase::new(1.0, 150.0, 0.0));
+        assert_eq!(p.check().unwrap_err().0, "phases[1].sm_pct");
+        let mut k = KernelPhase::new(1.0, 10.0, 0.0);
+        k.threads_per_block = Some(256);
+        p.phases[1] = Phase::Kernel(k);
+        assert_eq!(p.check().unwrap_err().0, "phases[1].threads_per_block");
         let mut p = profile();
         p.weights_mib = f64::NAN;
         assert_eq!(p.check().unwrap_err().0, "weights_mib");
+    }
+
+    #[test]
+    fn kernel_phases_read_from_toml_and_old_fields_are_named() {
+        let p: Phase = toml::from_str("kind = \"kernel\"\nsolo_ms = 4.4\nsm_pct = 16\ndram_pct = 22").unwrap();
+        assert_eq!(p, Phase::Kernel(KernelPhase::new(4.4, 16.0, 22.0)));
+        let old: toml::Value =
+            toml::from_str("phases = [{ kind = \"kernel\", work_ms = 1.0, sm_demand = 0.5 }]").unwrap();
+        let (i, field, msg) = legacy_kernel_field(&old).unwrap();
+        assert_eq!((i, field), (0, "work_ms"));
+        assert!(msg.contains("solo_ms"));
     }
 }

@@ -51,7 +51,7 @@ use cache::{Buffer, BufferCache};
 use cfs::Cfs;
 use gpushare_sim::device::MIB;
 use gpushare_sim::kernel_graph::BufferRole;
-use gpushare_sim::policy::{Ctx, ExtraWork, InstanceSpec, Policy, RunPlan};
+use gpushare_sim::policy::{Ctx, ExtraWork, InstanceSpec, Partition, Policy, RunPlan};
 use gpushare_sim::profile::{PhaseKind, Step, copy_ns};
 use gpushare_sim::record::RejectReason;
 use gpushare_sim::scenario::{ConfigError, PolicySpec};
@@ -382,6 +382,7 @@ impl Policy for Kaas {
                 sm_cap: 1.0,
                 time_quota: 1.0,
                 gpu_fraction: 1.0,
+                partition: Partition::WHOLE,
             };
             match ctx.start_worker(gpu, spec) {
                 Ok(inst) => {

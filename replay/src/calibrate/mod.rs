@@ -12,7 +12,7 @@
 //!
 //! [`assemble`] turns the measurements into the simulator's device: the fields the built-in
 //! table calls estimates or typical values — SMs, memory, host-link bandwidth, context memory
-//! and creation time, the interference coefficient — are replaced by measurements; the
+//! and creation time — are replaced by measurements; the
 //! datasheet peaks (memory bandwidth, FP32 and tensor TFLOP/s) stay those of the matching
 //! built-in device, because profiles scale their work between devices by the ratio of those
 //! peaks and a measured value on one side only would skew the ratio. The measured bandwidth and
@@ -98,11 +98,9 @@ pub fn assemble(replay: ReplayCalibration, mut measured: Measured) -> Result<Cal
     if !measured.context_create_s.is_empty() {
         dev.context_create_s = crate::quantile(&mut measured.context_create_s.clone(), 0.5);
     }
-    // Two kernels that each keep half the GPU busy and are all bandwidth (b = 1): the model
-    // slows each by 1 + κ · 1 · (1 · 0.5).
-    if let Some(r) = measured.co_run_slowdown {
-        dev.interference = ((r - 1.0) / 0.5).max(0.0);
-    }
+    // The two-stream co-run is kept in `measured` for reference: two kernels that each fill the
+    // bandwidth are bound by it (the model's max-min share), not by queueing, so it says nothing
+    // of `dram_queueing`, which keeps its fitted value.
     dev.check()
         .map_err(|(field, msg)| format!("the measured device is invalid: {field}: {msg}"))?;
     Ok(Calibration {
@@ -193,7 +191,7 @@ mod tests {
         assert_eq!(c.device.host_link_gbps, 52.0);
         assert_eq!(c.device.context_memory_mib, 520.0);
         assert_eq!(c.device.context_create_s, 0.25);
-        assert!((c.device.interference - 0.6).abs() < 1e-12);
+        assert_eq!(c.device.dram_queueing, h100.dram_queueing);
         assert_eq!(
             (
                 c.device.mem_bandwidth_gbps,

@@ -28,6 +28,10 @@ pub enum Markers {
     All,
     /// At about this many points, evenly spread (dense lines: CDFs, time series).
     Spread(usize),
+    /// A line without markers (a reference line).
+    None,
+    /// Markers without a line (a scatter).
+    Only,
 }
 
 /// A line.
@@ -133,27 +137,27 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &Figure, s: f64)
     let px = |pt: f64| (pt * s).round() as i32;
     root.fill(&WHITE).map_err(err)?;
     // The legend: every series label once, in order, wrapped into rows above the panels.
-    let mut entries: Vec<(&str, usize)> = Vec::new();
+    let mut entries: Vec<(&str, usize, Markers)> = Vec::new();
     for p in &fig.panels {
         for ser in &p.series {
-            if !entries.iter().any(|(l, _)| *l == ser.label) {
-                entries.push((&ser.label, ser.style));
+            if !entries.iter().any(|(l, _, _)| *l == ser.label) {
+                entries.push((&ser.label, ser.style, ser.markers));
             }
         }
     }
     let font = TextStyle::from(("sans-serif", LABEL_PT * FONT_EM * s).into_font());
     let (width, _) = root.dim_in_pixel();
     let (sample, gap, spacing, row_h) = (px(14.0), px(4.0), px(10.0), px(12.0));
-    let mut rows: Vec<Vec<(i32, &str, usize)>> = vec![Vec::new()];
+    let mut rows: Vec<Vec<(i32, &str, usize, Markers)>> = vec![Vec::new()];
     let mut x = px(8.0);
-    for (label, st) in &entries {
+    for (label, st, kind) in &entries {
         let (tw, _) = root.estimate_text_size(label, &font).map_err(err)?;
         let w = sample + gap + tw as i32;
         if x + w > width as i32 - px(4.0) && !rows.last().expect("a row").is_empty() {
             rows.push(Vec::new());
             x = px(8.0);
         }
-        rows.last_mut().expect("a row").push((x, label, *st));
+        rows.last_mut().expect("a row").push((x, label, *st, *kind));
         x += w + spacing;
     }
     let band = if entries.is_empty() {
@@ -164,15 +168,19 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &Figure, s: f64)
     let (top, body) = root.split_vertically(band as u32);
     for (i, row) in rows.iter().enumerate() {
         let yc = px(3.0) + i as i32 * row_h + row_h / 2;
-        for &(x, label, st) in row {
+        for &(x, label, st, kind) in row {
             let c = style::colour(st);
-            top.draw(&PathElement::new(
-                vec![(x, yc), (x + sample, yc)],
-                c.stroke_width(px(LINE_PT).max(1) as u32),
-            ))
-            .map_err(err)?;
-            top.draw(&marker::<DB, (i32, i32)>((x + sample / 2, yc), st, px(MARKER_PT)))
+            if kind != Markers::Only {
+                top.draw(&PathElement::new(
+                    vec![(x, yc), (x + sample, yc)],
+                    c.stroke_width(px(LINE_PT).max(1) as u32),
+                ))
                 .map_err(err)?;
+            }
+            if kind != Markers::None {
+                top.draw(&marker::<DB, (i32, i32)>((x + sample / 2, yc), st, px(MARKER_PT)))
+                    .map_err(err)?;
+            }
             let pos = Pos::new(HPos::Left, VPos::Center);
             top.draw(&Text::new(label.to_string(), (x + sample + gap, yc), font.pos(pos)))
                 .map_err(err)?;
@@ -240,7 +248,7 @@ fn draw_panel_axes<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Panel,
 }
 
 /// Ticks of a logarithmic axis over [lo, hi]: 1, 2, 5 × 10^k, or every digit when that gives
-/// fewer than four.
+/// fewer than four, or powers of ten alone when it gives more than ten.
 fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     let within = |steps: &[f64]| -> Vec<f64> {
         let mut out = Vec::new();
@@ -257,6 +265,9 @@ fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
         out
     };
     let coarse = within(&[1.0, 2.0, 5.0]);
+    if coarse.len() > 10 {
+        return within(&[1.0]);
+    }
     if coarse.len() >= 4 {
         return coarse;
     }
@@ -330,22 +341,26 @@ where
     let line_w = px(LINE_PT).max(1) as u32;
     for ser in &p.series {
         let c = style::colour(ser.style);
-        chart
-            .draw_series(LineSeries::new(
-                ser.points.iter().map(|q| (q.x, q.y)),
-                c.stroke_width(line_w),
-            ))
-            .map_err(err)?;
+        if ser.markers != Markers::Only {
+            chart
+                .draw_series(LineSeries::new(
+                    ser.points.iter().map(|q| (q.x, q.y)),
+                    c.stroke_width(line_w),
+                ))
+                .map_err(err)?;
+        }
         let n = ser.points.len();
         let every = match ser.markers {
-            Markers::All => 1,
+            Markers::All | Markers::Only => 1,
             Markers::Spread(k) => (n / k.max(1)).max(1),
+            Markers::None => usize::MAX,
         };
         // Offset each series' markers a little along dense lines, so that overlapping lines
         // still show every marker.
         let offset = match ser.markers {
-            Markers::All => 0,
+            Markers::All | Markers::Only => 0,
             Markers::Spread(_) => (ser.style * every / 5) % every,
+            Markers::None => usize::MAX,
         };
         let span = chart.y_range();
         // Interval bars and markers in pixels: map each point, draw on the plotting area's

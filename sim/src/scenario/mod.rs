@@ -523,6 +523,9 @@ impl ProfileBook {
 
     /// A profile given as a name or as a table (optionally with `base = "name"`).
     fn resolve(&self, value: &toml::Value, path: &DocPath) -> Result<FunctionProfile, ConfigError> {
+        if let Some((i, field, msg)) = crate::profile::legacy_kernel_field(value) {
+            return Err(ConfigError::at(path.key("phases").index(i).key(field), msg));
+        }
         let profile = match value {
             toml::Value::String(name) => self.get(name, path)?,
             toml::Value::Table(t) => {
@@ -557,6 +560,12 @@ fn check_fits(
     storage_gbps: f64,
     at: DocPath,
 ) -> Result<(), ConfigError> {
+    for (i, phase) in profile.phases.iter().enumerate() {
+        if let crate::profile::Phase::Kernel(k) = phase {
+            k.check_on(reference)
+                .map_err(|(field, msg)| ConfigError::at(at.key("phases").index(i).key(field), msg))?;
+        }
+    }
     if devices
         .iter()
         .any(|d| profile.compile(reference, d, storage_gbps).footprint() <= d.memory_bytes())

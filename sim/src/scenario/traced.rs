@@ -11,7 +11,7 @@ use super::error::{ConfigError, DocPath};
 use super::file::{MappingSpec, WorkloadSpec};
 use super::{Function, ProfileBook, Workload};
 use crate::device::{DeviceSpec, MIB};
-use crate::profile::{FunctionProfile, ModelSource, Phase};
+use crate::profile::{FunctionProfile, KernelPhase, ModelSource, Phase};
 use gpushare_traces::azure2019::{self, ReadOptions, StreamOptions};
 use gpushare_traces::generate::GeneratorConfig;
 use gpushare_traces::llm::builtin_llms;
@@ -385,13 +385,9 @@ pub(crate) fn build(spec: &WorkloadSpec, env: &Env<'_>) -> Result<Traced, BuildE
                 host_pre_ms: 0.0,
                 host_post_ms: 0.0,
                 // One phase scaled to each request's modelled time; decode dominates, so it is
-                // mostly bandwidth-bound.
-                phases: vec![Phase::Kernel {
-                    work_ms: 1.0,
-                    sm_demand: 1.0,
-                    bw_intensity: 0.8,
-                    speed_knee: None,
-                }],
+                // mostly bandwidth-bound: 80 % of peak DRAM throughput and 30 % SM throughput,
+                // assumed (decode reads every weight once per token).
+                phases: vec![Phase::Kernel(KernelPhase::new(1.0, 30.0, 80.0))],
                 kernel_graph: None,
             };
             let notes = vec![format!(

@@ -85,6 +85,7 @@ impl Ctx<'_> {
             sm_cap: 1.0,
             time_quota: 1.0,
             gpu_fraction: 1.0,
+            partition: Partition::WHOLE,
         }
     }
 

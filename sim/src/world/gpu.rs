@@ -100,54 +100,19 @@ impl World {
                 g.sm_used_now = 0.0;
                 continue;
             }
-            let dev = &self.devices[g.device];
             let recheck = self.sharing.assign_shares(gpu, now, &mut g.phases);
-            // Contexts that take turns never co-run, so they cannot interfere.
-            let kappa = if self.sharing.concurrent() {
-                dev.interference
-            } else {
-                0.0
-            };
-            let (mut h2d, mut d2h, mut share_sum, mut used, mut pressure) = (0u32, 0u32, 0.0, 0.0, 0.0);
-            for p in &g.phases {
-                match p.kind {
-                    PhaseKind::Kernel => {
-                        share_sum += p.share * p.time_share;
-                        let u = p.time_share * speed::sm_used(p.share, p.sm_demand);
-                        used += u;
-                        pressure += p.bw_intensity * u;
-                    }
-                    PhaseKind::H2d => h2d += 1,
-                    PhaseKind::D2h => d2h += 1,
-                }
-            }
-            if share_sum > 1.0 + 1e-9 {
-                let msg = format!(
-                    "the sharing discipline gave GPU {} SM shares × time shares summing to {share_sum:.4} (> 1)",
-                    gpu.0
-                );
+            if let Err(msg) = self.set_rates(gpu) {
                 self.fail(msg);
                 return;
             }
+            let g = &mut self.gpus[gpu.ix()];
             let mut next: Option<Nanos> = None;
-            for p in &mut g.phases {
-                p.rate = match p.kind {
-                    PhaseKind::Kernel => {
-                        let u = p.time_share * speed::sm_used(p.share, p.sm_demand);
-                        let others = pressure - p.bw_intensity * u;
-                        p.time_share * speed::kernel_rate(p.share, p.sm_demand, p.knee)
-                            / speed::interference_divisor(kappa, p.bw_intensity, others)
-                    }
-                    // Copies in one direction share that direction of the host link equally.
-                    PhaseKind::H2d => 1.0 / f64::from(h2d),
-                    PhaseKind::D2h => 1.0 / f64::from(d2h),
-                };
+            for p in &g.phases {
                 if p.rate > 0.0 {
                     let dt = (p.remaining.max(0.0) / p.rate).ceil() as Nanos;
                     next = Some(next.map_or(dt, |n| n.min(dt)));
                 }
             }
-            g.sm_used_now = used.min(1.0);
             if let Some(at) = recheck.filter(|&t| t > now) {
                 next = Some(next.map_or(at - now, |n| n.min(at - now)));
             }
@@ -161,5 +126,81 @@ impl World {
                 ));
             }
         }
+    }
+
+    /// Sets every phase's rate on `gpu` from the shares its discipline assigned: kernels through
+    /// the contention model, one partition at a time; copies share each direction of the host
+    /// link equally. Checks that the discipline kept within the SMs and that the model kept
+    /// within the partition's SMs and bandwidth (an error names the breach).
+    fn set_rates(&mut self, gpu: GpuId) -> Result<(), String> {
+        let g = &mut self.gpus[gpu.ix()];
+        let dev = &self.devices[g.device];
+        let concurrent = self.sharing.concurrent();
+        let (mut h2d, mut d2h, mut granted, mut partitions) = (0u32, 0u32, 0.0, 0u64);
+        for p in &g.phases {
+            match p.kind {
+                PhaseKind::Kernel => {
+                    granted += p.share * p.time_share;
+                    partitions |= 1u64 << (p.partition.id & 63);
+                }
+                PhaseKind::H2d => h2d += 1,
+                PhaseKind::D2h => d2h += 1,
+            }
+        }
+        if granted > 1.0 + 1e-9 {
+            return Err(format!(
+                "the sharing discipline gave GPU {} SM shares × time shares summing to {granted:.4} (> 1)",
+                gpu.0
+            ));
+        }
+        let mut used = 0.0;
+        while partitions != 0 {
+            let id = partitions.trailing_zeros() as u8;
+            partitions &= partitions - 1;
+            self.kernels.clear();
+            self.kernel_ix.clear();
+            let mut share = PartitionShare::WHOLE;
+            for (i, p) in g.phases.iter().enumerate() {
+                if p.is_kernel() && p.partition.id & 63 == id {
+                    share = p.partition.share;
+                    self.kernel_ix.push(i);
+                    self.kernels.push(contention::Running {
+                        demand: p.demand,
+                        grant: p.share,
+                        time_share: p.time_share,
+                        rate: 0.0,
+                    });
+                }
+            }
+            let usage = contention::solve(
+                &mut self.kernels,
+                share,
+                dev.l2_mib,
+                dev.coefficients(),
+                concurrent,
+                &mut self.solver,
+            );
+            let part_granted: f64 = self.kernels.iter().map(|k| k.grant * k.time_share).sum();
+            if usage.sms > part_granted + 1e-9 || usage.dram > share.bandwidth + 1e-9 {
+                return Err(format!(
+                    "the contention model overspent GPU {} partition {id}: SMs {:.6} of {part_granted:.6} granted, DRAM {:.6} of {:.6}",
+                    gpu.0, usage.sms, usage.dram, share.bandwidth
+                ));
+            }
+            for (&i, k) in self.kernel_ix.iter().zip(&self.kernels) {
+                g.phases[i].rate = k.rate;
+            }
+            used += usage.sms;
+        }
+        for p in &mut g.phases {
+            match p.kind {
+                PhaseKind::Kernel => {}
+                // Copies in one direction share that direction of the host link equally.
+                PhaseKind::H2d => p.rate = 1.0 / f64::from(h2d),
+                PhaseKind::D2h => p.rate = 1.0 / f64::from(d2h),
+            }
+        }
+        g.sm_used_now = used.min(1.0);
+        Ok(())
     }
 }

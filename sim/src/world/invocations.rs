@@ -231,13 +231,7 @@ impl World {
         }
         let copy = |kind, bytes: u64| {
             let dev = &self.devices[self.gpus[i.gpu.ix()].device];
-            Step::Gpu(GpuPhase {
-                kind,
-                work: copy_ns(bytes, dev.host_link_gbps),
-                sm_demand: 0.0,
-                bw_intensity: 0.0,
-                knee: dev.speed_knee,
-            })
+            Step::Gpu(GpuPhase::copy(kind, copy_ns(bytes, dev.host_link_gbps)))
         };
         if step < BEFORE {
             let b = i.plan.before;
@@ -271,7 +265,7 @@ impl World {
         loop {
             let i = &mut self.instances[inst.ix()];
             i.step = i.step.wrapping_add(1);
-            let (gpu, step, scale, epoch, sm_cap, time_quota, planned, func) = (
+            let (gpu, step, scale, epoch, sm_cap, time_quota, planned, func, partition) = (
                 i.gpu,
                 i.step,
                 i.scale,
@@ -280,6 +274,7 @@ impl World {
                 i.time_quota,
                 i.planned,
                 i.exec_func,
+                i.partition,
             );
             let (s, scale) = if planned {
                 match self.step_at(inst, step) {
@@ -310,13 +305,12 @@ impl World {
                         g.phases.push(ActivePhase {
                             inst,
                             kind: p.kind,
-                            sm_demand: p.sm_demand,
-                            bw_intensity: p.bw_intensity,
+                            demand: p.demand,
+                            partition,
                             sm_cap,
                             time_quota,
                             share: 0.0,
                             time_share: 1.0,
-                            knee: p.knee,
                             rate: 0.0,
                             remaining: work as f64,
                             busy: 0,

@@ -7,6 +7,7 @@
 //! event queue, cancelled by a generation counter when rates change. Policies reach it only
 //! through [`Ctx`].
 
+use crate::contention::{self, KernelDemand, PartitionShare};
 use crate::device::DeviceSpec;
 use crate::events::{Event, EventQueue};
 use crate::ids::{FuncId, GpuId, InstId, InvId};
@@ -15,7 +16,6 @@ use crate::plan::RunPlan;
 use crate::policy::Sharing;
 use crate::profile::{CompiledProfile, GpuPhase, PhaseKind, SetupParts, Step, copy_ns};
 use crate::record::{InvocationRecord, Outcome, RecordSink, RejectReason};
-use crate::speed;
 use crate::time::Nanos;
 use crate::timeline::{Span, SpanKind, Timeline};
 use std::collections::BTreeSet;
@@ -40,8 +40,10 @@ pub struct FunctionInfo {
 pub struct ActivePhase {
     pub inst: InstId,
     pub kind: PhaseKind,
-    pub sm_demand: f64,
-    pub bw_intensity: f64,
+    /// Its demands on the device ([`KernelDemand::NONE`] for copies).
+    pub demand: KernelDemand,
+    /// The partition (whole GPU or MIG slice) its instance runs in.
+    pub partition: Partition,
     /// The instance's SM cap (e.g. an MPS active-thread percentage), a fraction.
     pub sm_cap: f64,
     /// The instance's time quota, a fraction.
@@ -51,8 +53,6 @@ pub struct ActivePhase {
     /// Fraction of time the phase's context holds the GPU (time slicing, time quotas), set by
     /// the discipline; 1 when contexts run concurrently.
     pub time_share: f64,
-    /// Speed-curve sharpness of this phase.
-    pub knee: f64,
     rate: f64,
     /// Solo work left, in ns of the phase running alone.
     remaining: f64,
@@ -71,6 +71,28 @@ impl ActivePhase {
     pub fn rate(&self) -> f64 {
         self.rate
     }
+    /// The most SMs (a fraction of the device's) that can still speed the phase up: the largest
+    /// footprint among its kernels. A demand-aware discipline gives it no more.
+    pub fn sm_max(&self) -> f64 {
+        self.demand.hi
+    }
+}
+
+/// A partition of a GPU: the whole device (id 0) or a MIG slice, with its share of the device's
+/// SMs, DRAM bandwidth and L2. Kernels in different partitions never contend.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Partition {
+    /// Distinguishes the partitions of one GPU (below 64).
+    pub id: u8,
+    pub share: PartitionShare,
+}
+
+impl Partition {
+    /// The whole GPU.
+    pub const WHOLE: Partition = Partition {
+        id: 0,
+        share: PartitionShare::WHOLE,
+    };
 }
 
 /// One GPU and its accounting.
@@ -155,6 +177,8 @@ pub struct Instance {
     pub sm_cap: f64,
     pub time_quota: f64,
     pub gpu_fraction: f64,
+    /// The partition it runs in (the whole GPU unless a MIG slice).
+    pub partition: Partition,
     /// Time during which one of its kernels ran (time share > 0), ns, up to its last finished
     /// kernel phase; [`Ctx::kernel_busy_ns`] includes the one running now.
     pub kernel_busy_ns: u64,
@@ -245,6 +269,9 @@ pub struct InstanceSpec {
     pub time_quota: f64,
     /// Fraction of the GPU it is charged for in GPU-seconds allocated.
     pub gpu_fraction: f64,
+    /// The partition it runs in: [`Partition::WHOLE`], or a MIG slice with its own SMs,
+    /// bandwidth and L2.
+    pub partition: Partition,
 }
 
 /// Why the engine refused an operation.
@@ -275,6 +302,10 @@ pub struct World {
     dirty: Vec<GpuId>,
     /// Reused buffer for the instances whose phases finished in one GPU event.
     scratch: Vec<InstId>,
+    /// Reused buffers of the contention model.
+    kernels: Vec<contention::Running>,
+    kernel_ix: Vec<usize>,
+    solver: contention::Scratch,
 
     sharing: Box<dyn Sharing>,
     pub(crate) metrics: Metrics,
@@ -356,6 +387,9 @@ impl World {
             func_starting: vec![0; n],
             dirty: Vec::new(),
             scratch: Vec::new(),
+            kernels: Vec::new(),
+            kernel_ix: Vec::new(),
+            solver: contention::Scratch::default(),
 
             sharing,
             metrics,
@@ -473,6 +507,7 @@ impl World {
             sm_cap: spec.sm_cap,
             time_quota: spec.time_quota,
             gpu_fraction: spec.gpu_fraction,
+            partition: spec.partition,
             kernel_busy_ns: 0,
             epoch: 0,
             incarnation: 0,

@@ -1,0 +1,86 @@
+//! The fitted parameters: `validation/fitted.toml`, written by `gpushare fit` from the
+//! calibration rows of `validation/measurements.csv` only, compiled into the binary and read
+//! once. The built-in devices take their contention coefficients and time-slicing costs from
+//! it, and the catalog the kernel figures of the profiles whose published numbers are curves
+//! rather than profiler readings (FaST-GShare's, DenseNet-121's).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+/// The committed file, as compiled in.
+pub const FITTED_TOML: &str = include_str!("../../validation/fitted.toml");
+
+/// Device coefficients beyond datasheet values (see [`crate::contention`]).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceCoefficients {
+    pub dram_queueing: f64,
+    pub l2_contention: f64,
+    pub time_slice_ms: f64,
+    pub context_switch_us: f64,
+}
+
+/// A workload's fitted figures: its kernel phase's time alone and SM throughput, and its host
+/// time, each present when fitted.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FittedProfile {
+    pub solo_ms: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sm_pct: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_pre_ms: Option<f64>,
+}
+
+/// The whole file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fitted {
+    pub device: DeviceCoefficients,
+    /// How each device coefficient was obtained (fitted on which rows, or assumed and why).
+    #[serde(default)]
+    pub sources: BTreeMap<String, String>,
+    pub profiles: BTreeMap<String, FittedProfile>,
+}
+
+impl Fitted {
+    /// Parses a fitted file.
+    pub fn parse(text: &str) -> Result<Fitted, String> {
+        toml::from_str(text).map_err(|e| e.message().trim_end().to_string())
+    }
+}
+
+/// The committed fit.
+pub fn committed() -> &'static Fitted {
+    static FIT: OnceLock<Fitted> = OnceLock::new();
+    FIT.get_or_init(|| Fitted::parse(FITTED_TOML).unwrap_or_else(|e| panic!("validation/fitted.toml is invalid: {e}")))
+}
+
+/// The committed device coefficients.
+pub fn device() -> DeviceCoefficients {
+    committed().device
+}
+
+/// The committed fit of catalog profile `name`: (solo_ms, sm_pct, host_pre_ms), the host time
+/// 0 when not fitted.
+pub fn profile(name: &str) -> (f64, f64, f64) {
+    let p = committed()
+        .profiles
+        .get(name)
+        .unwrap_or_else(|| panic!("validation/fitted.toml has no [profiles.{name}]"));
+    let sm = p
+        .sm_pct
+        .unwrap_or_else(|| panic!("validation/fitted.toml: [profiles.{name}] has no sm_pct"));
+    (p.solo_ms, sm, p.host_pre_ms.unwrap_or(0.0))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_committed_fit_parses() {
+        let f = super::committed();
+        assert!(f.device.time_slice_ms > 0.0);
+        assert!(!f.profiles.is_empty());
+    }
+}

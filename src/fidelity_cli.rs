@@ -1,0 +1,148 @@
+//! The validation commands: `fit` (the model's free parameters from the calibration rows) and
+//! `fidelity` (every row predicted, the report, the CI check).
+
+use super::Failure;
+use clap::Args;
+use gpushare_reports::fidelity::{self, dataset::Dataset, model::Model};
+use gpushare_sim::fitted::Fitted;
+use std::path::{Path, PathBuf};
+
+#[derive(Args)]
+pub(crate) struct DataArgs {
+    /// The dataset.
+    #[arg(long, default_value = "validation/measurements.csv")]
+    dataset: PathBuf,
+    /// The workloads its experiments run.
+    #[arg(long, default_value = "validation/workloads.toml")]
+    workloads: PathBuf,
+    /// Threads (default: every core; the results do not depend on it).
+    #[arg(long, short)]
+    jobs: Option<usize>,
+}
+
+#[derive(Args)]
+pub(crate) struct FitArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Where to write the fitted parameters.
+    #[arg(long, default_value = "validation/fitted.toml")]
+    out: PathBuf,
+    /// Fit and compare with the file at --out instead of writing it: exit 1 if any parameter
+    /// differs by more than 0.1 %.
+    #[arg(long)]
+    check: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct FidelityArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// The fitted parameters to predict with (default: the ones compiled in, i.e. the committed
+    /// validation/fitted.toml).
+    #[arg(long)]
+    fitted: Option<PathBuf>,
+    /// Where to write report.md, report.csv and the figure.
+    #[arg(long, default_value = "reports/fidelity")]
+    out: PathBuf,
+    /// Predict and compare with the report.csv in --out instead of writing: exit 1 if a row
+    /// cannot be predicted or the validation median error is worse than the committed one.
+    #[arg(long)]
+    check: bool,
+}
+
+fn input(e: String) -> Failure {
+    Failure::Input(e)
+}
+
+fn pool(jobs: Option<usize>) -> Result<rayon::ThreadPool, Failure> {
+    if jobs == Some(0) {
+        return Err(input("--jobs 0: expected at least 1".into()));
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.unwrap_or(0).min(256))
+        .build()
+        .map_err(|e| Failure::Run(e.into()))
+}
+
+/// The repository root the dataset's scenario paths are relative to: the dataset's directory's
+/// parent.
+fn root_of(dataset: &Path) -> PathBuf {
+    dataset
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+pub(crate) fn fit(args: FitArgs) -> Result<(), Failure> {
+    let data = Dataset::load(&args.data.dataset).map_err(input)?;
+    let model = Model::load(&args.data.workloads, gpushare_sim::fitted::committed().clone()).map_err(input)?;
+    let root = root_of(&args.data.dataset);
+    let calibration = data.calibration();
+    let fitted = pool(args.data.jobs)?
+        .install(|| fidelity::fit::fit(&calibration, &model, &root))
+        .map_err(|e| Failure::Run(anyhow::anyhow!(e)))?;
+    let text = fidelity::fit::to_toml(&fitted);
+    if args.check {
+        let committed =
+            std::fs::read_to_string(&args.out).map_err(|e| input(format!("{}: {e}", args.out.display())))?;
+        let committed = Fitted::parse(&committed).map_err(|e| input(format!("{}: {e}", args.out.display())))?;
+        let diffs = fidelity::fit::differences(&committed, &fitted, 1e-3);
+        if !diffs.is_empty() {
+            return Err(Failure::Run(anyhow::anyhow!(
+                "the fit differs from {}:\n  {}",
+                args.out.display(),
+                diffs.join("\n  ")
+            )));
+        }
+        println!(
+            "{}: the fit of {} calibration rows reproduces it",
+            args.out.display(),
+            calibration.len()
+        );
+        return Ok(());
+    }
+    gpushare_reports::atomic::write_atomic(&args.out, text.as_bytes())
+        .map_err(|e| Failure::Run(anyhow::anyhow!("{}: {e}", args.out.display())))?;
+    println!(
+        "wrote {} ({} workloads, device coefficients) from {} calibration rows",
+        args.out.display(),
+        fitted.profiles.len(),
+        calibration.len()
+    );
+    Ok(())
+}
+
+pub(crate) fn fidelity(args: FidelityArgs) -> Result<(), Failure> {
+    let data = Dataset::load(&args.data.dataset).map_err(input)?;
+    let fitted = match &args.fitted {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| input(format!("{}: {e}", p.display())))?;
+            Fitted::parse(&text).map_err(|e| input(format!("{}: {e}", p.display())))?
+        }
+        None => gpushare_sim::fitted::committed().clone(),
+    };
+    let model = Model::load(&args.data.workloads, fitted).map_err(input)?;
+    let root = root_of(&args.data.dataset);
+    let preds = pool(args.data.jobs)?.install(|| fidelity::predict(&data.rows, &model, &root));
+    let report = fidelity::report::markdown(&preds);
+    if args.check {
+        let path = args.out.join("report.csv");
+        let committed = std::fs::read_to_string(&path).map_err(|e| input(format!("{}: {e}", path.display())))?;
+        let line = fidelity::report::check(&preds, &committed).map_err(|e| Failure::Run(anyhow::anyhow!(e)))?;
+        println!("fidelity: {line}");
+        return Ok(());
+    }
+    let written = fidelity::report::write(&preds, &args.out).map_err(|e| Failure::Run(anyhow::anyhow!(e)))?;
+    let summary = report
+        .split("## Summary")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .unwrap_or("")
+        .trim();
+    println!("{summary}\n");
+    for w in written {
+        println!("wrote {}", w.display());
+    }
+    Ok(())
+}
