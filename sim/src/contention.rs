@@ -111,13 +111,12 @@ pub fn compute_rate(d: &KernelDemand, grant: f64) -> f64 {
     if grant <= 0.0 {
         return 0.0;
     }
-    let slowdown = if grant <= d.lo {
-        d.footprint / grant
-    } else {
-        let width = d.hi - d.lo;
-        (grant - d.lo) / width + (d.hi * d.hi - grant * grant) / (2.0 * grant * width)
-    };
-    1.0 / slowdown
+    if grant <= d.lo {
+        return grant / d.footprint;
+    }
+    // 1 / [(g − lo)/w + (hi² − g²)/(2 g w)], over one denominator.
+    let width = d.hi - d.lo;
+    2.0 * grant * width / (grant * grant - 2.0 * grant * d.lo + d.hi * d.hi)
 }
 
 /// DRAM-traffic factor `φ ≥ 1` of a kernel with working set `own_mib` among co-runners whose
@@ -156,19 +155,58 @@ pub fn bandwidth_level(asks: &mut [f64], capacity: f64) -> Option<f64> {
 /// The queueing slowdown divisor `1 + κ_q · σ · ρ`, with `σ = min(1, own traffic factor)` and
 /// `ρ` the other kernels' bandwidth as a fraction of the partition's, clamped to [0, 1].
 pub fn queueing_divisor(kappa: f64, sensitivity: f64, others_load: f64) -> f64 {
-    1.0 + kappa * sensitivity.clamp(0.0, 1.0) * others_load.clamp(0.0, 1.0)
+    let unit = |v: f64| {
+        if v >= 1.0 {
+            1.0
+        } else if v > 0.0 {
+            v
+        } else {
+            0.0
+        }
+    };
+    1.0 + kappa * unit(sensitivity) * unit(others_load)
 }
 
-/// One kernel as the model sees it at one instant: its demand, its grant, and (out) its rate.
+/// What the model reads and sets of a running kernel; the engine's phases implement it, so
+/// that solving copies nothing.
+pub trait KernelState {
+    fn demand(&self) -> &KernelDemand;
+    /// SM grant, a fraction of the device's SMs.
+    fn grant(&self) -> f64;
+    /// Fraction of the time it holds the GPU.
+    fn time_share(&self) -> f64;
+    /// Its progress rate relative to running alone on the whole device (set by [`solve`]).
+    fn rate_mut(&mut self) -> &mut f64;
+    /// Where [`solve`] keeps its bandwidth ask between its two passes.
+    fn ask_mut(&mut self) -> &mut f64;
+}
+
+/// One kernel on its own (tests, and callers without phases).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Running {
     pub demand: KernelDemand,
-    /// SM grant, a fraction of the device's SMs.
     pub grant: f64,
-    /// Fraction of the time it holds the GPU.
     pub time_share: f64,
-    /// Progress rate relative to running alone on the whole device (set by [`solve`]).
     pub rate: f64,
+    pub ask: f64,
+}
+
+impl KernelState for Running {
+    fn demand(&self) -> &KernelDemand {
+        &self.demand
+    }
+    fn grant(&self) -> f64 {
+        self.grant
+    }
+    fn time_share(&self) -> f64 {
+        self.time_share
+    }
+    fn rate_mut(&mut self) -> &mut f64 {
+        &mut self.rate
+    }
+    fn ask_mut(&mut self) -> &mut f64 {
+        &mut self.ask
+    }
 }
 
 /// What one partition uses after [`solve`]: SMs and DRAM bandwidth, fractions of the device.
@@ -178,16 +216,116 @@ pub struct Usage {
     pub dram: f64,
 }
 
+/// A kernel alone in its partition (what [`solve`] gives for one kernel, without its buffers):
+/// its rate and the SMs it keeps busy.
+pub fn alone(d: &KernelDemand, grant: f64, time_share: f64, bandwidth: f64) -> (f64, f64) {
+    let rc = time_share * compute_rate(d, grant);
+    let ask = rc * d.dram;
+    let rate = if ask > bandwidth { rc * (bandwidth / ask) } else { rc };
+    (rate, rate * d.footprint)
+}
+
 /// Reusable buffers for [`solve`], so that the engine allocates nothing per event.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    asks: Vec<f64>,
     sorted: Vec<f64>,
 }
 
-/// Sets the rate of every kernel of one partition. `concurrent` is false for mechanisms whose
+/// The partition-wide sums [`solve`] needs, which the caller's own pass over the phases
+/// gathers: the partition, and the stated L2 working sets of its running kernels.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PartitionLoad {
+    pub share: PartitionShare,
+    /// Σ `l2_mib` of the kernels with a time share (0 when none states one).
+    pub working_sets_mib: f64,
+}
+
+/// Sets the rate of every kernel of `kernels` that `member` selects (one partition's), and
+/// calls `done` with each once its rate is final. `concurrent` is false for mechanisms whose
 /// contexts take turns (no cache sharing or queueing between them).
-pub fn solve(
+#[allow(clippy::too_many_arguments)]
+pub fn solve<K: KernelState>(
+    kernels: &mut [K],
+    member: impl Fn(&K) -> bool,
+    load: PartitionLoad,
+    l2_mib: f64,
+    coefficients: Coefficients,
+    concurrent: bool,
+    scratch: &mut Scratch,
+    mut done: impl FnMut(&mut K),
+) -> Usage {
+    let part = load.share;
+    let total_ws = if concurrent { load.working_sets_mib } else { 0.0 };
+    let l2 = l2_mib * part.l2;
+    let cache = total_ws > l2 && coefficients.l2_contention > 0.0;
+    // Asks at the compute-bound rate, with cache inflation.
+    let mut asked = 0.0;
+    let mut any_capped = false;
+    for k in kernels.iter_mut().filter(|k| member(k)) {
+        let d = k.demand();
+        let (dram, ws) = (d.dram, d.l2_mib);
+        let rc = k.time_share() * compute_rate(d, k.grant());
+        *k.rate_mut() = rc;
+        let mut ask = rc * dram;
+        if cache {
+            ask *= cache_inflation(ws, total_ws, l2, coefficients.l2_contention);
+        }
+        *k.ask_mut() = ask;
+        asked += ask;
+    }
+    let level = if asked > part.bandwidth {
+        any_capped = true;
+        let sorted = &mut scratch.sorted;
+        sorted.clear();
+        sorted.extend(kernels.iter_mut().filter(|k| member(k)).map(|k| *k.ask_mut()));
+        bandwidth_level(sorted, part.bandwidth)
+    } else {
+        None
+    };
+    let level_or_max = level.unwrap_or(f64::INFINITY);
+    let granted_total = if any_capped {
+        let mut sum = 0.0;
+        for k in kernels.iter_mut().filter(|k| member(k)) {
+            let a = *k.ask_mut();
+            sum += if a < level_or_max { a } else { level_or_max };
+        }
+        sum
+    } else {
+        asked
+    };
+    let queueing = concurrent && coefficients.dram_queueing > 0.0;
+    let inv_bandwidth = 1.0 / part.bandwidth;
+    let kappa = coefficients.dram_queueing;
+    let mut usage = Usage::default();
+    for k in kernels.iter_mut().filter(|k| member(k)) {
+        let ask = *k.ask_mut();
+        let got = if ask > level_or_max { level_or_max } else { ask };
+        let (footprint, dram) = (k.demand().footprint, k.demand().dram);
+        let rate = k.rate_mut();
+        let mut factor = if got < ask { got / ask } else { 1.0 };
+        if queueing && ask > 0.0 {
+            // Sensitivity σ = min(1, m·φ) (`ask / rate` with cache inflation), the neighbours'
+            // load ρ = their share of the bandwidth.
+            let sigma = if cache { ask / *rate } else { dram };
+            let sigma = if sigma < 1.0 { sigma } else { 1.0 };
+            let rho = (granted_total - got) * inv_bandwidth;
+            let rho = if rho < 1.0 { rho } else { 1.0 };
+            let rho = if rho > 0.0 { rho } else { 0.0 };
+            let q = 1.0 / (1.0 + kappa * sigma * rho);
+            if q < factor {
+                factor = q;
+            }
+        }
+        *rate *= factor;
+        usage.sms += *rate * footprint;
+        usage.dram += ask * factor;
+        done(k);
+    }
+    usage
+}
+
+/// [`solve`] over every kernel of a slice (it gathers the partition's sums itself).
+pub fn solve_all(
     kernels: &mut [Running],
     part: PartitionShare,
     l2_mib: f64,
@@ -195,53 +333,24 @@ pub fn solve(
     concurrent: bool,
     scratch: &mut Scratch,
 ) -> Usage {
-    let total_ws: f64 = if concurrent {
-        kernels
+    let load = PartitionLoad {
+        share: part,
+        working_sets_mib: kernels
             .iter()
             .filter(|k| k.time_share > 0.0)
             .map(|k| k.demand.l2_mib)
-            .sum()
-    } else {
-        0.0
+            .sum(),
     };
-    let l2 = l2_mib * part.l2;
-    // Asks at the compute-bound rate, with cache inflation.
-    let asks = &mut scratch.asks;
-    asks.clear();
-    let mut asked = 0.0;
-    for k in kernels.iter_mut() {
-        k.rate = k.time_share * compute_rate(&k.demand, k.grant);
-        let phi = cache_inflation(k.demand.l2_mib, total_ws, l2, coefficients.l2_contention);
-        let ask = k.rate * k.demand.dram * phi;
-        asks.push(ask);
-        asked += ask;
-    }
-    let level = if asked > part.bandwidth {
-        scratch.sorted.clear();
-        scratch.sorted.extend_from_slice(asks);
-        bandwidth_level(&mut scratch.sorted, part.bandwidth)
-    } else {
-        None
-    };
-    let granted_total = match level {
-        Some(l) => asks.iter().map(|&a| a.min(l)).sum(),
-        None => asked,
-    };
-    let queueing = concurrent && coefficients.dram_queueing > 0.0;
-    let mut usage = Usage::default();
-    for (k, &ask) in kernels.iter_mut().zip(asks.iter()) {
-        let got = level.map_or(ask, |l| ask.min(l));
-        let mut factor = if ask > 0.0 { got / ask } else { 1.0 };
-        if queueing && ask > 0.0 {
-            // `ask / rate` is the kernel's traffic factor m·φ.
-            let others = (granted_total - got) / part.bandwidth;
-            factor = factor.min(1.0 / queueing_divisor(coefficients.dram_queueing, ask / k.rate, others));
-        }
-        k.rate *= factor;
-        usage.sms += k.rate * k.demand.footprint;
-        usage.dram += ask * factor;
-    }
-    usage
+    solve(
+        kernels,
+        |_| true,
+        load,
+        l2_mib,
+        coefficients,
+        concurrent,
+        scratch,
+        |_| {},
+    )
 }
 
 #[cfg(test)]
@@ -261,9 +370,10 @@ mod tests {
                 grant,
                 time_share,
                 rate: 0.0,
+                ask: 0.0,
             })
             .collect();
-        let usage = solve(&mut ks, part, 40.0, coeff, true, &mut Scratch::default());
+        let usage = solve_all(&mut ks, part, 40.0, coeff, true, &mut Scratch::default());
         (ks.iter().map(|k| k.rate).collect(), usage)
     }
 
@@ -429,6 +539,14 @@ mod tests {
             more[0].1 = (more[0].1 + extra).min(1.0);
             let (after, _) = run(&more, p, c);
             prop_assert!(after[0] >= before[0] - 1e-12, "{} < {}", after[0], before[0]);
+        }
+
+        #[test]
+        fn alone_is_solve_with_one_kernel(k in demand(), g in 0.0f64..=1.0, t in 0.05f64..=1.0, p in part(), c in coefficients()) {
+            let (rates, usage) = run(&[(k, g, t)], p, c);
+            let (rate, sms) = alone(&k, g, t, p.bandwidth);
+            prop_assert!((rates[0] - rate).abs() <= 1e-12 * rate.max(1.0), "{} vs {rate}", rates[0]);
+            prop_assert!((usage.sms - sms).abs() <= 1e-12);
         }
 
         #[test]

@@ -82,40 +82,54 @@ pub trait Sharing {
     fn concurrent(&self) -> bool {
         true
     }
+
+    /// True for a discipline that, as long as its kernels' bounds fit the GPU together, gives
+    /// each kernel its bound — its instance's SM cap or the most SMs it can use
+    /// ([`ActivePhase::sm_max`]), whichever is smaller, at its instance's time quota — and
+    /// divides the SMs otherwise. The engine then sets the bounds itself and calls
+    /// `assign_shares` only when they do not fit (which keeps busy GPUs cheap).
+    fn shares_are_bounds(&self) -> bool {
+        false
+    }
 }
 
 /// Divides a GPU's SMs max-min fairly among its kernel phases, each weighted by its time share
 /// and bounded by `bound` (a cap, and the most SMs it can use): no phase gets more than its
 /// bound, and none gets less than an equal share unless its bound is smaller (water-filling).
-/// Σ share × time share ≤ 1. Allocates nothing.
+/// Σ share × time share ≤ 1. Allocates nothing; one pass when the bounds fit.
 pub fn fair_shares(phases: &mut [ActivePhase], bound: impl Fn(&ActivePhase) -> f64) {
-    let mut room = 1.0;
     let mut weight = 0.0;
     let mut wanted = 0.0;
     for p in phases.iter_mut().filter(|p| p.is_kernel()) {
-        p.share = -1.0; // unsettled
+        let b = bound(p);
+        let b = if b < 1.0 { b } else { 1.0 };
+        p.share = b;
         weight += p.time_share;
-        wanted += bound(p).min(1.0) * p.time_share;
+        wanted += b * p.time_share;
     }
     if wanted <= 1.0 {
-        for p in phases.iter_mut().filter(|p| p.is_kernel()) {
-            p.share = bound(p).min(1.0);
-        }
         return;
     }
+    // Oversubscribed: water-fill. A phase is settled once its bound is below the level; the
+    // others share what is left equally.
+    // Unsettled phases carry a negative share until the end.
+    for p in phases.iter_mut().filter(|p| p.is_kernel()) {
+        p.share = -1.0;
+    }
+    let mut room = 1.0;
     loop {
         let level = if weight > 0.0 { room / weight } else { 0.0 };
-        let mut settled = false;
+        let mut any = false;
         for p in phases.iter_mut().filter(|p| p.is_kernel() && p.share < 0.0) {
             let b = bound(p).min(1.0);
             if b <= level {
                 p.share = b;
                 room -= b * p.time_share;
                 weight -= p.time_share;
-                settled = true;
+                any = true;
             }
         }
-        if !settled {
+        if !any {
             for p in phases.iter_mut().filter(|p| p.is_kernel() && p.share < 0.0) {
                 p.share = level;
             }
@@ -126,16 +140,17 @@ pub fn fair_shares(phases: &mut [ActivePhase], bound: impl Fn(&ActivePhase) -> f
 
 /// Kernels share the GPU max-min fairly, each up to its instance's SM cap and to the most SMs
 /// it can use ([`fair_shares`]): the whole GPU for a single kernel that can fill it, as under
-/// exclusive placement.
+/// exclusive placement. A phase's time share is its instance's time quota (1 unless its policy
+/// set one).
 pub struct EqualShare;
 
 impl Sharing for EqualShare {
     fn assign_shares(&mut self, _gpu: GpuId, _now: Nanos, phases: &mut [ActivePhase]) -> Option<Nanos> {
-        for p in phases.iter_mut().filter(|p| p.is_kernel()) {
-            p.time_share = 1.0;
-        }
-        fair_shares(phases, |p| p.sm_cap.min(p.sm_max()));
+        fair_shares(phases, |p| if p.sm_cap < p.demand.hi { p.sm_cap } else { p.demand.hi });
         None
+    }
+    fn shares_are_bounds(&self) -> bool {
+        true
     }
 }
 
@@ -148,11 +163,12 @@ pub struct CappedShares;
 
 impl Sharing for CappedShares {
     fn assign_shares(&mut self, _gpu: GpuId, _now: Nanos, phases: &mut [ActivePhase]) -> Option<Nanos> {
-        for p in phases.iter_mut().filter(|p| p.is_kernel()) {
-            p.time_share = p.time_quota;
-        }
-        fair_shares(phases, |p| p.sm_cap.min(p.sm_max()));
+        // A phase's time share is its instance's quota from the moment it starts.
+        fair_shares(phases, |p| if p.sm_cap < p.demand.hi { p.sm_cap } else { p.demand.hi });
         None
+    }
+    fn shares_are_bounds(&self) -> bool {
+        true
     }
 }
 

@@ -6,7 +6,8 @@
 //! its `fits = workload` rows; `dram_queueing` those of its rows, and `context_switch_us` its
 //! row's. Predictions come from the same experiments `gpushare fidelity` runs, so the fit and
 //! the report can never disagree about the model. Two rounds (workloads, then coefficients, then
-//! both again) settle the few rows that depend on both. Everything is deterministic: fixed
+//! both again) settle the few rows that depend on both. A vanishing pull towards the starting
+//! point (`PULL`) settles what the rows leave undetermined. Everything is deterministic: fixed
 //! starting points, a fixed number of iterations, groups fitted in name order (in parallel, each
 //! independent of the others within a round), values rounded to four significant digits.
 
@@ -28,6 +29,17 @@ pub const START: DeviceCoefficients = DeviceCoefficients {
 
 const ROUNDS: usize = 2;
 
+/// Every workload's starting point.
+const START_PROFILE: FittedProfile = FittedProfile {
+    solo_ms: 10.0,
+    sm_pct: Some(50.0),
+    host_pre_ms: Some(0.0),
+};
+
+/// Weight of the pull towards the starting point, per unit² in the search space (ln solo_ms,
+/// logit sm_pct, ln host): a parameter moves by one unit for what a 0.1 % misfit costs.
+const PULL: f64 = 1e-6;
+
 /// Fits every parameter on `rows` (calibration rows only), for the workloads of `model`; the
 /// fitted values `model` carries are ignored.
 pub fn fit(rows: &[CalibrationRow], model: &Model, root: &Path) -> Result<Fitted, String> {
@@ -42,9 +54,9 @@ pub fn fit(rows: &[CalibrationRow], model: &Model, root: &Path) -> Result<Fitted
                 (
                     n.clone(),
                     FittedProfile {
-                        solo_ms: 10.0,
-                        sm_pct: d.fit.contains(&Param::SmPct).then_some(50.0),
-                        host_pre_ms: d.fit.contains(&Param::HostPreMs).then_some(0.0),
+                        solo_ms: START_PROFILE.solo_ms,
+                        sm_pct: START_PROFILE.sm_pct.filter(|_| d.fit.contains(&Param::SmPct)),
+                        host_pre_ms: START_PROFILE.host_pre_ms.filter(|_| d.fit.contains(&Param::HostPreMs)),
                     },
                 )
             })
@@ -171,10 +183,14 @@ fn fit_workload(
         .collect();
     let params = model.workloads[name].fit.clone();
     let base = current.profiles[name];
+    let start = to_space(&params, &START_PROFILE);
     let eval = |x: &[f64]| {
         let mut f = current.clone();
         f.profiles.insert(name.to_string(), from_space(&params, x, &base));
-        objective(&mine, model, &f, root)
+        // A vanishing pull towards the starting point settles parameters the rows leave
+        // undetermined (an SM throughput that a slice's bandwidth hides) deterministically.
+        let pull: f64 = x.iter().zip(&start).map(|(a, b)| (a - b).powi(2)).sum();
+        objective(&mine, model, &f, root) + PULL * pull
     };
     // First the scale alone (every figure is proportional to solo_ms), then everything.
     let mut x = to_space(&params, &base);

@@ -4,27 +4,45 @@
 
 use super::*;
 
+impl ActivePhase {
+    /// Brings the phase's remaining work and busy time from its anchor to `now` at its current
+    /// rate. Phases are advanced lazily: when their rate changes (every recomputation of their
+    /// GPU) and when something reads them, not at every event of their GPU.
+    fn advance_to(&mut self, now: Nanos) {
+        let dt = now - self.anchor;
+        if dt > 0 {
+            // Through i64: one instruction to convert where u64 takes several.
+            self.remaining -= self.rate * (dt as i64) as f64;
+            if self.rate > 0.0 && self.kind == PhaseKind::Kernel {
+                self.busy += dt;
+            }
+            self.anchor = now;
+        }
+    }
+}
+
 impl World {
-    /// Brings a GPU's phases and integrals up to `now` at their current rates.
-    pub(super) fn touch_gpu(&mut self, gpu: GpuId) {
+    /// Brings a GPU's integrals (busy time, ∫ SMs used) up to `now` at its current occupancy.
+    fn integrate_gpu(&mut self, gpu: GpuId) {
         let now = self.now;
         let g = &mut self.gpus[gpu.ix()];
         let dt = now - g.last_update;
-        if dt == 0 {
-            return;
-        }
         // Over the whole run; the measured window's share is this minus the warm-up snapshot.
-        if g.sm_used_now > 0.0 && !g.phases.is_empty() {
+        if dt > 0 && g.sm_used_now > 0.0 {
             g.busy_ns += dt;
             g.sm_used_ns += dt as f64 * g.sm_used_now;
         }
-        for p in &mut g.phases {
-            p.remaining -= p.rate * dt as f64;
-            if p.rate > 0.0 && p.is_kernel() {
-                p.busy += dt;
-            }
-        }
         g.last_update = now;
+    }
+
+    /// Brings a GPU's phases and integrals up to `now` at their current rates (for readers of
+    /// busy time and the end of the run).
+    pub(super) fn touch_gpu(&mut self, gpu: GpuId) {
+        self.integrate_gpu(gpu);
+        let now = self.now;
+        for p in &mut self.gpus[gpu.ix()].phases {
+            p.advance_to(now);
+        }
     }
 
     pub(super) fn mark_dirty(&mut self, gpu: GpuId) {
@@ -42,21 +60,26 @@ impl World {
         if self.gpus[gpu.ix()].generation != generation {
             return;
         }
-        self.touch_gpu(gpu);
         if self.timeline.is_some() {
             self.trace_ended_phases(gpu);
         }
         let mut done_phases = std::mem::take(&mut self.scratch);
-        let instances = &mut self.instances;
-        self.gpus[gpu.ix()].phases.retain(|p| {
-            // Completion times are rounded up, so a finished phase has at most rounding noise left.
-            let done = p.remaining < 0.5;
-            if done {
+        let now = self.now;
+        let phases = &mut self.gpus[gpu.ix()].phases;
+        let mut i = 0;
+        while i < phases.len() {
+            // A phase is done at its completion time, rounded up from its remaining work.
+            if phases[i].eta <= now {
+                // The last phase takes its place: order does not matter (disciplines and the
+                // model see a set), and nothing moves but one phase.
+                let mut p = phases.swap_remove(i);
+                p.advance_to(now);
                 done_phases.push(p.inst);
-                instances[p.inst.ix()].kernel_busy_ns += p.busy;
+                self.instances[p.inst.ix()].kernel_busy_ns += p.busy;
+            } else {
+                i += 1;
             }
-            !done
-        });
+        }
         self.mark_dirty(gpu);
         for inst in done_phases.drain(..) {
             if self.advance(inst) {
@@ -73,7 +96,7 @@ impl World {
         let ended: Vec<(InstId, PhaseKind, Nanos)> = self.gpus[gpu.ix()]
             .phases
             .iter()
-            .filter(|p| p.remaining < 0.5)
+            .filter(|p| p.eta <= self.now)
             .map(|p| (p.inst, p.kind, p.started))
             .collect();
         for (inst, kind, started) in ended {
@@ -92,6 +115,7 @@ impl World {
     pub(crate) fn flush_gpus(&mut self) {
         while let Some(gpu) = self.dirty.pop() {
             let now = self.now;
+            self.integrate_gpu(gpu);
             let g = &mut self.gpus[gpu.ix()];
             g.dirty = false;
             g.generation = g.generation.wrapping_add(1);
@@ -100,25 +124,20 @@ impl World {
                 g.sm_used_now = 0.0;
                 continue;
             }
-            let recheck = self.sharing.assign_shares(gpu, now, &mut g.phases);
-            if let Err(msg) = self.set_rates(gpu) {
-                self.fail(msg);
-                return;
-            }
-            let g = &mut self.gpus[gpu.ix()];
-            let mut next: Option<Nanos> = None;
-            for p in &g.phases {
-                if p.rate > 0.0 {
-                    let dt = (p.remaining.max(0.0) / p.rate).ceil() as Nanos;
-                    next = Some(next.map_or(dt, |n| n.min(dt)));
+            let (mut next, recheck) = match self.set_rates(gpu) {
+                Ok(r) => r,
+                Err(msg) => {
+                    self.fail(msg);
+                    return;
                 }
-            }
+            };
+            let g = &mut self.gpus[gpu.ix()];
             if let Some(at) = recheck.filter(|&t| t > now) {
-                next = Some(next.map_or(at - now, |n| n.min(at - now)));
+                next = next.min(at - now);
             }
-            if let Some(dt) = next {
+            if next != Nanos::MAX {
                 let generation = g.generation;
-                self.events.push(now + dt, Event::GpuPhaseDone { gpu, generation });
+                self.events.push(now + next, Event::GpuPhaseDone { gpu, generation });
             } else {
                 self.fail(format!(
                     "the sharing discipline left every phase on GPU {} without SMs",
@@ -128,24 +147,53 @@ impl World {
         }
     }
 
-    /// Sets every phase's rate on `gpu` from the shares its discipline assigned: kernels through
+    /// Sets every phase's share (through the discipline) and rate on `gpu`: kernels through
     /// the contention model, one partition at a time; copies share each direction of the host
-    /// link equally. Checks that the discipline kept within the SMs and that the model kept
-    /// within the partition's SMs and bandwidth (an error names the breach).
-    fn set_rates(&mut self, gpu: GpuId) -> Result<(), String> {
+    /// link equally. Returns the time to the earliest completion (`Nanos::MAX` when nothing
+    /// progresses) and when the discipline wants to be asked again. Checks that the discipline
+    /// kept within the SMs and that the model kept within the partition's SMs and bandwidth (an
+    /// error names the breach).
+    fn set_rates(&mut self, gpu: GpuId) -> Result<(Nanos, Option<Nanos>), String> {
         let g = &mut self.gpus[gpu.ix()];
         let dev = &self.devices[g.device];
         let concurrent = self.sharing.concurrent();
-        let (mut h2d, mut d2h, mut granted, mut partitions) = (0u32, 0u32, 0.0, 0u64);
-        for p in &g.phases {
+        let bounds = self.sharing.shares_are_bounds();
+        let (mut h2d, mut d2h, mut granted, mut partitions, mut kernels) = (0u32, 0u32, 0.0, 0u64, 0u32);
+        // The sums over every kernel: one partition's, without MIG.
+        let mut whole = contention::PartitionLoad {
+            share: PartitionShare::WHOLE,
+            working_sets_mib: 0.0,
+        };
+        let now = self.now;
+        for p in &mut g.phases {
+            // Up to now at the old rate, before the new one is set.
+            p.advance_to(now);
             match p.kind {
                 PhaseKind::Kernel => {
+                    if bounds {
+                        // What the discipline gives while the bounds fit (see `Sharing`).
+                        let b = if p.sm_cap < p.demand.hi { p.sm_cap } else { p.demand.hi };
+                        p.share = if b < 1.0 { b } else { 1.0 };
+                        p.time_share = p.time_quota;
+                    }
+                    whole.working_sets_mib += p.demand.l2_mib;
                     granted += p.share * p.time_share;
                     partitions |= 1u64 << (p.partition.id & 63);
+                    kernels += 1;
                 }
                 PhaseKind::H2d => h2d += 1,
                 PhaseKind::D2h => d2h += 1,
             }
+        }
+        let mut recheck = None;
+        if !bounds || granted > 1.0 + 1e-9 {
+            recheck = self.sharing.assign_shares(gpu, now, &mut g.phases);
+            granted = g
+                .phases
+                .iter()
+                .filter(|p| p.is_kernel())
+                .map(|p| p.share * p.time_share)
+                .sum();
         }
         if granted > 1.0 + 1e-9 {
             return Err(format!(
@@ -154,53 +202,148 @@ impl World {
             ));
         }
         let mut used = 0.0;
+        let mut next = Nanos::MAX;
+        // Each phase's completion time at its new rate, and the earliest.
+        let mut earliest = |p: &mut ActivePhase| {
+            p.eta = Nanos::MAX;
+            if p.rate > 0.0 {
+                let t = ceil_ns(p.remaining.max(0.0) / p.rate);
+                p.eta = now + t;
+                if t < next {
+                    next = t;
+                }
+            }
+        };
+        if kernels == 1 {
+            // The common case, kept short: one kernel alone in its partition (no cache or queue
+            // to share), its rate from its grant and the partition's bandwidth.
+            let p = g.phases.iter_mut().find(|p| p.is_kernel()).expect("one kernel");
+            let k = contention::alone(&p.demand, p.share, p.time_share, p.partition.share.bandwidth);
+            p.rate = k.0;
+            used = k.1;
+            earliest(p);
+            partitions = 0;
+        }
+        let (l2, coefficients) = (dev.l2_mib, dev.coefficients());
+        if partitions.count_ones() == 1 {
+            whole.share = g
+                .phases
+                .iter()
+                .find(|p| p.is_kernel())
+                .expect("a kernel")
+                .partition
+                .share;
+            // One partition (no MIG): every kernel, the sums of the counting pass. Kernels
+            // without a time share ask for nothing and state no working set that matters.
+            let usage = contention::solve(
+                &mut g.phases,
+                ActivePhase::is_kernel,
+                whole,
+                l2,
+                coefficients,
+                concurrent,
+                &mut self.solver,
+                &mut earliest,
+            );
+            check_usage(gpu, partitions.trailing_zeros(), usage, granted, whole.share)?;
+            used = usage.sms;
+            partitions = 0;
+        }
         while partitions != 0 {
             let id = partitions.trailing_zeros() as u8;
             partitions &= partitions - 1;
-            self.kernels.clear();
-            self.kernel_ix.clear();
-            let mut share = PartitionShare::WHOLE;
-            for (i, p) in g.phases.iter().enumerate() {
-                if p.is_kernel() && p.partition.id & 63 == id {
-                    share = p.partition.share;
-                    self.kernel_ix.push(i);
-                    self.kernels.push(contention::Running {
-                        demand: p.demand,
-                        grant: p.share,
-                        time_share: p.time_share,
-                        rate: 0.0,
-                    });
-                }
-            }
+            let member = |p: &ActivePhase| p.is_kernel() && p.partition.id & 63 == id;
+            let (load, part_granted) = partition_load(&g.phases, &member);
             let usage = contention::solve(
-                &mut self.kernels,
-                share,
-                dev.l2_mib,
-                dev.coefficients(),
+                &mut g.phases,
+                member,
+                load,
+                l2,
+                coefficients,
                 concurrent,
                 &mut self.solver,
+                &mut earliest,
             );
-            let part_granted: f64 = self.kernels.iter().map(|k| k.grant * k.time_share).sum();
-            if usage.sms > part_granted + 1e-9 || usage.dram > share.bandwidth + 1e-9 {
-                return Err(format!(
-                    "the contention model overspent GPU {} partition {id}: SMs {:.6} of {part_granted:.6} granted, DRAM {:.6} of {:.6}",
-                    gpu.0, usage.sms, usage.dram, share.bandwidth
-                ));
-            }
-            for (&i, k) in self.kernel_ix.iter().zip(&self.kernels) {
-                g.phases[i].rate = k.rate;
-            }
+            check_usage(gpu, u32::from(id), usage, part_granted, load.share)?;
             used += usage.sms;
         }
-        for p in &mut g.phases {
-            match p.kind {
-                PhaseKind::Kernel => {}
-                // Copies in one direction share that direction of the host link equally.
-                PhaseKind::H2d => p.rate = 1.0 / f64::from(h2d),
-                PhaseKind::D2h => p.rate = 1.0 / f64::from(d2h),
+        if h2d + d2h > 0 {
+            for p in &mut g.phases {
+                match p.kind {
+                    PhaseKind::Kernel => continue,
+                    // Copies in one direction share that direction of the host link equally.
+                    PhaseKind::H2d => p.rate = 1.0 / f64::from(h2d),
+                    PhaseKind::D2h => p.rate = 1.0 / f64::from(d2h),
+                }
+                earliest(p);
             }
         }
         g.sm_used_now = used.min(1.0);
-        Ok(())
+        Ok((next, recheck))
+    }
+}
+
+/// The engine's own check of the model: a partition's SMs in use within its grants, its DRAM
+/// traffic within its bandwidth.
+fn check_usage(
+    gpu: GpuId,
+    id: u32,
+    usage: contention::Usage,
+    granted: f64,
+    share: PartitionShare,
+) -> Result<(), String> {
+    if usage.sms > granted + 1e-9 || usage.dram > share.bandwidth + 1e-9 {
+        return Err(format!(
+            "the contention model overspent GPU {} partition {id}: SMs {:.6} of {granted:.6} granted, DRAM {:.6} of {:.6}",
+            gpu.0, usage.sms, usage.dram, share.bandwidth
+        ));
+    }
+    Ok(())
+}
+
+/// A partition's sums (MIG: several partitions on one GPU) and the SMs granted in it.
+fn partition_load(phases: &[ActivePhase], member: &impl Fn(&ActivePhase) -> bool) -> (contention::PartitionLoad, f64) {
+    let mut load = contention::PartitionLoad {
+        share: PartitionShare::WHOLE,
+        working_sets_mib: 0.0,
+    };
+    let mut granted = 0.0;
+    for p in phases.iter().filter(|p| member(p)) {
+        load.share = p.partition.share;
+        granted += p.share * p.time_share;
+        if p.time_share > 0.0 {
+            load.working_sets_mib += p.demand.l2_mib;
+        }
+    }
+    (load, granted)
+}
+
+/// `x` ns (non-negative) rounded up, without the library call `f64::ceil` makes; beyond 2⁶²
+/// ns (146 years), never.
+fn ceil_ns(x: f64) -> Nanos {
+    if x.is_nan() || x >= 4.6e18 {
+        return Nanos::MAX;
+    }
+    // SAFETY: 0 ≤ x < 2⁶² (NaN and larger values returned above), so it fits an i64: the
+    // unchecked conversion is one instruction where the saturating `as` takes several.
+    let t: i64 = unsafe { x.to_int_unchecked() };
+    (if (t as f64) < x { t + 1 } else { t }) as Nanos
+}
+
+impl contention::KernelState for ActivePhase {
+    fn demand(&self) -> &KernelDemand {
+        &self.demand
+    }
+    fn grant(&self) -> f64 {
+        self.share
+    }
+    fn time_share(&self) -> f64 {
+        self.time_share
+    }
+    fn rate_mut(&mut self) -> &mut f64 {
+        &mut self.rate
+    }
+    fn ask_mut(&mut self) -> &mut f64 {
+        &mut self.ask
     }
 }

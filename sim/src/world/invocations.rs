@@ -300,7 +300,8 @@ impl World {
                 Step::Gpu(p) => {
                     let work = scale_ns(p.work, scale);
                     if work > 0 {
-                        self.touch_gpu(gpu);
+                        // The other phases are brought up to date when their GPU is next
+                        // recomputed (at this same instant).
                         let g = &mut self.gpus[gpu.ix()];
                         g.phases.push(ActivePhase {
                             inst,
@@ -310,9 +311,13 @@ impl World {
                             sm_cap,
                             time_quota,
                             share: 0.0,
-                            time_share: 1.0,
+                            // Disciplines that take turns set it; the others keep the quota.
+                            time_share: time_quota,
                             rate: 0.0,
                             remaining: work as f64,
+                            anchor: self.now,
+                            eta: Nanos::MAX,
+                            ask: 0.0,
                             busy: 0,
                             started: self.now,
                         });

@@ -54,9 +54,15 @@ pub struct ActivePhase {
     /// the discipline; 1 when contexts run concurrently.
     pub time_share: f64,
     rate: f64,
-    /// Solo work left, in ns of the phase running alone.
+    /// Solo work left as of `anchor`, in ns of the phase running alone.
     remaining: f64,
-    /// Time this phase ran (kernels only), added to its instance when it ends.
+    /// When `remaining` and `busy` were last brought up to date.
+    anchor: Nanos,
+    /// When it completes at its current rate (`Nanos::MAX` while it makes no progress).
+    eta: Nanos,
+    /// The contention model's bandwidth ask (kept here between its passes).
+    ask: f64,
+    /// Time this phase ran as of `anchor` (kernels only), added to its instance when it ends.
     busy: u64,
     /// When it started (for the timeline).
     started: Nanos,
@@ -303,8 +309,6 @@ pub struct World {
     /// Reused buffer for the instances whose phases finished in one GPU event.
     scratch: Vec<InstId>,
     /// Reused buffers of the contention model.
-    kernels: Vec<contention::Running>,
-    kernel_ix: Vec<usize>,
     solver: contention::Scratch,
 
     sharing: Box<dyn Sharing>,
@@ -387,8 +391,6 @@ impl World {
             func_starting: vec![0; n],
             dirty: Vec::new(),
             scratch: Vec::new(),
-            kernels: Vec::new(),
-            kernel_ix: Vec::new(),
             solver: contention::Scratch::default(),
 
             sharing,
