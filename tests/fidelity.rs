@@ -53,7 +53,10 @@ fn the_committed_report_is_what_the_command_writes() {
     for name in ["report.csv", "report.md", "fidelity.svg"] {
         let a = std::fs::read(committed.join(name)).unwrap_or_default();
         let b = std::fs::read(out.join(name)).unwrap();
-        assert!(a == b, "reports/fidelity/{name} differs from what `gpushare fidelity` writes: regenerate it");
+        assert!(
+            a == b,
+            "reports/fidelity/{name} differs from what `gpushare fidelity` writes: regenerate it"
+        );
     }
     // And CI's check passes on it.
     let o = common::gpushare(&["fidelity", "--check"]);

@@ -83,3 +83,23 @@ fn fluid_and_exact_agree_on_mean_latency() {
     // Contexts never overlap: SM occupancy equals utilisation for full-GPU kernels.
     assert!((exact.gpu.sm_occupancy_mean - exact.gpu.utilisation_mean).abs() < 1e-9);
 }
+
+#[test]
+fn contexts_sharing_a_gpu_allocate_it_once() {
+    // Four contexts kept on one GPU for the whole measured window: the GPU is allocated once,
+    // not four times (each context claims the whole GPU, but they take turns on it).
+    let wl = "[workload]\nkind = \"poisson\"\nrate_per_s = 5.0";
+    let (s, _) = run(&scenario(4, 20.0, wl, "fluid", 60.0));
+    let window = s.end_s - s.warmup_s;
+    assert!(
+        s.gpu.gpu_seconds_allocated <= window * 1.0 + 1e-9,
+        "{} GPU-s allocated in {window} s on one GPU",
+        s.gpu.gpu_seconds_allocated
+    );
+    assert!(
+        s.gpu.gpu_seconds_allocated > 0.99 * window,
+        "{}",
+        s.gpu.gpu_seconds_allocated
+    );
+    assert!(s.gpu.gpu_seconds_idle <= s.gpu.gpu_seconds_allocated);
+}

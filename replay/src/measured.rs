@@ -41,6 +41,8 @@ pub struct Record {
 pub struct WorkerUse {
     /// Its share of the GPU for GPU-seconds (an MPS percentage, else 1).
     pub fraction: f64,
+    /// The GPU (device ordinal) it runs on.
+    pub gpu: u32,
 }
 
 /// Everything the summary is computed from.
@@ -143,6 +145,10 @@ pub fn summarise(i: &Inputs<'_>) -> Summarised {
         }
     }
     // Workers are the instances: alive the whole run, idle when none of their requests runs.
+    // A GPU is allocated at most whole however many workers claim it (as the simulator counts),
+    // idle for its workers' idle share of that.
+    let mut per_gpu: Vec<(u32, f64, f64)> = Vec::new(); // (GPU, Σ fraction, Σ fraction × idle ns)
+    let window = i.end.saturating_sub(i.warmup);
     for (w, use_) in i.workers.iter().enumerate() {
         m.instance_created();
         m.instance_ended(0, i.end, use_.fraction, false);
@@ -152,9 +158,22 @@ pub fn summarise(i: &Inputs<'_>) -> Summarised {
             .filter(|r| r.worker == Some(w))
             .filter_map(|r| r.worker_busy)
             .collect();
-        for (a, b) in gaps(&mut busy, 0, i.end) {
-            m.idle_ended(a, b, use_.fraction);
+        let idle_ns: u64 = gaps(&mut busy, 0, i.end)
+            .into_iter()
+            .map(|(a, b)| b.saturating_sub(a.max(i.warmup)))
+            .sum();
+        match per_gpu.iter_mut().find(|g| g.0 == use_.gpu) {
+            Some(g) => {
+                g.1 += use_.fraction;
+                g.2 += use_.fraction * idle_ns as f64;
+            }
+            None => per_gpu.push((use_.gpu, use_.fraction, use_.fraction * idle_ns as f64)),
         }
+    }
+    for (_, all, idle) in per_gpu {
+        let allocated = all.min(1.0);
+        m.gpu_ns_allocated += window as f64 * allocated;
+        m.gpu_ns_idle += if all > 0.0 { idle * allocated / all } else { 0.0 };
     }
     m.events = i.replies;
     let window = i.end.saturating_sub(i.warmup);
@@ -340,7 +359,7 @@ mod tests {
             slo: None,
             functions: vec!["f"],
             gpus: vec![(0, "h100".into(), 80_000.0)],
-            workers: vec![WorkerUse { fraction: 1.0 }],
+            workers: vec![WorkerUse { fraction: 1.0, gpu: 0 }],
             records: &records,
             nvml: &[],
             replies: 3,

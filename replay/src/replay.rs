@@ -803,6 +803,7 @@ pub fn replay(scenario: &Scenario, opts: &ReplayOptions) -> Result<ReplayRun, Re
             .iter()
             .map(|w| WorkerUse {
                 fraction: w.mps_percentage.map_or(1.0, |p| p / 100.0),
+                gpu: w.gpu,
             })
             .collect(),
         records: &records,

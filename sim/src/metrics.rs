@@ -237,23 +237,12 @@ impl Metrics {
         self.instances_peak = self.instances_peak.max(self.instances_alive);
     }
 
-    /// Counts an idle period [since, now) at `fraction` of a GPU.
-    pub fn idle_ended(&mut self, since: Nanos, now: Nanos, fraction: f64) {
-        let from = since.max(self.warmup);
-        if now > from {
-            self.gpu_ns_idle += (now - from) as f64 * fraction;
-        }
-    }
-
-    /// Counts a reclaimed instance alive over [created, now) at `fraction` of a GPU.
-    pub fn instance_ended(&mut self, created: Nanos, now: Nanos, fraction: f64, reclaimed: bool) {
+    /// Counts an instance that ended (reclaimed, or alive at the end). GPU time is counted
+    /// per GPU by the world (`allocation_changes`), not per instance.
+    pub fn instance_ended(&mut self, _created: Nanos, _now: Nanos, _fraction: f64, reclaimed: bool) {
         if reclaimed {
             self.instances_reclaimed += 1;
             self.instances_alive -= 1;
-        }
-        let from = created.max(self.warmup);
-        if now > from {
-            self.gpu_ns_allocated += (now - from) as f64 * fraction;
         }
     }
 }

@@ -160,7 +160,8 @@ pub enum WorkloadSpec {
         generate: Option<Box<GeneratorConfig>>,
         #[serde(default)]
         spread: Spread,
-        /// Shift each function by its own random offset in [0, 60 s).
+        /// Shift each function by its own random offset in [0, 60 s), cyclically within each
+        /// minute, so that every traced invocation stays in its minute and in the window.
         #[serde(default)]
         shift: bool,
         #[serde(default)]

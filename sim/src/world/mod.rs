@@ -125,6 +125,11 @@ pub struct Gpu {
     /// Both at the end of the warm-up: the measured window's share is the difference.
     pub(crate) at_warmup: (u64, f64),
     sm_used_now: f64,
+    /// Σ GPU fraction of its instances (all, and idle ones), and since when they hold: the GPU
+    /// is allocated `min(1, all)` of the time, idle for the idle instances' part of that.
+    alloc_all: f64,
+    alloc_idle: f64,
+    alloc_since: Nanos,
 }
 
 impl Gpu {
@@ -369,6 +374,9 @@ impl World {
                 sm_used_ns: 0.0,
                 sm_used_now: 0.0,
                 at_warmup: (0, 0.0),
+                alloc_all: 0.0,
+                alloc_idle: 0.0,
+                alloc_since: 0,
             })
             .collect();
         let n = functions.len();
@@ -470,15 +478,42 @@ impl World {
         i.expiry = None;
         i.epoch = i.epoch.wrapping_add(1);
         i.idle_since = self.now;
+        let (gpu, fraction) = (i.gpu, i.gpu_fraction);
         self.list_push_front(0, inst);
         self.list_push_front(1, inst);
+        self.allocation_changes(gpu, 0.0, fraction);
     }
 
     fn leave_idle(&mut self, inst: InstId) {
         self.list_remove(0, inst);
         self.list_remove(1, inst);
         let i = &self.instances[inst.ix()];
-        self.metrics.idle_ended(i.idle_since, self.now, i.gpu_fraction);
+        let (gpu, fraction) = (i.gpu, i.gpu_fraction);
+        self.allocation_changes(gpu, 0.0, -fraction);
+    }
+
+    /// Counts `gpu`'s allocated and idle GPU time since its last change, then applies a change
+    /// of the fractions its instances hold (`all`) and its idle instances hold (`idle`). A GPU
+    /// is allocated at most whole: several instances that each claim it (time-sharing
+    /// contexts) allocate it once, so GPU-seconds never exceed GPUs × time.
+    pub(super) fn allocation_changes(&mut self, gpu: GpuId, all: f64, idle: f64) {
+        let now = self.now;
+        let g = &mut self.gpus[gpu.ix()];
+        let from = g.alloc_since.max(self.metrics.warmup);
+        if now > from && g.alloc_all > 0.0 {
+            let dt = (now - from) as f64;
+            let allocated = g.alloc_all.min(1.0);
+            self.metrics.gpu_ns_allocated += dt * allocated;
+            self.metrics.gpu_ns_idle += dt * allocated * (g.alloc_idle / g.alloc_all).clamp(0.0, 1.0);
+        }
+        g.alloc_since = now;
+        g.alloc_all += all;
+        g.alloc_idle += idle;
+        if g.instances == 0 {
+            // Exact zero, so that float residue never lingers on an empty GPU.
+            g.alloc_all = 0.0;
+            g.alloc_idle = 0.0;
+        }
     }
 
     // ---- instances ---------------------------------------------------------------------------
@@ -497,6 +532,7 @@ impl World {
         g.sm_cap_sum += spec.sm_cap;
         g.quota_sm_sum += spec.sm_cap * spec.time_quota;
         self.empty_gpus.remove(&gpu.0);
+        self.allocation_changes(gpu, spec.gpu_fraction, 0.0);
         let inst = Instance {
             func,
             gpu,
@@ -703,6 +739,7 @@ impl World {
             g.sm_cap_sum = 0.0;
             g.quota_sm_sum = 0.0;
         }
+        self.allocation_changes(gpu, -fraction, 0.0);
         self.metrics.instance_ended(created, self.now, fraction, true);
         self.emit(SpanKind::Instance, inst, gpu, func, created, self.now);
     }
@@ -742,10 +779,10 @@ impl World {
             .filter(|(_, i)| i.state != InstState::Free)
         {
             self.metrics.instance_ended(i.created, now, i.gpu_fraction, false);
-            if i.state == InstState::Idle {
-                self.metrics.idle_ended(i.idle_since, now, i.gpu_fraction);
-            }
             alive.push((InstId(slot as u32), i.gpu, i.func, i.created));
+        }
+        for g in 0..self.gpus.len() {
+            self.allocation_changes(GpuId(g as u32), 0.0, 0.0);
         }
         for (inst, gpu, func, created) in alive {
             self.emit(SpanKind::Instance, inst, gpu, func, created, now);

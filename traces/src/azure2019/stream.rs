@@ -1,12 +1,13 @@
 //! Turning per-minute counts into a time-ordered arrival stream.
 //!
 //! Minute by minute, every function with invocations in that minute places them inside it (by
-//! the chosen [`Spread`]), shifted by its own random offset if asked; the new points join those
-//! carried over from earlier minutes, are sorted once by (time, function), and everything before
-//! the end of the minute is emitted. Each function's points form a sorted run, so this is a
-//! k-way merge of the per-function streams done one minute at a time: memory is bounded by the
-//! function table plus the invocations of about one minute (two with shifts), never by the
-//! trace's length.
+//! the chosen [`Spread`]), shifted by its own random offset if asked — cyclically within the
+//! minute, so that every minute keeps exactly its traced count and no invocation of the window
+//! falls outside it; the new points join any carried over, are sorted once by (time, function),
+//! and everything before the end of the minute is emitted. Each function's points form a sorted
+//! run, so this is a k-way merge of the per-function streams done one minute at a time: memory is
+//! bounded by the function table plus the invocations of about one minute, never by the trace's
+//! length.
 
 use super::parse::Azure2019;
 use super::sample::{DurationModel, Sampler};
@@ -53,7 +54,9 @@ impl Spread {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StreamOptions {
     pub spread: Spread,
-    /// Shift each function's arrivals by its own random offset in [0, 60 s).
+    /// Shift each function's arrivals by its own random offset in [0, 60 s), cyclically within
+    /// each minute (a minute keeps its count). `PoissonFit` has no minutes to desynchronise
+    /// and ignores it.
     pub shift: bool,
     pub durations: DurationModel,
     /// Multiply every count by this (≥ 0): rescaling to a target rate. Fractions are resolved
@@ -165,7 +168,7 @@ impl Azure2019Stream {
             let key = |t: Nanos| ((t - minute_start) << FUNC_BITS) | func as u64;
             if self.opts.spread == Spread::PoissonFit {
                 while f.next_time < minute_end {
-                    let t = f.next_time + f.shift;
+                    let t = f.next_time;
                     let d = f.sampler.draw(&mut f.rng).unwrap_or(u64::MAX);
                     self.pending.push((key(t), d));
                     let gap = f.draw_gap();
@@ -205,7 +208,7 @@ impl Azure2019Stream {
                 Spread::PoissonFit => unreachable!("handled above"),
             }
             for &o in offsets.iter() {
-                let t = minute_start + (o * MINUTE_NS as f64) as Nanos + f.shift;
+                let t = minute_start + ((o * MINUTE_NS as f64) as Nanos + f.shift) % MINUTE_NS;
                 let d = f.sampler.draw(&mut f.rng).unwrap_or(u64::MAX);
                 self.pending.push((key(t), d));
             }
