@@ -73,3 +73,41 @@ fn exclusive_with_kaas_eviction_collapses_once_clients_outnumber_gpus() {
     assert!(five_kept >= 0.9 * four, "{four} → {five_kept}");
     assert!(kept_clients.iter().all(|&c| c > 1000), "{kept_clients:?}");
 }
+
+#[test]
+fn thrashing_exclusive_still_serves_one_request_per_cold_start() {
+    // KaaS's exclusive baseline past the GPU count (kaas_contention.toml, cGEMM): each switch
+    // kills the largest group's worker once it has served, and the starved client's worker
+    // cold-starts in its place, so every GPU completes one request per cold start — a low rate,
+    // not none (throughput counts completions that end in the measured window, whenever the
+    // request arrived). Level: GPUs / (setup + one request), here 4 / 6.05 s ≈ 0.66/s; KaaS's
+    // artifact shows 1.5/s for cGEMM with its own, unpublished, worker start time.
+    let path = common::repo_root().join("scenarios/kaas_contention.toml");
+    let exclusive =
+        "policy={ name = \"exclusive\", kill_largest = true, keep_alive_s = inf, max_queue = 16, evict_idle = false }";
+    for clients in [5, 8, 16] {
+        let mut src = gpushare_sim::ScenarioSource::load(&path).unwrap();
+        src.set(&format!("functions[0].count={clients}")).unwrap();
+        src.set(exclusive).unwrap();
+        let sc = src.parse().unwrap();
+        let f = &sc.functions[0];
+        let c = f.profile.compile(&f.reference, &sc.devices[0], sc.storage_gbps);
+        let per_switch = (c.setup.sequential() + c.solo_exec) as f64 / 1e9;
+        let s = gpushare_sim::Simulation::new(
+            &sc,
+            gpushare_policies::build(&sc).unwrap(),
+            Box::new(gpushare_sim::record::NullSink),
+        )
+        .unwrap()
+        .run()
+        .unwrap()
+        .summary;
+        let expect = 4.0 / per_switch;
+        println!("{clients} clients: {:.3}/s, expected {expect:.3}/s", s.throughput_per_s);
+        assert!(
+            (s.throughput_per_s / expect - 1.0).abs() < 0.15,
+            "{} vs {expect}",
+            s.throughput_per_s
+        );
+    }
+}

@@ -181,3 +181,24 @@ fn fault_coupling_takes_co_runners_down() {
         alone.counts.failed
     );
 }
+
+#[test]
+fn default_mps_shares_gpus_as_a_deployment_does() {
+    // Four functions, two GPUs, defaults: an MPS deployment places the four clients two per GPU
+    // (spread, 100 % active threads each) and runs them concurrently; `exclusive` can hold only
+    // two instances at a time. (Before, the defaults kept one client per GPU: exclusive.)
+    let text = |policy: &str| {
+        format!(
+            "[simulation]\nhorizon_s = 60.0\nwarmup_s = 10.0\n[cluster]\nnodes = 1\ngpus_per_node = 2\ngpu = \"v100-16gb\"\n\
+             [[functions]]\nname = \"f\"\ncount = 4\nprofile = \"kaas-resnet50\"\nrate_per_s = 20.0\n\
+             [workload]\nkind = \"poisson\"\n[policy]\nname = \"{policy}\"\nkeep_alive_s = inf\nmax_instances = 1\nprewarm = true\n"
+        )
+    };
+    let mps = common::simulate(&text("mps"));
+    let exclusive = common::simulate(&text("exclusive"));
+    assert_eq!(mps.instances.peak_alive, 4, "{:?}", mps.instances);
+    assert!(mps.gpus.iter().all(|g| g.peak_memory_mib > 0.0), "both GPUs used");
+    assert_eq!(exclusive.instances.peak_alive, 2);
+    assert!(mps.cold_starts == 0 && exclusive.cold_starts > 0);
+    assert!(mps.latency_s.end_to_end.p50 < exclusive.latency_s.end_to_end.p50);
+}

@@ -51,13 +51,13 @@ pub fn registry() -> &'static [PolicyInfo] {
         PolicyInfo {
             name: "time-sharing",
             summary: "CUDA's default: contexts packed by memory take turns on the GPU (fluid or exact slice-by-slice)",
-            params: "mode = fluid|exact, slice_ms = 2, switch_us = 50, max_contexts = unlimited; + the pool parameters of exclusive",
+            params: "mode = fluid|exact, slice_ms and switch_us = the device's (time_slice_ms, context_switch_us), max_contexts = unlimited; + the pool parameters of exclusive",
             build: time_sharing::TimeSharing::build,
         },
         PolicyInfo {
             name: "mps",
             summary: "MPS spatial sharing: clients' kernels run concurrently under per-client SM caps; packing by memory and SM share",
-            params: "active_thread_percentage = 100, caps = {}, max_sm_sum = 1.0, max_clients = 48, memory_limit_mib; + the pool parameters of exclusive",
+            params: "active_thread_percentage = 100, caps = {}, max_sm_sum = inf, max_clients = 48, placement = least-loaded|best-fit, memory_limit_mib; + the pool parameters of exclusive",
             build: mps::Mps::build,
         },
         PolicyInfo {

@@ -8,15 +8,25 @@
 //! other through memory bandwidth — more for the small client than for the large one, as the
 //! published DenseNet-121 measurements show (the device's interference coefficient is fitted to
 //! them; `tests/mps.rs` checks the asymmetry). At most 48 clients per GPU. Queueing, scaling and
-//! keep-alive are the shared [`crate::pool`] core; placement packs clients best-fit by memory
-//! among the GPUs with room for the client's cap, its memory and another client.
+//! keep-alive are the shared [`crate::pool`] core; placement chooses among the GPUs with room
+//! for the client's cap, its memory and another client.
+//!
+//! **Defaults are an MPS deployment's**: every client at 100 % active threads (MPS's own
+//! default), as many clients per GPU as memory and the 48-client limit allow, spread over the
+//! GPUs — so functions share GPUs as soon as there are more instances than GPUs, and never
+//! while GPUs sit empty. (Before, `max_sm_sum = 1` kept one 100 % client per GPU: `exclusive`
+//! under another name.)
 //!
 //! **Parameters** (`[policy]`), besides the pool's (`keep_alive_s`, `max_instances`,
 //! `max_queue`, `evict_idle`):
 //! - `active_thread_percentage` (default 100): every client's cap, percent;
 //! - `caps = { function = percent, … }`: per-function caps;
-//! - `max_sm_sum` (default 1.0): the most Σ caps a GPU may hold (above 1 oversubscribes);
+//! - `max_sm_sum` (default unlimited): the most Σ caps a GPU may hold (above 1 oversubscribes);
 //! - `max_clients` (default and limit 48: the MPS server's client limit on Volta and later);
+//! - `placement` (default `least-loaded`): where a new client goes among the GPUs with room —
+//!   `least-loaded`, the GPU with the fewest clients (then the most free memory), as a cluster
+//!   scheduler's default least-allocated scoring spreads replicas; or `best-fit`, the GPU with
+//!   the least free memory that fits (packing);
 //! - `memory_limit_mib` (`CUDA_MPS_PINNED_DEVICE_MEM_LIMIT`): a function whose footprint exceeds
 //!   it is refused when the scenario loads;
 //! - `estimate = [function, …]`: long-running (training) functions whose clients start at their
@@ -55,7 +65,7 @@ struct MpsParams {
     active_thread_percentage: f64,
     #[serde(default)]
     caps: BTreeMap<String, f64>,
-    #[serde(default = "one")]
+    #[serde(default = "unlimited")]
     max_sm_sum: f64,
     #[serde(default = "max_clients")]
     max_clients: u32,
@@ -72,6 +82,19 @@ struct MpsParams {
     fault_rate_per_hour: f64,
     #[serde(default)]
     fault_coupling: bool,
+    #[serde(default)]
+    placement: Spread,
+}
+
+/// Where a new client goes among the GPUs with room for it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum Spread {
+    /// Fewest clients, then most free memory.
+    #[default]
+    LeastLoaded,
+    /// Least free memory (packing).
+    BestFit,
 }
 
 fn headroom() -> f64 {
@@ -87,14 +110,14 @@ fn patience() -> usize {
 fn full() -> f64 {
     100.0
 }
-fn one() -> f64 {
-    1.0
+fn unlimited() -> f64 {
+    f64::INFINITY
 }
 fn max_clients() -> u32 {
     MPS_MAX_CLIENTS
 }
 
-const MPS_KEYS: [&str; 11] = [
+const MPS_KEYS: [&str; 12] = [
     "active_thread_percentage",
     "caps",
     "max_sm_sum",
@@ -106,6 +129,7 @@ const MPS_KEYS: [&str; 11] = [
     "estimate_patience",
     "fault_rate_per_hour",
     "fault_coupling",
+    "placement",
 ];
 
 /// Packs clients best-fit by memory, under the SM-cap, client and memory limits.
@@ -114,6 +138,7 @@ pub struct MpsPacking {
     caps: Vec<f64>,
     max_sm_sum: f64,
     max_clients: u32,
+    spread: Spread,
 }
 
 impl MpsPacking {
@@ -143,10 +168,16 @@ impl MpsPacking {
 
 impl Placement for MpsPacking {
     fn place(&mut self, ctx: &Ctx<'_>, func: FuncId) -> Option<(GpuId, InstanceSpec)> {
-        let best = (0..ctx.gpus().len() as u32)
+        let room = (0..ctx.gpus().len() as u32)
             .map(GpuId)
-            .filter(|&g| self.fits(ctx, func, g, (0, 0.0, 0)))
-            .min_by_key(|&g| (ctx.gpus()[g.ix()].mem_free(), g))?;
+            .filter(|&g| self.fits(ctx, func, g, (0, 0.0, 0)));
+        let best = match self.spread {
+            Spread::LeastLoaded => room.min_by_key(|&g| {
+                let gpu = &ctx.gpus()[g.ix()];
+                (gpu.instances, std::cmp::Reverse(gpu.mem_free()), g)
+            }),
+            Spread::BestFit => room.min_by_key(|&g| (ctx.gpus()[g.ix()].mem_free(), g)),
+        }?;
         Some((best, self.spec(ctx, func, best)))
     }
 
@@ -287,13 +318,14 @@ impl Mps {
 
 impl Mps {
     /// KaaS's `fractional` baseline (Pemberton et al., arXiv 2212.08146): MPS with every client
-    /// capped at 1/8 of the SMs and at most 8 clients per GPU; any of `[policy]`'s MPS
-    /// parameters still override these defaults.
+    /// capped at 1/8 of the SMs and at most 8 clients per GPU, packed (best fit); any of
+    /// `[policy]`'s MPS parameters still override these defaults.
     pub fn build_fractional(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
         let mut spec = spec.clone();
         for (k, v) in [
             ("active_thread_percentage", toml::Value::Float(12.5)),
             ("max_clients", toml::Value::Integer(8)),
+            ("placement", toml::Value::String("best-fit".into())),
         ] {
             spec.params.entry(k.to_string()).or_insert(v);
         }
@@ -310,10 +342,10 @@ impl Mps {
             &p.caps,
             "caps",
         )?;
-        if !(p.max_sm_sum.is_finite() && p.max_sm_sum >= 1.0) {
+        if p.max_sm_sum.is_nan() || p.max_sm_sum < 1.0 {
             return Err(ConfigError::at(
                 param_path("max_sm_sum"),
-                format!("must be at least 1.0, got {}", p.max_sm_sum),
+                format!("must be at least 1.0 (or inf), got {}", p.max_sm_sum),
             ));
         }
         if p.max_clients == 0 || p.max_clients > MPS_MAX_CLIENTS {
@@ -377,6 +409,7 @@ impl Mps {
         let placement = MpsPacking {
             caps,
             max_sm_sum: p.max_sm_sum,
+            spread: p.placement,
             max_clients: p.max_clients,
         };
         Ok(Box::new(Mps {

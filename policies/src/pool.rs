@@ -459,7 +459,10 @@ impl<P: Placement> Pool<P> {
     /// has served at least once) belongs to a group with the most instances, `inst` is reclaimed
     /// even though its own function may have work queued, and the starved function starts in its
     /// room; the victim's queue then waits for room in turn. With more clients than GPUs this
-    /// thrashes: every switch is a cold start, as KaaS reports for its `exclusive` baseline.
+    /// thrashes: every switch is a cold start, as KaaS reports for its `exclusive` baseline. It
+    /// is not a livelock: a new instance always serves its first request before it can be
+    /// chosen, so each GPU completes one request per cold start — GPUs / (setup + request) per
+    /// second (`tests/kaas_baselines.rs`).
     fn yield_to_starved(&mut self, ctx: &mut Ctx<'_>, inst: InstId) -> bool {
         if self.waiting.is_empty() || ctx.instance(inst).served == 0 {
             return false;

@@ -12,7 +12,9 @@
 //!   instances skip context creation and framework start-up and take no context memory.
 //!
 //! Resident shared state is evicted least recently used, only when no instance uses it, when
-//! memory is needed. Queueing, scaling and keep-alive are the shared [`crate::pool`] core;
+//! memory is needed; reclaiming a function's last idle instance on a GPU to make room counts its
+//! shared state as freed (before, it did not, and at a long keep-alive other functions starved
+//! behind idle instances). Queueing, scaling and keep-alive are the shared [`crate::pool`] core;
 //! instances go first to a GPU where their function is resident, else best fit by memory. The
 //! policy reports function density: the most instances any GPU held at once.
 //!
@@ -162,7 +164,14 @@ impl Placement for SagePlacement {
 
     fn fits_after_reclaiming(&self, ctx: &Ctx<'_>, func: FuncId, victim: InstId) -> bool {
         let v = ctx.instance(victim);
-        self.fits(ctx, func, v.gpu.ix(), v.memory).is_some()
+        // The victim's shared state becomes evictable with it when it is its function's last
+        // instance on that GPU: reclaiming an idle instance must be able to free its weights and
+        // context too, or other functions wait for its keep-alive to run out.
+        let resident = self.residents[v.gpu.ix()]
+            .get(&v.func)
+            .filter(|r| r.live == 1 && v.func != func)
+            .map_or(0, |r| r.bytes);
+        self.fits(ctx, func, v.gpu.ix(), v.memory + resident).is_some()
     }
 
     fn placed(&mut self, _inst: InstId) {

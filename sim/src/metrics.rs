@@ -134,6 +134,8 @@ pub struct Metrics {
     pub rejected: [u64; RejectReason::ALL.len()],
     pub measured_arrivals: u64,
     pub measured_completed: u64,
+    /// Completions that ended at or after the warm-up, whenever they arrived (throughput).
+    pub ended_in_window: u64,
     pub measured_cold: u64,
     pub e2e: LatencyStat,
     pub queue: LatencyStat,
@@ -165,6 +167,7 @@ impl Metrics {
             rejected: [0; RejectReason::ALL.len()],
             measured_arrivals: 0,
             measured_completed: 0,
+            ended_in_window: 0,
             measured_cold: 0,
             e2e: LatencyStat::default(),
             queue: LatencyStat::default(),
@@ -199,10 +202,13 @@ impl Metrics {
         self.completed += 1;
         let f = &mut self.per_func[func];
         f.completed += 1;
+        let e2e = queue + setup + exec;
+        if arrival + e2e >= self.warmup {
+            self.ended_in_window += 1;
+        }
         if arrival < self.warmup {
             return;
         }
-        let e2e = queue + setup + exec;
         self.measured_completed += 1;
         f.measured_completed += 1;
         f.e2e_sum += u128::from(e2e);

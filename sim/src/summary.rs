@@ -1,8 +1,10 @@
 //! The run summary: the figures `summary.json` and `summary.csv` hold.
 //!
 //! Counts cover every arrival and add up: `arrivals = completed + rejected + failed + unfinished`.
-//! Latencies, throughput and the cold-start ratio cover invocations that arrived at or after the
-//! warm-up time; GPU utilisation, SM occupancy and GPU-seconds cover `[warmup, end)`.
+//! Latencies and the cold-start ratio cover invocations that arrived at or after the warm-up
+//! time; throughput counts the completions that ended in `[warmup, end)`, whenever they arrived
+//! (a backlog served late still counts: a thrashing policy shows its real, low rate rather than
+//! none); GPU utilisation, SM occupancy and GPU-seconds cover `[warmup, end)`.
 //! Setup latency is over cold invocations only (a warm invocation has none).
 
 use crate::metrics::{LatencySummary, Metrics};
@@ -208,7 +210,7 @@ impl Summary {
             throughput_per_s: if window == 0 {
                 0.0
             } else {
-                m.measured_completed as f64 / window_s
+                m.ended_in_window as f64 / window_s
             },
             latency_s: Latencies {
                 end_to_end: m.e2e.summary(),
