@@ -8,6 +8,9 @@
 //! until 50–80 % SM, a longer tail than the model's footprints spread evenly around their mean
 //! allow (docs/gpu-model.md, "Known limits"). It is listed below, kept under watch (it may not
 //! get worse than 20 %), and reported in `reports/fidelity/report.md` as row `fast-13`.
+//!
+//! Each cell is a closed loop of one client whose queue never empties: nothing random reaches
+//! its result, so one run per cell is the whole answer (no seeds to average).
 
 mod common;
 

@@ -1,15 +1,23 @@
 //! FaST-GShare's trends (`scenarios/fastgshare_*.toml`) against time sharing.
+//!
+//! Validation of trends: the FaST profiles are fitted to the FaST-Profiler table only
+//! (`gpushare fit`), never to these experiments; the offered load is the scenario's own (the
+//! paper does not state it), so the paper's ×3.15 is a reference, not a target. Asserted on the
+//! mean over 10 seeds with its 95 % confidence interval.
 
 mod common;
 
 use gpushare_sim::{ScenarioSource, Simulation, Summary};
 
 fn run(file: &str, policy: Option<&str>) -> Summary {
+    run_seed(file, policy, 1)
+}
+
+fn run_seed(file: &str, policy: Option<&str>, seed: u64) -> Summary {
     let path = common::repo_root().join("scenarios").join(file);
-    let mut sc = ScenarioSource::load(&path)
-        .unwrap()
-        .parse()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut src = ScenarioSource::load(&path).unwrap();
+    src.set(&format!("simulation.seed={seed}")).unwrap();
+    let mut sc = src.parse().unwrap_or_else(|e| panic!("{e}"));
     if let Some(p) = policy {
         sc.policy.name = p.to_string();
         sc.policy.params.remove("configs");
@@ -35,24 +43,32 @@ fn spatio_temporal_sharing_beats_time_sharing() {
             .join(", ")
     };
     println!(
-        "fast-gshare: {:.1} completions/s, SM occupancy {:.3} ({})",
+        "seed 1, fast-gshare: {:.1} completions/s ({})",
         fast.throughput_per_s,
-        fast.gpu.sm_occupancy_mean,
         per(&fast)
     );
     println!(
-        "time-sharing: {:.1} completions/s, SM occupancy {:.3} ({})",
+        "seed 1, time-sharing: {:.1} completions/s ({})",
         ts.throughput_per_s,
-        ts.gpu.sm_occupancy_mean,
         per(&ts)
     );
-    let (t, o) = (
-        fast.throughput_per_s / ts.throughput_per_s,
-        fast.gpu.sm_occupancy_mean / ts.gpu.sm_occupancy_mean,
-    );
-    println!("throughput ×{t:.2} (paper ×3.15), SM occupancy ×{o:.2} (paper ×3.13)");
-    assert!(t >= 2.0, "{t}");
-    assert!(o >= 2.0, "{o}");
+    let both = |seed| {
+        (
+            run_seed("fastgshare_spatial.toml", None, seed),
+            run_seed("fastgshare_spatial.toml", Some("time-sharing"), seed),
+        )
+    };
+    let t = common::over_seeds(|seed| {
+        let (f, s) = both(seed);
+        f.throughput_per_s / s.throughput_per_s
+    });
+    let o = common::over_seeds(|seed| {
+        let (f, s) = both(seed);
+        f.gpu.sm_occupancy_mean / s.gpu.sm_occupancy_mean
+    });
+    println!("throughput ×{t} (paper ×3.15)\nSM occupancy ×{o} (paper ×3.13)");
+    assert!(t.low >= 2.0, "{t}");
+    assert!(o.low >= 2.0, "{o}");
 }
 
 #[test]
@@ -72,25 +88,25 @@ fn consolidation_fits_one_gpu_and_meets_resnets_slo() {
         }
     }
     let path = common::repo_root().join("scenarios/fastgshare_consolidation.toml");
-    let sc = ScenarioSource::load(&path).unwrap().parse().unwrap();
-    let policy = gpushare_policies::build(&sc).unwrap();
-    let tally = Rc::new(RefCell::new((0, 0)));
-    let s = Simulation::new(&sc, policy, Box::new(Resnet(tally.clone())))
-        .unwrap()
-        .run()
-        .unwrap()
-        .summary;
-    let (n, late) = *tally.borrow();
-    let ratio = late as f64 / n as f64;
-    println!(
-        "{} instances on 1 GPU; ResNet: {n} measured, {late} over 69 ms ({:.2} %)",
-        s.instances.peak_alive,
-        ratio * 100.0
-    );
-    assert_eq!(s.instances.peak_alive, 8, "4 ResNet + 2 RNN-T + 2 BERT");
-    assert_eq!(s.counts.rejected, 0);
-    assert!(n > 5000);
-    assert!(ratio <= 0.01, "{ratio}");
+    let late = common::over_seeds(|seed| {
+        let mut src = ScenarioSource::load(&path).unwrap();
+        src.set(&format!("simulation.seed={seed}")).unwrap();
+        let sc = src.parse().unwrap();
+        let policy = gpushare_policies::build(&sc).unwrap();
+        let tally = Rc::new(RefCell::new((0, 0)));
+        let s = Simulation::new(&sc, policy, Box::new(Resnet(tally.clone())))
+            .unwrap()
+            .run()
+            .unwrap()
+            .summary;
+        let (n, late) = *tally.borrow();
+        assert_eq!(s.instances.peak_alive, 8, "4 ResNet + 2 RNN-T + 2 BERT");
+        assert_eq!(s.counts.rejected, 0);
+        assert!(n > 5000);
+        late as f64 / n as f64 * 100.0
+    });
+    println!("8 instances on 1 GPU; ResNet requests over its 69 ms SLO: {late} %");
+    assert!(late.high <= 1.0, "{late}");
 }
 
 /// ResNet on one V100 under the autoscaler; arrivals from `csv` (time,func).

@@ -190,7 +190,7 @@ fn case() -> impl Strategy<Value = Case> {
                 "[simulation]\nseed = {seed}\nhorizon_s = {horizon:.1}\nwarmup_s = {:.1}\n\n[cluster]\nnodes = {nodes}\ngpus_per_node = {per_node}\ngpu = \"{gpu}\"\n\n",
                 horizon / 5.0
             );
-            for (i, (p, rate)) in functions.iter().enumerate() {
+            for (i, (p, _)) in functions.iter().enumerate() {
                 t.push_str(&format!("[profiles.p{i}]\n{p}\n"));
             }
             for (i, (_, rate)) in functions.iter().enumerate() {
@@ -201,8 +201,11 @@ fn case() -> impl Strategy<Value = Case> {
         })
 }
 
-/// (function, end-to-end ns, GPU) of every completion.
-struct Completions(Rc<RefCell<Vec<(String, u64, Option<u32>)>>>);
+/// (function, end-to-end ns, GPU) of one completion.
+type Completion = (String, u64, Option<u32>);
+
+/// Every completion.
+struct Completions(Rc<RefCell<Vec<Completion>>>);
 
 impl RecordSink for Completions {
     fn record(&mut self, r: &InvocationRecord<'_>) -> std::io::Result<()> {

@@ -1,22 +1,21 @@
 //! SAGE's trends (`scenarios/sage_setup.toml`): durations and density against the
 //! sequential-setup, no-sharing baseline, and what each mechanism contributes.
+//!
+//! Validation of the mechanisms' direction, not of SAGE's numbers: the paper's ×11.3 and ×1.22
+//! come with setup breakdowns it does not publish, so the scenario states its own and no
+//! parameter is fitted to SAGE. Trends are asserted on the mean over 10 seeds with its 95 %
+//! confidence interval (the interval must clear the threshold).
 
 mod common;
 
-use gpushare_sim::{ScenarioSource, Simulation, Summary};
+use gpushare_sim::Summary;
 
 fn run(sets: &[&str]) -> Summary {
-    let mut src = ScenarioSource::load(&common::repo_root().join("scenarios/sage_setup.toml")).unwrap();
-    for s in sets {
-        src.set(s).unwrap();
-    }
-    let sc = src.parse().unwrap_or_else(|e| panic!("{e}"));
-    let policy = gpushare_policies::build(&sc).unwrap();
-    Simulation::new(&sc, policy, Box::new(gpushare_sim::record::NullSink))
-        .unwrap()
-        .run()
-        .unwrap()
-        .summary
+    run_seed(sets, 1)
+}
+
+fn run_seed(sets: &[&str], seed: u64) -> Summary {
+    common::simulate_with(&common::repo_root().join("scenarios/sage_setup.toml"), sets, seed)
 }
 
 const BASELINE: [&str; 3] = [
@@ -27,26 +26,25 @@ const BASELINE: [&str; 3] = [
 
 #[test]
 fn sage_shortens_cold_heavy_durations_at_least_threefold() {
-    let sage = run(&[]);
-    let base = run(&BASELINE);
-    let only_parallel = run(&["policy.share_weights=false", "policy.share_context=false"]);
-    let (s, b, p) = (
-        sage.latency_s.end_to_end.mean,
-        base.latency_s.end_to_end.mean,
-        only_parallel.latency_s.end_to_end.mean,
-    );
-    println!(
-        "mean duration: baseline {b:.3} s, parallel setup only {p:.3} s, SAGE {s:.3} s: ×{:.2} (paper ×11.3)",
-        b / s
-    );
-    println!(
-        "cold starts: baseline {:.2}, SAGE {:.2}",
-        base.cold_start_ratio, sage.cold_start_ratio
-    );
-    assert!(base.cold_start_ratio > 0.7, "the workload must be cold-heavy");
-    assert!(b / s >= 3.0);
-    // Each mechanism helps: parallel setup alone already shortens durations.
-    assert!(p < b && s < p);
+    // Eight simulated hours per seed (not the file's two), so that each seed's mean duration is
+    // precise enough for ten seeds to settle the claim.
+    let long = "simulation.horizon_s=28800.0";
+    let ratio = |extra: &[&str], seed: u64| {
+        let base = run_seed(&[&[long][..], &BASELINE[..]].concat(), seed);
+        let other = run_seed(&[&[long][..], extra].concat(), seed);
+        base.latency_s.end_to_end.mean / other.latency_s.end_to_end.mean
+    };
+    let sage = common::over_seeds(|seed| ratio(&[], seed));
+    let parallel =
+        common::over_seeds(|seed| ratio(&["policy.share_weights=false", "policy.share_context=false"], seed));
+    let cold = common::over_seeds(|seed| run_seed(&[&[long][..], &BASELINE[..]].concat(), seed).cold_start_ratio);
+    println!("baseline cold-start ratio {cold}");
+    println!("mean duration, baseline ÷ parallel setup only: {parallel}");
+    println!("mean duration, baseline ÷ SAGE: {sage} (paper ×11.3 with its own breakdown)");
+    assert!(cold.low > 0.7, "the workload must be cold-heavy: {cold}");
+    assert!(sage.low >= 3.0, "{sage}");
+    // Each mechanism helps: parallel setup alone shortens durations, sharing shortens them more.
+    assert!(parallel.low > 1.0 && sage.low > parallel.high, "{parallel} vs {sage}");
 }
 
 #[test]
@@ -72,15 +70,13 @@ fn sage_packs_more_instances_per_gpu() {
             .parse()
             .unwrap()
     };
-    let sage = run(&burst);
-    let base = run(&[&burst[..], &BASELINE[..]].concat());
-    println!(
-        "density: baseline {}, SAGE {} instances per GPU (×{:.2}, paper ×1.22)",
-        density(&base),
-        density(&sage),
+    let gain = common::over_seeds(|seed| {
+        let sage = run_seed(&burst, seed);
+        let base = run_seed(&[&burst[..], &BASELINE[..]].concat(), seed);
         density(&sage) / density(&base)
-    );
-    assert!(density(&sage) / density(&base) >= 1.15);
+    });
+    println!("density, SAGE ÷ baseline: {gain} (paper ×1.22)");
+    assert!(gain.low >= 1.15, "{gain}");
 }
 
 #[test]
@@ -89,7 +85,8 @@ fn sage_is_never_much_worse_than_its_baseline_in_any_regime() {
     // duration stays within 10 % of the sequential-setup, no-sharing baseline's (it is shorter in
     // every cell), and it leaves no more requests unfinished. Before the fix, at 600 s, idle
     // instances held their function's shared weights and context: other functions starved
-    // (mean 1,350 s against 1.1 s, 558 requests unfinished). A model property (no paper number).
+    // (mean 1,350 s against 1.1 s, 558 requests unfinished). A model property (no paper number),
+    // checked on every cell rather than on average: one seed per cell.
     for keep in ["10.0", "60.0", "600.0", "inf"] {
         for load in ["0.1", "1.0", "2.0"] {
             let cell = [

@@ -69,7 +69,7 @@ impl Exclusive {
     /// Builds it from `[policy]`.
     pub fn build(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
         let (p, own): (PoolParams, ExclusiveParams) = crate::pool::split_params(spec, &["kill_largest"])?;
-        let mut pool = Pool::new(&p, WholeGpu, scenario.functions.len())?;
+        let mut pool = Pool::new(&p, WholeGpu, scenario)?;
         pool.kill_largest = own.kill_largest;
         Ok(Box::new(Exclusive(pool)))
     }

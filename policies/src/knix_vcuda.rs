@@ -221,7 +221,7 @@ impl KnixVcuda {
             inner: MemoryPacking { max_contexts: u32::MAX },
             caps,
         };
-        let mut pool = Pool::new(&pool, placement, scenario.functions.len())?;
+        let mut pool = Pool::new(&pool, placement, scenario)?;
         pool.autoscaled = true;
         Ok(Box::new(KnixVcuda {
             pool,
@@ -266,6 +266,9 @@ impl Policy for KnixVcuda {
             depth: self.depth,
             buckets: BTreeMap::new(),
         })
+    }
+    fn on_start(&mut self, ctx: &mut Ctx<'_>) {
+        self.pool.start_prewarmed(ctx);
     }
     fn on_arrival(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
         if !self.ticking {

@@ -374,7 +374,7 @@ impl Mig {
             pending: None,
             reconfigurations: 0,
         };
-        Ok(Box::new(Mig(Pool::new(&pool, slices, scenario.functions.len())?)))
+        Ok(Box::new(Mig(Pool::new(&pool, slices, scenario)?)))
     }
 }
 

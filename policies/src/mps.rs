@@ -414,7 +414,7 @@ impl Mps {
         };
         Ok(Box::new(Mps {
             name: if spec.name == "fractional" { "fractional" } else { "mps" },
-            pool: Pool::new(&pool, placement, scenario.functions.len())?,
+            pool: Pool::new(&pool, placement, scenario)?,
             estimated,
             headroom: p.estimate_headroom,
             estimator,

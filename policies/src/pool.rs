@@ -75,7 +75,9 @@ pub struct PoolParams {
     pub keep_alive_policy: KeepAliveKind,
     #[serde(default)]
     pub hybrid: HybridParams,
-    pub max_instances: Option<u32>,
+    /// Instances per function: one limit for all, or `{ function = n, … }` (the others
+    /// unlimited).
+    pub max_instances: Option<MaxInstances>,
     pub max_queue: Option<u64>,
     #[serde(default = "yes")]
     pub evict_idle: bool,
@@ -84,6 +86,14 @@ pub struct PoolParams {
     /// against a replay starts where the replay does.
     #[serde(default)]
     pub prewarm: bool,
+}
+
+/// `max_instances`: one limit for every function, or one per function.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum MaxInstances {
+    All(u32),
+    Each(std::collections::BTreeMap<String, u32>),
 }
 
 fn default_keep_alive() -> f64 {
@@ -196,7 +206,8 @@ pub struct Pool<P> {
     /// Per function: the keep-alive of its pending pre-warm, and whether an instance is being
     /// pre-warmed.
     prewarm_keep: Vec<Option<Nanos>>,
-    max_instances: u32,
+    /// Per function.
+    max_instances: Vec<u32>,
     max_queue: u64,
     prewarm: bool,
     evict_idle: bool,
@@ -211,19 +222,47 @@ pub struct Pool<P> {
     is_waiting: Vec<bool>,
 }
 
+/// Each function's instance limit from `max_instances` (`u32::MAX`: none).
+fn instance_limits(limit: Option<&MaxInstances>, scenario: &gpushare_sim::Scenario) -> Result<Vec<u32>, ConfigError> {
+    let at_least_one = |n: u32, at: gpushare_sim::scenario::DocPath| {
+        if n == 0 {
+            Err(ConfigError::at(at, "must be at least 1 (omit it for no limit)"))
+        } else {
+            Ok(n)
+        }
+    };
+    let n = scenario.functions.len();
+    match limit {
+        None => Ok(vec![u32::MAX; n]),
+        Some(MaxInstances::All(k)) => Ok(vec![at_least_one(*k, param_path("max_instances"))?; n]),
+        Some(MaxInstances::Each(map)) => {
+            for (name, &k) in map {
+                at_least_one(k, param_path("max_instances").key(name))?;
+                if !scenario.functions.iter().any(|f| &f.name == name) {
+                    return Err(ConfigError::at(
+                        param_path("max_instances").key(name),
+                        format!("no function `{name}` in the scenario"),
+                    ));
+                }
+            }
+            Ok(scenario
+                .functions
+                .iter()
+                .map(|f| map.get(&f.name).copied().unwrap_or(u32::MAX))
+                .collect())
+        }
+    }
+}
+
 impl<P: Placement> Pool<P> {
-    /// Checks the shared parameters and builds the pool for `functions` functions.
-    pub fn new(p: &PoolParams, placement: P, functions: usize) -> Result<Self, ConfigError> {
+    /// Checks the shared parameters and builds the pool for `scenario`'s functions.
+    pub fn new(p: &PoolParams, placement: P, scenario: &gpushare_sim::Scenario) -> Result<Self, ConfigError> {
+        let functions = scenario.functions.len();
+        let max_instances = instance_limits(p.max_instances.as_ref(), scenario)?;
         if p.keep_alive_s.is_nan() || p.keep_alive_s < 0.0 {
             return Err(ConfigError::at(
                 param_path("keep_alive_s"),
                 format!("must be ≥ 0 seconds (or inf), got {}", p.keep_alive_s),
-            ));
-        }
-        if p.max_instances == Some(0) {
-            return Err(ConfigError::at(
-                param_path("max_instances"),
-                "must be at least 1 (omit it for no limit)",
             ));
         }
         let fixed = p.keep_alive_s.is_finite().then(|| secs_to_ns(p.keep_alive_s));
@@ -270,7 +309,7 @@ impl<P: Placement> Pool<P> {
             placement,
             keep_alive,
             prewarm_keep: vec![None; functions],
-            max_instances: p.max_instances.unwrap_or(u32::MAX),
+            max_instances,
             max_queue: p.max_queue.unwrap_or(u64::MAX),
             evict_idle: p.evict_idle,
             prewarm: p.prewarm,
@@ -287,12 +326,12 @@ impl<P: Placement> Pool<P> {
     fn needs_instance(&self, ctx: &Ctx<'_>, func: FuncId) -> bool {
         !self.autoscaled
             && self.queues[func.ix()].len() > ctx.starting(func) as usize
-            && ctx.alive(func) < self.max_instances
+            && ctx.alive(func) < self.max_instances[func.ix()]
     }
 
     /// Starts one instance of `func` now (for autoscalers), evicting idle instances if allowed.
     pub fn start_now(&mut self, ctx: &mut Ctx<'_>, func: FuncId) -> bool {
-        ctx.alive(func) < self.max_instances && self.start(ctx, func)
+        ctx.alive(func) < self.max_instances[func.ix()] && self.start(ctx, func)
     }
 
     /// Invocations of `func` waiting in its queue.
@@ -311,14 +350,14 @@ impl<P: Placement> Pool<P> {
         if !self.prewarm {
             return;
         }
-        let per = if self.max_instances == u32::MAX {
-            1
-        } else {
-            self.max_instances
-        };
-        for _ in 0..per {
+        let per = |limit: u32| if limit == u32::MAX { 1 } else { limit };
+        let rounds = self.max_instances.iter().map(|&m| per(m)).max().unwrap_or(0);
+        // Round by round, so that functions share the room fairly.
+        for round in 0..rounds {
             for f in 0..self.queues.len() {
-                self.start_with(ctx, FuncId(f as u32), true);
+                if round < per(self.max_instances[f]) {
+                    self.start_with(ctx, FuncId(f as u32), true);
+                }
             }
         }
     }

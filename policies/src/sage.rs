@@ -212,7 +212,7 @@ impl Sage {
             pending: None,
             peak_per_gpu: 0,
         };
-        Ok(Box::new(Sage(Pool::new(&pool, placement, scenario.functions.len())?)))
+        Ok(Box::new(Sage(Pool::new(&pool, placement, scenario)?)))
     }
 }
 

@@ -47,7 +47,7 @@ impl Static {
         }
         pool.keep_alive_s = f64::INFINITY;
         pool.evict_idle = false;
-        let mut pool = Pool::new(&pool, WholeGpu, scenario.functions.len())?;
+        let mut pool = Pool::new(&pool, WholeGpu, scenario)?;
         pool.autoscaled = true;
         Ok(Box::new(Static {
             pool,

@@ -235,7 +235,7 @@ impl TimeSharing {
             })
             .collect();
         Ok(Box::new(TimeSharing {
-            pool: Pool::new(&pool, placement, scenario.functions.len())?,
+            pool: Pool::new(&pool, placement, scenario)?,
             exact: p.mode == Mode::Exact,
             slicing,
         }))

@@ -5,7 +5,8 @@
 //! with the layout fixed before the clock starts: every worker process exists from the start
 //! (no scaling, no cold starts inside the measured run). Per policy:
 //! - `exclusive`, `static`: one process (own CUDA context) per instance, each on a GPU of its
-//!   own (`max_instances` or `instances` per function, default 1);
+//!   own (`max_instances` or `instances` per function — a number, or a table by function —
+//!   default 1);
 //! - `time-sharing`: one process per instance, spread over the GPUs round robin; contexts on one
 //!   GPU time-slice as CUDA does by default;
 //! - `mps`, `fractional`: the same under a private MPS control daemon, each process with its
@@ -274,6 +275,17 @@ fn param_u32(s: &Scenario, key: &str) -> Option<u32> {
         .map(|v| v.max(1) as u32)
 }
 
+/// A per-function count: `key = n` for all, or `key = { function = n }` (`None` when absent for
+/// this function).
+fn per_function_u32(s: &Scenario, key: &str, func: u32) -> Option<u32> {
+    let v = s.policy.params.get(key)?;
+    let v = match v.as_table() {
+        Some(t) => t.get(&s.functions[func as usize].name)?,
+        None => v,
+    };
+    v.as_integer().map(|v| v.max(1) as u32)
+}
+
 fn param_f64(s: &Scenario, key: &str) -> Option<f64> {
     s.policy
         .params
@@ -302,19 +314,20 @@ pub fn layout(scenario: &Scenario, gpus: u32) -> Result<Layout, String> {
     };
     let mechanism = match policy.as_str() {
         "exclusive" | "static" => {
-            let per = param_u32(scenario, "instances")
-                .or_else(|| param_u32(scenario, "max_instances"))
-                .unwrap_or(1);
-            if per * n > gpus {
+            let per = |f: u32| {
+                param_u32(scenario, "instances")
+                    .or_else(|| per_function_u32(scenario, "max_instances", f))
+                    .unwrap_or(1)
+            };
+            let total: u32 = (0..n).map(per).sum();
+            if total > gpus {
                 return Err(format!(
-                    "`{policy}` gives every instance a GPU of its own: {} instances ({n} functions × {per}) need {} GPUs, {gpus} available",
-                    per * n,
-                    per * n
+                    "`{policy}` gives every instance a GPU of its own: {total} instances ({n} functions) need {total} GPUs, {gpus} available"
                 ));
             }
             let mut g = 0;
             for f in 0..n {
-                for _ in 0..per {
+                for _ in 0..per(f) {
                     add(g, vec![f], None, 1);
                     g += 1;
                 }
@@ -322,7 +335,6 @@ pub fn layout(scenario: &Scenario, gpus: u32) -> Result<Layout, String> {
             Mechanism::Exclusive
         }
         "time-sharing" | "mps" | "fractional" => {
-            let per = param_u32(scenario, "max_instances").unwrap_or(1);
             let default_pct = param_f64(scenario, "active_thread_percentage")
                 .unwrap_or(if policy == "fractional" { 12.5 } else { 100.0 });
             let caps = scenario.policy.params.get("caps").and_then(|v| v.as_table());
@@ -332,7 +344,7 @@ pub fn layout(scenario: &Scenario, gpus: u32) -> Result<Layout, String> {
                     .and_then(|c| c.get(&scenario.functions[f as usize].name))
                     .and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
                     .unwrap_or(default_pct);
-                for _ in 0..per {
+                for _ in 0..per_function_u32(scenario, "max_instances", f).unwrap_or(1) {
                     let mps = (policy != "time-sharing").then_some(pct);
                     add(k % gpus, vec![f], mps, 1);
                     k += 1;
@@ -351,8 +363,8 @@ pub fn layout(scenario: &Scenario, gpus: u32) -> Result<Layout, String> {
             Mechanism::KernelServer
         }
         "sage" => {
-            let lanes = param_u32(scenario, "max_instances").unwrap_or(1);
             for f in 0..n {
+                let lanes = per_function_u32(scenario, "max_instances", f).unwrap_or(1);
                 add(f % gpus, vec![f], None, lanes);
             }
             Mechanism::SharedContext

@@ -114,3 +114,58 @@ pub fn scenario(name: &str, text: &str) -> PathBuf {
     std::fs::write(&p, text).unwrap();
     p
 }
+
+/// Seeds every trend test runs: 1 to `SEEDS`.
+pub const SEEDS: u64 = 10;
+
+/// A figure over seeds 1…`SEEDS`, run in parallel (the result does not depend on the order):
+/// its mean and 95 % confidence interval (Student's t), and the values.
+pub fn over_seeds(figure: impl Fn(u64) -> f64 + Sync) -> Seeds {
+    use rayon::prelude::*;
+    let values: Vec<f64> = (1..=SEEDS).into_par_iter().map(&figure).collect();
+    let a = gpushare_reports::sweep::stats::aggregate(&values);
+    Seeds {
+        mean: a.mean,
+        low: a.ci95_low,
+        high: a.ci95_high,
+        values,
+    }
+}
+
+/// A figure's mean and 95 % interval over seeds.
+#[derive(Clone, Debug)]
+pub struct Seeds {
+    pub mean: f64,
+    pub low: f64,
+    pub high: f64,
+    pub values: Vec<f64>,
+}
+
+impl std::fmt::Display for Seeds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let half = (self.high - self.low) / 2.0;
+        write!(
+            f,
+            "{:.3} ± {:.3} (95 % CI, {} seeds)",
+            self.mean,
+            half,
+            self.values.len()
+        )
+    }
+}
+
+/// Simulates a scenario file with overrides (and `simulation.seed` = `seed`).
+pub fn simulate_with(file: &Path, sets: &[&str], seed: u64) -> Summary {
+    let mut src = ScenarioSource::load(file).unwrap_or_else(|e| panic!("{e}"));
+    for s in sets {
+        src.set(s).unwrap_or_else(|e| panic!("{e}"));
+    }
+    src.set(&format!("simulation.seed={seed}")).unwrap();
+    let scenario = src.parse().unwrap_or_else(|e| panic!("{e}"));
+    let policy = gpushare_policies::build(&scenario).unwrap_or_else(|e| panic!("{}", src.locate(e)));
+    Simulation::new(&scenario, policy, Box::new(NullSink))
+        .unwrap()
+        .run()
+        .unwrap()
+        .summary
+}

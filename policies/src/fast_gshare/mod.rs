@@ -358,7 +358,7 @@ impl FastGShare {
             limits,
             pending_limit: 1.0,
         };
-        let mut pool = Pool::new(&pool, placement, scenario.functions.len())?;
+        let mut pool = Pool::new(&pool, placement, scenario)?;
         let scaler = if p.autoscale {
             pool.autoscaled = true;
             let mut cells = Vec::new();
@@ -403,6 +403,9 @@ impl Policy for FastGShare {
     }
     fn sharing(&self) -> Box<dyn Sharing> {
         Box::new(manager::FastManager::with_limits(self.pool.placement.limits.clone()))
+    }
+    fn on_start(&mut self, ctx: &mut Ctx<'_>) {
+        self.pool.start_prewarmed(ctx);
     }
     fn on_arrival(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
         if let Some(sc) = self.scaler.as_mut() {
