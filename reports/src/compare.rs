@@ -45,8 +45,9 @@ pub fn markdown(runs: &[(String, Summary)]) -> String {
     if let Some((_, s)) = runs.first() {
         let _ = writeln!(
             out,
-            "\nThroughput, latencies and cold starts count completions after the {} s warm-up; \
-             completed, rejected, failed and unfinished count the whole {} s run.",
+            "\nThroughput counts completions that end after the {} s warm-up; latencies and cold \
+             starts, requests that arrived after it; completed, rejected, failed and unfinished, \
+             the whole {} s run.",
             s.warmup_s, s.horizon_s
         );
     }
