@@ -27,7 +27,7 @@ for k in 1 10 40; do
     valgrind --tool=callgrind --callgrind-out-file="$out/cg" "$bin" run scenarios/bench/mps_colocation.toml \
       --no-invocations --out "$out/cgrun" --set simulation.horizon_s=5 "${sets[@]}" >"$out/cg.txt" 2>/dev/null
     done_n=$(grep -oE '= [0-9]+ completed' "$out/cg.txt" | awk '{print $2}')
-    instr=$(callgrind_annotate --inclusive=yes "$out/cg" 2>/dev/null | grep 'engine::Simulation::run$' | head -1 | awk '{gsub(",", "", $1); print $1}')
+    instr=$(callgrind_annotate --inclusive=yes "$out/cg" 2>/dev/null | grep -E 'engine::Simulation::run( \[|$)' | head -1 | awk '{gsub(",", "", $1); print $1}')
     per=$(awk -v i="$instr" -v n="$done_n" 'BEGIN { printf "%.0f", i / n }')
   fi
   echo "k = $k clients per GPU: median ${median} M invocations/s over $runs runs; ${per:-n/a} instructions per completion"

@@ -208,3 +208,35 @@ fn default_mps_shares_gpus_as_a_deployment_does() {
     assert!(mps.cold_starts == 0 && exclusive.cold_starts > 0);
     assert!(mps.latency_s.end_to_end.p50 < exclusive.latency_s.end_to_end.p50);
 }
+
+#[test]
+fn a_kernel_gets_its_cap_back_when_an_oversubscription_ends() {
+    // Two clients at 100 % active threads on one GPU, each kernel using every SM (no DRAM, so no
+    // queueing): while both run, the caps do not fit and each gets half the SMs; when the 100 ms
+    // kernel ends (at 200 ms, half its speed), the 1 s kernel has done 100 ms of its work and
+    // runs the remaining 900 ms at full speed: it ends at 1.1 s (2.0 s if it kept its half).
+    let dir = common::temp_dir("mps-rebound");
+    std::fs::write(dir.join("w.csv"), "time,func\n0,long\n0,short\n").unwrap();
+    let function = |name: &str, ms: u32| {
+        format!(
+            "[[functions]]\nname = \"{name}\"\n[functions.profile]\nreference_gpu = \"a100-80gb\"\n\
+             weights_mib = 0.0\nactivation_mib = 100.0\ncontainer_start_s = 0.0\nframework_init_s = 0.0\n\
+             phases = [{{ kind = \"kernel\", solo_ms = {ms}.0, sm_pct = 100, dram_pct = 0 }}]\n"
+        )
+    };
+    let text = format!(
+        "[simulation]\nhorizon_s = 10.0\n[cluster]\nnodes = 1\ngpus_per_node = 1\ngpu = \"a100-80gb\"\n{}{}\
+         [workload]\nkind = \"csv\"\npath = \"w.csv\"\n[policy]\nname = \"mps\"\nactive_thread_percentage = 100\nprewarm = true\n",
+        function("long", 1000),
+        function("short", 100)
+    );
+    let s = common::simulate_file(&dir.join("s.toml"), &text);
+    assert_eq!(s.counts.completed, 2);
+    let (mean, long) = (s.latency_s.execution.mean, s.latency_s.execution.max);
+    assert!((long - 1.1).abs() < 1e-6, "long kernel: {long} s");
+    assert!(
+        (2.0 * mean - long - 0.2).abs() < 1e-6,
+        "short kernel: {} s",
+        2.0 * mean - long
+    );
+}

@@ -179,6 +179,12 @@ pub trait KernelState {
     fn rate_mut(&mut self) -> &mut f64;
     /// Where [`solve`] keeps its bandwidth ask between its two passes.
     fn ask_mut(&mut self) -> &mut f64;
+    /// Its compute-bound rate: time share × [`compute_rate`] at its grant. Implementors may
+    /// keep it between solves while grant and time share stay the same (most phases keep both
+    /// for their whole life), which spares the division at every recomputation.
+    fn compute_bound(&mut self) -> f64 {
+        self.time_share() * compute_rate(self.demand(), self.grant())
+    }
 }
 
 /// One kernel on its own (tests, and callers without phases).
@@ -252,7 +258,7 @@ pub fn solve<K: KernelState>(
     coefficients: Coefficients,
     concurrent: bool,
     scratch: &mut Scratch,
-    mut done: impl FnMut(&mut K),
+    done: impl FnMut(&mut K),
 ) -> Usage {
     let part = load.share;
     let total_ws = if concurrent { load.working_sets_mib } else { 0.0 };
@@ -262,9 +268,9 @@ pub fn solve<K: KernelState>(
     let mut asked = 0.0;
     let mut any_capped = false;
     for k in kernels.iter_mut().filter(|k| member(k)) {
+        let rc = k.compute_bound();
         let d = k.demand();
         let (dram, ws) = (d.dram, d.l2_mib);
-        let rc = k.time_share() * compute_rate(d, k.grant());
         *k.rate_mut() = rc;
         let mut ask = rc * dram;
         if cache {
@@ -293,25 +299,58 @@ pub fn solve<K: KernelState>(
     } else {
         asked
     };
-    let queueing = concurrent && coefficients.dram_queueing > 0.0;
-    let inv_bandwidth = 1.0 / part.bandwidth;
-    let kappa = coefficients.dram_queueing;
+    let settle = Settle {
+        level: level_or_max,
+        granted_total,
+        inv_bandwidth: 1.0 / part.bandwidth,
+        kappa: coefficients.dram_queueing,
+        queueing: concurrent && coefficients.dram_queueing > 0.0,
+        cache,
+    };
+    // Without a bandwidth cap every kernel gets what it asks: that pass is compiled apart.
+    if any_capped {
+        settle_rates::<K, true>(kernels, member, &settle, done)
+    } else {
+        settle_rates::<K, false>(kernels, member, &settle, done)
+    }
+}
+
+/// What [`settle_rates`] needs of [`solve`]'s first passes.
+struct Settle {
+    /// The max-min fair bandwidth level (infinite when the asks fit).
+    level: f64,
+    /// Σ bandwidth granted.
+    granted_total: f64,
+    inv_bandwidth: f64,
+    kappa: f64,
+    queueing: bool,
+    cache: bool,
+}
+
+/// [`solve`]'s last pass: each kernel's rate from its grant of bandwidth and the queueing its
+/// neighbours cause; `CAPPED` false when every ask is met.
+fn settle_rates<K: KernelState, const CAPPED: bool>(
+    kernels: &mut [K],
+    member: impl Fn(&K) -> bool,
+    s: &Settle,
+    mut done: impl FnMut(&mut K),
+) -> Usage {
     let mut usage = Usage::default();
     for k in kernels.iter_mut().filter(|k| member(k)) {
         let ask = *k.ask_mut();
-        let got = if ask > level_or_max { level_or_max } else { ask };
+        let got = if CAPPED && ask > s.level { s.level } else { ask };
         let (footprint, dram) = (k.demand().footprint, k.demand().dram);
         let rate = k.rate_mut();
-        let mut factor = if got < ask { got / ask } else { 1.0 };
-        if queueing && ask > 0.0 {
+        let mut factor = if CAPPED && got < ask { got / ask } else { 1.0 };
+        if s.queueing && ask > 0.0 {
             // Sensitivity σ = min(1, m·φ) (`ask / rate` with cache inflation), the neighbours'
             // load ρ = their share of the bandwidth.
-            let sigma = if cache { ask / *rate } else { dram };
+            let sigma = if s.cache { ask / *rate } else { dram };
             let sigma = if sigma < 1.0 { sigma } else { 1.0 };
-            let rho = (granted_total - got) * inv_bandwidth;
+            let rho = (s.granted_total - got) * s.inv_bandwidth;
             let rho = if rho < 1.0 { rho } else { 1.0 };
             let rho = if rho > 0.0 { rho } else { 0.0 };
-            let q = 1.0 / (1.0 + kappa * sigma * rho);
+            let q = 1.0 / (1.0 + s.kappa * sigma * rho);
             if q < factor {
                 factor = q;
             }

@@ -79,6 +79,7 @@ pub trait Sharing {
 
     /// True when kernels of different contexts run at the same time (and so share L2 and slow
     /// each other through memory queueing); false for disciplines whose contexts take turns.
+    /// Read once, when the run starts.
     fn concurrent(&self) -> bool {
         true
     }
@@ -87,7 +88,8 @@ pub trait Sharing {
     /// each kernel its bound — its instance's SM cap or the most SMs it can use
     /// ([`ActivePhase::sm_max`]), whichever is smaller, at its instance's time quota — and
     /// divides the SMs otherwise. The engine then sets the bounds itself and calls
-    /// `assign_shares` only when they do not fit (which keeps busy GPUs cheap).
+    /// `assign_shares` only when they do not fit (which keeps busy GPUs cheap). Read once, when
+    /// the run starts.
     fn shares_are_bounds(&self) -> bool {
         false
     }
@@ -146,7 +148,7 @@ pub struct EqualShare;
 
 impl Sharing for EqualShare {
     fn assign_shares(&mut self, _gpu: GpuId, _now: Nanos, phases: &mut [ActivePhase]) -> Option<Nanos> {
-        fair_shares(phases, |p| if p.sm_cap < p.demand.hi { p.sm_cap } else { p.demand.hi });
+        fair_shares(phases, ActivePhase::bound);
         None
     }
     fn shares_are_bounds(&self) -> bool {
@@ -164,7 +166,7 @@ pub struct CappedShares;
 impl Sharing for CappedShares {
     fn assign_shares(&mut self, _gpu: GpuId, _now: Nanos, phases: &mut [ActivePhase]) -> Option<Nanos> {
         // A phase's time share is its instance's quota from the moment it starts.
-        fair_shares(phases, |p| if p.sm_cap < p.demand.hi { p.sm_cap } else { p.demand.hi });
+        fair_shares(phases, ActivePhase::bound);
         None
     }
     fn shares_are_bounds(&self) -> bool {

@@ -164,7 +164,7 @@ impl Ctx<'_> {
             .phases
             .iter()
             .filter(|p| p.inst == inst)
-            .map(|p| p.busy)
+            .map(ActivePhase::kernel_busy)
             .sum();
         self.w.instances[inst.ix()].kernel_busy_ns + running
     }
@@ -189,6 +189,7 @@ impl Ctx<'_> {
         for p in g.phases.iter_mut().filter(|p| p.inst == inst) {
             p.sm_cap = cap;
         }
+        g.rebound = true;
         w.mark_dirty(gpu);
     }
 

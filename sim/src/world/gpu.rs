@@ -13,7 +13,8 @@ impl ActivePhase {
         if dt > 0 {
             // Through i64: one instruction to convert where u64 takes several.
             self.remaining -= self.rate * (dt as i64) as f64;
-            if self.rate > 0.0 && self.kind == PhaseKind::Kernel {
+            // Copies count it too, but only kernels' is read (`kernel_busy`).
+            if self.rate > 0.0 {
                 self.busy += dt;
             }
             self.anchor = now;
@@ -75,7 +76,7 @@ impl World {
                 let mut p = phases.swap_remove(i);
                 p.advance_to(now);
                 done_phases.push(p.inst);
-                self.instances[p.inst.ix()].kernel_busy_ns += p.busy;
+                self.instances[p.inst.ix()].kernel_busy_ns += p.kernel_busy();
             } else {
                 i += 1;
             }
@@ -156,8 +157,7 @@ impl World {
     fn set_rates(&mut self, gpu: GpuId) -> Result<(Nanos, Option<Nanos>), String> {
         let g = &mut self.gpus[gpu.ix()];
         let dev = &self.devices[g.device];
-        let concurrent = self.sharing.concurrent();
-        let bounds = self.sharing.shares_are_bounds();
+        let (concurrent, bounds) = (self.concurrent, self.shares_are_bounds);
         let (mut h2d, mut d2h, mut granted, mut partitions, mut kernels) = (0u32, 0u32, 0.0, 0u64, 0u32);
         // The sums over every kernel: one partition's, without MIG.
         let mut whole = contention::PartitionLoad {
@@ -165,15 +165,16 @@ impl World {
             working_sets_mib: 0.0,
         };
         let now = self.now;
+        let rebound = bounds && g.rebound;
         for p in &mut g.phases {
             // Up to now at the old rate, before the new one is set.
             p.advance_to(now);
             match p.kind {
                 PhaseKind::Kernel => {
-                    if bounds {
-                        // What the discipline gives while the bounds fit (see `Sharing`).
-                        let b = if p.sm_cap < p.demand.hi { p.sm_cap } else { p.demand.hi };
-                        p.share = if b < 1.0 { b } else { 1.0 };
+                    if rebound {
+                        // What the discipline gives while the bounds fit (see `Sharing`); new
+                        // phases start with it.
+                        p.share = p.bound();
                         p.time_share = p.time_quota;
                     }
                     whole.working_sets_mib += p.demand.l2_mib;
@@ -186,7 +187,9 @@ impl World {
             }
         }
         let mut recheck = None;
+        g.rebound = false;
         if !bounds || granted > 1.0 + 1e-9 {
+            g.rebound = bounds;
             recheck = self.sharing.assign_shares(gpu, now, &mut g.phases);
             granted = g
                 .phases
@@ -207,7 +210,8 @@ impl World {
         let mut earliest = |p: &mut ActivePhase| {
             p.eta = Nanos::MAX;
             if p.rate > 0.0 {
-                let t = ceil_ns(p.remaining.max(0.0) / p.rate);
+                let left = if p.remaining > 0.0 { p.remaining } else { 0.0 };
+                let t = ceil_ns(left / p.rate);
                 p.eta = now + t;
                 if t < next {
                     next = t;
@@ -235,13 +239,17 @@ impl World {
                 .share;
             // One partition (no MIG): every kernel, the sums of the counting pass. Kernels
             // without a time share ask for nothing and state no working set that matters.
-            let usage = contention::solve(
-                &mut g.phases,
-                ActivePhase::is_kernel,
-                whole,
+            let model = Model {
                 l2,
                 coefficients,
                 concurrent,
+            };
+            let only_kernels = h2d + d2h == 0;
+            let usage = solve_whole(
+                &mut g.phases,
+                only_kernels,
+                whole,
+                model,
                 &mut self.solver,
                 &mut earliest,
             );
@@ -283,6 +291,41 @@ impl World {
     }
 }
 
+/// The device's side of a solve: its L2, its coefficients, and whether contexts run at once.
+#[derive(Clone, Copy)]
+struct Model {
+    l2: f64,
+    coefficients: contention::Coefficients,
+    concurrent: bool,
+}
+
+/// Solves the kernels of a GPU that is one partition; `only_kernels` when no copy runs, so that
+/// the model's passes need not tell the kinds of phase apart.
+fn solve_whole(
+    phases: &mut [ActivePhase],
+    only_kernels: bool,
+    load: contention::PartitionLoad,
+    m: Model,
+    solver: &mut contention::Scratch,
+    earliest: impl FnMut(&mut ActivePhase),
+) -> contention::Usage {
+    let (l2, c, concurrent) = (m.l2, m.coefficients, m.concurrent);
+    if only_kernels {
+        contention::solve(phases, |_| true, load, l2, c, concurrent, solver, earliest)
+    } else {
+        contention::solve(
+            phases,
+            ActivePhase::is_kernel,
+            load,
+            l2,
+            c,
+            concurrent,
+            solver,
+            earliest,
+        )
+    }
+}
+
 /// The engine's own check of the model: a partition's SMs in use within its grants, its DRAM
 /// traffic within its bandwidth.
 fn check_usage(
@@ -321,7 +364,9 @@ fn partition_load(phases: &[ActivePhase], member: &impl Fn(&ActivePhase) -> bool
 /// `x` ns (non-negative) rounded up, without the library call `f64::ceil` makes; beyond 2⁶²
 /// ns (146 years), never.
 fn ceil_ns(x: f64) -> Nanos {
-    if x.is_nan() || x >= 4.6e18 {
+    // One comparison for NaN and too large (hence the negation).
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
+    if !(x < 4.6e18) {
         return Nanos::MAX;
     }
     // SAFETY: 0 ≤ x < 2⁶² (NaN and larger values returned above), so it fits an i64: the
@@ -345,5 +390,14 @@ impl contention::KernelState for ActivePhase {
     }
     fn ask_mut(&mut self) -> &mut f64 {
         &mut self.ask
+    }
+    fn compute_bound(&mut self) -> f64 {
+        // Bitwise equality (integer compares, cheaper than floating ones): the cache holds
+        // exactly what the model would compute.
+        if self.share.to_bits() != self.rc_for.0.to_bits() || self.time_share.to_bits() != self.rc_for.1.to_bits() {
+            self.rc_for = (self.share, self.time_share);
+            self.rc = self.time_share * contention::compute_rate(&self.demand, self.share);
+        }
+        self.rc
     }
 }

@@ -302,6 +302,7 @@ impl World {
                     if work > 0 {
                         // The other phases are brought up to date when their GPU is next
                         // recomputed (at this same instant).
+                        let bounds = self.shares_are_bounds;
                         let g = &mut self.gpus[gpu.ix()];
                         g.phases.push(ActivePhase {
                             inst,
@@ -310,6 +311,8 @@ impl World {
                             partition,
                             sm_cap,
                             time_quota,
+                            // Its bound where shares are bounds (it is then reset only when the
+                            // discipline divided the SMs), else the discipline's to set.
                             share: 0.0,
                             // Disciplines that take turns set it; the others keep the quota.
                             time_share: time_quota,
@@ -318,9 +321,15 @@ impl World {
                             anchor: self.now,
                             eta: Nanos::MAX,
                             ask: 0.0,
+                            rc: 0.0,
+                            rc_for: (f64::NAN, f64::NAN),
                             busy: 0,
                             started: self.now,
                         });
+                        if bounds {
+                            let p = g.phases.last_mut().expect("just pushed");
+                            p.share = p.bound();
+                        }
                         self.mark_dirty(gpu);
                         return false;
                     }

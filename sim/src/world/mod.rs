@@ -62,6 +62,9 @@ pub struct ActivePhase {
     eta: Nanos,
     /// The contention model's bandwidth ask (kept here between its passes).
     ask: f64,
+    /// Its compute-bound rate and the (share, time share) it was computed for (NaN: never).
+    rc: f64,
+    rc_for: (f64, f64),
     /// Time this phase ran as of `anchor` (kernels only), added to its instance when it ends.
     busy: u64,
     /// When it started (for the timeline).
@@ -72,6 +75,20 @@ impl ActivePhase {
     /// True for kernel phases (the ones that use SMs).
     pub fn is_kernel(&self) -> bool {
         self.kind == PhaseKind::Kernel
+    }
+    /// The SMs a discipline whose shares are bounds gives it ([`Sharing::shares_are_bounds`]):
+    /// its cap or the most it can use, whichever is smaller.
+    pub fn bound(&self) -> f64 {
+        let b = if self.sm_cap < self.demand.hi {
+            self.sm_cap
+        } else {
+            self.demand.hi
+        };
+        if b < 1.0 { b } else { 1.0 }
+    }
+    /// Time it has run (rate above zero) as of its last update, if it is a kernel.
+    fn kernel_busy(&self) -> u64 {
+        if self.is_kernel() { self.busy } else { 0 }
     }
     /// Current progress rate relative to running alone.
     pub fn rate(&self) -> f64 {
@@ -119,6 +136,9 @@ pub struct Gpu {
     generation: u32,
     last_update: Nanos,
     dirty: bool,
+    /// Some phase's share may differ from its bound (the discipline divided the SMs, or a cap
+    /// changed): with a discipline whose shares are bounds, the next recomputation resets them.
+    rebound: bool,
     /// Time with at least one kernel active, and ∫ SMs used dt, over the whole run.
     pub(crate) busy_ns: u64,
     pub(crate) sm_used_ns: f64,
@@ -317,6 +337,9 @@ pub struct World {
     solver: contention::Scratch,
 
     sharing: Box<dyn Sharing>,
+    /// `sharing.shares_are_bounds()` and `sharing.concurrent()`, read once.
+    shares_are_bounds: bool,
+    concurrent: bool,
     pub(crate) metrics: Metrics,
     pub(crate) sink: Box<dyn RecordSink>,
     /// `sink.wants_records()`, read once.
@@ -370,6 +393,7 @@ impl World {
                 generation: 0,
                 last_update: 0,
                 dirty: false,
+                rebound: false,
                 busy_ns: 0,
                 sm_used_ns: 0.0,
                 sm_used_now: 0.0,
@@ -401,6 +425,8 @@ impl World {
             scratch: Vec::new(),
             solver: contention::Scratch::default(),
 
+            shares_are_bounds: sharing.shares_are_bounds(),
+            concurrent: sharing.concurrent(),
             sharing,
             metrics,
             records: sink.wants_records(),
