@@ -50,13 +50,9 @@ pub(crate) struct FidelityArgs {
     check: bool,
 }
 
-fn input(e: String) -> Failure {
-    Failure::Input(e)
-}
-
 fn pool(jobs: Option<usize>) -> Result<rayon::ThreadPool, Failure> {
     if jobs == Some(0) {
-        return Err(input("--jobs 0: expected at least 1".into()));
+        return Err(Failure::Input("--jobs 0: expected at least 1".into()));
     }
     rayon::ThreadPoolBuilder::new()
         .num_threads(jobs.unwrap_or(0).min(256))
@@ -75,8 +71,8 @@ fn root_of(dataset: &Path) -> PathBuf {
 }
 
 pub(crate) fn fit(args: FitArgs) -> Result<(), Failure> {
-    let data = Dataset::load(&args.data.dataset).map_err(input)?;
-    let model = Model::load(&args.data.workloads, gpushare_sim::fitted::committed().clone()).map_err(input)?;
+    let data = Dataset::load(&args.data.dataset).map_err(Failure::Input)?;
+    let model = Model::load(&args.data.workloads, gpushare_sim::fitted::committed().clone()).map_err(Failure::Input)?;
     let root = root_of(&args.data.dataset);
     let calibration = data.calibration();
     let fitted = pool(args.data.jobs)?
@@ -84,9 +80,7 @@ pub(crate) fn fit(args: FitArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::Run(anyhow::anyhow!(e)))?;
     let text = fidelity::fit::to_toml(&fitted);
     if args.check {
-        let committed =
-            std::fs::read_to_string(&args.out).map_err(|e| input(format!("{}: {e}", args.out.display())))?;
-        let committed = Fitted::parse(&committed).map_err(|e| input(format!("{}: {e}", args.out.display())))?;
+        let committed = Fitted::load(&args.out).map_err(Failure::Input)?;
         let diffs = fidelity::fit::differences(&committed, &fitted, 1e-3);
         if !diffs.is_empty() {
             return Err(Failure::Run(anyhow::anyhow!(
@@ -114,33 +108,25 @@ pub(crate) fn fit(args: FitArgs) -> Result<(), Failure> {
 }
 
 pub(crate) fn fidelity(args: FidelityArgs) -> Result<(), Failure> {
-    let data = Dataset::load(&args.data.dataset).map_err(input)?;
+    let data = Dataset::load(&args.data.dataset).map_err(Failure::Input)?;
     let fitted = match &args.fitted {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| input(format!("{}: {e}", p.display())))?;
-            Fitted::parse(&text).map_err(|e| input(format!("{}: {e}", p.display())))?
-        }
+        Some(p) => Fitted::load(p).map_err(Failure::Input)?,
         None => gpushare_sim::fitted::committed().clone(),
     };
-    let model = Model::load(&args.data.workloads, fitted).map_err(input)?;
+    let model = Model::load(&args.data.workloads, fitted).map_err(Failure::Input)?;
     let root = root_of(&args.data.dataset);
     let preds = pool(args.data.jobs)?.install(|| fidelity::predict(&data.rows, &model, &root));
-    let report = fidelity::report::markdown(&preds);
     if args.check {
         let path = args.out.join("report.csv");
-        let committed = std::fs::read_to_string(&path).map_err(|e| input(format!("{}: {e}", path.display())))?;
-        let line = fidelity::report::check(&preds, &committed).map_err(|e| Failure::Run(anyhow::anyhow!(e)))?;
+        let committed =
+            std::fs::read_to_string(&path).map_err(|e| Failure::Input(format!("{}: {e}", path.display())))?;
+        let line = fidelity::report::check(&preds, &committed)
+            .map_err(|e| Failure::Run(anyhow::anyhow!("{}: {e}", path.display())))?;
         println!("fidelity: {line}");
         return Ok(());
     }
     let written = fidelity::report::write(&preds, &args.out).map_err(|e| Failure::Run(anyhow::anyhow!(e)))?;
-    let summary = report
-        .split("## Summary")
-        .nth(1)
-        .and_then(|s| s.split("\n## ").next())
-        .unwrap_or("")
-        .trim();
-    println!("{summary}\n");
+    println!("{}", fidelity::report::summary(&preds));
     for w in written {
         println!("wrote {}", w.display());
     }

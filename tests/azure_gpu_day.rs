@@ -6,23 +6,17 @@
 
 mod common;
 
-use gpushare_sim::ScenarioSource;
-
 #[test]
 fn sharing_policies_keep_many_functions_warm_on_few_gpus() {
     let run_seed = |policy: &str, seed: u64| {
-        let mut src = ScenarioSource::load(&common::repo_root().join("scenarios/azure_gpu_day.toml")).unwrap();
-        src.set(&format!("simulation.seed={seed}")).unwrap();
-        for set in [
+        let sets = [
             "simulation.horizon_s=3600",
             "simulation.warmup_s=600",
             "workload.start_minute=780",
             "workload.minutes=60",
             &format!("policy={policy}"),
-        ] {
-            src.set(set).unwrap();
-        }
-        let s = common::simulate_scenario(&src.parse().unwrap_or_else(|e| panic!("{e}")));
+        ];
+        let s = common::simulate_with(&common::repo_root().join("scenarios/azure_gpu_day.toml"), &sets, seed);
         assert_eq!(
             s.counts.arrivals,
             s.counts.completed + s.counts.rejected + s.counts.failed + s.counts.unfinished

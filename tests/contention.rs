@@ -133,3 +133,24 @@ proptest! {
         prop_assert!(g.sm_occupancy <= g.utilisation + 1e-9, "{g:?}");
     }
 }
+
+#[test]
+fn mig_clients_cannot_take_more_slices_than_the_gpu_has() {
+    // Four 2g slices need 8 compute slices; an A100 has 7. The closed loop refuses the layout
+    // (before, it ran it, with the four partitions' bandwidth adding up to the GPU's).
+    let a100 = builtin_device("a100-40gb").unwrap();
+    let client = |slice: &str| Client {
+        slice: Some(slice.to_string()),
+        ..Client::whole(
+            profile("a100-40gb", KernelPhase::new(5.0, 50.0, 50.0), 0.0),
+            a100.clone(),
+        )
+    };
+    let three: Vec<Client> = (0..3).map(|_| client("2g.10gb")).collect();
+    assert!(closed_loop::run(&a100, &three, Mechanism::Mig, 20).is_ok());
+    let four: Vec<Client> = (0..4).map(|_| client("2g.10gb")).collect();
+    let err = closed_loop::run(&a100, &four, Mechanism::Mig, 20)
+        .err()
+        .expect("refused");
+    assert!(err.contains("7 compute and 8 memory slices"), "{err}");
+}

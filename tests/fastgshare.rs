@@ -23,12 +23,7 @@ fn run_seed(file: &str, policy: Option<&str>, seed: u64) -> Summary {
         sc.policy.params.remove("configs");
         sc.policy.params.remove("autoscale");
     }
-    let policy = gpushare_policies::build(&sc).unwrap_or_else(|e| panic!("{e:?}"));
-    Simulation::new(&sc, policy, Box::new(gpushare_sim::record::NullSink))
-        .unwrap()
-        .run()
-        .unwrap()
-        .summary
+    common::simulate_scenario(&sc)
 }
 
 #[test]

@@ -2,16 +2,17 @@
 //! catalog graphs against the paper's KaaS column. Print the figures with
 //! `cargo test --release --test kaas -- --nocapture`.
 //!
-//! The warm-latency test is a calibration check (the graphs' dispatch cost is built from the
-//! KaaS column's GPU times); the contention trends are a validation of direction (nothing is
+//! The warm-latency test is a weak validation: nothing is fitted to the KaaS end-to-end latencies
+//! it checks (rows `kaas-03/06/09/12` of `validation/measurements.csv`), but the graphs' dispatch
+//! cost is built from the same table's KaaS GPU times, so it checks that the published columns add
+//! up as the model composes them rather than any sharing behaviour; the contention trends are a validation of direction (nothing is
 //! fitted to them; the offered load and GPU count are the scenario's, as the paper does not
 //! state them). Every figure is a mean over 10 seeds with its 95 % confidence interval, and a
 //! trend holds only when the intervals clear it.
 
 mod common;
 
-use gpushare_sim::scenario::PolicySpec;
-use gpushare_sim::{ScenarioSource, Summary};
+use gpushare_sim::Summary;
 
 /// The four workloads with the total offered load of the scenario (twice KaaS's capacity).
 const WORKLOADS: [(&str, f64); 4] = [
@@ -32,22 +33,15 @@ fn run(profile: &str, rate: f64, clients: u32, policy: &str, extra: &[&str]) -> 
 }
 
 fn run_seed(profile: &str, rate: f64, clients: u32, policy: &str, extra: &[&str], seed: u64) -> Summary {
-    let mut src = ScenarioSource::load(&common::repo_root().join("scenarios/kaas_contention.toml")).unwrap();
-    src.set(&format!("simulation.seed={seed}")).unwrap();
-    src.set(&format!("functions[0].profile=\"{profile}\"")).unwrap();
-    src.set(&format!("functions[0].rate_per_s={rate}")).unwrap();
-    src.set(&format!("functions[0].count={clients}")).unwrap();
-    for e in extra {
-        src.set(e).unwrap();
-    }
-    let mut sc = src.parse().unwrap_or_else(|e| panic!("{e}"));
-    let mut table: toml::Table = toml::from_str(&format!("p = {policy}")).unwrap();
-    let toml::Value::Table(mut params) = table.remove("p").unwrap() else {
-        panic!()
-    };
-    let name = params.remove("name").unwrap().as_str().unwrap().to_string();
-    sc.policy = PolicySpec { name, params };
-    common::simulate_scenario(&sc)
+    let mut sets = vec![
+        format!("functions[0].profile=\"{profile}\""),
+        format!("functions[0].rate_per_s={rate}"),
+        format!("functions[0].count={clients}"),
+    ];
+    sets.extend(extra.iter().map(|e| e.to_string()));
+    sets.push(format!("policy={policy}"));
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+    common::simulate_with(&common::repo_root().join("scenarios/kaas_contention.toml"), &sets, seed)
 }
 
 /// Completions per second in the measured window (whenever the requests arrived: a thrashing

@@ -22,13 +22,7 @@ fn throughput(policy: &str, profile: &str, clients: u32) -> f64 {
     if policy == "time-sharing" {
         sc.policy.params.remove("max_sm_sum");
     }
-    let p = gpushare_policies::build(&sc).unwrap();
-    let s = gpushare_sim::Simulation::new(&sc, p, Box::new(gpushare_sim::record::NullSink))
-        .unwrap()
-        .run()
-        .unwrap()
-        .summary;
-    s.throughput_per_s
+    common::simulate_scenario(&sc).throughput_per_s
 }
 
 #[test]
@@ -60,7 +54,7 @@ fn mps_helps_low_occupancy_kernels_only() {
     // Time slicing: contexts take turns, so two or more do one client's work less the switches:
     // slice / (slice + switch) of it, the device's fitted cost (validation/fitted.toml). Before
     // the switch cost was fitted (50 µs assumed) this was "within 15 % of one client"; the fitted
-    // 417 µs per 2 ms slice makes it an 18 % loss, which the model must show exactly.
+    // 417 µs per 2 ms slice makes it a 17 % loss, which the model must show exactly.
     let dev = gpushare_sim::device::builtin_device("a100-80gb").unwrap();
     let efficiency = dev.time_slice_ms * 1e3 / (dev.time_slice_ms * 1e3 + dev.context_switch_us);
     for (name, t) in [("low ts", &low_ts), ("gemm ts", &gemm_ts)] {

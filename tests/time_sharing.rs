@@ -9,12 +9,12 @@ use gpushare_sim::{ScenarioSource, Simulation, Summary};
 use std::cell::RefCell;
 use std::rc::Rc;
 
-/// `n` functions of one kernel that fills the GPU (100 % SM) of `work_ms` each, on one GPU, time-shared.
-fn scenario(n: usize, work_ms: f64, workload: &str, mode: &str, horizon_s: f64) -> String {
+/// `n` functions of one kernel that fills the GPU (100 % SM) of `solo_ms` each, on one GPU, time-shared.
+fn scenario(n: usize, solo_ms: f64, workload: &str, mode: &str, horizon_s: f64) -> String {
     let mut t = format!(
         "[simulation]\nseed = 5\nhorizon_s = {horizon_s}\nwarmup_s = 10.0\n[gpu_types.g]\nbase = \"a100-80gb\"\ncontext_create_s = 0.0\n\
          [cluster]\nnodes = 1\ngpus_per_node = 1\ngpu = \"g\"\n[profiles.k]\nreference_gpu = \"g\"\nweights_mib = 0.0\nactivation_mib = 100.0\n\
-         container_start_s = 0.0\nframework_init_s = 0.0\nphases = [{{ kind = \"kernel\", solo_ms = {work_ms}, sm_pct = 100, dram_pct = 0 }}]\n"
+         container_start_s = 0.0\nframework_init_s = 0.0\nphases = [{{ kind = \"kernel\", solo_ms = {solo_ms}, sm_pct = 100, dram_pct = 0 }}]\n"
     );
     for i in 0..n {
         t.push_str(&format!("[[functions]]\nname = \"f{i}\"\nprofile = \"k\"\n"));

@@ -7,7 +7,7 @@
 //! The engine, the contention model and the mechanism's own discipline do the work: nothing here
 //! computes a rate by formula.
 
-use crate::mig::{Isolated, MigProfile, profiles_for};
+use crate::mig::{Isolated, SliceBudget, find_profile, profiles_for};
 use crate::time_sharing::TimeSlice;
 use gpushare_sim::device::DeviceSpec;
 use gpushare_sim::policy::{CappedShares, Ctx, InstanceSpec, Partition, Policy, Sharing};
@@ -86,13 +86,18 @@ pub fn run(
     mechanism: Mechanism,
     requests: u32,
 ) -> Result<Measurement, String> {
-    let slowest = clients
+    let solo = solo_times(device, clients);
+    let slowest = solo.iter().copied().max().unwrap_or(1) as f64;
+    let window = (slowest * clients.len() as f64 * f64::from(requests.max(1))).max(1e6) as Nanos;
+    run_measured(device, clients, &solo, mechanism, window)
+}
+
+/// Each client's execution time alone on `device` (at least 1 ns).
+fn solo_times(device: &DeviceSpec, clients: &[Client]) -> Vec<Nanos> {
+    clients
         .iter()
         .map(|c| c.profile.compile(&c.reference, device, 2.0).solo_exec.max(1))
-        .max()
-        .unwrap_or(1) as f64;
-    let window = (slowest * clients.len() as f64 * f64::from(requests.max(1))).max(1e6) as Nanos;
-    run_window(device, clients, mechanism, window)
+        .collect()
 }
 
 /// Runs `clients` on one `device` under `mechanism`, measuring over `window` ns after a warm-up
@@ -103,16 +108,23 @@ pub fn run_window(
     mechanism: Mechanism,
     window: Nanos,
 ) -> Result<Measurement, String> {
+    run_measured(device, clients, &solo_times(device, clients), mechanism, window)
+}
+
+/// [`run_window`] with the clients' solo times already known.
+fn run_measured(
+    device: &DeviceSpec,
+    clients: &[Client],
+    solo: &[Nanos],
+    mechanism: Mechanism,
+    window: Nanos,
+) -> Result<Measurement, String> {
     if clients.is_empty() {
         return Err("a closed-loop experiment needs at least one client".into());
     }
     let partitions = partitions(device, clients, mechanism)?;
-    let solo: Vec<Nanos> = clients
-        .iter()
-        .map(|c| c.profile.compile(&c.reference, device, 2.0).solo_exec.max(1))
-        .collect();
     let warmup = window / 10;
-    let scenario = scenario(device, clients, &solo, warmup, window);
+    let scenario = scenario(device, clients, solo, warmup, window);
     let tally = Rc::new(RefCell::new(vec![(0u64, 0u64); clients.len()]));
     let policy = ClosedLoop {
         specs: clients
@@ -123,7 +135,6 @@ pub fn run_window(
         queues: vec![VecDeque::new(); clients.len()],
         mechanism,
         device: device.clone(),
-        started: false,
     };
     let sink = Tally {
         per_client: tally.clone(),
@@ -169,6 +180,7 @@ fn host_ms(p: &FunctionProfile) -> f64 {
 
 /// Each client's SM cap and partition under `mechanism`.
 fn partitions(device: &DeviceSpec, clients: &[Client], mechanism: Mechanism) -> Result<Vec<(f64, Partition)>, String> {
+    let mut budget = SliceBudget::default();
     clients
         .iter()
         .enumerate()
@@ -178,13 +190,13 @@ fn partitions(device: &DeviceSpec, clients: &[Client], mechanism: Mechanism) -> 
             Mechanism::Mig => {
                 let table = profiles_for(device.mig.as_deref().unwrap_or(""));
                 let name = c.slice.as_deref().ok_or("a MIG client needs its slice profile")?;
-                let prof: &MigProfile = table.iter().find(|p| p.name == name).ok_or_else(|| {
-                    format!(
-                        "`{name}` is not a MIG profile of {}; valid: {}",
-                        device.name,
-                        table.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
-                    )
-                })?;
+                let prof = &table[find_profile(table, name, &device.name)?];
+                if !budget.take(prof) {
+                    return Err(format!(
+                        "the clients' slices need more than {}'s 7 compute and 8 memory slices by `{name}`",
+                        device.name
+                    ));
+                }
                 let share = prof.share(device.sms);
                 Ok((share.sms, Partition { id: i as u8 + 1, share }))
             }
@@ -237,7 +249,6 @@ struct ClosedLoop {
     queues: Vec<VecDeque<InvId>>,
     mechanism: Mechanism,
     device: DeviceSpec,
-    started: bool,
 }
 
 impl ClosedLoop {
@@ -276,7 +287,6 @@ impl Policy for ClosedLoop {
                 return;
             }
         }
-        self.started = true;
     }
     fn on_arrival(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
         let f = ctx.invocation(inv).func;

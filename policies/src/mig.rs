@@ -52,6 +52,31 @@ pub struct MigProfile {
     pub memory_mib: f64,
 }
 
+/// The index of MIG profile `name` in `table` (the profiles of `device`), or an error that
+/// lists the valid ones.
+pub fn find_profile(table: &[MigProfile], name: &str, device: &str) -> Result<usize, String> {
+    table.iter().position(|p| p.name == name).ok_or_else(|| {
+        let valid: Vec<&str> = table.iter().map(|p| p.name).collect();
+        format!("unknown MIG profile `{name}` on {device}; valid: {}", valid.join(", "))
+    })
+}
+
+/// A GPU's 7 compute and 8 memory slices as a layout takes them.
+#[derive(Debug, Default)]
+pub struct SliceBudget {
+    compute: u32,
+    memory: u32,
+}
+
+impl SliceBudget {
+    /// Takes `profile`'s slices; false when the layout no longer fits the GPU.
+    pub fn take(&mut self, profile: &MigProfile) -> bool {
+        self.compute += profile.compute;
+        self.memory += profile.memory_slices;
+        self.compute <= 7 && self.memory <= 8
+    }
+}
+
 impl MigProfile {
     /// Its partition of a device with `device_sms` SMs: its SMs, and its memory slices' share
     /// of the bandwidth and the L2.
@@ -159,7 +184,6 @@ pub struct MigSlices {
 }
 
 impl MigSlices {
-    /// The instance's spec; its setup waits for the GPU's reconfiguration, if one is under way.
     /// The instance's spec in slice `slot` of `gpu`'s layout; its setup waits for the GPU's
     /// reconfiguration, if one is under way.
     fn spec(&self, ctx: &Ctx<'_>, func: FuncId, gpu: GpuId, slot: usize) -> InstanceSpec {
@@ -295,7 +319,6 @@ impl Mig {
                 format!("must be ≥ 0 seconds, got {}", p.reconfigure_s),
             ));
         }
-        let names = || table.iter().map(|p| p.name).collect::<Vec<_>>().join(", ");
         let mut profile_of = Vec::with_capacity(scenario.functions.len());
         for f in &scenario.functions {
             let need =
@@ -303,12 +326,7 @@ impl Mig {
             let i = match p.profiles.get(&f.name) {
                 Some(name) => {
                     let at = param_path("profiles").key(&f.name);
-                    let i = table.iter().position(|p| p.name == name).ok_or_else(|| {
-                        ConfigError::at(
-                            at.clone(),
-                            format!("unknown MIG profile `{name}` on {}; valid: {}", dev.name, names()),
-                        )
-                    })?;
+                    let i = find_profile(table, name, &dev.name).map_err(|e| ConfigError::at(at.clone(), e))?;
                     if table[i].memory_mib < need {
                         return Err(ConfigError::at(
                             at,
@@ -343,18 +361,11 @@ impl Mig {
             ));
         }
         let mut initial = Vec::new();
-        let (mut c, mut m) = (0, 0);
+        let mut budget = SliceBudget::default();
         for (k, name) in p.layout.iter().enumerate() {
             let at = param_path("layout").index(k);
-            let i = table.iter().position(|p| p.name == name).ok_or_else(|| {
-                ConfigError::at(
-                    at.clone(),
-                    format!("unknown MIG profile `{name}` on {}; valid: {}", dev.name, names()),
-                )
-            })?;
-            c += table[i].compute;
-            m += table[i].memory_slices;
-            if c > 7 || m > 8 {
+            let i = find_profile(table, name, &dev.name).map_err(|e| ConfigError::at(at.clone(), e))?;
+            if !budget.take(&table[i]) {
                 return Err(ConfigError::at(
                     at,
                     format!("the layout needs more than the GPU's 7 compute and 8 memory slices by `{name}`"),

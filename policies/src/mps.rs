@@ -5,17 +5,16 @@
 //! active-thread percentage (`CUDA_MPS_ACTIVE_THREAD_PERCENTAGE`) of the SMs; the caps of the
 //! clients on a GPU may add up to more than 100 % (`max_sm_sum` > 1), and then running kernels
 //! share the SMs max-min fairly under their caps ([`CappedShares`]). Co-running kernels slow each
-//! other through memory bandwidth — more for the small client than for the large one, as the
-//! published DenseNet-121 measurements show (the device's interference coefficient is fitted to
-//! them; `tests/mps.rs` checks the asymmetry). At most 48 clients per GPU. Queueing, scaling and
+//! other through memory bandwidth and its queueing — more for the small client than for the
+//! large one, as the published DenseNet-121 measurements show (the contention model,
+//! docs/gpu-model.md; `tests/mps.rs` checks the asymmetry). At most 48 clients per GPU. Queueing, scaling and
 //! keep-alive are the shared [`crate::pool`] core; placement chooses among the GPUs with room
 //! for the client's cap, its memory and another client.
 //!
 //! **Defaults are an MPS deployment's**: every client at 100 % active threads (MPS's own
 //! default), as many clients per GPU as memory and the 48-client limit allow, spread over the
 //! GPUs — so functions share GPUs as soon as there are more instances than GPUs, and never
-//! while GPUs sit empty. (Before, `max_sm_sum = 1` kept one 100 % client per GPU: `exclusive`
-//! under another name.)
+//! while GPUs sit empty.
 //!
 //! **Parameters** (`[policy]`), besides the pool's (`keep_alive_s`, `max_instances`,
 //! `max_queue`, `evict_idle`):
@@ -132,7 +131,8 @@ const MPS_KEYS: [&str; 12] = [
     "placement",
 ];
 
-/// Packs clients best-fit by memory, under the SM-cap, client and memory limits.
+/// Places clients on the least-loaded GPU (or best fit by memory, as configured), under the
+/// SM-cap, client and memory limits.
 pub struct MpsPacking {
     /// Per function: its cap as a fraction.
     caps: Vec<f64>,

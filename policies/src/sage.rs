@@ -13,8 +13,8 @@
 //!
 //! Resident shared state is evicted least recently used, only when no instance uses it, when
 //! memory is needed; reclaiming a function's last idle instance on a GPU to make room counts its
-//! shared state as freed (before, it did not, and at a long keep-alive other functions starved
-//! behind idle instances). Queueing, scaling and keep-alive are the shared [`crate::pool`] core;
+//! shared state as freed (else, at a long keep-alive, other functions would starve behind idle
+//! instances). Queueing, scaling and keep-alive are the shared [`crate::pool`] core;
 //! instances go first to a GPU where their function is resident, else best fit by memory. The
 //! policy reports function density: the most instances any GPU held at once.
 //!
@@ -24,7 +24,7 @@
 //! available, so `scenarios/sage_setup.toml` states the breakdown it assumes.
 
 use crate::pool::{Placement, Pool, PoolParams};
-use gpushare_sim::policy::{Ctx, EqualShare, InstanceSpec, Policy, Sharing};
+use gpushare_sim::policy::{Ctx, InstanceSpec, Policy};
 use gpushare_sim::scenario::{ConfigError, PolicySpec};
 use gpushare_sim::time::Nanos;
 use gpushare_sim::{FuncId, GpuId, InstId, Scenario};
@@ -219,9 +219,6 @@ impl Sage {
 impl Policy for Sage {
     fn name(&self) -> &str {
         "sage"
-    }
-    fn sharing(&self) -> Box<dyn Sharing> {
-        Box::new(EqualShare)
     }
     crate::pool_callbacks!(0);
     fn report(&self) -> Vec<String> {

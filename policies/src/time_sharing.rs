@@ -96,6 +96,16 @@ struct Slicing {
     switch: Nanos,
 }
 
+impl Slicing {
+    /// A device's slice and switch cost, or the ones given in place of them.
+    fn of(device: &DeviceSpec, slice_ms: Option<f64>, switch_us: Option<f64>) -> Self {
+        Slicing {
+            slice: ms_to_ns(slice_ms.unwrap_or(device.time_slice_ms)),
+            switch: (switch_us.unwrap_or(device.context_switch_us) * 1e3).round() as Nanos,
+        }
+    }
+}
+
 /// The time-slicing discipline.
 pub struct TimeSlice {
     exact: bool,
@@ -110,13 +120,7 @@ impl TimeSlice {
     pub fn fluid_on(devices: &[DeviceSpec]) -> Self {
         TimeSlice {
             exact: false,
-            slicing: devices
-                .iter()
-                .map(|d| Slicing {
-                    slice: ms_to_ns(d.time_slice_ms),
-                    switch: (d.context_switch_us * 1e3).round() as Nanos,
-                })
-                .collect(),
+            slicing: devices.iter().map(|d| Slicing::of(d, None, None)).collect(),
             slots: Vec::new(),
         }
     }
@@ -226,13 +230,7 @@ impl TimeSharing {
         let slicing = scenario
             .gpus
             .iter()
-            .map(|&(_, device)| {
-                let dev = &scenario.devices[device];
-                Slicing {
-                    slice: ms_to_ns(p.slice_ms.unwrap_or(dev.time_slice_ms)),
-                    switch: (p.switch_us.unwrap_or(dev.context_switch_us) * 1e3).round() as Nanos,
-                }
-            })
+            .map(|&(_, device)| Slicing::of(&scenario.devices[device], p.slice_ms, p.switch_us))
             .collect();
         Ok(Box::new(TimeSharing {
             pool: Pool::new(&pool, placement, scenario)?,

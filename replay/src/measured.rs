@@ -151,7 +151,6 @@ pub fn summarise(i: &Inputs<'_>) -> Summarised {
     let window = i.end.saturating_sub(i.warmup);
     for (w, use_) in i.workers.iter().enumerate() {
         m.instance_created();
-        m.instance_ended(0, i.end, use_.fraction, false);
         let mut busy: Vec<(u64, u64)> = i
             .records
             .iter()
@@ -176,7 +175,6 @@ pub fn summarise(i: &Inputs<'_>) -> Summarised {
         m.gpu_ns_idle += if all > 0.0 { idle * allocated / all } else { 0.0 };
     }
     m.events = i.replies;
-    let window = i.end.saturating_sub(i.warmup);
     let gpus = i
         .gpus
         .iter()

@@ -21,14 +21,15 @@
 //!    when the asks exceed the partition's bandwidth `B`, it is divided max-min fairly
 //!    ([`bandwidth_level`]): no kernel gets more than it asks, and the rest is split evenly.
 //! 4. **Queueing.** Memory latency grows with the traffic of the other kernels: a kernel's
-//!    compute-bound rate is divided by `1 + κ_q · σ_i · ρ_i` ([`queueing_divisor`]), with
+//!    compute-bound rate is divided by `1 + κ_q · σ_i · ρ_i` (in [`solve`]'s last pass), with
 //!    `σ_i = min(1, m_i φ_i)` its memory sensitivity and `ρ_i` the others' share of `B`.
 //!
 //! The rate is `r_i = τ_i · rc_i · min(1 / (1 + κ_q σ_i ρ_i), b_i / D_i)`. By construction no
 //! kernel runs faster than alone on the whole device (`r_i ≤ 1`), the SMs in use never exceed
 //! the grants (`Σ r_i d_i ≤ Σ τ_i g_i ≤ 1`) and the DRAM traffic never exceeds the partition's
 //! bandwidth (`Σ r_i m_i φ_i ≤ B`); the property tests below and the engine's own check after
-//! every recomputation hold the model to it. Nothing here calls a transcendental function.
+//! every recomputation with co-running kernels (a kernel alone is [`alone`], bounded by its
+//! construction) hold the model to it. Nothing here calls a transcendental function.
 
 /// A kernel phase's demands on one device, computed once when its profile is compiled.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -152,21 +153,6 @@ pub fn bandwidth_level(asks: &mut [f64], capacity: f64) -> Option<f64> {
     Some(asks.last().copied().unwrap_or(0.0))
 }
 
-/// The queueing slowdown divisor `1 + κ_q · σ · ρ`, with `σ = min(1, own traffic factor)` and
-/// `ρ` the other kernels' bandwidth as a fraction of the partition's, clamped to [0, 1].
-pub fn queueing_divisor(kappa: f64, sensitivity: f64, others_load: f64) -> f64 {
-    let unit = |v: f64| {
-        if v >= 1.0 {
-            1.0
-        } else if v > 0.0 {
-            v
-        } else {
-            0.0
-        }
-    };
-    1.0 + kappa * unit(sensitivity) * unit(others_load)
-}
-
 /// What the model reads and sets of a running kernel; the engine's phases implement it, so
 /// that solving copies nothing.
 pub trait KernelState {
@@ -184,34 +170,6 @@ pub trait KernelState {
     /// for their whole life), which spares the division at every recomputation.
     fn compute_bound(&mut self) -> f64 {
         self.time_share() * compute_rate(self.demand(), self.grant())
-    }
-}
-
-/// One kernel on its own (tests, and callers without phases).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Running {
-    pub demand: KernelDemand,
-    pub grant: f64,
-    pub time_share: f64,
-    pub rate: f64,
-    pub ask: f64,
-}
-
-impl KernelState for Running {
-    fn demand(&self) -> &KernelDemand {
-        &self.demand
-    }
-    fn grant(&self) -> f64 {
-        self.grant
-    }
-    fn time_share(&self) -> f64 {
-        self.time_share
-    }
-    fn rate_mut(&mut self) -> &mut f64 {
-        &mut self.rate
-    }
-    fn ask_mut(&mut self) -> &mut f64 {
-        &mut self.ask
     }
 }
 
@@ -237,15 +195,6 @@ pub struct Scratch {
     sorted: Vec<f64>,
 }
 
-/// The partition-wide sums [`solve`] needs, which the caller's own pass over the phases
-/// gathers: the partition, and the stated L2 working sets of its running kernels.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct PartitionLoad {
-    pub share: PartitionShare,
-    /// Σ `l2_mib` of the kernels with a time share (0 when none states one).
-    pub working_sets_mib: f64,
-}
-
 /// Sets the rate of every kernel of `kernels` that `member` selects (one partition's), and
 /// calls `done` with each once its rate is final. `concurrent` is false for mechanisms whose
 /// contexts take turns (no cache sharing or queueing between them).
@@ -253,34 +202,40 @@ pub struct PartitionLoad {
 pub fn solve<K: KernelState>(
     kernels: &mut [K],
     member: impl Fn(&K) -> bool,
-    load: PartitionLoad,
+    part: PartitionShare,
     l2_mib: f64,
     coefficients: Coefficients,
     concurrent: bool,
     scratch: &mut Scratch,
     done: impl FnMut(&mut K),
 ) -> Usage {
-    let part = load.share;
-    let total_ws = if concurrent { load.working_sets_mib } else { 0.0 };
-    let l2 = l2_mib * part.l2;
-    let cache = total_ws > l2 && coefficients.l2_contention > 0.0;
-    // Asks at the compute-bound rate, with cache inflation.
+    // Asks at the compute-bound rate, and the working sets of the kernels that run.
     let mut asked = 0.0;
-    let mut any_capped = false;
+    let mut total_ws = 0.0;
     for k in kernels.iter_mut().filter(|k| member(k)) {
         let rc = k.compute_bound();
         let d = k.demand();
         let (dram, ws) = (d.dram, d.l2_mib);
         *k.rate_mut() = rc;
-        let mut ask = rc * dram;
-        if cache {
-            ask *= cache_inflation(ws, total_ws, l2, coefficients.l2_contention);
-        }
+        let ask = rc * dram;
         *k.ask_mut() = ask;
         asked += ask;
+        total_ws += if rc > 0.0 { ws } else { 0.0 };
     }
-    let level = if asked > part.bandwidth {
-        any_capped = true;
+    // Cache inflation where co-running working sets exceed the partition's L2.
+    let l2 = l2_mib * part.l2;
+    let cache = concurrent && total_ws > l2 && coefficients.l2_contention > 0.0;
+    if cache {
+        asked = 0.0;
+        for k in kernels.iter_mut().filter(|k| member(k)) {
+            let phi = cache_inflation(k.demand().l2_mib, total_ws, l2, coefficients.l2_contention);
+            let ask = k.ask_mut();
+            *ask *= phi;
+            asked += *ask;
+        }
+    }
+    let any_capped = asked > part.bandwidth;
+    let level = if any_capped {
         let sorted = &mut scratch.sorted;
         sorted.clear();
         sorted.extend(kernels.iter_mut().filter(|k| member(k)).map(|k| *k.ask_mut()));
@@ -350,6 +305,7 @@ fn settle_rates<K: KernelState, const CAPPED: bool>(
             let rho = (s.granted_total - got) * s.inv_bandwidth;
             let rho = if rho < 1.0 { rho } else { 1.0 };
             let rho = if rho > 0.0 { rho } else { 0.0 };
+            // The queueing divisor 1 + κ_q σ ρ, σ and ρ clamped to [0, 1].
             let q = 1.0 / (1.0 + s.kappa * sigma * rho);
             if q < factor {
                 factor = q;
@@ -363,39 +319,38 @@ fn settle_rates<K: KernelState, const CAPPED: bool>(
     usage
 }
 
-/// [`solve`] over every kernel of a slice (it gathers the partition's sums itself).
-pub fn solve_all(
-    kernels: &mut [Running],
-    part: PartitionShare,
-    l2_mib: f64,
-    coefficients: Coefficients,
-    concurrent: bool,
-    scratch: &mut Scratch,
-) -> Usage {
-    let load = PartitionLoad {
-        share: part,
-        working_sets_mib: kernels
-            .iter()
-            .filter(|k| k.time_share > 0.0)
-            .map(|k| k.demand.l2_mib)
-            .sum(),
-    };
-    solve(
-        kernels,
-        |_| true,
-        load,
-        l2_mib,
-        coefficients,
-        concurrent,
-        scratch,
-        |_| {},
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// One kernel on its own, outside the engine's phases.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct Running {
+        pub demand: KernelDemand,
+        pub grant: f64,
+        pub time_share: f64,
+        pub rate: f64,
+        pub ask: f64,
+    }
+
+    impl KernelState for Running {
+        fn demand(&self) -> &KernelDemand {
+            &self.demand
+        }
+        fn grant(&self) -> f64 {
+            self.grant
+        }
+        fn time_share(&self) -> f64 {
+            self.time_share
+        }
+        fn rate_mut(&mut self) -> &mut f64 {
+            &mut self.rate
+        }
+        fn ask_mut(&mut self) -> &mut f64 {
+            &mut self.ask
+        }
+    }
 
     fn kernel(footprint: f64, dram: f64) -> KernelDemand {
         KernelDemand::new(footprint, footprint, dram, 0.0)
@@ -412,7 +367,16 @@ mod tests {
                 ask: 0.0,
             })
             .collect();
-        let usage = solve_all(&mut ks, part, 40.0, coeff, true, &mut Scratch::default());
+        let usage = solve(
+            &mut ks,
+            |_| true,
+            part,
+            40.0,
+            coeff,
+            true,
+            &mut Scratch::default(),
+            |_| {},
+        );
         (ks.iter().map(|k| k.rate).collect(), usage)
     }
 

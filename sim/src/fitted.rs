@@ -21,6 +21,16 @@ pub struct DeviceCoefficients {
     pub context_switch_us: f64,
 }
 
+impl DeviceCoefficients {
+    /// Gives `device` these coefficients.
+    pub fn apply_to(&self, device: &mut crate::device::DeviceSpec) {
+        device.dram_queueing = self.dram_queueing;
+        device.l2_contention = self.l2_contention;
+        device.time_slice_ms = self.time_slice_ms;
+        device.context_switch_us = self.context_switch_us;
+    }
+}
+
 /// A workload's fitted figures: its kernel phase's time alone and SM throughput, and its host
 /// time, each present when fitted.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -45,9 +55,15 @@ pub struct Fitted {
 }
 
 impl Fitted {
-    /// Parses a fitted file.
+    /// Parses a fitted file (errors give the line and column).
     pub fn parse(text: &str) -> Result<Fitted, String> {
-        toml::from_str(text).map_err(|e| e.message().trim_end().to_string())
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+    }
+
+    /// Reads and parses the fitted file at `path` (errors name it).
+    pub fn load(path: &std::path::Path) -> Result<Fitted, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Fitted::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 }
 

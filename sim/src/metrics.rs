@@ -243,13 +243,11 @@ impl Metrics {
         self.instances_peak = self.instances_peak.max(self.instances_alive);
     }
 
-    /// Counts an instance that ended (reclaimed, or alive at the end). GPU time is counted
-    /// per GPU by the world (`allocation_changes`), not per instance.
-    pub fn instance_ended(&mut self, _created: Nanos, _now: Nanos, _fraction: f64, reclaimed: bool) {
-        if reclaimed {
-            self.instances_reclaimed += 1;
-            self.instances_alive -= 1;
-        }
+    /// Counts a reclaimed instance. GPU time is counted per GPU by the world
+    /// (`allocation_changes`), not per instance.
+    pub fn instance_reclaimed(&mut self) {
+        self.instances_reclaimed += 1;
+        self.instances_alive -= 1;
     }
 }
 

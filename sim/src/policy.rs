@@ -21,7 +21,7 @@ pub trait Policy {
 
     /// The SM-sharing discipline for every GPU; called once, before the run.
     fn sharing(&self) -> Box<dyn Sharing> {
-        Box::new(EqualShare)
+        Box::new(CappedShares)
     }
 
     /// The run begins (time 0, before the first arrival): start what must exist from the
@@ -140,27 +140,12 @@ pub fn fair_shares(phases: &mut [ActivePhase], bound: impl Fn(&ActivePhase) -> f
     }
 }
 
-/// Kernels share the GPU max-min fairly, each up to its instance's SM cap and to the most SMs
-/// it can use ([`fair_shares`]): the whole GPU for a single kernel that can fill it, as under
-/// exclusive placement. A phase's time share is its instance's time quota (1 unless its policy
-/// set one).
-pub struct EqualShare;
-
-impl Sharing for EqualShare {
-    fn assign_shares(&mut self, _gpu: GpuId, _now: Nanos, phases: &mut [ActivePhase]) -> Option<Nanos> {
-        fair_shares(phases, ActivePhase::bound);
-        None
-    }
-    fn shares_are_bounds(&self) -> bool {
-        true
-    }
-}
-
 /// Kernels run concurrently (as under MPS), each limited to its instance's SM cap; when the caps
 /// of the running kernels add up to more than the GPU, the SMs are shared max-min fairly under
 /// the caps and under what each kernel can use ([`fair_shares`]: a kernel whose blocks fill only
 /// part of its cap leaves the rest to the others). Each kernel's time share is its instance's
-/// time quota.
+/// time quota. With uncapped instances (the default) it is plain fair sharing: the whole GPU for
+/// a single kernel that can fill it, as under exclusive placement.
 pub struct CappedShares;
 
 impl Sharing for CappedShares {

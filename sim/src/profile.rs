@@ -3,8 +3,9 @@
 //! A profile states its memory (model weights and activations), its setup costs (container start,
 //! CUDA context creation, framework initialisation, model load), and its execution as a sequence
 //! of steps: host time before, GPU phases (host↔device copies and kernels), host time after.
-//! Kernel `work` is the kernel's duration alone on the whole *reference* GPU; on another device it
-//! is rescaled (see [`FunctionProfile::compile`]). Profiles are data: the built-in catalog
+//! A kernel phase is written as a profiler measures it alone on the whole *reference* GPU
+//! (`solo_ms`, `sm_pct`, `dram_pct`, …); on another device it is rescaled (see
+//! [`FunctionProfile::compile`]). Profiles are data: the built-in catalog
 //! ([`crate::catalog`]) and scenario files use the same fields.
 
 use crate::contention::KernelDemand;
@@ -233,7 +234,7 @@ pub struct FunctionProfile {
     /// Where the numbers come from.
     #[serde(default)]
     pub source: String,
-    /// The device on which `work_ms` was measured.
+    /// The device on which its kernel phases were measured.
     pub reference_gpu: String,
     /// Model weights (read-only, shareable), MiB.
     pub weights_mib: f64,

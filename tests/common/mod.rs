@@ -13,10 +13,18 @@ pub fn simulate(text: &str) -> Summary {
 
 /// Simulates scenario text as if it were the file `file` (relative paths resolve beside it).
 pub fn simulate_file(file: &Path, text: &str) -> Summary {
-    let src = ScenarioSource::from_text(file, text);
+    simulate_source(&ScenarioSource::from_text(file, text))
+}
+
+/// Parses and simulates a scenario source; panics with the located error.
+pub fn simulate_source(src: &ScenarioSource) -> Summary {
     let scenario = src.parse().unwrap_or_else(|e| panic!("{e}"));
     let policy = gpushare_policies::build(&scenario).unwrap_or_else(|e| panic!("{}", src.locate(e)));
-    Simulation::new(&scenario, policy, Box::new(NullSink))
+    run(&scenario, policy)
+}
+
+fn run(scenario: &gpushare_sim::Scenario, policy: Box<dyn gpushare_sim::policy::Policy>) -> Summary {
+    Simulation::new(scenario, policy, Box::new(NullSink))
         .unwrap()
         .run()
         .unwrap()
@@ -69,11 +77,7 @@ pub fn bundled_scenarios() -> Vec<PathBuf> {
 /// Simulates a parsed (possibly modified) scenario, without writing files.
 pub fn simulate_scenario(scenario: &gpushare_sim::Scenario) -> Summary {
     let policy = gpushare_policies::build(scenario).unwrap_or_else(|e| panic!("{e:?}"));
-    Simulation::new(scenario, policy, Box::new(NullSink))
-        .unwrap()
-        .run()
-        .unwrap()
-        .summary
+    run(scenario, policy)
 }
 
 /// Two policies × two loads × two seeds on one A100: eight short runs.
@@ -161,11 +165,5 @@ pub fn simulate_with(file: &Path, sets: &[&str], seed: u64) -> Summary {
         src.set(s).unwrap_or_else(|e| panic!("{e}"));
     }
     src.set(&format!("simulation.seed={seed}")).unwrap();
-    let scenario = src.parse().unwrap_or_else(|e| panic!("{e}"));
-    let policy = gpushare_policies::build(&scenario).unwrap_or_else(|e| panic!("{}", src.locate(e)));
-    Simulation::new(&scenario, policy, Box::new(NullSink))
-        .unwrap()
-        .run()
-        .unwrap()
-        .summary
+    simulate_source(&src)
 }

@@ -345,6 +345,13 @@ impl Dataset {
                 .filter(|v| v.is_finite() && *v > 0.0)
                 .ok_or_else(|| at(line, "value", format!("`{}`: expected a positive number", field(10))))?;
             let experiment = Experiment::parse(&field(12)).map_err(|e| at(line, "experiment", e))?;
+            if matches!(experiment, Experiment::Scenario { .. }) && fits.is_some_and(|f| f != Fits::Inputs) {
+                return Err(at(
+                    line,
+                    "fits",
+                    "a scenario experiment fits nothing (its profiles are the catalog's): use `inputs`".into(),
+                ));
+            }
             if fits == Some(Fits::Workload) {
                 let w = experiment.workloads();
                 if w.is_empty() || w.iter().any(|x| *x != w[0]) {
@@ -447,5 +454,12 @@ mod tests {
         let bad = ok.replace("validation,", "validation,workload");
         let e = Dataset::parse(Path::new("m.csv"), &format!("{head}\n{bad}\n")).unwrap_err();
         assert!(e.contains("fits"), "{e}");
+        // A scenario runs catalog profiles: it can state inputs, not fit a coefficient.
+        let scenario =
+            "b,calibration,dram_queueing,s,u,g,w,m,c,metric,1.5,ms,kind=scenario file=x.toml measure=throughput_per_s,";
+        let e = Dataset::parse(Path::new("m.csv"), &format!("{head}\n{scenario}\n")).unwrap_err();
+        assert!(e.starts_with("m.csv:2: fits:"), "{e}");
+        let inputs = scenario.replace("dram_queueing", "inputs");
+        assert!(Dataset::parse(Path::new("m.csv"), &format!("{head}\n{inputs}\n")).is_ok());
     }
 }

@@ -47,8 +47,12 @@ pub fn run(exp: &Experiment, model: &Model, root: &Path) -> Result<Outcome, Stri
             for s in sets {
                 source.set(s).map_err(|e| e.to_string())?;
             }
-            let scenario = source.parse().map_err(|e| e.to_string())?;
-            let policy = gpushare_policies::build(&scenario).map_err(|e| format!("{}: {e:?}", path.display()))?;
+            let mut scenario = source.parse().map_err(|e| e.to_string())?;
+            // The model's coefficients, whatever the devices were built with.
+            for d in &mut scenario.devices {
+                model.coefficients().apply_to(d);
+            }
+            let policy = gpushare_policies::build(&scenario).map_err(|e| source.locate(e).to_string())?;
             let out = Simulation::new(&scenario, policy, Box::new(NullSink))
                 .and_then(|s| s.run())
                 .map_err(|e| e.to_string())?;

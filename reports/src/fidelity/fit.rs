@@ -237,6 +237,11 @@ fn fit_coefficient(
         objective(&mine, model, &f, root)
     };
     let v = golden(eval, lo, hi, 60);
+    if !eval(v).is_finite() {
+        return Err(format!(
+            "fitting {which:?}: no value makes its calibration experiments run"
+        ));
+    }
     Ok(if log { v.exp() } else { v })
 }
 

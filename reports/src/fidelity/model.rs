@@ -62,6 +62,9 @@ impl Model {
             if d.catalog && catalog::builtin_profile(name).is_none() {
                 return bad("no catalog profile has this name");
             }
+            if d.catalog && d.fit.is_empty() && fitted.profiles.contains_key(name) {
+                return bad("its catalog figures are fitted (validation/fitted.toml): say which in `fit`");
+            }
             if !d.catalog && (d.reference_gpu.is_none() || d.dram_pct.is_none()) {
                 return bad("a workload that is not in the catalog states reference_gpu and dram_pct");
             }
@@ -81,17 +84,13 @@ impl Model {
     /// A device with the model's coefficients.
     pub fn device(&self, name: &str) -> Result<DeviceSpec, String> {
         let mut d = builtin_device(name).ok_or_else(|| format!("unknown device `{name}`"))?;
-        let DeviceCoefficients {
-            dram_queueing,
-            l2_contention,
-            time_slice_ms,
-            context_switch_us,
-        } = self.fitted.device;
-        d.dram_queueing = dram_queueing;
-        d.l2_contention = l2_contention;
-        d.time_slice_ms = time_slice_ms;
-        d.context_switch_us = context_switch_us;
+        self.fitted.device.apply_to(&mut d);
         Ok(d)
+    }
+
+    /// The model's device coefficients.
+    pub fn coefficients(&self) -> &DeviceCoefficients {
+        &self.fitted.device
     }
 
     /// The fitted figures of `name` (all its `fit` parameters must be there).

@@ -7,6 +7,7 @@ use super::{Prediction, Spread, TARGET_MEDIAN, TARGET_P90, spread, spread_of};
 use crate::atomic::write_atomic;
 use crate::plot::chart::{self, Figure, Markers, Panel, Point, Series};
 use crate::plot::style::Width;
+use crate::summary_files::csv_field;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -25,21 +26,13 @@ pub fn csv(preds: &[Prediction]) -> String {
             "{},{},{},{},{},{},{pred},{err}",
             r.id,
             r.set.name(),
-            quote(&r.workload),
-            quote(&r.metric),
-            quote(&r.unit),
+            csv_field(&r.workload),
+            csv_field(&r.metric),
+            csv_field(&r.unit),
             r.value
         );
     }
     out
-}
-
-fn quote(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
 }
 
 fn pct(v: f64) -> String {
@@ -61,10 +54,27 @@ fn source_key(id: &str) -> &str {
     id.rsplit_once('-').map_or(id, |(s, _)| s)
 }
 
-/// `report.md`.
-pub fn markdown(preds: &[Prediction]) -> String {
+/// The summary of `report.md`: errors per set, and the validation targets met or missed.
+pub fn summary(preds: &[Prediction]) -> String {
     let cal = spread_of(preds, Set::Calibration);
     let val = spread_of(preds, Set::Validation);
+    let mut md = String::from("| set | rows | median abs. error | p90 | max |\n| --- | ---: | ---: | ---: | ---: |\n");
+    let _ = writeln!(md, "{}", spread_row("calibration", &cal));
+    let _ = writeln!(md, "{}", spread_row("validation", &val));
+    let verdict = |ok: bool| if ok { "met" } else { "**missed**" };
+    let _ = writeln!(
+        md,
+        "\nTargets for the validation rows: median ≤ {} ({}), p90 ≤ {} ({}).",
+        pct(TARGET_MEDIAN),
+        verdict(val.median <= TARGET_MEDIAN),
+        pct(TARGET_P90),
+        verdict(val.p90 <= TARGET_P90)
+    );
+    md
+}
+
+/// `report.md`.
+pub fn markdown(preds: &[Prediction]) -> String {
     let failed: Vec<&Prediction> = preds.iter().filter(|p| p.predicted.is_err()).collect();
     let mut md = String::new();
     md.push_str("# Fidelity: gpushare against published measurements\n\n");
@@ -77,18 +87,7 @@ pub fn markdown(preds: &[Prediction]) -> String {
          fit: their errors say how well it predicts.\n\n",
     );
     md.push_str("![predicted against published](fidelity.svg)\n\n## Summary\n\n");
-    md.push_str("| set | rows | median abs. error | p90 | max |\n| --- | ---: | ---: | ---: | ---: |\n");
-    let _ = writeln!(md, "{}", spread_row("calibration", &cal));
-    let _ = writeln!(md, "{}", spread_row("validation", &val));
-    let verdict = |ok: bool| if ok { "met" } else { "**missed**" };
-    let _ = writeln!(
-        md,
-        "\nTargets for the validation rows: median ≤ {} ({}), p90 ≤ {} ({}).",
-        pct(TARGET_MEDIAN),
-        verdict(val.median <= TARGET_MEDIAN),
-        pct(TARGET_P90),
-        verdict(val.p90 <= TARGET_P90)
-    );
+    md.push_str(&summary(preds));
     if !failed.is_empty() {
         let _ = writeln!(md, "\n{} rows could not be predicted:\n", failed.len());
         for p in &failed {
@@ -244,15 +243,16 @@ pub fn committed_validation_median(text: &str) -> Result<f64, String> {
     for rec in reader.records() {
         let rec = rec.map_err(|e| e.to_string())?;
         if rec.get(1) == Some("validation") {
+            let line = rec.position().map_or(0, |p| p.line());
             let e: f64 = rec
                 .get(7)
                 .and_then(|v| v.parse().ok())
-                .ok_or("a validation row without an error")?;
+                .ok_or_else(|| format!("line {line}: error: a validation row without a number there"))?;
             errs.push(e);
         }
     }
     if errs.is_empty() {
-        return Err("no validation rows".into());
+        return Err("set: no validation rows".into());
     }
     Ok(spread(errs.into_iter()).median)
 }

@@ -159,11 +159,6 @@ impl World {
         let dev = &self.devices[g.device];
         let (concurrent, bounds) = (self.concurrent, self.shares_are_bounds);
         let (mut h2d, mut d2h, mut granted, mut partitions, mut kernels) = (0u32, 0u32, 0.0, 0u64, 0u32);
-        // The sums over every kernel: one partition's, without MIG.
-        let mut whole = contention::PartitionLoad {
-            share: PartitionShare::WHOLE,
-            working_sets_mib: 0.0,
-        };
         let now = self.now;
         let rebound = bounds && g.rebound;
         for p in &mut g.phases {
@@ -177,7 +172,6 @@ impl World {
                         p.share = p.bound();
                         p.time_share = p.time_quota;
                     }
-                    whole.working_sets_mib += p.demand.l2_mib;
                     granted += p.share * p.time_share;
                     partitions |= 1u64 << (p.partition.id & 63);
                     kernels += 1;
@@ -212,7 +206,7 @@ impl World {
             if p.rate > 0.0 {
                 let left = if p.remaining > 0.0 { p.remaining } else { 0.0 };
                 let t = ceil_ns(left / p.rate);
-                p.eta = now + t;
+                p.eta = now.saturating_add(t);
                 if t < next {
                     next = t;
                 }
@@ -230,15 +224,14 @@ impl World {
         }
         let (l2, coefficients) = (dev.l2_mib, dev.coefficients());
         if partitions.count_ones() == 1 {
-            whole.share = g
+            // One partition (no MIG): every kernel, and the grants of the counting pass.
+            let share = g
                 .phases
                 .iter()
                 .find(|p| p.is_kernel())
                 .expect("a kernel")
                 .partition
                 .share;
-            // One partition (no MIG): every kernel, the sums of the counting pass. Kernels
-            // without a time share ask for nothing and state no working set that matters.
             let model = Model {
                 l2,
                 coefficients,
@@ -248,32 +241,41 @@ impl World {
             let usage = solve_whole(
                 &mut g.phases,
                 only_kernels,
-                whole,
+                share,
                 model,
                 &mut self.solver,
                 &mut earliest,
             );
-            check_usage(gpu, partitions.trailing_zeros(), usage, granted, whole.share)?;
+            check_usage(gpu, partitions.trailing_zeros(), usage, granted, share)?;
             used = usage.sms;
             partitions = 0;
         }
+        // MIG: each partition on its own; together they hold no more bandwidth than the GPU.
+        let mut dram = 0.0;
         while partitions != 0 {
             let id = partitions.trailing_zeros() as u8;
             partitions &= partitions - 1;
             let member = |p: &ActivePhase| p.is_kernel() && p.partition.id & 63 == id;
-            let (load, part_granted) = partition_load(&g.phases, &member);
+            let (share, part_granted) = partition_grants(&g.phases, &member);
             let usage = contention::solve(
                 &mut g.phases,
                 member,
-                load,
+                share,
                 l2,
                 coefficients,
                 concurrent,
                 &mut self.solver,
                 &mut earliest,
             );
-            check_usage(gpu, u32::from(id), usage, part_granted, load.share)?;
+            check_usage(gpu, u32::from(id), usage, part_granted, share)?;
             used += usage.sms;
+            dram += usage.dram;
+        }
+        if dram > 1.0 + 1e-9 {
+            return Err(format!(
+                "the partitions of GPU {} moved {dram:.6} of its DRAM bandwidth (> 1): their slices overlap",
+                gpu.0
+            ));
         }
         if h2d + d2h > 0 {
             for p in &mut g.phases {
@@ -304,19 +306,19 @@ struct Model {
 fn solve_whole(
     phases: &mut [ActivePhase],
     only_kernels: bool,
-    load: contention::PartitionLoad,
+    share: PartitionShare,
     m: Model,
     solver: &mut contention::Scratch,
     earliest: impl FnMut(&mut ActivePhase),
 ) -> contention::Usage {
     let (l2, c, concurrent) = (m.l2, m.coefficients, m.concurrent);
     if only_kernels {
-        contention::solve(phases, |_| true, load, l2, c, concurrent, solver, earliest)
+        contention::solve(phases, |_| true, share, l2, c, concurrent, solver, earliest)
     } else {
         contention::solve(
             phases,
             ActivePhase::is_kernel,
-            load,
+            share,
             l2,
             c,
             concurrent,
@@ -326,8 +328,8 @@ fn solve_whole(
     }
 }
 
-/// The engine's own check of the model: a partition's SMs in use within its grants, its DRAM
-/// traffic within its bandwidth.
+/// The engine's own check of the model: a partition's SMs in use within its grants and its
+/// SMs, its DRAM traffic within its bandwidth.
 fn check_usage(
     gpu: GpuId,
     id: u32,
@@ -335,30 +337,24 @@ fn check_usage(
     granted: f64,
     share: PartitionShare,
 ) -> Result<(), String> {
-    if usage.sms > granted + 1e-9 || usage.dram > share.bandwidth + 1e-9 {
+    if usage.sms > granted.min(share.sms) + 1e-9 || usage.dram > share.bandwidth + 1e-9 {
         return Err(format!(
-            "the contention model overspent GPU {} partition {id}: SMs {:.6} of {granted:.6} granted, DRAM {:.6} of {:.6}",
-            gpu.0, usage.sms, usage.dram, share.bandwidth
+            "the contention model overspent GPU {} partition {id}: SMs {:.6} of {granted:.6} granted and {:.6} in the partition, DRAM {:.6} of {:.6}",
+            gpu.0, usage.sms, share.sms, usage.dram, share.bandwidth
         ));
     }
     Ok(())
 }
 
-/// A partition's sums (MIG: several partitions on one GPU) and the SMs granted in it.
-fn partition_load(phases: &[ActivePhase], member: &impl Fn(&ActivePhase) -> bool) -> (contention::PartitionLoad, f64) {
-    let mut load = contention::PartitionLoad {
-        share: PartitionShare::WHOLE,
-        working_sets_mib: 0.0,
-    };
+/// A partition's resources (MIG: several partitions on one GPU) and the SMs granted in it.
+fn partition_grants(phases: &[ActivePhase], member: &impl Fn(&ActivePhase) -> bool) -> (PartitionShare, f64) {
+    let mut share = PartitionShare::WHOLE;
     let mut granted = 0.0;
     for p in phases.iter().filter(|p| member(p)) {
-        load.share = p.partition.share;
+        share = p.partition.share;
         granted += p.share * p.time_share;
-        if p.time_share > 0.0 {
-            load.working_sets_mib += p.demand.l2_mib;
-        }
     }
-    (load, granted)
+    (share, granted)
 }
 
 /// `x` ns (non-negative) rounded up, without the library call `f64::ceil` makes; beyond 2⁶²

@@ -467,12 +467,7 @@ impl World {
             }
         }
         // Reclaim through the usual path (memory, counts, GPU-seconds): as an idle instance.
-        let i = &mut self.instances[inst.ix()];
-        i.state = InstState::Idle;
-        let (gpu, fraction) = (i.gpu, i.gpu_fraction);
-        self.list_push_front(0, inst);
-        self.list_push_front(1, inst);
-        self.allocation_changes(gpu, 0.0, fraction);
+        self.become_idle(inst);
         self.reclaim(inst);
     }
 

@@ -79,11 +79,8 @@ impl ActivePhase {
     /// The SMs a discipline whose shares are bounds gives it ([`Sharing::shares_are_bounds`]):
     /// its cap or the most it can use, whichever is smaller.
     pub fn bound(&self) -> f64 {
-        let b = if self.sm_cap < self.demand.hi {
-            self.sm_cap
-        } else {
-            self.demand.hi
-        };
+        let most = self.sm_max();
+        let b = if self.sm_cap < most { self.sm_cap } else { most };
         if b < 1.0 { b } else { 1.0 }
     }
     /// Time it has run (rate above zero) as of its last update, if it is a kernel.
@@ -201,7 +198,6 @@ pub struct Instance {
     pub state: InstState,
     pub created: Nanos,
     pub ready_at: Nanos,
-    pub idle_since: Nanos,
     /// Invocations completed on this instance.
     pub served: u64,
     pub memory: u64,
@@ -503,7 +499,6 @@ impl World {
         i.state = InstState::Idle;
         i.expiry = None;
         i.epoch = i.epoch.wrapping_add(1);
-        i.idle_since = self.now;
         let (gpu, fraction) = (i.gpu, i.gpu_fraction);
         self.list_push_front(0, inst);
         self.list_push_front(1, inst);
@@ -565,7 +560,6 @@ impl World {
             state: InstState::Starting,
             created: self.now,
             ready_at: self.now,
-            idle_since: self.now,
             served: 0,
             memory: spec.memory,
             sm_cap: spec.sm_cap,
@@ -766,7 +760,7 @@ impl World {
             g.quota_sm_sum = 0.0;
         }
         self.allocation_changes(gpu, -fraction, 0.0);
-        self.metrics.instance_ended(created, self.now, fraction, true);
+        self.metrics.instance_reclaimed();
         self.emit(SpanKind::Instance, inst, gpu, func, created, self.now);
     }
 
@@ -804,7 +798,6 @@ impl World {
             .enumerate()
             .filter(|(_, i)| i.state != InstState::Free)
         {
-            self.metrics.instance_ended(i.created, now, i.gpu_fraction, false);
             alive.push((InstId(slot as u32), i.gpu, i.func, i.created));
         }
         for g in 0..self.gpus.len() {

@@ -3,11 +3,10 @@
 //! Minute by minute, every function with invocations in that minute places them inside it (by
 //! the chosen [`Spread`]), shifted by its own random offset if asked — cyclically within the
 //! minute, so that every minute keeps exactly its traced count and no invocation of the window
-//! falls outside it; the new points join any carried over, are sorted once by (time, function),
-//! and everything before the end of the minute is emitted. Each function's points form a sorted
-//! run, so this is a k-way merge of the per-function streams done one minute at a time: memory is
-//! bounded by the function table plus the invocations of about one minute, never by the trace's
-//! length.
+//! falls outside it; the minute's points are sorted once by (time, function) and emitted. Each
+//! function's points form a sorted run, so this is a k-way merge of the per-function streams
+//! done one minute at a time: memory is bounded by the function table plus the invocations of
+//! one minute, never by the trace's length.
 
 use super::parse::Azure2019;
 use super::sample::{DurationModel, Sampler};
@@ -83,15 +82,14 @@ pub struct Azure2019Stream {
     minute: u32,
     minutes: u32,
     opts: StreamOptions,
-    /// Generated, not yet emitted: (offset from `base` << FUNC_BITS | function, duration or
-    /// u64::MAX for none). Every pending time lies in [base, base + 120 s): spreading stays
-    /// within a minute and a shift is under a minute, so the offset fits in 37 bits and the
-    /// whole key in one u64 (16-byte entries sort fast).
+    /// The minute's arrivals, sorted: (offset from `base` << FUNC_BITS | function, duration or
+    /// u64::MAX for none). Every time lies in [base, base + 60 s) (spreading and cyclic shifts
+    /// stay within the minute), so the offset fits in 36 bits and the whole key in one u64
+    /// (16-byte entries sort fast).
     pending: Vec<(u64, Nanos)>,
-    /// Start of the minute being generated.
+    /// Start of the minute they belong to.
     base: Nanos,
-    /// pending[..ready] are sorted and may be emitted, from `pos`.
-    ready: usize,
+    /// The next of them to emit.
     pos: usize,
     scratch: Vec<f64>,
 }
@@ -145,24 +143,18 @@ impl Azure2019Stream {
             opts,
             pending: Vec::new(),
             base: 0,
-            ready: 0,
             pos: 0,
             scratch: Vec::new(),
         }
     }
 
-    /// Generates minute `self.minute` and marks what can be emitted.
+    /// Generates minute `self.minute`, in order.
     fn advance_minute(&mut self) {
-        // Drop what was emitted, and re-base what is carried (all at or after this minute).
-        self.pending.drain(..self.pos);
-        let carried = self.pending.len();
+        self.pending.clear();
+        self.pos = 0;
         let m = self.minute;
         let minute_start = u64::from(m) * MINUTE_NS;
         let minute_end = minute_start + MINUTE_NS;
-        let rebase = (minute_start - self.base) << FUNC_BITS;
-        for e in &mut self.pending {
-            e.0 -= rebase;
-        }
         self.base = minute_start;
         for (func, f) in self.fns.iter_mut().enumerate() {
             let key = |t: Nanos| ((t - minute_start) << FUNC_BITS) | func as u64;
@@ -214,18 +206,7 @@ impl Azure2019Stream {
             }
         }
         self.minute += 1;
-        let last = self.minute >= self.minutes;
-        if self.pending.len() > carried || carried > 0 {
-            self.pending.sort_unstable_by_key(|e| e.0);
-        }
-        self.pos = 0;
-        // Later minutes only add points at or after the next minute's start.
-        self.ready = if last {
-            self.pending.len()
-        } else {
-            let limit = MINUTE_NS << FUNC_BITS;
-            self.pending.partition_point(|e| e.0 < limit)
-        };
+        self.pending.sort_unstable_by_key(|e| e.0);
     }
 }
 
@@ -252,7 +233,7 @@ fn scaled<R: rand::Rng>(count: u32, scale: f64, rng: &mut R) -> u32 {
 
 impl ArrivalSource for Azure2019Stream {
     fn next_arrival(&mut self) -> Result<Option<Arrival>, TraceError> {
-        while self.pos >= self.ready {
+        while self.pos >= self.pending.len() {
             if self.minute >= self.minutes {
                 return Ok(None);
             }
