@@ -66,6 +66,12 @@ enum Command {
     /// Benchmark: what the replay harness adds to an invocation, against a bare loop of the
     /// same operations (BENCHMARKS.md).
     ReplayOverhead(replay_cli::OverheadArgs),
+    /// What this machine can replay, in seconds: driver, GPU and compute mode, cuBLAS and
+    /// NVRTC, a worker's context, time slicing, an MPS client (probe.json; --env for scripts).
+    Probe(replay_cli::ProbeArgs),
+    /// Measure a co-location matrix: synthetic compute-, memory-bound and mixed kernels alone
+    /// and in pairs under time slicing and MPS caps 100/100, 50/50, 25/75 (colocation.csv).
+    Colocate(replay_cli::ColocateArgs),
     /// A replay's worker process (started by `gpushare replay`).
     #[command(hide = true)]
     ReplayWorker,
@@ -452,6 +458,8 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay_cli::replay(args),
         Command::Calibrate(args) => replay_cli::calibrate(args),
         Command::ReplayOverhead(args) => replay_cli::overhead(args),
+        Command::Probe(args) => replay_cli::probe(args),
+        Command::Colocate(args) => replay_cli::colocate(args),
         Command::ReplayWorker => return ExitCode::from(gpushare_replay::worker::main() as u8),
         Command::Profile { scenario, out, seconds } => profile(scenario, out, seconds),
         Command::Sweep(args) => sweep(args),

@@ -82,6 +82,58 @@ pub(crate) struct OverheadArgs {
     emulate: bool,
 }
 
+#[derive(Args)]
+pub(crate) struct ProbeArgs {
+    /// The GPU (device ordinal).
+    #[arg(long, default_value_t = 0)]
+    gpu: u32,
+    /// Where to write probe.json (default: print it only).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Also write the result as shell assignments (PROBE_MPS=1 …) to FILE.
+    #[arg(long, value_name = "FILE")]
+    env: Option<PathBuf>,
+    /// How long a worker may take to come up, seconds.
+    #[arg(long, default_value_t = 60.0)]
+    timeout_s: f64,
+    /// Probe the harness alone, without a GPU.
+    #[arg(long)]
+    emulate: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct ColocateArgs {
+    /// The GPU (device ordinal).
+    #[arg(long, default_value_t = 0)]
+    gpu: u32,
+    /// The device calibration that sizes the kernels (required on a GPU).
+    #[arg(long)]
+    calibration: Option<PathBuf>,
+    /// The GPU's label in the files (e.g. h200).
+    #[arg(long, default_value = "gpu")]
+    label: String,
+    /// Seconds each pair runs (each kernel alone runs half of it).
+    #[arg(long, default_value_t = 1.0)]
+    cell_s: f64,
+    /// Skip the MPS sharings.
+    #[arg(long)]
+    no_mps: bool,
+    /// Folder for colocation.csv and colocation-kernels.csv.
+    #[arg(long, default_value = "out/colocation")]
+    out: PathBuf,
+    /// Without a GPU: the kernels are sleeps (a dry run; not a measurement).
+    #[arg(long)]
+    emulate: bool,
+    /// Measure nothing: put the measured matrix of DIR (a GPU folder holding colocation.csv and
+    /// colocation-kernels.csv) into the validation dataset — kernels alone as calibration rows,
+    /// pairs as validation rows — replacing any earlier conversion for the same GPU.
+    #[arg(long, value_name = "DIR")]
+    add_to_dataset: Option<PathBuf>,
+    /// The dataset's folder (measurements.csv, workloads.toml), with --add-to-dataset.
+    #[arg(long, default_value = "validation")]
+    dataset_dir: PathBuf,
+}
+
 fn exe() -> Result<PathBuf, Failure> {
     std::env::current_exe().map_err(|e| Failure::Run(anyhow::anyhow!("locating the gpushare executable: {e}")))
 }
@@ -99,6 +151,9 @@ pub(crate) fn replay(args: ReplayArgs) -> Result<(), Failure> {
     // Before reading anything else: a machine without the driver gets the one plain answer.
     if backend == Backend::Cuda && !gpushare_replay::driver::driver_present() {
         return Err(ReplayError::Unavailable(gpushare_replay::NO_DRIVER.into()).into());
+    }
+    if backend == Backend::Cuda {
+        gpushare_replay::libs::ensure_loadable();
     }
     let gpus = args
         .gpu
@@ -149,7 +204,7 @@ pub(crate) fn replay(args: ReplayArgs) -> Result<(), Failure> {
         worker_exe: exe()?,
         sample_period: Duration::from_secs_f64(positive("sample-ms", args.sample_ms)? / 1e3),
         drain_timeout: Duration::from_secs_f64(positive("drain-timeout-s", args.drain_timeout_s)?),
-        setup_timeout: Duration::from_secs(300),
+        setup_timeout: gpushare_replay::client::SETUP_TIMEOUT,
         scenario_args: prefix,
     };
     eprintln!(
@@ -178,6 +233,7 @@ pub(crate) fn calibrate(args: CalibrateArgs) -> Result<(), Failure> {
     if !gpushare_replay::driver::driver_present() {
         return Err(ReplayError::Unavailable(gpushare_replay::NO_DRIVER.into()).into());
     }
+    gpushare_replay::libs::ensure_loadable();
     let out = args.out.clone().unwrap_or_else(|| {
         Path::new("out")
             .join("calibration")
@@ -249,6 +305,9 @@ pub(crate) fn overhead(args: OverheadArgs) -> Result<(), Failure> {
     if args.n == 0 {
         return Err(Failure::Input("--n 0: expected at least 1".into()));
     }
+    if backend == Backend::Cuda {
+        gpushare_replay::libs::ensure_loadable();
+    }
     let r = gpushare_replay::overhead::measure(&gpushare_replay::overhead::OverheadOptions {
         gpu: args.gpu,
         backend,
@@ -261,5 +320,92 @@ pub(crate) fn overhead(args: OverheadArgs) -> Result<(), Failure> {
         "{} ({}), {} invocations each way: planned {:.3} ms; bare loop p50 {:.3} ms; through the harness p50 {:.3} ms; added {:.3} ms = {:.2} %",
         r.profile, r.backend, r.n, r.planned_ms, r.bare_p50_ms, r.harness_p50_ms, r.added_ms, r.added_pct
     );
+    Ok(())
+}
+
+pub(crate) fn probe(args: ProbeArgs) -> Result<(), Failure> {
+    let backend = if args.emulate { Backend::Emulated } else { Backend::Cuda };
+    if backend == Backend::Cuda {
+        gpushare_replay::libs::ensure_loadable();
+    }
+    let p = gpushare_replay::probe::probe(&gpushare_replay::probe::ProbeOptions {
+        gpu: args.gpu,
+        backend,
+        worker_exe: exe()?,
+        timeout: Duration::from_secs_f64(positive("timeout-s", args.timeout_s)?),
+    });
+    let json = serde_json::to_string_pretty(&p).expect("the probe serialises") + "\n";
+    print!("{json}");
+    let write = |path: &Path, text: &str| {
+        gpushare_reports::atomic::write_atomic(path, text.as_bytes())
+            .map_err(|e| Failure::Run(anyhow::anyhow!("writing {}: {e}", path.display())))
+    };
+    if let Some(out) = &args.out {
+        write(out, &json)?;
+    }
+    if let Some(env) = &args.env {
+        write(env, &p.shell())?;
+    }
+    if !p.context.ok {
+        return Err(ReplayError::Unavailable(format!("no worker comes up here: {}", p.context.detail)).into());
+    }
+    Ok(())
+}
+
+fn add_colocation_to_dataset(dir: &Path, dataset_dir: &Path) -> Result<(), Failure> {
+    use gpushare_reports::fidelity::colocation;
+    let c = colocation::convert(dir).map_err(Failure::Input)?;
+    let (rows_path, workloads_path) = (dataset_dir.join("measurements.csv"), dataset_dir.join("workloads.toml"));
+    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| Failure::Input(format!("{}: {e}", p.display())));
+    let (rows, workloads) = colocation::merge(&read(&rows_path)?, &read(&workloads_path)?, &c);
+    // Checked as the fidelity commands will read them before anything is replaced.
+    gpushare_reports::fidelity::dataset::Dataset::parse(&rows_path, &rows).map_err(Failure::Input)?;
+    let write = |p: &Path, text: &str| {
+        gpushare_reports::atomic::write_atomic(p, text.as_bytes())
+            .map_err(|e| Failure::Run(anyhow::anyhow!("writing {}: {e}", p.display())))
+    };
+    write(&rows_path, &rows)?;
+    write(&workloads_path, &workloads)?;
+    println!(
+        "added          {} calibration rows (kernels alone) and {} validation rows (pairs) of {} to {} and {}",
+        c.calibration_rows,
+        c.validation_rows,
+        c.gpu,
+        rows_path.display(),
+        workloads_path.display()
+    );
+    println!("next           gpushare fit, then gpushare fidelity");
+    Ok(())
+}
+
+pub(crate) fn colocate(args: ColocateArgs) -> Result<(), Failure> {
+    if let Some(dir) = &args.add_to_dataset {
+        return add_colocation_to_dataset(dir, &args.dataset_dir);
+    }
+    let backend = if args.emulate { Backend::Emulated } else { Backend::Cuda };
+    if backend == Backend::Cuda {
+        if !gpushare_replay::driver::driver_present() {
+            return Err(ReplayError::Unavailable(gpushare_replay::NO_DRIVER.into()).into());
+        }
+        gpushare_replay::libs::ensure_loadable();
+    }
+    let opts = gpushare_replay::colocate::ColocateOptions {
+        gpu: args.gpu,
+        backend,
+        calibration: args.calibration,
+        worker_exe: exe()?,
+        cell_s: args.cell_s,
+        no_mps: args.no_mps,
+        out: args.out,
+    };
+    let w = gpushare_replay::colocate::colocate(&opts, &args.label)?;
+    for n in &w.notes {
+        println!("note           {n}");
+    }
+    if backend == Backend::Emulated {
+        println!("note           emulated: the kernels were sleeps; these are not measurements");
+    }
+    let files: Vec<String> = w.files.iter().map(|f| f.display().to_string()).collect();
+    println!("wrote          {} cells: {}", w.cells, files.join(", "));
     Ok(())
 }

@@ -89,6 +89,25 @@ pub struct Measured {
     /// runs long ones, ms (p50, p99), and the short kernel alone (ms).
     #[serde(default)]
     pub time_slice_probe_ms: Option<(f64, f64, f64)>,
+    /// The warm-up before the measurements: seconds, and whether the SM clock settled.
+    #[serde(default)]
+    pub warm_up_s: f64,
+    #[serde(default)]
+    pub clock_settled: bool,
+    /// The SM and memory clocks after the warm-up, MHz (NVML): the reference a replay's clocks
+    /// are checked against.
+    #[serde(default)]
+    pub sm_clock_mhz: Option<u32>,
+    #[serde(default)]
+    pub mem_clock_mhz: Option<u32>,
+    /// The GPU's compute mode (NVML), e.g. `Default`.
+    #[serde(default)]
+    pub compute_mode: String,
+    /// The cuBLAS and NVRTC files that were loaded (none: not loadable).
+    #[serde(default)]
+    pub cublas: Option<String>,
+    #[serde(default)]
+    pub nvrtc: Option<String>,
     /// Notes: what could not be measured, and why.
     #[serde(default)]
     pub notes: Vec<String>,
@@ -116,6 +135,41 @@ impl Calibration {
         let body = toml::to_string(self).map_err(|e| e.to_string())?;
         let text: String = header.lines().map(|l| format!("# {l}\n")).collect::<String>() + &body;
         gpushare_reports::atomic::write_atomic(path, text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// The nominal sizing of the emulated backend (it sizes nothing real).
+pub fn nominal_sizing(mem_bandwidth_gbps: f64) -> ReplayCalibration {
+    ReplayCalibration {
+        threads_per_block: 1024,
+        spin_iters_per_us: 1000.0,
+        stream_gbps: vec![(1.0, mem_bandwidth_gbps)],
+        sgemm_tflops: None,
+        launch_overhead_us: 0.0,
+    }
+}
+
+/// What a command sizes its kernels with: the calibration at `path`; without one, under the
+/// emulated backend, the built-in `h100-80gb` with [`nominal_sizing`]; on a GPU, an error
+/// naming what to run.
+pub fn load_or_nominal(
+    path: Option<&Path>,
+    backend: crate::protocol::Backend,
+) -> Result<Calibration, crate::ReplayError> {
+    use crate::ReplayError;
+    match (path, backend) {
+        (Some(p), _) => Calibration::load(p).map_err(ReplayError::Input),
+        (None, crate::protocol::Backend::Emulated) => {
+            let device = gpushare_sim::device::builtin_device("h100-80gb").expect("built in");
+            Ok(Calibration {
+                replay: nominal_sizing(device.mem_bandwidth_gbps),
+                device,
+                measured: Measured::default(),
+            })
+        }
+        (None, crate::protocol::Backend::Cuda) => Err(ReplayError::Input(
+            "--calibration FILE: the kernels are sized by a calibration (`gpushare calibrate`)".into(),
+        )),
     }
 }
 

@@ -8,6 +8,12 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+/// How long a worker may take to create its context, load its kernels and allocate its
+/// memory: seconds on any GPU; a worker that takes longer is hung (under MPS, a client the
+/// daemon never serves) and would otherwise hold the whole run.
+pub const SETUP_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// `EXE replay-worker` with the harness's CUDA environment and piped stdin and stdout, in a
 /// process group of its own: Ctrl-C reaches the orchestrator only, which stops workers in order.
@@ -35,20 +41,56 @@ pub struct WorkerClient {
     out: BufReader<ChildStdout>,
     pub ready: Ready,
     next_id: u64,
+    _registered: crate::signals::Registered,
 }
 
 impl WorkerClient {
-    /// Starts a worker with `setup` (its stderr is this process's) and waits until it is ready.
+    /// Starts a worker with `setup` (its stderr is this process's) and waits until it is ready,
+    /// at most [`SETUP_TIMEOUT`].
     pub fn start(exe: &Path, setup: &Setup, env: &[(String, String)]) -> Result<WorkerClient, String> {
+        Self::start_within(exe, setup, env, SETUP_TIMEOUT)
+    }
+
+    /// [`WorkerClient::start`] with a timeout of one's own: a worker not ready by then is
+    /// killed and the error says so.
+    pub fn start_within(
+        exe: &Path,
+        setup: &Setup,
+        env: &[(String, String)],
+        timeout: Duration,
+    ) -> Result<WorkerClient, String> {
         let mut child = command(exe)
             .envs(env.iter().cloned())
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| format!("starting a worker ({}): {e}", exe.display()))?;
+        let registered = crate::signals::register_worker(child.id());
         let mut stdin = child.stdin.take().expect("piped");
-        let mut out = BufReader::new(child.stdout.take().expect("piped"));
+        let out = BufReader::new(child.stdout.take().expect("piped"));
         send_line(&mut stdin, setup)?;
-        let ready = match read(&mut out)? {
+        // The first line is read on a thread of its own, so that a worker that never answers
+        // cannot hold this one past the timeout.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut out = out;
+            let first = read(&mut out);
+            let _ = tx.send((first, out));
+        });
+        let (first, out) = match rx.recv_timeout(timeout) {
+            Ok(got) => got,
+            Err(_) => {
+                // SAFETY: kill(2) on the process group this process just created.
+                unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+                let _ = child.wait();
+                return Err(format!(
+                    "a worker (pid {}) was not ready within {} s: its CUDA context never came up (under MPS: a client the \
+                     daemon does not serve); it was killed",
+                    child.id(),
+                    timeout.as_secs_f64()
+                ));
+            }
+        };
+        let ready = match first? {
             Reply::Ready(r) => r,
             Reply::SetupFailed { error } => return Err(format!("a worker could not set up: {error}")),
             other => return Err(format!("a worker answered {other:?}")),
@@ -59,6 +101,7 @@ impl WorkerClient {
             out,
             ready,
             next_id: 0,
+            _registered: registered,
         })
     }
 

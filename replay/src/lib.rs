@@ -14,16 +14,20 @@
 pub mod calibrate;
 pub mod calibration;
 pub mod client;
+pub mod colocate;
 pub mod cuda;
 pub mod driver;
 pub mod kernels;
+pub mod libs;
 pub mod measured;
 pub mod mps;
 pub mod nvml;
 pub mod overhead;
 pub mod plan;
+pub mod probe;
 pub mod protocol;
 pub mod replay;
+pub mod signals;
 pub mod worker;
 
 pub use driver::{NO_DRIVER, ReplayError};

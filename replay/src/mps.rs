@@ -1,47 +1,21 @@
 //! A private MPS control daemon: its own pipe and log directories under a fresh temporary
 //! folder, so it never meets a system-wide daemon or another user's; started with
 //! `nvidia-cuda-mps-control -d` and always told to `quit` when the guard is dropped — at the end
-//! of a replay, on an error, or after Ctrl-C (the orchestrator turns Ctrl-C into an orderly
-//! stop, see [`interrupted`]). Worker processes join it through [`MpsDaemon::client_env`].
+//! of a replay, on an error, or after a signal (the orchestrator turns SIGINT, SIGTERM and
+//! SIGHUP into an orderly stop, and a second signal quits every registered daemon itself: see
+//! [`crate::signals`]). Worker processes join it through [`MpsDaemon::client_env`].
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// The control program.
+/// The control program's usual name; `GPUSHARE_MPS_CONTROL` names another (a path).
 pub const CONTROL: &str = "nvidia-cuda-mps-control";
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-/// Installs (once) a Ctrl-C handler that only raises a flag; long-running loops poll
-/// [`interrupted`] and stop in order, so guards (MPS daemons, worker processes) clean up.
-pub fn install_interrupt_handler() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = ctrlc::set_handler(|| {
-            if INTERRUPTED.swap(true, Ordering::SeqCst) {
-                // A second Ctrl-C: the user insists.
-                std::process::exit(130);
-            }
-            eprintln!("interrupted: stopping workers and shutting MPS down (Ctrl-C again to force)");
-        });
-    });
-}
-
-/// True once Ctrl-C was pressed.
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
-}
-
-/// `Err` once Ctrl-C was pressed: for long procedures to stop at their next step.
-pub fn check_interrupted() -> Result<(), String> {
-    if interrupted() {
-        Err("interrupted (Ctrl-C)".into())
-    } else {
-        Ok(())
-    }
+/// The control program this process uses.
+pub fn control_program() -> PathBuf {
+    std::env::var_os("GPUSHARE_MPS_CONTROL").map_or_else(|| PathBuf::from(CONTROL), PathBuf::from)
 }
 
 /// A running private MPS control daemon.
@@ -50,10 +24,12 @@ pub struct MpsDaemon {
     pipe: PathBuf,
     log: PathBuf,
     running: bool,
+    /// Lets a second signal quit the daemon even if this guard never drops.
+    _registered: Option<crate::signals::Registered>,
 }
 
 fn control(pipe: &Path, log: &Path) -> Command {
-    let mut c = Command::new(CONTROL);
+    let mut c = Command::new(control_program());
     c.env("CUDA_MPS_PIPE_DIRECTORY", pipe)
         .env("CUDA_MPS_LOG_DIRECTORY", log)
         .stdin(Stdio::piped())
@@ -79,6 +55,7 @@ impl MpsDaemon {
             pipe,
             log,
             running: false,
+            _registered: None,
         };
         // The daemon forks away from the program started here and may keep the descriptors it
         // inherited: give it files, not pipes, or waiting for the program would wait for the
@@ -100,6 +77,7 @@ impl MpsDaemon {
             ));
         }
         daemon.running = true;
+        daemon._registered = Some(crate::signals::register_daemon(control_program(), daemon.pipe.clone()));
         // The daemon answers once it listens.
         let deadline = Instant::now() + Duration::from_secs(10);
         while let Err(e) = daemon.query("get_server_list") {

@@ -1,6 +1,8 @@
 //! NVML: the device's identity for reports, and a sampler thread that reads every GPU of a
 //! replay each period (10 ms by default) — utilisation, memory-controller utilisation, memory
-//! used, SM clock — and the per-process SM and memory utilisation NVML keeps.
+//! used, SM and memory clocks — and the per-process SM and memory utilisation NVML keeps; the
+//! clock helpers: a warm-up that waits for the SM clock to settle ([`warm_up`]) and the check
+//! that flags a run whose clock sagged ([`clock_sag`]).
 //!
 //! nvml-wrapper loads `libnvidia-ml` at run time and reports a missing library as an error, so
 //! a machine without it gets a note in the replay's report, not a failure.
@@ -26,6 +28,7 @@ pub struct Sample {
     pub mem_util_pct: u32,
     pub mem_used_bytes: u64,
     pub sm_clock_mhz: u32,
+    pub mem_clock_mhz: u32,
 }
 
 /// One per-process reading.
@@ -119,6 +122,7 @@ impl Sampler {
                     let util = d.utilization_rates();
                     let mem = d.memory_info();
                     let clock = d.clock_info(Clock::SM);
+                    let mem_clock = d.clock_info(Clock::Memory);
                     match (&util, &mem) {
                         (Ok(u), Ok(m)) => out.devices.push(Sample {
                             t_ns,
@@ -127,6 +131,7 @@ impl Sampler {
                             mem_util_pct: u.memory,
                             mem_used_bytes: m.used,
                             sm_clock_mhz: clock.unwrap_or(0),
+                            mem_clock_mhz: mem_clock.unwrap_or(0),
                         }),
                         (Err(e), _) | (_, Err(e)) => {
                             note(format!("NVML utilisation or memory of GPU {g}: {e}"), &mut out)
@@ -174,5 +179,188 @@ impl Sampler {
     pub fn finish(self) -> Samples {
         self.stop.store(true, Ordering::SeqCst);
         self.handle.join().unwrap_or_default()
+    }
+}
+
+/// Reads GPU `index`'s clocks through NVML.
+pub struct ClockReader {
+    nvml: Nvml,
+    index: u32,
+}
+
+impl ClockReader {
+    /// `Err` when NVML cannot be initialised or has no such device.
+    pub fn new(index: u32) -> Result<ClockReader, String> {
+        let nvml = Nvml::init().map_err(|e| format!("NVML: {e}"))?;
+        nvml.device_by_index(index)
+            .map_err(|e| format!("NVML device {index}: {e}"))?;
+        Ok(ClockReader { nvml, index })
+    }
+
+    /// The SM clock now, MHz.
+    pub fn sm_mhz(&self) -> Option<u32> {
+        self.nvml.device_by_index(self.index).ok()?.clock_info(Clock::SM).ok()
+    }
+
+    /// The memory clock now, MHz.
+    pub fn mem_mhz(&self) -> Option<u32> {
+        self.nvml
+            .device_by_index(self.index)
+            .ok()?
+            .clock_info(Clock::Memory)
+            .ok()
+    }
+}
+
+/// How a warm-up ended.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct WarmUp {
+    /// Steps run and seconds spent.
+    pub steps: u32,
+    pub seconds: f64,
+    /// The SM clock it settled at (the last reading), MHz; `None`: no clock could be read.
+    pub sm_clock_mhz: Option<u32>,
+    /// Whether the clock settled before the time ran out.
+    pub stable: bool,
+}
+
+/// Consecutive readings within this fraction of each other count as a settled clock.
+pub const CLOCK_TOLERANCE: f64 = 0.01;
+/// How many consecutive readings must agree.
+pub const CLOCK_READINGS: usize = 5;
+
+/// Runs `step` (a burst of GPU work) until the SM clock that `read` reports has settled —
+/// [`CLOCK_READINGS`] consecutive readings within [`CLOCK_TOLERANCE`], after at least
+/// `min` — or until `max` has passed. Without clock readings it runs for `min`.
+pub fn warm_up(
+    mut step: impl FnMut() -> Result<(), String>,
+    read: impl Fn() -> Option<u32>,
+    min: Duration,
+    max: Duration,
+) -> Result<WarmUp, String> {
+    let started = std::time::Instant::now();
+    let mut readings: Vec<u32> = Vec::new();
+    let mut steps = 0;
+    loop {
+        crate::signals::check_interrupted()?;
+        step()?;
+        steps += 1;
+        let clock = read();
+        if let Some(c) = clock {
+            readings.push(c);
+        }
+        let elapsed = started.elapsed();
+        let tail = &readings[readings.len().saturating_sub(CLOCK_READINGS)..];
+        let settled = tail.len() == CLOCK_READINGS && {
+            let (lo, hi) = (
+                tail.iter().min().copied().unwrap_or(0),
+                tail.iter().max().copied().unwrap_or(0),
+            );
+            f64::from(hi - lo) <= CLOCK_TOLERANCE * f64::from(hi)
+        };
+        let no_clock = readings.is_empty();
+        if (elapsed >= min && (settled || no_clock)) || elapsed >= max {
+            return Ok(WarmUp {
+                steps,
+                seconds: elapsed.as_secs_f64(),
+                sm_clock_mhz: readings.last().copied(),
+                stable: settled,
+            });
+        }
+    }
+}
+
+/// The SM clocks of samples taken while the GPU was busy: (lowest, median, highest), MHz.
+pub fn busy_clocks(samples: &[Sample]) -> Option<(u32, u32, u32)> {
+    let mut c: Vec<u32> = samples
+        .iter()
+        .filter(|s| s.util_pct > 0 && s.sm_clock_mhz > 0)
+        .map(|s| s.sm_clock_mhz)
+        .collect();
+    if c.is_empty() {
+        return None;
+    }
+    c.sort_unstable();
+    Some((c[0], c[c.len() / 2], c[c.len() - 1]))
+}
+
+/// A run's clock sagged when a busy reading fell more than this fraction below the reference
+/// (the clock the calibration settled at, or else the run's own highest busy reading).
+pub const SAG_TOLERANCE: f64 = 0.05;
+
+/// Why a run's clock counts as sagged, if it does.
+pub fn clock_sag(samples: &[Sample], reference_mhz: Option<u32>) -> Option<String> {
+    let (lo, median, hi) = busy_clocks(samples)?;
+    let reference = reference_mhz.unwrap_or(hi);
+    (f64::from(lo) < (1.0 - SAG_TOLERANCE) * f64::from(reference)).then(|| {
+        format!(
+            "the SM clock sagged: {lo} MHz at its lowest while busy (median {median}, highest {hi}) against {reference} MHz{}; \
+             times measured then are slower than the calibration assumes",
+            if reference_mhz.is_some() { " at calibration" } else { " (the run's highest)" }
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    fn sample(util: u32, mhz: u32) -> Sample {
+        Sample {
+            t_ns: 0,
+            gpu: 0,
+            util_pct: util,
+            mem_util_pct: 0,
+            mem_used_bytes: 0,
+            sm_clock_mhz: mhz,
+            mem_clock_mhz: 3201,
+        }
+    }
+
+    #[test]
+    fn the_warm_up_waits_for_the_clock_to_settle() {
+        // A clock that ramps up for ten readings, then holds.
+        let k = Cell::new(0u32);
+        let w = warm_up(
+            || {
+                k.set(k.get() + 1);
+                Ok(())
+            },
+            || Some(1980u32.min(1000 + 100 * k.get())),
+            Duration::ZERO,
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert!(w.stable && w.sm_clock_mhz == Some(1980), "{w:?}");
+        assert!(w.steps >= 10 + CLOCK_READINGS as u32 - 1, "{w:?}");
+        // Without a clock it runs its minimum and says the clock was not seen to settle.
+        let w = warm_up(|| Ok(()), || None, Duration::from_millis(5), Duration::from_secs(1)).unwrap();
+        assert!(!w.stable && w.sm_clock_mhz.is_none() && w.seconds >= 0.005, "{w:?}");
+        // A clock that never settles stops at the maximum.
+        let k = Cell::new(0u32);
+        let w = warm_up(
+            || {
+                k.set(k.get() + 1);
+                Ok(())
+            },
+            || Some(if k.get() % 2 == 0 { 1000 } else { 2000 }),
+            Duration::ZERO,
+            Duration::from_millis(20),
+        )
+        .unwrap();
+        assert!(!w.stable && w.seconds >= 0.02, "{w:?}");
+    }
+
+    #[test]
+    fn a_busy_clock_below_the_reference_is_flagged() {
+        let steady = [sample(90, 1980), sample(95, 1975), sample(0, 345)];
+        assert_eq!(busy_clocks(&steady), Some((1975, 1980, 1980)));
+        assert!(clock_sag(&steady, Some(1980)).is_none(), "idle readings do not count");
+        let sagging = [sample(90, 1980), sample(95, 1700)];
+        let why = clock_sag(&sagging, Some(1980)).unwrap();
+        assert!(why.contains("1700 MHz") && why.contains("at calibration"), "{why}");
+        assert!(clock_sag(&sagging, None).unwrap().contains("run's highest"));
+        assert!(clock_sag(&[sample(0, 345)], None).is_none());
     }
 }

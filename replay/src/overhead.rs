@@ -7,7 +7,7 @@
 //! With `--emulate` the operations are sleeps and the figure is the harness's CPU-side cost
 //! (processes, pipes, JSON, wake-ups) without a GPU.
 
-use crate::calibration::{Calibration, ReplayCalibration};
+use crate::calibration::Calibration;
 use crate::client::WorkerClient;
 use crate::driver::{self, NO_DRIVER, ReplayError};
 use crate::plan::{self, WorkerSpec};
@@ -52,37 +52,18 @@ pub fn measure(opts: &OverheadOptions) -> Result<Overhead, ReplayError> {
     }
     // SAFETY: called from the command line before any thread or CUDA call.
     unsafe { crate::protocol::pin_device_order() };
+    crate::signals::install();
     let profile = gpushare_sim::catalog::builtin_profile(&opts.profile).ok_or_else(|| {
         ReplayError::Input(format!(
             "--function {}: not a catalog profile (see `gpushare catalog`)",
             opts.profile
         ))
     })?;
-    let (dev, cal): (gpushare_sim::device::DeviceSpec, ReplayCalibration) = match (&opts.calibration, opts.backend) {
-        (Some(p), _) => {
-            let c = Calibration::load(p).map_err(ReplayError::Input)?;
-            (c.device, c.replay)
-        }
-        (None, Backend::Emulated) => {
-            let d = gpushare_sim::device::builtin_device("h100-80gb").expect("built in");
-            let bw = d.mem_bandwidth_gbps;
-            (
-                d,
-                ReplayCalibration {
-                    threads_per_block: 1024,
-                    spin_iters_per_us: 1000.0,
-                    stream_gbps: vec![(1.0, bw)],
-                    sgemm_tflops: None,
-                    launch_overhead_us: 0.0,
-                },
-            )
-        }
-        (None, Backend::Cuda) => {
-            return Err(ReplayError::Input(
-                "--calibration FILE: the kernels are sized by a calibration (`gpushare calibrate`)".into(),
-            ));
-        }
-    };
+    let Calibration {
+        device: dev,
+        replay: cal,
+        ..
+    } = crate::calibration::load_or_nominal(opts.calibration.as_deref(), opts.backend)?;
     let reference = gpushare_sim::device::builtin_device(&profile.reference_gpu).unwrap_or_else(|| dev.clone());
     let compiled = profile.compile(&reference, &dev, 2.0);
     let fplan = plan::function_plan(&opts.profile, &compiled, &dev, &cal);
@@ -121,7 +102,7 @@ pub fn measure(opts: &OverheadOptions) -> Result<Overhead, ReplayError> {
     let block = 10.min(opts.n.max(1));
     let (mut bare_ms, mut harness_ms) = (Vec::new(), Vec::new());
     while (bare_ms.len() as u32) < opts.n {
-        crate::mps::check_interrupted().map_err(ReplayError::Failed)?;
+        crate::signals::check_interrupted().map_err(ReplayError::Failed)?;
         for _ in 0..block {
             bare_ms.push(bare_once()?);
         }

@@ -18,14 +18,15 @@
 //! too: instances are fixed for the run (no scaling, no cold starts in the measured window — use
 //! a warm-up that covers them in the simulation), and there is one device type.
 
-use crate::calibration::{Calibration, ReplayCalibration};
+use crate::calibration::Calibration;
 use crate::client::send_line;
 use crate::driver::{self, NO_DRIVER, ReplayError};
 use crate::measured::{self, Inputs, Record, WorkerUse};
-use crate::mps::{self, MpsDaemon};
+use crate::mps::MpsDaemon;
 use crate::nvml::{self, DeviceInfo, Sampler};
 use crate::plan::{self, FunctionPlan, Mechanism, PlannedOp, WorkerSpec};
 use crate::protocol::{Backend, Done, Ready, Reply, Request, Setup, now_ns};
+use crate::signals;
 use gpushare_sim::Scenario;
 use gpushare_sim::record::{Outcome, RejectReason};
 use gpushare_sim::summary::Summary;
@@ -68,6 +69,9 @@ pub struct WorkerReport {
     pub functions: Vec<String>,
     pub lanes: u32,
     pub mps_percentage: Option<f64>,
+    /// The SM count the worker's context reported (an MPS client below 100 % is told its
+    /// share; 0: emulated).
+    pub sms_seen: u32,
     pub pid: u32,
     pub context_s: f64,
     pub kernels: String,
@@ -112,6 +116,8 @@ pub struct ReplayReport {
     pub mechanism: Mechanism,
     pub gpus: Vec<u32>,
     pub device: Option<DeviceInfo>,
+    /// Which driver, cuBLAS and NVRTC files were loaded (`None`: emulated).
+    pub libraries: Option<crate::libs::LibrariesReport>,
     pub calibration: Option<PathBuf>,
     pub time_scale: f64,
     /// The `gpushare run` command whose simulation this replay measures.
@@ -121,6 +127,10 @@ pub struct ReplayReport {
     pub arrival_lag: Delays,
     pub handoff: Delays,
     pub nvml_samples: usize,
+    /// The SM clock while the GPU was busy (lowest, median, highest, MHz), and whether it
+    /// sagged below the calibration's (see the notes).
+    pub sm_clock_busy_mhz: Option<(u32, u32, u32)>,
+    pub clock_sagged: bool,
     pub wall_s: f64,
     pub aborted: Option<String>,
     pub notes: Vec<String>,
@@ -147,6 +157,7 @@ struct Worker {
     outstanding: u32,
     ready: Option<Ready>,
     completed: u64,
+    _registered: signals::Registered,
 }
 
 /// The worker processes; killed on drop if they have not exited.
@@ -186,6 +197,11 @@ fn log_tail(path: &Path) -> String {
     crate::last_lines(path, 5).map_or(String::new(), |l| format!(" (its stderr, {}: {l})", path.display()))
 }
 
+/// Whether a worker is told the device's whole SM count: not an MPS client capped below 100 %.
+fn sees_whole_gpu(spec: &WorkerSpec) -> bool {
+    spec.mps_percentage.is_none_or(|p| p >= 100.0)
+}
+
 /// A live invocation.
 struct Inv {
     func: u32,
@@ -196,17 +212,6 @@ struct Inv {
     host_after: u64,
     worker: Option<usize>,
     sent_at: u64,
-}
-
-/// The nominal calibration of the emulated backend (it sizes nothing real).
-fn nominal_calibration(mem_bandwidth_gbps: f64) -> ReplayCalibration {
-    ReplayCalibration {
-        threads_per_block: 1024,
-        spin_iters_per_us: 1000.0,
-        stream_gbps: vec![(1.0, mem_bandwidth_gbps)],
-        sgemm_tflops: None,
-        launch_overhead_us: 0.0,
-    }
 }
 
 /// The host time before the first GPU operation and after the last, and the plan without it.
@@ -300,6 +305,7 @@ pub fn replay(scenario: &Scenario, opts: &ReplayOptions) -> Result<ReplayRun, Re
             .find(|(name, _)| *name == dev.name)
             .map(|(_, p)| p.clone())
     });
+    let mut reference_clock = None;
     let (cal, cal_path) = match (opts.backend, cal_path) {
         (_, Some(p)) => {
             let c = Calibration::load(&p).map_err(ReplayError::Input)?;
@@ -314,9 +320,10 @@ pub fn replay(scenario: &Scenario, opts: &ReplayOptions) -> Result<ReplayRun, Re
                     p.display()
                 )));
             }
+            reference_clock = c.measured.sm_clock_mhz;
             (c.replay, Some(p))
         }
-        (Backend::Emulated, None) => (nominal_calibration(dev.mem_bandwidth_gbps), None),
+        (Backend::Emulated, None) => (crate::calibration::nominal_sizing(dev.mem_bandwidth_gbps), None),
         (Backend::Cuda, None) => {
             return Err(ReplayError::Input(
                 "no calibration: run `gpushare calibrate --out FILE` on this machine, then give the scenario \
@@ -325,10 +332,13 @@ pub fn replay(scenario: &Scenario, opts: &ReplayOptions) -> Result<ReplayRun, Re
             ));
         }
     };
-    let mut cal = cal;
-    if opts.backend == Backend::Cuda && cal.sgemm_tflops.is_some() && !driver::cublas_present() {
-        cal.sgemm_tflops = None;
-        notes.push("libcublas cannot be loaded here: GEMM-like phases run as spin kernels".into());
+    let libraries = (opts.backend == Backend::Cuda).then(crate::libs::report);
+    if libraries.as_ref().is_some_and(|l| l.cublas.is_none()) && cal.sgemm_tflops.is_some() {
+        // Never a silent fallback: GEMM-like phases would replay as spin kernels.
+        return Err(ReplayError::Unavailable(format!(
+            "the calibration sizes GEMM-like phases for cuBLAS, but no cuBLAS can be loaded here; {}",
+            crate::libs::searched()
+        )));
     }
 
     let mut lay = plan::layout(s, opts.gpus.len() as u32).map_err(ReplayError::Input)?;
@@ -381,7 +391,7 @@ pub fn replay(scenario: &Scenario, opts: &ReplayOptions) -> Result<ReplayRun, Re
 
     std::fs::create_dir_all(opts.out.join("workers"))
         .map_err(|e| ReplayError::Failed(format!("creating {}: {e}", opts.out.display())))?;
-    mps::install_interrupt_handler();
+    signals::install();
     let device = if opts.backend == Backend::Cuda {
         match nvml::device_info(opts.gpus[0]) {
             Ok(d) => Some(d),
@@ -393,6 +403,15 @@ pub fn replay(scenario: &Scenario, opts: &ReplayOptions) -> Result<ReplayRun, Re
     } else {
         None
     };
+
+    // The compute mode (left as it is) may forbid the layout.
+    if let Some(d) = &device {
+        for &g in &opts.gpus {
+            let on_gpu = lay.workers.iter().filter(|w| w.gpu == g).count();
+            crate::probe::check_compute_mode(&d.compute_mode, lay.mechanism, on_gpu)
+                .map_err(ReplayError::Unavailable)?;
+        }
+    }
 
     // The mechanism.
     let mut daemon = None;
@@ -450,8 +469,10 @@ pub fn replay(scenario: &Scenario, opts: &ReplayOptions) -> Result<ReplayRun, Re
             }
             let _ = tx.send(Msg::Closed(id));
         });
+        let registered = signals::register_worker(child.id());
         workers.0.push(Worker {
             spec: spec.clone(),
+            _registered: registered,
             child,
             stdin: Some(stdin),
             log,
@@ -465,16 +486,23 @@ pub fn replay(scenario: &Scenario, opts: &ReplayOptions) -> Result<ReplayRun, Re
     // Wait until every worker is set up.
     let setup_deadline = now_ns() + opts.setup_timeout.as_nanos() as u64;
     while workers.0.iter().any(|w| w.ready.is_none()) {
-        if mps::interrupted() {
+        if signals::interrupted() {
             return Err(ReplayError::Failed(
                 "interrupted while the workers were setting up".into(),
             ));
         }
         let left = setup_deadline.saturating_sub(now_ns());
         if left == 0 {
+            let late: Vec<String> = workers
+                .0
+                .iter()
+                .filter(|w| w.ready.is_none())
+                .map(|w| format!("worker {}{}", w.spec.id, log_tail(&w.log)))
+                .collect();
             return Err(ReplayError::Failed(format!(
-                "workers not ready after {} s",
-                opts.setup_timeout.as_secs()
+                "not ready after {} s (a CUDA context that never came up; under MPS, clients the daemon does not serve): {}",
+                opts.setup_timeout.as_secs(),
+                late.join("; ")
             )));
         }
         match rx.recv_timeout(Duration::from_nanos(left).min(Duration::from_millis(100))) {
@@ -517,7 +545,9 @@ pub fn replay(scenario: &Scenario, opts: &ReplayOptions) -> Result<ReplayRun, Re
     }
     for w in &workers.0 {
         let r = w.ready.as_ref().expect("all ready");
-        if r.sms != 0 && r.sms != dev.sms {
+        // An MPS client below 100 % active threads is told a reduced SM count: only a client
+        // that may use the whole GPU sees the device's own (what each saw is in the report).
+        if sees_whole_gpu(&w.spec) && r.sms != 0 && r.sms != dev.sms {
             return Err(ReplayError::Input(format!(
                 "GPU {} has {} SMs, the scenario's device `{}` {}: calibrate this GPU (`gpushare calibrate --gpu {}`) and load its profile",
                 w.spec.gpu, r.sms, dev.name, dev.sms, w.spec.gpu
@@ -593,8 +623,8 @@ pub fn replay(scenario: &Scenario, opts: &ReplayOptions) -> Result<ReplayRun, Re
     };
 
     'replay: loop {
-        if mps::interrupted() {
-            aborted = Some("interrupted (Ctrl-C)".into());
+        if signals::interrupted() {
+            aborted = Some("interrupted (a signal)".into());
             break;
         }
         let now = rel(now_ns());
@@ -781,6 +811,9 @@ pub fn replay(scenario: &Scenario, opts: &ReplayOptions) -> Result<ReplayRun, Re
     if let Some(s) = &samples {
         notes.extend(s.notes.iter().cloned());
     }
+    let busy_clocks = nvml::busy_clocks(&nvml.iter().map(|(_, x)| *x).collect::<Vec<_>>());
+    let clock_sag = nvml::clock_sag(&nvml.iter().map(|(_, x)| *x).collect::<Vec<_>>(), reference_clock);
+    notes.extend(clock_sag.clone());
     let functions: Vec<&str> = s.functions.iter().map(|f| f.name.as_str()).collect();
     let memory_mib = device
         .as_ref()
@@ -840,6 +873,7 @@ pub fn replay(scenario: &Scenario, opts: &ReplayOptions) -> Result<ReplayRun, Re
         mechanism: lay.mechanism,
         gpus: opts.gpus.clone(),
         device,
+        libraries,
         calibration: cal_path,
         time_scale: opts.time_scale,
         prediction_command,
@@ -859,6 +893,7 @@ pub fn replay(scenario: &Scenario, opts: &ReplayOptions) -> Result<ReplayRun, Re
                         .collect(),
                     lanes: w.spec.lanes,
                     mps_percentage: w.spec.mps_percentage,
+                    sms_seen: r.sms,
                     pid: r.pid,
                     context_s: r.context_s,
                     kernels: r.kernels,
@@ -872,6 +907,8 @@ pub fn replay(scenario: &Scenario, opts: &ReplayOptions) -> Result<ReplayRun, Re
         arrival_lag: Delays::of(lags),
         handoff: Delays::of(handoffs),
         nvml_samples: nvml.len(),
+        sm_clock_busy_mhz: busy_clocks,
+        clock_sagged: clock_sag.is_some(),
         wall_s,
         aborted: aborted.clone(),
         notes,
@@ -971,17 +1008,18 @@ fn write_outputs(
     measured::write_invocations(dir, records, functions)?;
     gpushare_reports::write_summary(dir, summary)?;
     gpushare_reports::series::write_cdf(dir, cdf)?;
-    let mut text = String::from("t_s,gpu,util_pct,mem_util_pct,mem_used_mib,sm_clock_mhz\n");
+    let mut text = String::from("t_s,gpu,util_pct,mem_util_pct,mem_used_mib,sm_clock_mhz,mem_clock_mhz\n");
     for (t, x) in nvml {
         let _ = writeln!(
             text,
-            "{:.6},{},{},{},{:.1},{}",
+            "{:.6},{},{},{},{:.1},{},{}",
             *t as f64 / 1e9,
             x.gpu,
             x.util_pct,
             x.mem_util_pct,
             x.mem_used_bytes as f64 / gpushare_sim::device::MIB as f64,
-            x.sm_clock_mhz
+            x.sm_clock_mhz,
+            x.mem_clock_mhz
         );
     }
     write_atomic(&dir.join("nvml.csv"), text.as_bytes())?;
@@ -1066,6 +1104,20 @@ mod tests {
         // Host time between GPU operations stays with the worker.
         assert_eq!(gpu.ops.len(), 3);
         assert!(gpu.ops[0].op.on_gpu() && gpu.ops[2].op.on_gpu());
+    }
+
+    #[test]
+    fn only_uncapped_workers_are_held_to_the_devices_sm_count() {
+        let spec = |pct| WorkerSpec {
+            id: 0,
+            gpu: 0,
+            functions: vec![0],
+            mps_percentage: pct,
+            lanes: 1,
+        };
+        assert!(sees_whole_gpu(&spec(None)));
+        assert!(sees_whole_gpu(&spec(Some(100.0))));
+        assert!(!sees_whole_gpu(&spec(Some(50.0))));
     }
 
     #[test]

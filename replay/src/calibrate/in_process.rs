@@ -53,11 +53,42 @@ pub fn measure(gpu: u32, m: &mut Measured) -> Result<ReplayCalibration, String> 
     let sink = DeviceBuffer::new(&ctx, 64 << 10)?;
     eprintln!("  {sms} SMs, {:.0} MiB, kernels from {}", m.memory_total_mib, k.origin);
 
-    // Warm-up: module load, clocks.
-    for _ in 0..20 {
-        cuda::spin(&stream, &k, sms, threads, 20_000, sink.ptr)?;
+    // Warm-up: module load, then bursts of every SM's spin kernel until the SM clock settles
+    // (a cold GPU idles at a few hundred MHz and boosts over seconds).
+    let clocks = crate::nvml::ClockReader::new(gpu);
+    if let Err(e) = &clocks {
+        m.notes
+            .push(format!("clocks not read ({e}): warmed up for a fixed 2 s"));
     }
-    stream.synchronize().map_err(err("warm-up"))?;
+    let burst = || {
+        for _ in 0..20 {
+            cuda::spin(&stream, &k, sms, threads, 20_000, sink.ptr)?;
+        }
+        stream.synchronize().map_err(err("warm-up"))
+    };
+    let w = crate::nvml::warm_up(
+        burst,
+        || clocks.as_ref().ok().and_then(|c| c.sm_mhz()),
+        std::time::Duration::from_secs(2),
+        std::time::Duration::from_secs(30),
+    )?;
+    m.warm_up_s = w.seconds;
+    m.clock_settled = w.stable;
+    m.sm_clock_mhz = w.sm_clock_mhz;
+    m.mem_clock_mhz = clocks.as_ref().ok().and_then(|c| c.mem_mhz());
+    if clocks.is_ok() && !w.stable {
+        m.notes.push(format!(
+            "the SM clock did not settle within {:.0} s of warm-up (last {} MHz): the measurements may drift",
+            w.seconds,
+            w.sm_clock_mhz.unwrap_or(0)
+        ));
+    }
+    eprintln!(
+        "  warmed up {:.1} s: SM clock {} MHz{}",
+        w.seconds,
+        w.sm_clock_mhz.map_or("unread".to_string(), |c| c.to_string()),
+        if w.stable { ", settled" } else { "" }
+    );
 
     // Launch overhead: back-to-back empty kernels, host time per launch.
     let n = 5000;
@@ -92,7 +123,7 @@ pub fn measure(gpu: u32, m: &mut Measured) -> Result<ReplayCalibration, String> 
         m.spin_two_blocks_per_sm_ratio
     );
 
-    crate::mps::check_interrupted()?;
+    crate::signals::check_interrupted()?;
     // Speed against the grid's share of SMs, same total work.
     for share in SHARES {
         let b = blocks_for(share, sms);
@@ -101,7 +132,7 @@ pub fn measure(gpu: u32, m: &mut Measured) -> Result<ReplayCalibration, String> 
         m.spin_speed_by_share.push((share, t1 / t));
     }
 
-    crate::mps::check_interrupted()?;
+    crate::signals::check_interrupted()?;
     // Stream bandwidth against the share of SMs.
     let bytes = STREAM_BUFFER_BYTES;
     let buffers = DeviceBuffer::new(&ctx, 4 * bytes)?;
@@ -141,7 +172,7 @@ pub fn measure(gpu: u32, m: &mut Measured) -> Result<ReplayCalibration, String> 
         stream_gbps[0].1
     );
 
-    crate::mps::check_interrupted()?;
+    crate::signals::check_interrupted()?;
     // Two stream kernels on half the SMs each, on two streams, against one alone.
     let half = (sms / 2).max(1);
     let other = ctx.new_stream().map_err(err("creating a stream"))?;
@@ -184,7 +215,7 @@ pub fn measure(gpu: u32, m: &mut Measured) -> Result<ReplayCalibration, String> 
     );
     drop(buffers);
 
-    crate::mps::check_interrupted()?;
+    crate::signals::check_interrupted()?;
     // Pinned copies both ways.
     let copy_bytes: u64 = 256 << 20;
     let mut host = PinnedBuffer::new(&ctx, copy_bytes)?;
@@ -205,7 +236,7 @@ pub fn measure(gpu: u32, m: &mut Measured) -> Result<ReplayCalibration, String> 
     );
     drop((host, dev));
 
-    crate::mps::check_interrupted()?;
+    crate::signals::check_interrupted()?;
     // SGEMM through cuBLAS.
     let sgemm_tflops = if driver::cublas_present() {
         let n = crate::plan::GEMM_N;
@@ -221,8 +252,10 @@ pub fn measure(gpu: u32, m: &mut Measured) -> Result<ReplayCalibration, String> 
         eprintln!("  cuBLAS SGEMM {n}: {tflops:.1} TFLOP/s");
         Some(tflops)
     } else {
-        m.notes
-            .push("libcublas not found: no SGEMM rate; GEMM-like phases replay as spin kernels".into());
+        m.notes.push(format!(
+            "no cuBLAS could be loaded: no SGEMM rate, so GEMM-like phases will replay as spin kernels; {}",
+            crate::libs::searched()
+        ));
         None
     };
 

@@ -118,15 +118,24 @@ pub fn calibrate(opts: &CalibrateOptions) -> Result<Calibration, ReplayError> {
     }
     // SAFETY: nothing has started a thread (the Ctrl-C handler's comes next) or touched CUDA.
     unsafe { crate::protocol::pin_device_order() };
-    crate::mps::install_interrupt_handler();
+    crate::signals::install();
     let mut measured = Measured::default();
     match crate::nvml::device_info(opts.gpu) {
         Ok(d) => {
             measured.gpu_name = d.name;
             measured.driver = d.driver;
+            measured.compute_mode = d.compute_mode;
         }
         Err(e) => measured.notes.push(format!("device identity not read: {e}")),
     }
+    if crate::probe::processes_allowed(&measured.compute_mode) == Some(0) {
+        return Err(ReplayError::Unavailable(format!(
+            "GPU {}'s compute mode is {}: no context can be created on it (the harness leaves modes alone)",
+            opts.gpu, measured.compute_mode
+        )));
+    }
+    let libs = crate::libs::report();
+    (measured.cublas, measured.nvrtc) = (libs.cublas, libs.nvrtc);
     eprintln!("calibrating GPU {} ({}) …", opts.gpu, measured.gpu_name);
     let replay = in_process::measure(opts.gpu, &mut measured).map_err(ReplayError::Failed)?;
     processes::measure(opts, &replay, &mut measured).map_err(ReplayError::Failed)?;

@@ -19,7 +19,7 @@ fn spin_worker(
     env: &[(String, String)],
     pct: Option<f64>,
 ) -> Result<WorkerClient, String> {
-    crate::mps::check_interrupted()?;
+    crate::signals::check_interrupted()?;
     let functions: Vec<(u32, FunctionPlan)> = spins
         .iter()
         .enumerate()
@@ -67,7 +67,6 @@ fn iters_for(cal: &ReplayCalibration, ms: f64) -> u64 {
 
 /// Fills the multi-process measurements into `m`.
 pub fn measure(opts: &CalibrateOptions, cal: &ReplayCalibration, m: &mut Measured) -> Result<(), String> {
-    let sms = m.sms;
     let threads = cal.threads_per_block;
 
     // Context creation, five fresh processes; memory from NVML before and after.
@@ -92,6 +91,20 @@ pub fn measure(opts: &CalibrateOptions, cal: &ReplayCalibration, m: &mut Measure
     );
 
     // Time slicing: a 1 ms kernel of one process while another keeps 25 ms kernels queued.
+    if crate::probe::processes_allowed(&m.compute_mode).is_some_and(|n| n < 2) {
+        m.notes.push(format!(
+            "compute mode {}: two processes cannot share the GPU, time slicing not measured",
+            m.compute_mode
+        ));
+    } else {
+        time_slicing(opts, cal, m)?;
+    }
+    mps_curve(opts, cal, m)
+}
+
+/// Two processes time-slicing: a short kernel's latency beside another process's long ones.
+fn time_slicing(opts: &CalibrateOptions, cal: &ReplayCalibration, m: &mut Measured) -> Result<(), String> {
+    let (sms, threads) = (m.sms, cal.threads_per_block);
     let short = (sms, iters_for(cal, 1.0));
     let long = (sms, iters_for(cal, 25.0));
     let mut a = spin_worker(opts, threads, &[short], &[], None)?;
@@ -128,8 +141,12 @@ pub fn measure(opts: &CalibrateOptions, cal: &ReplayCalibration, m: &mut Measure
         probe.0, probe.1, probe.2
     );
     m.time_slice_probe_ms = Some(probe);
+    Ok(())
+}
 
-    // MPS: the spin kernel over every SM under active-thread percentages.
+/// The spin kernel over every SM under MPS active-thread percentages.
+fn mps_curve(opts: &CalibrateOptions, cal: &ReplayCalibration, m: &mut Measured) -> Result<(), String> {
+    let (sms, threads) = (m.sms, cal.threads_per_block);
     if opts.no_mps {
         m.notes.push("MPS not measured (--no-mps)".into());
         return Ok(());

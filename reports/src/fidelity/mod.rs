@@ -3,6 +3,7 @@
 //! parameters on the calibration rows alone ([`fit`]), and the report (`gpushare fidelity`:
 //! [`report`]).
 
+pub mod colocation;
 pub mod dataset;
 pub mod experiment;
 pub mod fit;
