@@ -455,7 +455,11 @@ pub fn colocate(opts: &ColocateOptions, label: &str) -> Result<Written, ReplayEr
         }
         eprintln!("  {sharing:?} …");
         match measure_sharing(opts, &plans, cal.replay.threads_per_block, sharing, &clock) {
-            Ok(c) => cells.extend(c),
+            Ok(c) => {
+                cells.extend(c);
+                // Written after each sharing: a run stopped by its time limit keeps what it measured.
+                write(opts, label, &cal, &plans, &cells)?;
+            }
             Err(e) if matches!(sharing, Sharing::Mps(..)) && e.contains("MPS unavailable") => {
                 notes.push(format!("{sharing:?} skipped: {e}"));
             }

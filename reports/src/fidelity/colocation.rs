@@ -385,12 +385,8 @@ t,cuda,pair,mps,50,50,compute-full,memory-full,9.8,6.1,10.4,7.0,10.4,7.0,1.06,1.
 t,cuda,alone,time-sharing,100,,compute-full,,5.1,,5.1,,5.1,,,,40,,1980
 ";
 
-    fn fixture(kernels: &str, cells: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "gpushare-colo-{}-{}",
-            std::process::id(),
-            kernels.len() + cells.len()
-        ));
+    fn fixture(name: &str, kernels: &str, cells: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("gpushare-colo-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("colocation-kernels.csv"), kernels).unwrap();
         std::fs::write(dir.join("colocation.csv"), cells).unwrap();
@@ -399,7 +395,7 @@ t,cuda,alone,time-sharing,100,,compute-full,,5.1,,5.1,,5.1,,,,40,,1980
 
     #[test]
     fn kernels_alone_calibrate_and_pairs_validate() {
-        let dir = fixture(KERNELS, CELLS);
+        let dir = fixture("split", KERNELS, CELLS);
         let c = convert(&dir).unwrap();
         assert_eq!((c.calibration_rows, c.validation_rows), (3, 2));
         let header = "id,set,fits,source,url,gpu,workload,mechanism,configuration,metric,value,unit,experiment,note\n";
@@ -460,7 +456,7 @@ t,cuda,alone,time-sharing,100,,compute-full,,5.1,,5.1,,5.1,,,,40,,1980
 
     #[test]
     fn merging_twice_replaces_the_earlier_conversion() {
-        let dir = fixture(KERNELS, CELLS);
+        let dir = fixture("merge", KERNELS, CELLS);
         let c = convert(&dir).unwrap();
         let (d1, w1) = merge("id,set\nfast-01,x\n", "[a]\nfit = []\n", &c);
         let (d2, w2) = merge(&d1, &w1, &c);
@@ -471,7 +467,7 @@ t,cuda,alone,time-sharing,100,,compute-full,,5.1,,5.1,,5.1,,,,40,,1980
 
     #[test]
     fn emulated_files_never_enter_the_dataset() {
-        let dir = fixture(&KERNELS.replace(",cuda,", ",emulated,"), CELLS);
+        let dir = fixture("emulated", &KERNELS.replace(",cuda,", ",emulated,"), CELLS);
         let e = convert(&dir).unwrap_err();
         assert!(e.contains("colocation-kernels.csv:2: backend: `emulated`"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
