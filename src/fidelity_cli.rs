@@ -51,11 +51,8 @@ pub(crate) struct FidelityArgs {
 }
 
 fn pool(jobs: Option<usize>) -> Result<rayon::ThreadPool, Failure> {
-    if jobs == Some(0) {
-        return Err(Failure::Input("--jobs 0: expected at least 1".into()));
-    }
     rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs.unwrap_or(0).min(256))
+        .num_threads(super::threads(jobs)?)
         .build()
         .map_err(|e| Failure::Run(e.into()))
 }
@@ -71,11 +68,12 @@ fn root_of(dataset: &Path) -> PathBuf {
 }
 
 pub(crate) fn fit(args: FitArgs) -> Result<(), Failure> {
+    let threads = pool(args.data.jobs)?;
     let data = Dataset::load(&args.data.dataset).map_err(Failure::Input)?;
     let model = Model::load(&args.data.workloads, gpushare_sim::fitted::committed().clone()).map_err(Failure::Input)?;
     let root = root_of(&args.data.dataset);
     let calibration = data.calibration();
-    let fitted = pool(args.data.jobs)?
+    let fitted = threads
         .install(|| fidelity::fit::fit(&calibration, &model, &root))
         .map_err(|e| Failure::Run(anyhow::anyhow!(e)))?;
     let text = fidelity::fit::to_toml(&fitted);
@@ -108,6 +106,7 @@ pub(crate) fn fit(args: FitArgs) -> Result<(), Failure> {
 }
 
 pub(crate) fn fidelity(args: FidelityArgs) -> Result<(), Failure> {
+    let threads = pool(args.data.jobs)?;
     let data = Dataset::load(&args.data.dataset).map_err(Failure::Input)?;
     let fitted = match &args.fitted {
         Some(p) => Fitted::load(p).map_err(Failure::Input)?,
@@ -115,7 +114,7 @@ pub(crate) fn fidelity(args: FidelityArgs) -> Result<(), Failure> {
     };
     let model = Model::load(&args.data.workloads, fitted).map_err(Failure::Input)?;
     let root = root_of(&args.data.dataset);
-    let preds = pool(args.data.jobs)?.install(|| fidelity::predict(&data.rows, &model, &root));
+    let preds = threads.install(|| fidelity::predict(&data.rows, &model, &root));
     if args.check {
         let path = args.out.join("report.csv");
         let committed =

@@ -415,6 +415,21 @@ impl From<std::io::Error> for Failure {
     }
 }
 
+impl Command {
+    /// Whether the command drives worker processes through pipes (the real-GPU commands).
+    fn writes_to_workers(&self) -> bool {
+        matches!(
+            self,
+            Command::Replay(_)
+                | Command::Calibrate(_)
+                | Command::ReplayOverhead(_)
+                | Command::Probe(_)
+                | Command::Colocate(_)
+                | Command::ReplayWorker
+        )
+    }
+}
+
 impl From<anyhow::Error> for Failure {
     fn from(e: anyhow::Error) -> Self {
         Failure::Run(e)
@@ -423,6 +438,13 @@ impl From<anyhow::Error> for Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !cli.command.writes_to_workers() {
+        // A reader that goes away (`gpushare catalog | head -1`) ends the command quietly, as
+        // for any Unix tool, instead of a panic in `print!`. The replay's commands keep SIGPIPE
+        // ignored: a worker that dies must be an error the orchestrator handles, not its death.
+        // SAFETY: restoring a signal's default disposition before any thread exists.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Validate(args) => validate(args),
@@ -495,6 +517,23 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// The most worker threads `--jobs` may ask for.
+pub(crate) const MAX_JOBS: usize = 256;
+
+/// `--jobs`: this machine's parallelism when not given; 0 and more than [`MAX_JOBS`] refused.
+pub(crate) fn threads(jobs: Option<usize>) -> Result<usize, Failure> {
+    match jobs {
+        None => Ok(std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_JOBS)),
+        Some(j) if (1..=MAX_JOBS).contains(&j) => Ok(j),
+        Some(j) => Err(Failure::Input(format!(
+            "--jobs {j}: expected 1 to {MAX_JOBS} threads (this machine has {})",
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        ))),
     }
 }
 
@@ -877,9 +916,7 @@ fn sweep(args: SweepArgs) -> Result<(), Failure> {
         };
         PathBuf::from("out").join(name)
     });
-    let jobs = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let jobs = threads(args.jobs)?;
     let (points, seeds) = (plan.info.points, spec.seeds);
     let started = Instant::now();
     let opts = sweep::Options {
@@ -943,7 +980,7 @@ fn check(
     } else {
         Some(check::read_baseline(&baseline).map_err(Failure::Input)?)
     };
-    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let jobs = threads(jobs)?;
     let started = Instant::now();
     let now = check::measure(&files, &set, jobs, &tolerances, &gpushare_policies::build).map_err(sweep_error)?;
     let wall = started.elapsed().as_secs_f64();

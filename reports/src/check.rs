@@ -295,19 +295,46 @@ pub fn read_baseline(path: &Path) -> Result<Vec<Value>, String> {
             path.display()
         ));
     }
-    let mut out = Vec::new();
-    for (i, rec) in r.records().enumerate() {
-        let at = format!("{}:{}", path.display(), i + 2);
-        let rec = rec.map_err(|e| format!("{at}: {e}"))?;
+    let mut out: Vec<Value> = Vec::new();
+    let mut lines: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+    for rec in r.records() {
+        let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;
+        let line = rec.position().map_or(0, |p| p.line());
+        let at = format!("{}:{line}", path.display());
+        let metric = rec[2].to_string();
+        if !DEFAULT_TOLERANCES.iter().any(|t| t.metric == metric) {
+            return Err(format!(
+                "{at}: metric: `{metric}` is not a checked metric (a renamed metric would never be compared); valid: {}",
+                DEFAULT_TOLERANCES.map(|t| t.metric).join(", ")
+            ));
+        }
+        // Every checked metric is a count, a rate, a time or a ratio: never negative, and a
+        // NaN or an infinity could never regress.
         let value = rec[3]
             .parse::<f64>()
-            .map_err(|_| format!("{at}: value: `{}` is not a number", &rec[3]))?;
+            .ok()
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .ok_or_else(|| format!("{at}: value: `{}` is not a finite, non-negative number", &rec[3]))?;
+        let key = (rec[0].to_string(), rec[1].to_string(), metric.clone());
+        if let Some(first) = lines.insert(key, line) {
+            return Err(format!(
+                "{at}: scenario {}, point {}, metric {metric} already given on line {first}",
+                &rec[0], &rec[1]
+            ));
+        }
         out.push(Value {
             scenario: rec[0].to_string(),
             point: rec[1].to_string(),
-            metric: rec[2].to_string(),
+            metric,
             value,
         });
+    }
+    if out.is_empty() {
+        return Err(format!(
+            "{}: no rows: an empty baseline would pass any build; write it with `gpushare check --baseline {} --update`",
+            path.display(),
+            path.display()
+        ));
     }
     Ok(out)
 }
@@ -420,6 +447,55 @@ mod tests {
         // A row that disappeared fails; a new one does not.
         let r = compare(&base[..1], &[v("latency_s.end_to_end.p99", 1.0)], &t);
         assert!(r.failed() && r.moved.iter().any(|m| m.0 == Verdict::New));
+    }
+
+    #[test]
+    fn a_baseline_that_could_never_fail_is_refused() {
+        let dir = std::env::temp_dir().join(format!("gpushare-baseline-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let header = "scenario,point,metric,value\n";
+        let cases = [
+            (
+                "nan",
+                format!("{header}s,p,throughput_per_s,nan\n"),
+                "s.csv:2: value: `nan`",
+            ),
+            (
+                "inf",
+                format!("{header}s,p,throughput_per_s,inf\n"),
+                "s.csv:2: value: `inf`",
+            ),
+            (
+                "negative",
+                format!("{header}s,p,throughput_per_s,-1\n"),
+                "s.csv:2: value: `-1`",
+            ),
+            ("empty", header.to_string(), "no rows"),
+            (
+                "renamed",
+                format!("{header}s,p,throughput,3\n"),
+                "s.csv:2: metric: `throughput`",
+            ),
+            (
+                "duplicated",
+                format!("{header}s,p,throughput_per_s,3\ns,p,throughput_per_s,4\n"),
+                "s.csv:3: scenario s, point p, metric throughput_per_s already given on line 2",
+            ),
+        ];
+        for (name, text, expected) in cases {
+            let path = dir.join(format!("{name}-s.csv"));
+            std::fs::write(&path, text).unwrap();
+            let e = read_baseline(&path).unwrap_err();
+            assert!(e.contains(expected), "{name}: {e}");
+        }
+        let good = dir.join("good.csv");
+        std::fs::write(
+            &good,
+            format!("{header}s,p,throughput_per_s,3\ns,p,cold_start_ratio,0\n"),
+        )
+        .unwrap();
+        assert_eq!(read_baseline(&good).unwrap().len(), 2);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -36,6 +36,10 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::Path;
 
+/// The most functions a generated trace may have: twenty times the Azure 2019 trace's daily
+/// count, and about 60 MB of function tables (a billion would need 56 GB before writing a row).
+pub const MAX_FUNCTIONS: usize = 1_000_000;
+
 /// Generator parameters; `Default` gives the published values.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -148,8 +152,14 @@ fn burr12<R: rand::Rng>(rng: &mut R, c: f64, k: f64, lambda: f64) -> f64 {
 impl GeneratorConfig {
     /// Checks ranges; returns (field, message) for the first bad one.
     pub fn check(&self) -> Result<(), (&'static str, String)> {
-        if self.functions == 0 {
-            return Err(("functions", "must be at least 1".into()));
+        if self.functions == 0 || self.functions > MAX_FUNCTIONS {
+            return Err((
+                "functions",
+                format!(
+                    "must be 1 to {MAX_FUNCTIONS} (the Azure 2019 trace has about 46,000 a day), got {}",
+                    self.functions
+                ),
+            ));
         }
         if self.days == 0 || self.days > 99 {
             return Err(("days", format!("must be 1–99, got {}", self.days)));

@@ -19,8 +19,6 @@
 
 use crate::rows::{SkippedRows, header, open_csv, row_error};
 use crate::{Arrival, ArrivalSource, Nanos, TraceError};
-use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 /// Achieved fraction of the FP16 tensor peak during prefill (assumed).
@@ -175,7 +173,7 @@ pub struct LlmReport {
 /// Streams an LLM trace as arrivals of function 0, times relative to the first request.
 pub struct LlmSource {
     path: PathBuf,
-    reader: csv::Reader<BufReader<File>>,
+    reader: csv::Reader<crate::rows::CsvFile>,
     record: csv::StringRecord,
     images_col: bool,
     first: Option<i128>,

@@ -7,14 +7,12 @@
 
 use crate::{Arrival, ArrivalSource, TraceError, secs_to_ns};
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 /// Streams arrivals from a plain `time,func[,duration]` CSV file.
 pub struct PlainCsvSource {
     path: PathBuf,
-    reader: csv::Reader<BufReader<File>>,
+    reader: csv::Reader<crate::rows::CsvFile>,
     record: csv::StringRecord,
     names: HashMap<String, u32>,
     duration_col: Option<usize>,
@@ -24,15 +22,11 @@ pub struct PlainCsvSource {
 impl PlainCsvSource {
     /// Opens `path`; `functions` are the scenario's function names, in order.
     pub fn open(path: &Path, functions: &[String]) -> Result<Self, TraceError> {
-        let file = File::open(path).map_err(|source| TraceError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .trim(csv::Trim::All)
             .flexible(true)
-            .from_reader(BufReader::with_capacity(1 << 16, file));
+            .from_reader(crate::rows::open_lines(path)?);
         let header_err = |message: String| TraceError::Row {
             path: path.to_owned(),
             line: 1,

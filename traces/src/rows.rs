@@ -6,18 +6,86 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
-/// Opens a CSV file (header row required, fields trimmed, ragged rows allowed so that their
-/// length is checked with a proper message).
-pub fn open_csv(path: &Path) -> Result<csv::Reader<BufReader<File>>, TraceError> {
+/// A CSV file's bytes as the readers see them.
+pub type CsvFile = LineFeeds<BufReader<File>>;
+
+/// Opens `path` for a CSV reader: buffered, CRLF line ends read as LF.
+pub fn open_lines(path: &Path) -> Result<CsvFile, TraceError> {
     let file = File::open(path).map_err(|source| TraceError::Io {
         path: path.to_owned(),
         source,
     })?;
+    Ok(LineFeeds::new(BufReader::with_capacity(1 << 16, file)))
+}
+
+/// Opens a CSV file (header row required, fields trimmed, ragged rows allowed so that their
+/// length is checked with a proper message).
+pub fn open_csv(path: &Path) -> Result<csv::Reader<CsvFile>, TraceError> {
     Ok(csv::ReaderBuilder::new()
         .has_headers(true)
         .trim(csv::Trim::All)
         .flexible(true)
-        .from_reader(BufReader::with_capacity(1 << 16, file)))
+        .from_reader(open_lines(path)?))
+}
+
+/// Reads `inner` with every CRLF line end as a plain LF. The csv crate ends a CRLF record at
+/// the CR and counts its LF in the next record, so every position it reports on a CRLF file
+/// (the real Azure LLM traces are CRLF) would be one line too early.
+pub struct LineFeeds<R> {
+    inner: R,
+    /// A CR read at the end of the last chunk, not yet known to start a CRLF.
+    held_cr: bool,
+}
+
+impl<R: std::io::BufRead> LineFeeds<R> {
+    pub fn new(inner: R) -> Self {
+        LineFeeds { inner, held_cr: false }
+    }
+}
+
+impl<R: std::io::BufRead> std::io::Read for LineFeeds<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        // Until something is written or the input ends: a chunk holding only a CR writes nothing.
+        loop {
+            let mut n = 0;
+            if self.held_cr {
+                let next = self.inner.fill_buf()?.first().copied();
+                self.held_cr = false;
+                if next != Some(b'\n') {
+                    out[0] = b'\r';
+                    n = 1;
+                }
+            }
+            let input = self.inner.fill_buf()?;
+            if input.is_empty() {
+                return Ok(n);
+            }
+            let mut used = 0;
+            while used < input.len() && n < out.len() {
+                let b = input[used];
+                used += 1;
+                if b == b'\r' {
+                    match input.get(used) {
+                        Some(b'\n') => continue,
+                        Some(_) => {}
+                        None => {
+                            self.held_cr = true;
+                            continue;
+                        }
+                    }
+                }
+                out[n] = b;
+                n += 1;
+            }
+            self.inner.consume(used);
+            if n > 0 {
+                return Ok(n);
+            }
+        }
+    }
 }
 
 /// The error for `field` on `line` of `path`.
@@ -31,11 +99,7 @@ pub fn row_error(path: &Path, line: u64, field: &str, message: impl Into<String>
 }
 
 /// Reads the header, failing with a located error on an empty file or unreadable header.
-pub fn header(
-    reader: &mut csv::Reader<BufReader<File>>,
-    path: &Path,
-    expected: &str,
-) -> Result<Vec<String>, TraceError> {
+pub fn header(reader: &mut csv::Reader<CsvFile>, path: &Path, expected: &str) -> Result<Vec<String>, TraceError> {
     let h = reader
         .headers()
         .map_err(|e| row_error(path, 1, "header", e.to_string()))?;
@@ -51,10 +115,7 @@ pub fn header(
 }
 
 /// Opens a CSV file whose header must be exactly `expected`.
-pub fn open_with_header(
-    path: &Path,
-    expected: &[&str],
-) -> Result<(csv::Reader<BufReader<File>>, Vec<String>), TraceError> {
+pub fn open_with_header(path: &Path, expected: &[&str]) -> Result<(csv::Reader<CsvFile>, Vec<String>), TraceError> {
     let mut rdr = open_csv(path)?;
     let shown_expected = if expected.len() > 12 {
         format!("{},…,{}", expected[..6].join(","), expected[expected.len() - 1])
@@ -81,7 +142,7 @@ pub fn open_with_header(
 /// Reads every record, handing each to `row` with its line number. A row that the CSV layer or
 /// `row` rejects is skipped and counted with `skip`, and ends the read with an error otherwise.
 pub fn each_row(
-    reader: &mut csv::Reader<BufReader<File>>,
+    reader: &mut csv::Reader<CsvFile>,
     path: &Path,
     skip: bool,
     skipped: &mut SkippedRows,
@@ -137,5 +198,48 @@ impl SkippedRows {
             self.examples.push(err.to_string());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod line_feed_tests {
+    use super::LineFeeds;
+    use std::io::Read;
+
+    /// Reads `input` through LineFeeds in chunks of `chunk` bytes from a reader that hands out
+    /// `buf` bytes at a time (so CRs land on every boundary).
+    fn through(input: &[u8], buf: usize, chunk: usize) -> Vec<u8> {
+        let mut r = LineFeeds::new(std::io::BufReader::with_capacity(buf, input));
+        let mut out = Vec::new();
+        let mut piece = vec![0u8; chunk];
+        loop {
+            let n = r.read(&mut piece).unwrap();
+            if n == 0 {
+                return out;
+            }
+            out.extend_from_slice(&piece[..n]);
+        }
+    }
+
+    #[test]
+    fn crlf_becomes_lf_and_lone_crs_stay() {
+        let input = b"time,func\r\n0.1,a\r\n0.2,b\rc\r\n\r";
+        for buf in 1..8 {
+            for chunk in 1..8 {
+                assert_eq!(
+                    through(input, buf, chunk),
+                    b"time,func\n0.1,a\n0.2,b\rc\n\r",
+                    "{buf} {chunk}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn csv_positions_on_crlf_files_are_the_lines_of_the_file() {
+        let text = b"time,func\r\n0.1,a\r\n0.2,zzz\r\n";
+        let mut r = csv::ReaderBuilder::new().from_reader(LineFeeds::new(&text[..]));
+        let lines: Vec<u64> = r.records().map(|rec| rec.unwrap().position().unwrap().line()).collect();
+        assert_eq!(lines, vec![2, 3]);
     }
 }

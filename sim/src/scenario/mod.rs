@@ -377,6 +377,33 @@ fn merged(base: toml::Value, overlay: &toml::Table) -> toml::Value {
     toml::Value::Table(t)
 }
 
+/// The longest horizon a scenario may ask for, seconds: about 31 years, far inside the
+/// nanosecond clock's 584 years, so no time near it saturates.
+pub const MAX_HORIZON_S: f64 = 1e9;
+/// The finest `timeseries_s`, seconds, and the most samples a time series may have per GPU.
+pub const MIN_TIMESERIES_S: f64 = 1e-3;
+pub const MAX_TIMESERIES_POINTS: f64 = 1e7;
+/// The most copies one `[[functions]]` entry's `count` may make.
+pub const MAX_FUNCTION_COUNT: u32 = 1_000_000;
+
+/// A scenario's name names its default output folder (`out/<name>`): one plain path component.
+fn check_name(name: &str) -> Result<(), String> {
+    let plain = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\', '\0'])
+        && !name.chars().any(char::is_control);
+    if plain {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}`: a scenario's name is its default output folder out/<name>, so it must be one plain folder name \
+             (no `/`, `\\`, `..` or control characters)",
+            name.escape_debug()
+        ))
+    }
+}
+
 fn positive(path: DocPath, v: f64) -> Result<f64, ConfigError> {
     if v.is_finite() && v > 0.0 {
         Ok(v)
@@ -590,6 +617,15 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
     let root = DocPath::default();
     let sim = root.key("simulation");
     let horizon_s = positive(sim.key("horizon_s"), spec.simulation.horizon_s)?;
+    if horizon_s > MAX_HORIZON_S {
+        return Err(ConfigError::at(
+            sim.key("horizon_s"),
+            format!(
+                "must be at most {MAX_HORIZON_S:e} s (about 31 years; times are whole nanoseconds), got {horizon_s:e}"
+            ),
+        )
+        .into());
+    }
     let warmup_s = non_negative(sim.key("warmup_s"), spec.simulation.warmup_s)?;
     if warmup_s >= horizon_s {
         return Err(ConfigError::at(
@@ -606,7 +642,18 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
     };
     let out = root.key("output");
     if let Some(v) = spec.output.timeseries_s {
-        positive(out.key("timeseries_s"), v)?;
+        let v = positive(out.key("timeseries_s"), v)?;
+        if v < MIN_TIMESERIES_S || horizon_s / v > MAX_TIMESERIES_POINTS {
+            return Err(ConfigError::at(
+                out.key("timeseries_s"),
+                format!(
+                    "must be at least {MIN_TIMESERIES_S} s and give at most {MAX_TIMESERIES_POINTS:e} samples over horizon_s \
+                     ({horizon_s} s), i.e. at least {} s; got {v}",
+                    (horizon_s / MAX_TIMESERIES_POINTS).max(MIN_TIMESERIES_S)
+                ),
+            )
+            .into());
+        }
     }
     if let Some([a, b]) = spec.output.timeline_window_s {
         if !(a.is_finite() && b.is_finite() && 0.0 <= a && a < b) {
@@ -736,6 +783,7 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
     };
 
     let name_of_scenario = spec.name.unwrap_or(default_name);
+    check_name(&name_of_scenario).map_err(|msg| ConfigError::at(root.key("name"), msg))?;
     Ok(Scenario {
         name: name_of_scenario,
         description: spec.description,
@@ -787,8 +835,14 @@ fn explicit_functions(
         if f.name.is_empty() {
             return Err(ConfigError::at(at.key("name"), "must not be empty"));
         }
-        if f.count == 0 {
-            return Err(ConfigError::at(at.key("count"), "must be at least 1"));
+        if f.count == 0 || f.count > MAX_FUNCTION_COUNT {
+            return Err(ConfigError::at(
+                at.key("count"),
+                format!(
+                    "must be 1 to {MAX_FUNCTION_COUNT} (each copy is a function with tables of its own), got {}",
+                    f.count
+                ),
+            ));
         }
         let profile = book.resolve(&f.profile, &at.key("profile"))?;
         let reference = known
