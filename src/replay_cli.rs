@@ -99,6 +99,9 @@ pub(crate) struct ProbeArgs {
     /// Probe the harness alone, without a GPU.
     #[arg(long)]
     emulate: bool,
+    /// Skip the MPS check (no daemon is started): what a first probe that hung falls back to.
+    #[arg(long)]
+    no_mps: bool,
 }
 
 #[derive(Args)]
@@ -333,6 +336,7 @@ pub(crate) fn probe(args: ProbeArgs) -> Result<(), Failure> {
         backend,
         worker_exe: exe()?,
         timeout: Duration::from_secs_f64(positive("timeout-s", args.timeout_s)?),
+        no_mps: args.no_mps,
     });
     let json = serde_json::to_string_pretty(&p).expect("the probe serialises") + "\n";
     print!("{json}");
@@ -398,6 +402,18 @@ pub(crate) fn colocate(args: ColocateArgs) -> Result<(), Failure> {
         no_mps: args.no_mps,
         out: args.out,
     };
+    let plain = !args.label.is_empty()
+        && args.label.len() <= 40
+        && args
+            .label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if !plain {
+        return Err(Failure::Input(format!(
+            "--label `{}`: expected a short name of letters, digits, `-`, `_` or `.` (e.g. h200)",
+            args.label
+        )));
+    }
     let w = gpushare_replay::colocate::colocate(&opts, &args.label)?;
     for n in &w.notes {
         println!("note           {n}");

@@ -34,14 +34,32 @@ pub fn send_line<T: serde::Serialize>(to: &mut ChildStdin, msg: &T) -> Result<()
         .map_err(|e| format!("writing to a worker: {e}"))
 }
 
-/// One worker process, driven request by request.
+/// How long one request may take before its worker counts as hung: far beyond any planned
+/// invocation (tens of milliseconds) or calibration kernel (tens of milliseconds, queued by
+/// the hundred).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One worker process, driven request by request. Its replies are read on a thread of its own,
+/// so that every wait has a timeout: a worker that never answers cannot hold the caller.
 pub struct WorkerClient {
     child: Child,
     stdin: ChildStdin,
-    out: BufReader<ChildStdout>,
+    replies: std::sync::mpsc::Receiver<Result<Reply, String>>,
     pub ready: Ready,
     next_id: u64,
     _registered: crate::signals::Registered,
+}
+
+/// Reads `out` line by line into `tx` until the worker's stdout closes.
+fn forward(out: ChildStdout, tx: std::sync::mpsc::Sender<Result<Reply, String>>) {
+    let mut out = BufReader::new(out);
+    loop {
+        let r = read(&mut out);
+        let end = r.is_err();
+        if tx.send(r).is_err() || end {
+            return;
+        }
+    }
 }
 
 impl WorkerClient {
@@ -66,43 +84,58 @@ impl WorkerClient {
             .map_err(|e| format!("starting a worker ({}): {e}", exe.display()))?;
         let registered = crate::signals::register_worker(child.id());
         let mut stdin = child.stdin.take().expect("piped");
-        let out = BufReader::new(child.stdout.take().expect("piped"));
-        send_line(&mut stdin, setup)?;
-        // The first line is read on a thread of its own, so that a worker that never answers
-        // cannot hold this one past the timeout.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut out = out;
-            let first = read(&mut out);
-            let _ = tx.send((first, out));
-        });
-        let (first, out) = match rx.recv_timeout(timeout) {
-            Ok(got) => got,
-            Err(_) => {
-                // SAFETY: kill(2) on the process group this process just created.
-                unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-                let _ = child.wait();
-                return Err(format!(
-                    "a worker (pid {}) was not ready within {} s: its CUDA context never came up (under MPS: a client the \
-                     daemon does not serve); it was killed",
-                    child.id(),
-                    timeout.as_secs_f64()
-                ));
-            }
+        let out = child.stdout.take().expect("piped");
+        let (tx, replies) = std::sync::mpsc::channel();
+        std::thread::spawn(move || forward(out, tx));
+        let mut client = WorkerClient {
+            child,
+            stdin: {
+                send_line(&mut stdin, setup)?;
+                stdin
+            },
+            replies,
+            ready: Ready {
+                pid: 0,
+                sms: 0,
+                context_s: 0.0,
+                kernels: String::new(),
+                resident_bytes: 0,
+                extra_bytes: 0,
+                cublas: false,
+            },
+            next_id: 0,
+            _registered: registered,
         };
-        let ready = match first? {
+        client.ready = match client.next_reply(timeout, "ready")? {
             Reply::Ready(r) => r,
             Reply::SetupFailed { error } => return Err(format!("a worker could not set up: {error}")),
             other => return Err(format!("a worker answered {other:?}")),
         };
-        Ok(WorkerClient {
-            child,
-            stdin,
-            out,
-            ready,
-            next_id: 0,
-            _registered: registered,
-        })
+        Ok(client)
+    }
+
+    /// The next reply within `timeout`; a worker silent that long is killed and the error says
+    /// what it was waited for.
+    fn next_reply(&mut self, timeout: Duration, waiting_for: &str) -> Result<Reply, String> {
+        match self.replies.recv_timeout(timeout) {
+            Ok(r) => r,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err("a worker exited".into()),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                self.kill();
+                Err(format!(
+                    "a worker (pid {}) was not {waiting_for} within {} s: its CUDA context or a kernel never came back \
+                     (under MPS: a client the daemon does not serve); it was killed",
+                    self.child.id(),
+                    timeout.as_secs_f64()
+                ))
+            }
+        }
+    }
+
+    fn kill(&mut self) {
+        // SAFETY: kill(2) on the process group this process created for the worker.
+        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
+        let _ = self.child.wait();
     }
 
     /// Sends one request for function `func` without waiting for it.
@@ -116,9 +149,14 @@ impl WorkerClient {
         send_line(&mut self.stdin, &req)
     }
 
-    /// The next reply, which must be a completion.
+    /// The next reply, which must be a completion, within [`REQUEST_TIMEOUT`].
     pub fn recv(&mut self) -> Result<Done, String> {
-        match read(&mut self.out)? {
+        self.recv_within(REQUEST_TIMEOUT)
+    }
+
+    /// [`WorkerClient::recv`] with a timeout of one's own.
+    pub fn recv_within(&mut self, timeout: Duration) -> Result<Done, String> {
+        match self.next_reply(timeout, "done with a request")? {
             Reply::Done(d) => Ok(d),
             Reply::Failed { error, .. } => Err(format!("a worker failed: {error}")),
             other => Err(format!("a worker answered {other:?}")),
@@ -131,11 +169,23 @@ impl WorkerClient {
         self.recv()
     }
 
-    /// Tells the worker to quit and waits for it.
+    /// One request, waited for at most `timeout`.
+    pub fn run_within(&mut self, func: u32, timeout: Duration) -> Result<Done, String> {
+        self.send(func)?;
+        self.recv_within(timeout)
+    }
+
+    /// Tells the worker to quit and waits for it (at most 10 s, then kills it).
     pub fn quit(mut self) {
         let _ = send_line(&mut self.stdin, &Request::Quit);
-        drop(self.stdin);
-        let _ = self.child.wait();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(_)) | Err(_) => return,
+                Ok(None) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+                Ok(None) => return self.kill(),
+            }
+        }
     }
 }
 

@@ -175,13 +175,19 @@ fn shim(dir: &Path) -> Option<(PathBuf, Vec<PathBuf>)> {
     let dirs = search_dirs();
     let mut links = Vec::new();
     for base in missing {
-        if let Some((_, target)) = versioned_files(base, &dirs).into_iter().find(|(_, p)| opens(p)) {
-            links.push((format!("lib{base}.so"), target));
+        // The newest that opens here; else the newest (it may open once its siblings, e.g.
+        // libcublasLt, are on the library path too).
+        let found = versioned_files(base, &dirs);
+        let pick = found.iter().find(|(_, p)| opens(p)).or(found.first());
+        if let Some((_, target)) = pick {
+            links.push((format!("lib{base}.so"), target.clone()));
         }
     }
     if links.is_empty() {
         return None;
     }
+    // Only this run's links: an earlier run's could shadow what cudarc finds by itself.
+    let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).ok()?;
     let mut target_dirs = Vec::new();
     for (name, target) in &links {

@@ -13,6 +13,26 @@ use std::time::{Duration, Instant};
 /// The control program's usual name; `GPUSHARE_MPS_CONTROL` names another (a path).
 pub const CONTROL: &str = "nvidia-cuda-mps-control";
 
+/// How long the control program may take to answer one command.
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Waits for `child` at most `timeout`, then kills it.
+fn wait_within(mut child: std::process::Child, timeout: Duration) -> Result<std::process::ExitStatus, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("no answer within {} s", timeout.as_secs()));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
 /// The control program this process uses.
 pub fn control_program() -> PathBuf {
     std::env::var_os("GPUSHARE_MPS_CONTROL").map_or_else(|| PathBuf::from(CONTROL), PathBuf::from)
@@ -62,13 +82,14 @@ impl MpsDaemon {
         // daemon.
         let err_path = daemon.root.join("start.stderr");
         let err_file = std::fs::File::create(&err_path).map_err(|e| format!("creating {}: {e}", err_path.display()))?;
-        let status = control(&daemon.pipe, &daemon.log)
+        let child = control(&daemon.pipe, &daemon.log)
             .arg("-d")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(err_file))
-            .status()
+            .spawn()
             .map_err(|e| format!("MPS unavailable: cannot run `{CONTROL} -d` ({e}); is the CUDA MPS control program installed and on PATH?"))?;
+        let status = wait_within(child, QUERY_TIMEOUT).map_err(|e| format!("MPS unavailable: `{CONTROL} -d`: {e}"))?;
         if !status.success() {
             return Err(format!(
                 "MPS unavailable: `{CONTROL} -d` failed ({status}): {}{}",
@@ -92,13 +113,30 @@ impl MpsDaemon {
         Ok(daemon)
     }
 
-    /// Sends one command to the daemon; its answer, or why there was none.
+    /// Sends one command to the daemon; its answer, or why there was none (the control program
+    /// gets [`QUERY_TIMEOUT`] to answer, then is killed).
     pub fn query(&self, command: &str) -> Result<String, String> {
         let mut child = control(&self.pipe, &self.log)
             .spawn()
             .map_err(|e| format!("running `{CONTROL}`: {e}"))?;
         if let Some(mut stdin) = child.stdin.take() {
             let _ = stdin.write_all(format!("{command}\n").as_bytes());
+        }
+        let deadline = Instant::now() + QUERY_TIMEOUT;
+        while child
+            .try_wait()
+            .map_err(|e| format!("running `{CONTROL}`: {e}"))?
+            .is_none()
+        {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "`{command}`: `{CONTROL}` did not answer within {} s",
+                    QUERY_TIMEOUT.as_secs()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
         let out = child
             .wait_with_output()

@@ -270,32 +270,38 @@ pub fn warm_up(
     }
 }
 
-/// The SM clocks of samples taken while the GPU was busy: (lowest, median, highest), MHz.
+/// Samples count as busy from this utilisation on: NVML's utilisation is a trailing average,
+/// so a sample just after idle time can read low clocks at some utilisation.
+pub const BUSY_UTIL_PCT: u32 = 50;
+
+/// The SM clocks of samples taken while the GPU was busy: (10th percentile, median, highest),
+/// MHz.
 pub fn busy_clocks(samples: &[Sample]) -> Option<(u32, u32, u32)> {
     let mut c: Vec<u32> = samples
         .iter()
-        .filter(|s| s.util_pct > 0 && s.sm_clock_mhz > 0)
+        .filter(|s| s.util_pct >= BUSY_UTIL_PCT && s.sm_clock_mhz > 0)
         .map(|s| s.sm_clock_mhz)
         .collect();
     if c.is_empty() {
         return None;
     }
     c.sort_unstable();
-    Some((c[0], c[c.len() / 2], c[c.len() - 1]))
+    Some((c[c.len() / 10], c[c.len() / 2], c[c.len() - 1]))
 }
 
-/// A run's clock sagged when a busy reading fell more than this fraction below the reference
-/// (the clock the calibration settled at, or else the run's own highest busy reading).
+/// A run's clock sagged when a tenth of its busy readings fell more than this fraction below
+/// the reference (the clock the calibration settled at, or else the run's own highest busy
+/// reading).
 pub const SAG_TOLERANCE: f64 = 0.05;
 
 /// Why a run's clock counts as sagged, if it does.
 pub fn clock_sag(samples: &[Sample], reference_mhz: Option<u32>) -> Option<String> {
-    let (lo, median, hi) = busy_clocks(samples)?;
+    let (p10, median, hi) = busy_clocks(samples)?;
     let reference = reference_mhz.unwrap_or(hi);
-    (f64::from(lo) < (1.0 - SAG_TOLERANCE) * f64::from(reference)).then(|| {
+    (f64::from(p10) < (1.0 - SAG_TOLERANCE) * f64::from(reference)).then(|| {
         format!(
-            "the SM clock sagged: {lo} MHz at its lowest while busy (median {median}, highest {hi}) against {reference} MHz{}; \
-             times measured then are slower than the calibration assumes",
+            "the SM clock sagged: a tenth of the busy readings at or below {p10} MHz (median {median}, highest {hi}) against \
+             {reference} MHz{}; times measured then are slower than the calibration assumes",
             if reference_mhz.is_some() { " at calibration" } else { " (the run's highest)" }
         )
     })
@@ -354,10 +360,18 @@ mod tests {
 
     #[test]
     fn a_busy_clock_below_the_reference_is_flagged() {
-        let steady = [sample(90, 1980), sample(95, 1975), sample(0, 345)];
+        let steady = [sample(90, 1980), sample(95, 1975), sample(0, 345), sample(20, 400)];
         assert_eq!(busy_clocks(&steady), Some((1975, 1980, 1980)));
-        assert!(clock_sag(&steady, Some(1980)).is_none(), "idle readings do not count");
-        let sagging = [sample(90, 1980), sample(95, 1700)];
+        assert!(
+            clock_sag(&steady, Some(1980)).is_none(),
+            "idle and barely busy readings do not count"
+        );
+        // One low reading in twenty is not a sag; a fifth of them is.
+        let mut one_low: Vec<Sample> = (0..19).map(|_| sample(90, 1980)).collect();
+        one_low.push(sample(90, 1500));
+        assert!(clock_sag(&one_low, Some(1980)).is_none());
+        let mut sagging: Vec<Sample> = (0..8).map(|_| sample(90, 1980)).collect();
+        sagging.extend([sample(95, 1700), sample(95, 1700)]);
         let why = clock_sag(&sagging, Some(1980)).unwrap();
         assert!(why.contains("1700 MHz") && why.contains("at calibration"), "{why}");
         assert!(clock_sag(&sagging, None).unwrap().contains("run's highest"));

@@ -24,8 +24,10 @@ pub struct ProbeOptions {
     pub gpu: u32,
     pub backend: Backend,
     pub worker_exe: PathBuf,
-    /// How long a worker may take to come up.
+    /// How long a worker may take to come up, and to run the probe's request.
     pub timeout: Duration,
+    /// Skip the MPS check (no daemon is started).
+    pub no_mps: bool,
 }
 
 /// One capability: whether it works, and why not.
@@ -149,13 +151,17 @@ fn worker_comes_up(
     while_up: impl FnOnce() -> Result<(), String>,
 ) -> Result<(u32, String), String> {
     let mut w = WorkerClient::start_within(&opts.worker_exe, &probe_setup(opts, pct), env, opts.timeout)?;
-    let checked = w.run(0).map(|_| ()).and_then(|_| while_up());
+    let checked = w.run_within(0, opts.timeout).map(|_| ()).and_then(|_| while_up());
     let seen = (w.ready.sms, w.ready.kernels.clone());
     w.quit();
     checked.map(|_| seen)
 }
 
 fn probe_mps(opts: &ProbeOptions, p: &mut Probe) {
+    if opts.no_mps {
+        p.mps = Check::no("not probed (--no-mps)");
+        return;
+    }
     if opts.backend == Backend::Emulated {
         p.mps = Check::yes("emulated: no daemon; MPS layouts run on the emulated backend");
         return;

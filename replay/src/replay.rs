@@ -333,6 +333,11 @@ pub fn replay(scenario: &Scenario, opts: &ReplayOptions) -> Result<ReplayRun, Re
         }
     };
     let libraries = (opts.backend == Backend::Cuda).then(crate::libs::report);
+    if opts.backend == Backend::Cuda && cal.sgemm_tflops.is_none() {
+        notes.push(
+            "the calibration has no SGEMM rate (it found no cuBLAS): GEMM-like phases replay as spin kernels".into(),
+        );
+    }
     if libraries.as_ref().is_some_and(|l| l.cublas.is_none()) && cal.sgemm_tflops.is_some() {
         // Never a silent fallback: GEMM-like phases would replay as spin kernels.
         return Err(ReplayError::Unavailable(format!(

@@ -339,12 +339,13 @@ pub fn convert(dir: &Path) -> Result<Converted, String> {
 /// `dataset` (measurements.csv's text) and `workloads` (workloads.toml's) with `c`'s rows and
 /// workloads in place of any earlier conversion for the same GPU.
 pub fn merge(dataset: &str, workloads: &str, c: &Converted) -> (String, String) {
-    let prefix = format!("colo-{}-", c.gpu);
-    let mut rows: String = dataset
-        .lines()
-        .filter(|l| !l.starts_with(&prefix))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    // Exactly this GPU's rows: `colo-h200-mps…` and `colo-h200-time-sharing…`, not `colo-h200-sxm-…`.
+    let ours = |l: &str| {
+        ["mps", "time-sharing"]
+            .iter()
+            .any(|m| l.starts_with(&format!("colo-{}-{m}", c.gpu)))
+    };
+    let mut rows: String = dataset.lines().filter(|l| !ours(l)).map(|l| format!("{l}\n")).collect();
     rows.push_str(&c.rows);
     let (begin, end) = (
         format!("# BEGIN colocation {} ", c.gpu),
