@@ -444,6 +444,13 @@ fn main() -> ExitCode {
         // ignored: a worker that dies must be an error the orchestrator handles, not its death.
         // SAFETY: restoring a signal's default disposition before any thread exists.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+        // Interrupted (Ctrl-C, SIGTERM, SIGHUP): no half-written temporary is left behind. (The
+        // GPU commands stop in order instead: gpushare_replay::signals.)
+        let _ = ctrlc::set_handler(|| {
+            gpushare_traces::atomic::remove_temporaries();
+            eprintln!("interrupted: temporary files removed");
+            std::process::exit(130);
+        });
     }
     let result = match cli.command {
         Command::Run(args) => run(args),
@@ -669,9 +676,11 @@ fn validate(args: ScenarioArgs) -> Result<(), Failure> {
 }
 
 fn profile(args: ScenarioArgs, out: Option<PathBuf>, seconds: f64) -> Result<(), Failure> {
-    if !(seconds.is_finite() && seconds > 0.0) {
+    // Each of the grid's cells simulates `seconds` of a closed loop: an hour is far more than a
+    // steady rate needs, and far inside the nanosecond clock.
+    if !(seconds.is_finite() && seconds > 0.0 && seconds <= 3600.0) {
         return Err(Failure::Input(format!(
-            "--seconds {seconds}: expected a positive number"
+            "--seconds {seconds}: expected seconds per cell in (0, 3600]"
         )));
     }
     let (scenario, _) = load(&args)?;
@@ -714,6 +723,11 @@ fn profile(args: ScenarioArgs, out: Option<PathBuf>, seconds: f64) -> Result<(),
 
 fn trace(cmd: TraceCommand) -> Result<(), Failure> {
     let input = |e: gpushare_traces::TraceError| Failure::Input(e.to_string());
+    // Writing failed (a full disk, a folder that cannot be written): exit 1, not bad input.
+    let output = |e: gpushare_traces::TraceError| match e {
+        gpushare_traces::TraceError::Io { .. } => Failure::Run(anyhow::anyhow!(e.to_string())),
+        other => Failure::Input(other.to_string()),
+    };
     match cmd {
         TraceCommand::Stats { path, read } => {
             let (format, opts) = read.options()?;
@@ -748,7 +762,7 @@ fn trace(cmd: TraceCommand) -> Result<(), Failure> {
         }
         TraceCommand::Sample { path, out, read } => {
             let (_, opts) = read.options()?;
-            let files = gpushare_traces::azure2019::discover(&[path]).map_err(input)?;
+            let files = gpushare_traces::azure2019::discover(std::slice::from_ref(&path)).map_err(input)?;
             let ro = gpushare_traces::azure2019::ReadOptions {
                 days: opts.days,
                 window: opts.window,
@@ -756,7 +770,8 @@ fn trace(cmd: TraceCommand) -> Result<(), Failure> {
             };
             let mut t = gpushare_traces::azure2019::read(&files, &ro).map_err(input)?;
             t.functions = opts.selection.apply(std::mem::take(&mut t.functions), opts.seed);
-            gpushare_traces::write::write_azure2019(&t, &out).map_err(input)?;
+            refuse_overwriting_input(&path, &out, "--out")?;
+            gpushare_traces::write::write_azure2019(&t, &out).map_err(output)?;
             let n: u64 = t.functions.iter().map(|f| f.total).sum();
             println!(
                 "wrote {} functions, {n} invocations in minutes [{}, {}), to {}",
@@ -793,8 +808,9 @@ fn trace(cmd: TraceCommand) -> Result<(), Failure> {
         }
         TraceCommand::Convert { path, out, read } => {
             let (format, opts) = read.options()?;
+            refuse_overwriting_input(&path, &out, "--out")?;
             let mut opened = gpushare_traces::any::open(&path, format, &opts).map_err(input)?;
-            let n = gpushare_traces::write::write_plain(opened.source.as_mut(), &opened.names, &out).map_err(input)?;
+            let n = gpushare_traces::write::write_plain(opened.source.as_mut(), &opened.names, &out).map_err(output)?;
             println!(
                 "wrote {n} invocations of {} functions to {}",
                 opened.names.len(),
@@ -803,6 +819,36 @@ fn trace(cmd: TraceCommand) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Refuses an output that is the input, or lies in the input folder: the trace would be
+/// replaced by (or mixed with) what is read from it.
+fn refuse_overwriting_input(input: &Path, out: &Path, flag: &str) -> Result<(), Failure> {
+    let (Ok(i), Some(o)) = (input.canonicalize(), canonical_even_if_new(out)) else {
+        return Ok(());
+    };
+    let inside = i.is_dir() && (o == i || o.parent() == Some(i.as_path()));
+    if o == i || inside {
+        return Err(Failure::Input(format!(
+            "{flag} {}: that is {} {}: the trace would be overwritten while it is read; write somewhere else",
+            out.display(),
+            if o == i { "the input" } else { "inside the input folder" },
+            input.display()
+        )));
+    }
+    Ok(())
+}
+
+/// `p` made absolute through its existing parent (the file itself need not exist).
+fn canonical_even_if_new(p: &Path) -> Option<PathBuf> {
+    if let Ok(c) = p.canonicalize() {
+        return Some(c);
+    }
+    let parent = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.canonicalize().ok()?,
+        _ => std::env::current_dir().ok()?,
+    };
+    Some(parent.join(p.file_name()?))
 }
 
 fn display(p: &Path) -> String {

@@ -31,6 +31,11 @@ struct Case {
     /// away, as `| head -c N` does).
     #[serde(default)]
     close_stdout_after: Option<usize>,
+    /// An open defect: the case states the right outcome, the tool does not give it yet. The
+    /// run checks that it still fails (and says so, so that a fix removes this line); the
+    /// closing note counts them.
+    #[serde(default)]
+    known_defect: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -189,6 +194,7 @@ fn every_hostile_case_gets_its_clear_error() {
     }
     let root = common::temp_dir("hostile");
     let failures = std::sync::Mutex::new(Vec::new());
+    let known = std::sync::Mutex::new(Vec::new());
     let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..4 {
@@ -196,8 +202,14 @@ fn every_hostile_case_gets_its_clear_error() {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     let Some(c) = cases.get(i) else { return };
-                    if let Err(e) = run(c, &root) {
-                        failures.lock().unwrap().push(format!("{}: {e}", c.id));
+                    match (run(c, &root), &c.known_defect) {
+                        (Ok(()), None) => {}
+                        (Err(e), None) => failures.lock().unwrap().push(format!("{}: {e}", c.id)),
+                        (Err(_), Some(_)) => known.lock().unwrap().push(c.id.clone()),
+                        (Ok(()), Some(_)) => failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("{}: passes now: remove its known_defect line", c.id)),
                     }
                 }
             });
@@ -208,12 +220,16 @@ fn every_hostile_case_gets_its_clear_error() {
     for c in &cases {
         *by_exit.entry(c.exit).or_default() += 1;
     }
-    eprintln!("{} hostile cases, by expected exit code: {by_exit:?}", cases.len());
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
+    let known = known.into_inner().unwrap();
+    eprintln!(
+        "{} hostile cases, by expected exit code: {by_exit:?}; {} open defects (known_defect)",
         cases.len(),
-        failures.join("\n")
+        known.len()
     );
+    if std::env::var_os("HOSTILE_LIST_FAILURES").is_some() {
+        for f in &failures {
+            println!("FAILING {f}");
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
 }

@@ -12,7 +12,7 @@
 //! and renamed when complete, so an interrupted run never leaves a half-written file that looks
 //! whole.
 
-pub mod atomic;
+pub use gpushare_traces::atomic;
 pub mod check;
 pub mod compare;
 pub mod fidelity;

@@ -323,7 +323,8 @@ impl GeneratorConfig {
         }
         for day in 1..=self.days {
             let name = |kind: &str| dir.join(format!("{kind}.anon.d{day:02}.csv"));
-            let mut inv = io::BufWriter::new(std::fs::File::create(name("invocations_per_function_md"))?);
+            let mut inv_file = crate::atomic::AtomicFile::create(&name("invocations_per_function_md"))?;
+            let inv = inv_file.writer();
             let mut line = String::from("HashOwner,HashApp,HashFunction,Trigger");
             for m in 1..=MINUTES_PER_DAY {
                 let _ = write!(line, ",{m}");
@@ -346,9 +347,10 @@ impl GeneratorConfig {
                 }
                 writeln!(inv, "{line}")?;
             }
-            inv.flush()?;
+            inv_file.commit()?;
 
-            let mut dur = io::BufWriter::new(std::fs::File::create(name("function_durations_percentiles"))?);
+            let mut dur_file = crate::atomic::AtomicFile::create(&name("function_durations_percentiles"))?;
+            let dur = dur_file.writer();
             writeln!(dur, "{}", DURATIONS_HEADER.join(","))?;
             for (f, counts) in fns.iter().zip(&all_counts) {
                 let n: u64 = counts[day_slice.clone()].iter().map(|&c| u64::from(c)).sum();
@@ -378,9 +380,10 @@ impl GeneratorConfig {
                     p[6]
                 )?;
             }
-            dur.flush()?;
+            dur_file.commit()?;
 
-            let mut mem = io::BufWriter::new(std::fs::File::create(name("app_memory_percentiles"))?);
+            let mut mem_file = crate::atomic::AtomicFile::create(&name("app_memory_percentiles"))?;
+            let mem = mem_file.writer();
             writeln!(mem, "{}", MEMORY_HEADER.join(","))?;
             for (app, (owner, mb)) in &app_memory {
                 let p = |f: f64| mb * f;
@@ -400,7 +403,7 @@ impl GeneratorConfig {
                     p(1.3)
                 )?;
             }
-            mem.flush()?;
+            mem_file.commit()?;
         }
         Ok(total)
     }

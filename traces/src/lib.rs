@@ -8,6 +8,7 @@
 //! trace in memory, so a day of invocations streams through the simulator in bounded memory.
 
 pub mod any;
+pub mod atomic;
 pub mod azure2019;
 pub mod azure2021;
 pub mod error;

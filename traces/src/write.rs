@@ -1,11 +1,12 @@
 //! Writing traces: the plain `time,func,duration` CSV (`convert`) and Azure 2019 files of a
 //! selection (`sample`).
 
+use crate::atomic::AtomicFile;
 use crate::azure2019::Azure2019;
 use crate::azure2019::parse::{DURATIONS_HEADER, MEMORY_HEADER, MINUTES_PER_DAY};
 use crate::{ArrivalSource, NS_PER_S, TraceError};
 use std::fmt::Write as _;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::Path;
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> TraceError + '_ {
@@ -18,7 +19,8 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> TraceError + '_ {
 /// Writes every arrival of `source` as `time,func,duration` (seconds, nine decimals, exact).
 pub fn write_plain(source: &mut dyn ArrivalSource, names: &[String], out: &Path) -> Result<u64, TraceError> {
     let e = io_err(out);
-    let mut w = BufWriter::with_capacity(1 << 16, std::fs::File::create(out).map_err(&e)?);
+    let mut file = AtomicFile::create(out).map_err(&e)?;
+    let w = file.writer();
     w.write_all(b"time,func,duration\n").map_err(&e)?;
     let mut line = String::new();
     let mut n = 0;
@@ -38,7 +40,7 @@ pub fn write_plain(source: &mut dyn ArrivalSource, names: &[String], out: &Path)
         w.write_all(line.as_bytes()).map_err(&e)?;
         n += 1;
     }
-    w.flush().map_err(&e)?;
+    file.commit().map_err(&e)?;
     Ok(n)
 }
 
@@ -53,7 +55,8 @@ pub fn write_azure2019(trace: &Azure2019, dir: &Path) -> Result<(), TraceError> 
     for day in first_day..=last_day {
         let p = dir.join(format!("invocations_per_function_md.anon.d{day:02}.csv"));
         let e = io_err(&p);
-        let mut w = BufWriter::new(std::fs::File::create(&p).map_err(&e)?);
+        let mut file = AtomicFile::create(&p).map_err(&e)?;
+        let w = file.writer();
         let mut line = String::from("HashOwner,HashApp,HashFunction,Trigger");
         for m in 1..=MINUTES_PER_DAY {
             let _ = write!(line, ",{m}");
@@ -74,11 +77,12 @@ pub fn write_azure2019(trace: &Azure2019, dir: &Path) -> Result<(), TraceError> 
             }
             writeln!(w, "{line}").map_err(&e)?;
         }
-        w.flush().map_err(&e)?;
+        file.commit().map_err(&e)?;
 
         let p = dir.join(format!("function_durations_percentiles.anon.d{day:02}.csv"));
         let e = io_err(&p);
-        let mut w = BufWriter::new(std::fs::File::create(&p).map_err(&e)?);
+        let mut file = AtomicFile::create(&p).map_err(&e)?;
+        let w = file.writer();
         writeln!(w, "{}", DURATIONS_HEADER.join(",")).map_err(&e)?;
         for f in &trace.functions {
             if let Some(d) = f.durations {
@@ -104,11 +108,12 @@ pub fn write_azure2019(trace: &Azure2019, dir: &Path) -> Result<(), TraceError> 
                 .map_err(&e)?;
             }
         }
-        w.flush().map_err(&e)?;
+        file.commit().map_err(&e)?;
 
         let p = dir.join(format!("app_memory_percentiles.anon.d{day:02}.csv"));
         let e = io_err(&p);
-        let mut w = BufWriter::new(std::fs::File::create(&p).map_err(&e)?);
+        let mut file = AtomicFile::create(&p).map_err(&e)?;
+        let w = file.writer();
         writeln!(w, "{}", MEMORY_HEADER.join(",")).map_err(&e)?;
         // The app's memory is the sum of its selected functions' shares (the reader splits it).
         let mut apps: std::collections::BTreeMap<(&str, &str), f64> = std::collections::BTreeMap::new();
@@ -121,7 +126,7 @@ pub fn write_azure2019(trace: &Azure2019, dir: &Path) -> Result<(), TraceError> 
             // Only the average is known after the split; percentiles repeat it.
             writeln!(w, "{owner},{app},1,{mb},{mb},{mb},{mb},{mb},{mb},{mb},{mb},{mb}").map_err(&e)?;
         }
-        w.flush().map_err(&e)?;
+        file.commit().map_err(&e)?;
     }
     Ok(())
 }

@@ -86,6 +86,12 @@ pub fn render(fig: &Figure, dir: &Path) -> Result<Vec<PathBuf>, String> {
         };
         if let Err(e) = result {
             let _ = std::fs::remove_file(&tmp);
+            // The backends wrap a failed write in layers of Debug text: say what the file
+            // system said instead, when it was the file system.
+            if let Err(io) = std::fs::File::create(&tmp).and_then(|f| f.sync_all()) {
+                return Err(format!("{}: {io}", dest.display()));
+            }
+            let _ = std::fs::remove_file(&tmp);
             return Err(format!("drawing {}: {e}", dest.display()));
         }
         std::fs::rename(&tmp, &dest).map_err(|e| format!("{}: {e}", dest.display()))?;

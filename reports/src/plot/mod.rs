@@ -54,10 +54,19 @@ pub struct Plotted {
 /// Plots `dir`, a sweep's or a run's output directory.
 pub fn plot(dir: &Path, opts: &PlotOptions) -> Result<Plotted, String> {
     let out = opts.out.clone().unwrap_or_else(|| dir.join("figures"));
-    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     if dir.join("sweep.json").exists() {
+        let info = read_info(dir)?;
+        if let Some(shard) = &info.shard {
+            return Err(format!(
+                "{}: shard {shard} of a sweep holds only part of its runs; merge the shards first \
+                 (gpushare merge SHARD_DIR… --out DIR) and plot DIR",
+                dir.display()
+            ));
+        }
+        std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
         plot_sweep(dir, &out, opts)
     } else if dir.join("summary.json").exists() {
+        std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
         plot_run(dir, &out)
     } else {
         Err(format!(

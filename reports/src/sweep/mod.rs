@@ -141,6 +141,26 @@ pub fn plan(src: &ScenarioSource, spec: &SweepSpec, build: &PolicyBuilder) -> Re
 }
 
 /// The directory of run `run` of `total`.
+/// Removes the run folders under `out/runs` that this plan does not write (an earlier, larger
+/// sweep's), so that the folder never holds runs its tables do not list.
+fn remove_stale_runs(out: &Path, plan: &Plan) -> Result<(), SweepError> {
+    let runs = out.join("runs");
+    let Ok(entries) = std::fs::read_dir(&runs) else {
+        return Ok(());
+    };
+    let ours: std::collections::HashSet<PathBuf> =
+        plan.runs.iter().map(|r| run_dir(out, r.run, plan.info.runs)).collect();
+    for e in entries.flatten() {
+        let p = e.path();
+        let numbered = e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit());
+        if numbered && p.is_dir() && !ours.contains(&p) {
+            std::fs::remove_dir_all(&p)
+                .map_err(|err| SweepError::Run(format!("removing the stale run {}: {err}", p.display())))?;
+        }
+    }
+    Ok(())
+}
+
 pub fn run_dir(out: &Path, run: usize, total: usize) -> PathBuf {
     let width = total.saturating_sub(1).to_string().len().max(4);
     out.join("runs").join(format!("{run:0width$}"))
@@ -190,6 +210,7 @@ fn run_all(
     let todo = plan.runs.len();
     if let Some(out) = out {
         std::fs::create_dir_all(out).map_err(|e| SweepError::Run(format!("creating {}: {e}", out.display())))?;
+        remove_stale_runs(out, &plan)?;
     }
     let done = AtomicUsize::new(0);
     let bar = (opts.progress && std::io::stderr().is_terminal()).then(|| {
@@ -301,7 +322,13 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<SweepInfo, SweepError> {
     info.shard = None;
     let mut rows: Vec<(RunRow, PathBuf)> = Vec::new();
     for dir in shards {
-        if dir.canonicalize().ok() == out.canonicalize().ok() {
+        if !dir.is_dir() {
+            return Err(input(format!("{}: no such shard directory", dir.display())));
+        }
+        if out
+            .canonicalize()
+            .is_ok_and(|o| dir.canonicalize().is_ok_and(|d| d == o))
+        {
             return Err(input(format!(
                 "--out {} is one of the shards; merge into a new directory",
                 out.display()
@@ -341,6 +368,18 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<SweepInfo, SweepError> {
             info.runs,
             missing.join(", ")
         )));
+    }
+    // Every run's summary must be whole before anything is copied: a shard cut short (a full
+    // disk, a killed job) must not merge into a sweep that looks complete.
+    for (r, dir) in &rows {
+        let summary = run_dir(dir, r.run, info.runs).join("summary.json");
+        let text = std::fs::read_to_string(&summary).map_err(|e| input(format!("{}: {e}", summary.display())))?;
+        serde_json::from_str::<serde_json::Value>(&text).map_err(|e| {
+            input(format!(
+                "{}: not a whole summary ({e}); run that shard again",
+                summary.display()
+            ))
+        })?;
     }
     for (r, dir) in &rows {
         let (from, to) = (run_dir(dir, r.run, info.runs), run_dir(out, r.run, info.runs));

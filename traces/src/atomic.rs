@@ -1,8 +1,33 @@
-//! Atomic file writes: write `NAME.tmp`, then rename to `NAME`.
+//! Atomic file writes: write `NAME.tmp`, then rename to `NAME`, so that no output is ever half
+//! written under its final name. A temporary is removed when its writer is dropped uncommitted
+//! (an error on the way) and, through [`remove_temporaries`], when the command is interrupted:
+//! every live temporary is registered while it exists.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The temporaries being written now.
+static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn live() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    LIVE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn forget(tmp: &Path) {
+    let mut l = live();
+    if let Some(i) = l.iter().position(|p| p == tmp) {
+        l.swap_remove(i);
+    }
+}
+
+/// Removes every temporary still being written (for a signal handler about to exit); returns
+/// how many it removed.
+pub fn remove_temporaries() -> usize {
+    let l = live();
+    l.iter().filter(|p| std::fs::remove_file(p).is_ok()).count()
+}
 
 /// A file being written under a temporary name.
 pub struct AtomicFile {
@@ -21,7 +46,9 @@ impl AtomicFile {
     /// Starts writing `dest` (through `dest.tmp`).
     pub fn create(dest: &Path) -> io::Result<Self> {
         let tmp = tmp_name(dest);
-        let file = File::create(&tmp).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", tmp.display())))?;
+        live().push(tmp.clone());
+        // Errors carry no path: every caller names the destination itself.
+        let file = File::create(&tmp).inspect_err(|_| forget(&tmp))?;
         Ok(AtomicFile {
             tmp,
             dest: dest.to_owned(),
@@ -36,11 +63,16 @@ impl AtomicFile {
 
     /// Flushes and renames into place.
     pub fn commit(mut self) -> io::Result<()> {
-        let out = self.out.take().expect("committed once");
-        let file = out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&self.tmp, &self.dest)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.dest.display())))
+        let out = self.out.as_mut().expect("committed once");
+        out.flush()?;
+        out.get_ref().sync_all()?;
+        self.out = None;
+        let renamed = std::fs::rename(&self.tmp, &self.dest);
+        if renamed.is_err() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+        forget(&self.tmp);
+        renamed
     }
 }
 
@@ -49,6 +81,7 @@ impl Drop for AtomicFile {
         if self.out.is_some() {
             // Never committed: leave no half-written file behind.
             let _ = std::fs::remove_file(&self.tmp);
+            forget(&self.tmp);
         }
     }
 }
@@ -74,6 +107,12 @@ mod tests {
             f.writer().write_all(b"partial").unwrap();
         }
         assert!(!dest.exists() && !tmp_name(&dest).exists());
+        // An interrupted command removes what it was writing.
+        let f = AtomicFile::create(&dest).unwrap();
+        assert!(tmp_name(&dest).exists());
+        assert!(remove_temporaries() >= 1);
+        assert!(!tmp_name(&dest).exists());
+        drop(f);
         write_atomic(&dest, b"whole").unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"whole");
         std::fs::remove_dir_all(&dir).unwrap();

@@ -1,0 +1,158 @@
+//! Outputs a user can trust: a truncated shard never merges, a shard is never plotted as the
+//! whole sweep, a re-run sweep holds no stale runs, a trace is never converted over itself.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+fn sweep(dir: &Path, out: &str, extra: &[&str]) -> PathBuf {
+    let q = dir.join("q.toml");
+    if !q.exists() {
+        let text = std::fs::read_to_string(common::repo_root().join("scenarios/quickstart.toml")).unwrap();
+        std::fs::write(&q, text).unwrap();
+    }
+    let out = dir.join(out);
+    let mut args = vec![
+        "sweep",
+        q.to_str().unwrap(),
+        "--set",
+        "simulation.horizon_s=5",
+        "--set",
+        "simulation.warmup_s=1",
+        "--seeds",
+        "1",
+        "-q",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let o = common::gpushare(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+fn err(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn a_shard_cut_short_does_not_merge_and_a_missing_one_is_named() {
+    let dir = common::temp_dir("safety-merge");
+    let s1 = sweep(&dir, "s1", &["--axis", "policy.keep_alive_s=1,2", "--shard", "1/2"]);
+    let s2 = sweep(&dir, "s2", &["--axis", "policy.keep_alive_s=1,2", "--shard", "2/2"]);
+    let merged = dir.join("m");
+    let o = common::gpushare(&[
+        "merge",
+        s1.to_str().unwrap(),
+        "/nonexistent-shard",
+        "--out",
+        merged.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        err(&o).contains("/nonexistent-shard: no such shard directory"),
+        "{}",
+        err(&o)
+    );
+    let summary = std::fs::read_dir(s1.join("runs"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path()
+        .join("summary.json");
+    let text = std::fs::read_to_string(&summary).unwrap();
+    std::fs::write(&summary, &text[..text.len() / 2]).unwrap();
+    let o = common::gpushare(&[
+        "merge",
+        s1.to_str().unwrap(),
+        s2.to_str().unwrap(),
+        "--out",
+        merged.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err(&o).contains("not a whole summary"), "{}", err(&o));
+    assert!(!merged.join("sweep.json").exists(), "nothing merged");
+}
+
+#[test]
+fn a_shard_is_not_plotted_as_the_sweep() {
+    let dir = common::temp_dir("safety-plot-shard");
+    let s1 = sweep(&dir, "s1", &["--axis", "policy.keep_alive_s=1,2", "--shard", "1/2"]);
+    let o = common::gpushare(&["plot", s1.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err(&o).contains("shard 1/2 of a sweep"), "{}", err(&o));
+    assert!(!s1.join("figures").exists(), "no figures folder left behind");
+}
+
+#[test]
+fn a_sweep_run_again_into_its_folder_keeps_no_stale_runs() {
+    let dir = common::temp_dir("safety-stale");
+    let out = sweep(&dir, "s", &["--axis", "policy.keep_alive_s=1,2,3,4"]);
+    assert_eq!(std::fs::read_dir(out.join("runs")).unwrap().count(), 4);
+    sweep(&dir, "s", &["--axis", "policy.keep_alive_s=1,2"]);
+    let mut runs: Vec<String> = std::fs::read_dir(out.join("runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    runs.sort();
+    assert_eq!(runs, ["0000", "0001"]);
+}
+
+#[test]
+fn a_trace_is_never_converted_or_sampled_over_itself() {
+    let dir = common::temp_dir("safety-convert");
+    let csv = dir.join("t.csv");
+    std::fs::write(&csv, "time,func\n0.1,a\n").unwrap();
+    let o = common::gpushare(&[
+        "trace",
+        "convert",
+        csv.to_str().unwrap(),
+        "--out",
+        csv.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        err(&o).contains("the trace would be overwritten while it is read"),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(std::fs::read_to_string(&csv).unwrap(), "time,func\n0.1,a\n");
+    let az = dir.join("az");
+    std::fs::create_dir_all(&az).unwrap();
+    for f in ["invocations.csv", "durations.csv", "memory.csv"] {
+        std::fs::copy(
+            common::repo_root().join("traces/samples/azure2019-example").join(f),
+            az.join(f),
+        )
+        .unwrap();
+    }
+    let before = std::fs::read(az.join("invocations.csv")).unwrap();
+    let into_input = az.join("invocations.csv");
+    let o = common::gpushare(&[
+        "trace",
+        "convert",
+        az.to_str().unwrap(),
+        "--out",
+        into_input.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    let o = common::gpushare(&["trace", "sample", az.to_str().unwrap(), "--out", az.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(
+        std::fs::read(az.join("invocations.csv")).unwrap(),
+        before,
+        "the input is untouched"
+    );
+    // A folder that cannot be written: exit 1 (not bad input), the path named once.
+    let o = common::gpushare(&[
+        "trace",
+        "convert",
+        csv.to_str().unwrap(),
+        "--out",
+        "/proc/no-such-dir/x.csv",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(err(&o).matches("/proc/no-such-dir/x.csv").count(), 1, "{}", err(&o));
+}
