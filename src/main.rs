@@ -678,9 +678,9 @@ fn validate(args: ScenarioArgs) -> Result<(), Failure> {
 fn profile(args: ScenarioArgs, out: Option<PathBuf>, seconds: f64) -> Result<(), Failure> {
     // Each of the grid's cells simulates `seconds` of a closed loop: an hour is far more than a
     // steady rate needs, and far inside the nanosecond clock.
-    if !(seconds.is_finite() && seconds > 0.0 && seconds <= 3600.0) {
+    if !(seconds.is_finite() && (0.1..=3600.0).contains(&seconds)) {
         return Err(Failure::Input(format!(
-            "--seconds {seconds}: expected seconds per cell in (0, 3600]"
+            "--seconds {seconds}: expected 0.1 to 3600 seconds per cell (shorter cells end before a steady rate)"
         )));
     }
     let (scenario, _) = load(&args)?;
@@ -932,8 +932,10 @@ fn sweep(args: SweepArgs) -> Result<(), Failure> {
         spec.add_arg(a).map_err(Failure::Input)?;
     }
     if let Some(n) = args.seeds {
-        if n == 0 {
-            return Err(Failure::Input("--seeds: must be at least 1".into()));
+        if !(1..=10_000).contains(&n) {
+            return Err(Failure::Input(format!(
+                "--seeds {n}: expected 1 to 10000 seeds per point (as [sweep] seeds)"
+            )));
         }
         spec.seeds = n;
     }

@@ -9,6 +9,22 @@ use gpushare_replay::{ReplayError, calibration::Calibration};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+// The GPU commands keep SIGPIPE ignored (a dying worker must be an error, not this process's
+// death), so their printing must not panic when stdout's reader goes away: what cannot be
+// written is dropped.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 impl From<ReplayError> for Failure {
     fn from(e: ReplayError) -> Self {
         match e.exit_code() {
@@ -218,17 +234,20 @@ pub(crate) fn replay(args: ReplayArgs) -> Result<(), Failure> {
         scenario.horizon as f64 / 1e9 / args.time_scale
     );
     let run = gpushare_replay::replay::replay(&scenario, &opts)?;
-    print!("{}", gpushare_reports::human::render(&run.summary));
+    say_raw!("{}", gpushare_reports::human::render(&run.summary));
     let r = &run.report;
-    println!(
+    say!(
         "harness        arrivals sent {:.3} ms late (p99 {:.3} ms); requests reached their worker in {:.3} ms (p99 {:.3} ms)",
-        r.arrival_lag.p50_ms, r.arrival_lag.p99_ms, r.handoff.p50_ms, r.handoff.p99_ms
+        r.arrival_lag.p50_ms,
+        r.arrival_lag.p99_ms,
+        r.handoff.p50_ms,
+        r.handoff.p99_ms
     );
     for n in &r.notes {
-        println!("note           {n}");
+        say!("note           {n}");
     }
-    println!("wrote          {}", out.display());
-    println!("prediction     {} --out SIM_DIR", r.prediction_command);
+    say!("wrote          {}", out.display());
+    say!("prediction     {} --out SIM_DIR", r.prediction_command);
     Ok(())
 }
 
@@ -266,9 +285,9 @@ pub(crate) fn calibrate(args: CalibrateArgs) -> Result<(), Failure> {
     );
     cal.save(&out, &header).map_err(|e| Failure::Run(anyhow::anyhow!(e)))?;
     for n in &cal.measured.notes {
-        println!("note           {n}");
+        say!("note           {n}");
     }
-    println!("wrote          {}", out.display());
+    say!("wrote          {}", out.display());
     Ok(())
 }
 
@@ -287,7 +306,7 @@ pub(crate) fn compare_dirs(sim: &Path, replay: &Path, out: Option<PathBuf>) -> R
     }
     let emulated = measured.iter().any(|r| r.backend.as_deref() == Some("emulated"));
     let md = validation::markdown(&rows, emulated);
-    print!("{md}");
+    say_raw!("{md}");
     for u in &unpaired {
         eprintln!("note: {u}");
     }
@@ -299,7 +318,7 @@ pub(crate) fn compare_dirs(sim: &Path, replay: &Path, out: Option<PathBuf>) -> R
     };
     write("comparison.md", &md)?;
     write("comparison.csv", &validation::csv(&rows))?;
-    println!("wrote          {}/comparison.md, comparison.csv", dir.display());
+    say!("wrote          {}/comparison.md, comparison.csv", dir.display());
     Ok(())
 }
 
@@ -319,9 +338,16 @@ pub(crate) fn overhead(args: OverheadArgs) -> Result<(), Failure> {
         n: args.n,
         worker_exe: exe()?,
     })?;
-    println!(
+    say!(
         "{} ({}), {} invocations each way: planned {:.3} ms; bare loop p50 {:.3} ms; through the harness p50 {:.3} ms; added {:.3} ms = {:.2} %",
-        r.profile, r.backend, r.n, r.planned_ms, r.bare_p50_ms, r.harness_p50_ms, r.added_ms, r.added_pct
+        r.profile,
+        r.backend,
+        r.n,
+        r.planned_ms,
+        r.bare_p50_ms,
+        r.harness_p50_ms,
+        r.added_ms,
+        r.added_pct
     );
     Ok(())
 }
@@ -339,7 +365,7 @@ pub(crate) fn probe(args: ProbeArgs) -> Result<(), Failure> {
         no_mps: args.no_mps,
     });
     let json = serde_json::to_string_pretty(&p).expect("the probe serialises") + "\n";
-    print!("{json}");
+    say_raw!("{json}");
     let write = |path: &Path, text: &str| {
         gpushare_reports::atomic::write_atomic(path, text.as_bytes())
             .map_err(|e| Failure::Run(anyhow::anyhow!("writing {}: {e}", path.display())))
@@ -370,7 +396,7 @@ fn add_colocation_to_dataset(dir: &Path, dataset_dir: &Path) -> Result<(), Failu
     };
     write(&rows_path, &rows)?;
     write(&workloads_path, &workloads)?;
-    println!(
+    say!(
         "added          {} calibration rows (kernels alone) and {} validation rows (pairs) of {} to {} and {}",
         c.calibration_rows,
         c.validation_rows,
@@ -378,7 +404,7 @@ fn add_colocation_to_dataset(dir: &Path, dataset_dir: &Path) -> Result<(), Failu
         rows_path.display(),
         workloads_path.display()
     );
-    println!("next           gpushare fit, then gpushare fidelity");
+    say!("next           gpushare fit, then gpushare fidelity");
     Ok(())
 }
 
@@ -416,12 +442,12 @@ pub(crate) fn colocate(args: ColocateArgs) -> Result<(), Failure> {
     }
     let w = gpushare_replay::colocate::colocate(&opts, &args.label)?;
     for n in &w.notes {
-        println!("note           {n}");
+        say!("note           {n}");
     }
     if backend == Backend::Emulated {
-        println!("note           emulated: the kernels were sleeps; these are not measurements");
+        say!("note           emulated: the kernels were sleeps; these are not measurements");
     }
     let files: Vec<String> = w.files.iter().map(|f| f.display().to_string()).collect();
-    println!("wrote          {} cells: {}", w.cells, files.join(", "));
+    say!("wrote          {} cells: {}", w.cells, files.join(", "));
     Ok(())
 }

@@ -167,7 +167,7 @@ fn bad_sweeps_are_refused_before_anything_runs() {
         (vec!["--shard", "4/3"], "--shard 4/3: expected I/N"),
         (vec!["--axis", "simulation.load_scale"], "expected KEY=V1,V2"),
         (vec!["--axis", "policy=mps,mps"], "both shown as `mps`"),
-        (vec!["--seeds", "0"], "--seeds: must be at least 1"),
+        (vec!["--seeds", "0"], "--seeds 0: expected 1 to 10000"),
     ] {
         let mut a = vec!["sweep", s.to_str().unwrap(), "-q"];
         a.extend(args);

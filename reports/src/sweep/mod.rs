@@ -78,8 +78,21 @@ pub struct Options {
 
 /// Expands `spec` over `src` and validates every point: its scenario parses and its policy
 /// builds.
+/// The most runs (points × seeds) one sweep may plan: its plan and tables are held in memory
+/// (about 2 KB a run), and each point's scenario is parsed up front.
+pub const MAX_RUNS: usize = 100_000;
+
 pub fn plan(src: &ScenarioSource, spec: &SweepSpec, build: &PolicyBuilder) -> Result<Plan, SweepError> {
     let input = |e: String| SweepError::Input(e);
+    let runs_wanted = spec.points().saturating_mul(spec.seeds as usize);
+    if runs_wanted > MAX_RUNS {
+        return Err(input(format!(
+            "{} points × {} seeds = {runs_wanted} runs: a sweep may have at most {MAX_RUNS}; use fewer axis values or \
+             seeds, or split the axes over several sweeps",
+            spec.points(),
+            spec.seeds
+        )));
+    }
     let mut runs = Vec::new();
     let mut name = String::new();
     let mut seeds = Vec::new();

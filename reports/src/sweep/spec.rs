@@ -209,6 +209,11 @@ impl SweepSpec {
         }
         let mut values = Vec::new();
         for raw in split_top_level(rest) {
+            if raw.trim().is_empty() {
+                return Err(format!(
+                    "--axis {arg}: an empty value (two commas, or one at an end); write every value, e.g. {key}=1,2"
+                ));
+            }
             let value = if key == "policy" {
                 let (label, value) = policy_arg(raw).map_err(|e| format!("--axis {arg}: {e}"))?;
                 with_label(value, label)
@@ -226,7 +231,7 @@ impl SweepSpec {
 
     /// Number of points (the product of the axes' lengths).
     pub fn points(&self) -> usize {
-        self.axes.iter().map(|a| a.values.len()).product()
+        self.axes.iter().fold(1usize, |n, a| n.saturating_mul(a.values.len()))
     }
 
     /// The value index on each axis of point `p` (the first axis varies slowest).
@@ -289,7 +294,7 @@ fn split_top_level(s: &str) -> Vec<&str> {
         }
     }
     out.push(s[start..].trim());
-    out.into_iter().filter(|v| !v.is_empty()).collect()
+    out
 }
 
 /// The seed of replicate `r` of a scenario seeded `base`: the base itself for the first, then

@@ -55,6 +55,9 @@ pub struct SimulationSpec {
     /// An end-to-end latency objective: the summary reports the fraction of measured
     /// completions above it.
     pub slo_s: Option<f64>,
+    /// Runs beyond the size bounds (expected arrivals, GPUs) are refused unless this is set.
+    #[serde(default)]
+    pub allow_large: bool,
 }
 
 fn one_f64() -> f64 {

@@ -380,11 +380,67 @@ fn merged(base: toml::Value, overlay: &toml::Table) -> toml::Value {
 /// The longest horizon a scenario may ask for, seconds: about 31 years, far inside the
 /// nanosecond clock's 584 years, so no time near it saturates.
 pub const MAX_HORIZON_S: f64 = 1e9;
+/// The shortest: a microsecond (a shorter one rounds to no time at all).
+pub const MIN_HORIZON_S: f64 = 1e-6;
 /// The finest `timeseries_s`, seconds, and the most samples a time series may have per GPU.
 pub const MIN_TIMESERIES_S: f64 = 1e-3;
 pub const MAX_TIMESERIES_POINTS: f64 = 1e7;
+/// The most arrivals a Poisson workload may be expected to bring (Σ rate × load_scale ×
+/// horizon) without `simulation.allow_large = true`: about ten minutes of simulation at the
+/// engine's measured rate, five times a whole Azure day.
+pub const MAX_EXPECTED_ARRIVALS: f64 = 2e9;
+/// The most GPUs a cluster may have without `simulation.allow_large = true`.
+pub const MAX_GPUS: u64 = 1 << 20;
+
 /// The most copies one `[[functions]]` entry's `count` may make.
 pub const MAX_FUNCTION_COUNT: u32 = 1_000_000;
+
+/// Refuses a Poisson workload expected to bring more than [`MAX_EXPECTED_ARRIVALS`], blaming the
+/// field that makes it so: the load scale if the rates alone would fit, else the fastest
+/// function's rate if it alone would not, else the horizon.
+/// `entries` are the `[[functions]]` entries' counts, which `functions` expands in order.
+fn check_expected_arrivals(
+    functions: &[Function],
+    entries: &[u32],
+    load_scale: f64,
+    horizon_s: f64,
+    root: &DocPath,
+) -> Result<(), ConfigError> {
+    let rates: f64 = functions.iter().map(|f| f.rate_per_s).sum();
+    let expected = rates * load_scale * horizon_s;
+    if expected <= MAX_EXPECTED_ARRIVALS {
+        return Ok(());
+    }
+    let fastest = functions
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.rate_per_s.total_cmp(&b.1.rate_per_s))
+        .map(|(i, f)| (i, f.rate_per_s));
+    let sim = root.key("simulation");
+    let at = if rates * horizon_s <= MAX_EXPECTED_ARRIVALS {
+        sim.key("load_scale")
+    } else if let Some((i, _)) = fastest.filter(|(_, r)| r * horizon_s > MAX_EXPECTED_ARRIVALS) {
+        // The entry that expanded into function i.
+        let mut before = 0usize;
+        let entry = entries
+            .iter()
+            .position(|&c| {
+                before += c as usize;
+                i < before
+            })
+            .unwrap_or(0);
+        root.key("functions").index(entry).key("rate_per_s")
+    } else {
+        sim.key("horizon_s")
+    };
+    Err(ConfigError::at(
+        at,
+        format!(
+            "about {expected:.3e} arrivals expected (the functions' rate_per_s × load_scale × horizon_s); a run may bring at \
+             most {MAX_EXPECTED_ARRIVALS:e} (about ten minutes of simulation) without `simulation.allow_large = true`"
+        ),
+    ))
+}
 
 /// A scenario's name names its default output folder (`out/<name>`): one plain path component.
 fn check_name(name: &str) -> Result<(), String> {
@@ -617,6 +673,13 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
     let root = DocPath::default();
     let sim = root.key("simulation");
     let horizon_s = positive(sim.key("horizon_s"), spec.simulation.horizon_s)?;
+    if horizon_s < MIN_HORIZON_S {
+        return Err(ConfigError::at(
+            sim.key("horizon_s"),
+            format!("must be at least {MIN_HORIZON_S:e} s (a microsecond), got {horizon_s:e}"),
+        )
+        .into());
+    }
     if horizon_s > MAX_HORIZON_S {
         return Err(ConfigError::at(
             sim.key("horizon_s"),
@@ -694,6 +757,17 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
     let mut devices: Vec<DeviceSpec> = Vec::new();
     let mut gpus = Vec::new();
     let mut node = 0u32;
+    let total_gpus: u64 = groups.iter().map(|(n, g, _, _)| u64::from(*n) * u64::from(*g)).sum();
+    if total_gpus > MAX_GPUS && !spec.simulation.allow_large {
+        return Err(ConfigError::at(
+            cl.clone(),
+            format!(
+                "{total_gpus} GPUs: a run may have at most {MAX_GPUS} without `simulation.allow_large = true` \
+                 (each GPU has state and summary rows of its own)"
+            ),
+        )
+        .into());
+    }
     for (count, per_node, gpu, at) in groups {
         let count_key = if at == cl { "nodes" } else { "count" };
         if count == 0 {
@@ -782,6 +856,10 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
         None => return Err(ConfigError::at(pol, "missing field `name` (see `gpushare policies`)").into()),
     };
 
+    if matches!(workload, Workload::Poisson) && !spec.simulation.allow_large {
+        let entries: Vec<u32> = spec.functions.iter().map(|f| f.count).collect();
+        check_expected_arrivals(&functions, &entries, load_scale, horizon_s, &root)?;
+    }
     let name_of_scenario = spec.name.unwrap_or(default_name);
     check_name(&name_of_scenario).map_err(|msg| ConfigError::at(root.key("name"), msg))?;
     Ok(Scenario {
@@ -834,6 +912,15 @@ fn explicit_functions(
         let at = root.key("functions").index(i);
         if f.name.is_empty() {
             return Err(ConfigError::at(at.key("name"), "must not be empty"));
+        }
+        if f.name.chars().any(char::is_control) {
+            return Err(ConfigError::at(
+                at.key("name"),
+                format!(
+                    "`{}`: a function's name is a field of every output row: no control characters",
+                    f.name.escape_debug()
+                ),
+            ));
         }
         if f.count == 0 || f.count > MAX_FUNCTION_COUNT {
             return Err(ConfigError::at(

@@ -131,6 +131,12 @@ impl Mapper {
                 for (k, c) in classes.iter().enumerate() {
                     let path = at.key("classes").index(k);
                     let bound = match (c.max_ms, k + 1 == classes.len()) {
+                        (Some(m), true) => {
+                            return Err(ConfigError::at(
+                                path.key("max_ms"),
+                                format!("the last class takes every slower function: leave out its max_ms (got {m})"),
+                            ));
+                        }
                         (Some(m), _) if m.is_finite() && m > prev => m,
                         (None, true) => f64::INFINITY,
                         (None, false) => return Err(ConfigError::at(path, "every class but the last needs max_ms")),
