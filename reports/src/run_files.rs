@@ -20,13 +20,14 @@ use std::path::Path;
 pub enum RunFailure {
     #[error(transparent)]
     Sim(#[from] SimError),
-    #[error("{what}: {source}")]
-    Io { what: String, source: io::Error },
+    /// (The error is not a `source`: printed with its chain, it would appear twice.)
+    #[error("{what}: {error}")]
+    Io { what: String, error: io::Error },
 }
 
 fn io_at(what: impl Into<String>) -> impl FnOnce(io::Error) -> RunFailure {
     let what = what.into();
-    move |source| RunFailure::Io { what, source }
+    move |error| RunFailure::Io { what, error }
 }
 
 /// Removes `path` if it exists.

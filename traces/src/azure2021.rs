@@ -8,7 +8,7 @@
 //! buffered record per run; the 2 M-row real trace with the default 1 M-row runs needs about
 //! 48 MB. Functions are keyed on (app, func) and numbered in order of first appearance.
 
-use crate::rows::{SkippedRows, each_row, non_negative, open_with_header, row_error};
+use crate::rows::{SkippedRows, each_row, open_with_header, row_error, seconds};
 use crate::tempdir::TempDir;
 use crate::{Arrival, ArrivalSource, Nanos, TraceError, secs_to_ns};
 use std::cmp::Reverse;
@@ -151,8 +151,8 @@ pub fn read(path: &Path, chunk_rows: usize, skip_bad_rows: bool) -> Result<Azure
                 "is empty; expected a hash",
             ));
         }
-        let end = non_negative(&rec[2]).map_err(|m| row_error(path, line, "end_timestamp", m))?;
-        let duration = non_negative(&rec[3]).map_err(|m| row_error(path, line, "duration", m))?;
+        let end = seconds(&rec[2]).map_err(|m| row_error(path, line, "end_timestamp", m))?;
+        let duration = seconds(&rec[3]).map_err(|m| row_error(path, line, "duration", m))?;
         report.rows += 1;
         let key = (rec[0].to_string(), rec[1].to_string());
         let next_id = ids.len() as u32;

@@ -35,6 +35,13 @@ pub const NS_PER_S: u64 = 1_000_000_000;
 /// Converts seconds to nanoseconds, rounding to the nearest nanosecond.
 ///
 /// The caller guarantees `secs` is finite and non-negative (readers check this per row).
+/// The longest time or duration any trace may give, seconds: about 31 years, far inside the
+/// nanosecond clock's 584 (a value beyond would saturate and end requests before they start).
+pub const MAX_SECONDS: f64 = 1e9;
+/// The most tokens one LLM request may have (prompt or output): a hundred times today's
+/// longest contexts.
+pub const MAX_TOKENS: u64 = 100_000_000;
+
 pub fn secs_to_ns(secs: f64) -> Nanos {
     (secs * NS_PER_S as f64).round() as Nanos
 }
@@ -62,6 +69,41 @@ pub trait ArrivalSource {
 impl<S: ArrivalSource + ?Sized> ArrivalSource for Box<S> {
     fn next_arrival(&mut self) -> Result<Option<Arrival>, TraceError> {
         (**self).next_arrival()
+    }
+}
+
+/// A source read one arrival ahead: refuses a trace file with no arrival at all (a header and
+/// nothing else is a mistake, never a workload) and then hands out the same arrivals.
+pub struct NonEmpty<S> {
+    first: Option<Arrival>,
+    rest: S,
+}
+
+impl<S: ArrivalSource> NonEmpty<S> {
+    /// Reads `source`'s first arrival; `Err` naming `path` when there is none.
+    pub fn new(mut source: S, path: &std::path::Path) -> Result<Self, TraceError> {
+        match source.next_arrival()? {
+            Some(first) => Ok(NonEmpty {
+                first: Some(first),
+                rest: source,
+            }),
+            None => Err(TraceError::Row {
+                path: path.to_owned(),
+                line: 1,
+                field: "header".into(),
+                message: "no invocation follows the header; workload.path must name a trace with at least one row"
+                    .into(),
+            }),
+        }
+    }
+}
+
+impl<S: ArrivalSource> ArrivalSource for NonEmpty<S> {
+    fn next_arrival(&mut self) -> Result<Option<Arrival>, TraceError> {
+        match self.first.take() {
+            Some(a) => Ok(Some(a)),
+            None => self.rest.next_arrival(),
+        }
     }
 }
 

@@ -239,14 +239,21 @@ impl LlmSource {
             )
         })?;
         let count = |i: usize, name: &str| -> Result<u64, TraceError> {
-            r[i].parse::<u64>().map_err(|_| {
-                row_error(
-                    &self.path,
-                    line,
-                    name,
-                    format!("`{}` is not a count; expected a whole number ≥ 0", &r[i]),
-                )
-            })
+            r[i].parse::<u64>()
+                .ok()
+                .filter(|n| *n <= crate::MAX_TOKENS)
+                .ok_or_else(|| {
+                    row_error(
+                        &self.path,
+                        line,
+                        name,
+                        format!(
+                            "`{}` is not a count; expected a whole number from 0 to {}",
+                            &r[i],
+                            crate::MAX_TOKENS
+                        ),
+                    )
+                })
         };
         let images = if self.images_col { count(3, "NumImages")? } else { 0 };
         Ok((ts, count(1, "ContextTokens")?, count(2, "GeneratedTokens")?, images))

@@ -97,8 +97,11 @@ fn parse_secs(text: &str, positive: bool) -> Result<f64, String> {
     let v: f64 = text
         .parse()
         .map_err(|_| format!("`{text}` is not a number; expected {want}"))?;
-    if !v.is_finite() || v < 0.0 || (positive && v == 0.0) {
-        return Err(format!("`{text}` is out of range; expected {want}"));
+    if !v.is_finite() || v < 0.0 || (positive && v == 0.0) || v > crate::MAX_SECONDS {
+        return Err(format!(
+            "`{text}` is out of range; expected {want}, at most {:e}",
+            crate::MAX_SECONDS
+        ));
     }
     Ok(v)
 }

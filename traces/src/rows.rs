@@ -179,6 +179,18 @@ pub fn non_negative(text: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// A time or duration in seconds: non-negative and at most [`crate::MAX_SECONDS`].
+pub fn seconds(text: &str) -> Result<f64, String> {
+    let v = non_negative(text)?;
+    if v > crate::MAX_SECONDS {
+        return Err(format!(
+            "`{text}` is out of range; expected seconds from 0 to {:e}",
+            crate::MAX_SECONDS
+        ));
+    }
+    Ok(v)
+}
+
 /// Counts and remembers skipped rows when `skip_bad_rows` is on; otherwise passes errors up.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SkippedRows {

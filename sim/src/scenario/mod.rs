@@ -159,7 +159,10 @@ impl Scenario {
             }
             Workload::Csv { path } => {
                 let names: Vec<String> = self.functions.iter().map(|f| f.name.clone()).collect();
-                Box::new(PlainCsvSource::open(path, &names)?)
+                Box::new(gpushare_traces::NonEmpty::new(
+                    PlainCsvSource::open(path, &names)?,
+                    path,
+                )?)
             }
             Workload::Azure2019 { trace, opts } => Box::new(Azure2019Stream::new((**trace).clone(), *opts)),
             Workload::Azure2021 { trace, use_durations } => Box::new(Azure2021Stream::new(trace, *use_durations)?),
@@ -167,7 +170,10 @@ impl Scenario {
                 path,
                 cost,
                 skip_bad_rows,
-            } => Box::new(LlmSource::open(path, *cost, *skip_bad_rows)?),
+            } => Box::new(gpushare_traces::NonEmpty::new(
+                LlmSource::open(path, *cost, *skip_bad_rows)?,
+                path,
+            )?),
         };
         Ok(if self.load_scale == 1.0 {
             source

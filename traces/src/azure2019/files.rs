@@ -28,6 +28,20 @@ pub struct TraceFiles {
 
 /// Recognises a file's kind from its first line.
 pub fn kind_of(path: &Path) -> Result<Option<FileKind>, TraceError> {
+    let first = first_line(path)?;
+    Ok(if first.starts_with("HashOwner,HashApp,HashFunction,Trigger,") {
+        Some(FileKind::Invocations)
+    } else if first.starts_with("HashOwner,HashApp,HashFunction,Average,") {
+        Some(FileKind::Durations)
+    } else if first.starts_with("HashOwner,HashApp,SampleCount,") {
+        Some(FileKind::Memory)
+    } else {
+        None
+    })
+}
+
+/// The first line of `path`, without a byte-order mark or line end.
+fn first_line(path: &Path) -> Result<String, TraceError> {
     let file = std::fs::File::open(path).map_err(|source| TraceError::Io {
         path: path.to_owned(),
         source,
@@ -39,16 +53,7 @@ pub fn kind_of(path: &Path) -> Result<Option<FileKind>, TraceError> {
             path: path.to_owned(),
             source,
         })?;
-    let first = first.trim_start_matches('\u{feff}');
-    Ok(if first.starts_with("HashOwner,HashApp,HashFunction,Trigger,") {
-        Some(FileKind::Invocations)
-    } else if first.starts_with("HashOwner,HashApp,HashFunction,Average,") {
-        Some(FileKind::Durations)
-    } else if first.starts_with("HashOwner,HashApp,SampleCount,") {
-        Some(FileKind::Memory)
-    } else {
-        None
-    })
+    Ok(first.trim_start_matches('\u{feff}').trim_end().to_string())
 }
 
 /// The day in a name such as `….anon.d07.csv`; 1 when there is none.
@@ -89,13 +94,29 @@ pub fn discover(paths: &[PathBuf]) -> Result<TraceFiles, TraceError> {
             Some(FileKind::Durations) => files.durations.push((day, path)),
             Some(FileKind::Memory) => files.memory.push((day, path)),
             None => {
-                if paths.contains(&path) {
+                // A file given by name, an empty file, or one that looks like the trace's (its
+                // header starts `HashOwner,`) but is none of its kinds: refused, never dropped
+                // without a word (a swapped header would silently lose the durations).
+                let first = first_line(&path)?;
+                let looks_like_trace = first.starts_with("HashOwner,");
+                if paths.contains(&path) || first.trim().is_empty() || looks_like_trace {
+                    let what = if first.trim().is_empty() {
+                        "it is empty; expected".to_string()
+                    } else {
+                        format!(
+                            "`{}` is none of its headers; expected",
+                            first.chars().take(60).collect::<String>()
+                        )
+                    };
                     return Err(crate::rows::row_error(
                         &path,
                         1,
                         "header",
-                        "not an Azure Functions 2019 file: expected a header starting `HashOwner,HashApp,HashFunction,Trigger,` \
-                         (invocations), `HashOwner,HashApp,HashFunction,Average,` (durations) or `HashOwner,HashApp,SampleCount,` (memory)",
+                        format!(
+                            "not an Azure Functions 2019 file: {what} a header starting `HashOwner,HashApp,HashFunction,Trigger,` (invocations), \
+                             `HashOwner,HashApp,HashFunction,Average,Count,Minimum,Maximum,percentile_Average_0,…` (durations) or \
+                             `HashOwner,HashApp,SampleCount,` (memory)"
+                        ),
                     ));
                 }
             }
