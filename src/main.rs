@@ -631,6 +631,16 @@ fn compare(args: ScenarioArgs, policies: Vec<String>) -> Result<(), Failure> {
     let mut runs = Vec::new();
     for arg in &policies {
         let (label, scenario) = with_policy(&args, arg)?;
+        if label.trim().is_empty() {
+            return Err(Failure::Input(format!(
+                "--policy {arg}: an empty label; write `LABEL: TABLE` with a label, or the table alone"
+            )));
+        }
+        if runs.iter().any(|(l, _)| *l == label) {
+            return Err(Failure::Input(format!(
+                "--policy {arg}: the label `{label}` names two rows; give each row a distinct label"
+            )));
+        }
         if runs.is_empty() {
             // The workload's notes are the same for every policy.
             for note in &scenario.notes {
@@ -1048,9 +1058,12 @@ fn check(
             print!("{}", report.markdown());
             println!("({} scenarios in {wall:.1} s)", files.len());
             if report.failed() {
+                let (regressed, missing) = report.failures();
                 Err(Failure::Run(anyhow::anyhow!(
-                    "policy metrics regressed against {}; if the change is intended, run `gpushare check --update`",
-                    baseline.display()
+                    "policy metrics against {}: {regressed} regressed, {missing} missing (a baseline row the scenarios no \
+                     longer give): {}; if the change is intended, run `gpushare check --update`",
+                    baseline.display(),
+                    report.failing(5).join(", ")
                 )))
             } else {
                 Ok(())

@@ -118,6 +118,30 @@ pub struct Report {
 }
 
 impl Report {
+    /// How many values regressed and how many went missing.
+    pub fn failures(&self) -> (usize, usize) {
+        let count = |want: Verdict| self.moved.iter().filter(|(v, ..)| *v == want).count();
+        (count(Verdict::Regressed), count(Verdict::Missing))
+    }
+
+    /// The failing rows, `verdict scenario point metric`, the first `n` of them.
+    pub fn failing(&self, n: usize) -> Vec<String> {
+        self.moved
+            .iter()
+            .filter(|(v, ..)| matches!(v, Verdict::Regressed | Verdict::Missing))
+            .take(n)
+            .map(|(v, x, ..)| {
+                format!(
+                    "{} {} {} {}",
+                    if *v == Verdict::Missing { "missing" } else { "regressed" },
+                    x.scenario,
+                    x.point,
+                    x.metric
+                )
+            })
+            .collect()
+    }
+
     /// True when the check fails.
     pub fn failed(&self) -> bool {
         self.moved
@@ -261,9 +285,13 @@ pub fn measure(
                     .join(";")
             };
             for t in checked {
+                // A latency of a run in which nothing completed is no latency: left out, so that
+                // the baseline's value counts as missing rather than "improved" to 0.
                 let v: Vec<f64> = runs
                     .iter()
+                    .filter(|r| !t.metric.starts_with("latency_s.") || completed(r) != Some(0.0))
                     .filter_map(|r| r.metrics.iter().find(|(m, _)| m == t.metric).map(|(_, v)| *v))
+                    .filter(|v| v.is_finite())
                     .collect();
                 if !v.is_empty() {
                     values.push(Value {
@@ -277,6 +305,11 @@ pub fn measure(
         }
     }
     Ok(values)
+}
+
+/// A run's completed invocations, when its summary says.
+fn completed(r: &RunRow) -> Option<f64> {
+    r.metrics.iter().find(|(m, _)| m == "counts.completed").map(|(_, v)| *v)
 }
 
 /// Reads a baseline file.

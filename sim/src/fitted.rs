@@ -57,7 +57,38 @@ pub struct Fitted {
 impl Fitted {
     /// Parses a fitted file (errors give the line and column).
     pub fn parse(text: &str) -> Result<Fitted, String> {
-        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+        let f: Fitted = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+        f.check()?;
+        Ok(f)
+    }
+
+    /// Every value a finite, non-negative number (a NaN would silently poison every
+    /// prediction), solo times positive.
+    fn check(&self) -> Result<(), String> {
+        let d = &self.device;
+        for (name, v) in [
+            ("dram_queueing", d.dram_queueing),
+            ("l2_contention", d.l2_contention),
+            ("time_slice_ms", d.time_slice_ms),
+            ("context_switch_us", d.context_switch_us),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!(
+                    "[device] {name}: expected a finite, non-negative number, got {v}"
+                ));
+            }
+        }
+        for (name, p) in &self.profiles {
+            let bad = !(p.solo_ms.is_finite() && p.solo_ms > 0.0)
+                || p.sm_pct.is_some_and(|v| !(v.is_finite() && v > 0.0 && v <= 100.0))
+                || p.host_pre_ms.is_some_and(|v| !(v.is_finite() && v >= 0.0));
+            if bad {
+                return Err(format!(
+                    "[profiles.{name}]: expected solo_ms > 0, sm_pct in (0, 100] and host_pre_ms ≥ 0, all finite; got {p:?}"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Reads and parses the fitted file at `path` (errors name it).
