@@ -696,7 +696,7 @@ fn profile(args: ScenarioArgs, out: Option<PathBuf>, seconds: f64) -> Result<(),
     let (scenario, _) = load(&args)?;
     let path = out.unwrap_or_else(|| scenario.output_dir().join("profile.csv"));
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("{}: creating its folder", path.display()))?;
     }
     let mut csv = String::from("function,quota,sm_percent,qps,latency_ms\n");
     for f in 0..scenario.functions.len() {

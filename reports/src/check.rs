@@ -388,7 +388,7 @@ pub fn write_baseline(path: &Path, values: &[Value]) -> Result<(), String> {
     }
     let bytes = w.into_inner().map_err(|e| format!("{}: {e}", path.display()))?;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: creating its folder: {e}", path.display()))?;
     }
     crate::atomic::write_atomic(path, &bytes).map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -396,7 +396,8 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<SweepInfo, SweepError> {
     }
     for (r, dir) in &rows {
         let (from, to) = (run_dir(dir, r.run, info.runs), run_dir(out, r.run, info.runs));
-        copy_dir(&from, &to).map_err(|e| SweepError::Run(format!("copying {}: {e}", from.display())))?;
+        copy_dir(&from, &to)
+            .map_err(|e| SweepError::Run(format!("copying {} into {}: {e}", from.display(), to.display())))?;
     }
     let rows: Vec<RunRow> = rows.into_iter().map(|(r, _)| r).collect();
     write_tables(out, &info, &rows)?;
