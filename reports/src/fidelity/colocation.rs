@@ -179,6 +179,30 @@ fn read_cells(path: &Path, kernels: &BTreeMap<String, Kernel>) -> Result<Vec<Cel
     Ok(out)
 }
 
+/// A dataset row: `common` (source, url, gpu), `which` (id, set, fits, workload,
+/// configuration), the value in ms and the experiment, in the dataset's column order.
+fn row_line(common: &[&str; 3], mechanism: &str, which: [&str; 5], value_ms: f64, experiment: &str) -> String {
+    let [id, set, fits, workload, configuration] = which;
+    let [source, url, gpu] = *common;
+    let value = format!("{value_ms:.4}");
+    csv_line(&[
+        id,
+        set,
+        fits,
+        source,
+        url,
+        gpu,
+        workload,
+        mechanism,
+        configuration,
+        "latency_ms",
+        &value,
+        "ms",
+        experiment,
+        "",
+    ])
+}
+
 /// One CSV line (quoted where a field needs it).
 fn csv_line(fields: &[&str]) -> String {
     let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
@@ -234,6 +258,7 @@ pub fn convert(dir: &Path) -> Result<Converted, String> {
     let device = &kernels.values().next().expect("checked non-empty").device;
     let source = format!("gpushare colocate on {gpu} (this repository)");
     let url = format!("{}/colocation.csv", dir.display());
+    let common = [source.as_str(), url.as_str(), device.as_str()];
     let mut rows = String::new();
     let (mut cal, mut val) = (0, 0);
     for c in &cells {
@@ -254,24 +279,13 @@ pub fn convert(dir: &Path) -> Result<Converted, String> {
             } else {
                 "alone".into()
             };
-            let value = format!("{:.4}", c.mean_a);
-            let fields = [
-                &id,
-                "calibration",
-                "workload",
-                &source,
-                &url,
-                device,
-                &c.kernel_a,
+            rows.push_str(&row_line(
+                &common,
                 &c.mechanism,
-                &conf,
-                "latency_ms",
-                &value,
-                "ms",
+                [&id, "calibration", "workload", &c.kernel_a, &conf],
+                c.mean_a,
                 &exp,
-                "",
-            ];
-            rows.push_str(&csv_line(&fields));
+            ));
             cal += 1;
             continue;
         }
@@ -306,24 +320,13 @@ pub fn convert(dir: &Path) -> Result<Converted, String> {
                 c.kernel_b,
                 if caps.is_empty() { "none" } else { caps.as_str() }
             );
-            let value = format!("{value:.4}");
-            let fields = [
-                &id,
-                "validation",
-                "",
-                &source,
-                &url,
-                device,
-                kernel,
+            rows.push_str(&row_line(
+                &common,
                 &c.mechanism,
-                &conf,
-                "latency_ms",
-                &value,
-                "ms",
+                [&id, "validation", "", kernel, &conf],
+                value,
                 &exp,
-                "",
-            ];
-            rows.push_str(&csv_line(&fields));
+            ));
             val += 1;
         }
     }
