@@ -226,13 +226,6 @@ pub(crate) fn replay(args: ReplayArgs) -> Result<(), Failure> {
         setup_timeout: gpushare_replay::client::SETUP_TIMEOUT,
         scenario_args: prefix,
     };
-    eprintln!(
-        "replaying {} under {} ({}): {:.1} s of arrivals …",
-        scenario.name,
-        scenario.policy.name,
-        backend.name(),
-        scenario.horizon as f64 / 1e9 / args.time_scale
-    );
     let run = gpushare_replay::replay::replay(&scenario, &opts)?;
     say_raw!("{}", gpushare_reports::human::render(&run.summary));
     let r = &run.report;

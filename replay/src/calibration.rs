@@ -124,10 +124,63 @@ pub struct Calibration {
 }
 
 impl Calibration {
-    /// Reads a calibration file.
+    /// Reads a calibration file; every error names the file, and the line where there is one.
     pub fn load(path: &Path) -> Result<Calibration, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message().trim_end()))
+        let c: Calibration = toml::from_str(&text).map_err(|e| {
+            let line = e.span().map_or(1, |s| line_of(&text, s.start));
+            format!("{}:{line}: {}", path.display(), e.message().trim_end())
+        })?;
+        c.check().map_err(|(table, field, msg)| {
+            format!(
+                "{}:{}: [{table}] {field}: {msg}",
+                path.display(),
+                field_line(&text, table, field)
+            )
+        })?;
+        Ok(c)
+    }
+
+    /// The values the replay and the simulator rely on: `(table, field, what is wrong)`.
+    pub fn check(&self) -> Result<(), (&'static str, &'static str, String)> {
+        self.device.check().map_err(|(f, m)| ("device", f, m))?;
+        let r = &self.replay;
+        let fail = |f: &'static str, m: String| Err(("replay", f, m));
+        if !(1..=1024).contains(&r.threads_per_block) {
+            return fail(
+                "threads_per_block",
+                format!("expected 1 to 1024, got {}", r.threads_per_block),
+            );
+        }
+        if !(r.spin_iters_per_us.is_finite() && r.spin_iters_per_us > 0.0) {
+            return fail(
+                "spin_iters_per_us",
+                format!("expected a positive number, got {}", r.spin_iters_per_us),
+            );
+        }
+        if r.stream_gbps.is_empty()
+            || r.stream_gbps
+                .iter()
+                .any(|&(f, g)| !(f.is_finite() && f > 0.0 && f <= 1.0 && g.is_finite() && g > 0.0))
+        {
+            return fail(
+                "stream_gbps",
+                "expected at least one [fraction of SMs in (0, 1], GB/s > 0] pair".into(),
+            );
+        }
+        if r.sgemm_tflops.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
+            return fail(
+                "sgemm_tflops",
+                format!("expected a positive number, got {:?}", r.sgemm_tflops),
+            );
+        }
+        if !(r.launch_overhead_us.is_finite() && r.launch_overhead_us >= 0.0) {
+            return fail(
+                "launch_overhead_us",
+                format!("expected a non-negative number, got {}", r.launch_overhead_us),
+            );
+        }
+        Ok(())
     }
 
     /// Writes it, with a header saying where it came from.
@@ -136,6 +189,31 @@ impl Calibration {
         let text: String = header.lines().map(|l| format!("# {l}\n")).collect::<String>() + &body;
         gpushare_reports::atomic::write_atomic(path, text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
     }
+}
+
+/// The 1-based line of byte `at` in `text`.
+fn line_of(text: &str, at: usize) -> usize {
+    text[..at.min(text.len())].matches('\n').count() + 1
+}
+
+/// The line of `field = …` in `[table]` of `text` (the table's line when the field is not
+/// written, 1 when neither is).
+fn field_line(text: &str, table: &str, field: &str) -> usize {
+    let header = format!("[{table}]");
+    let mut in_table = false;
+    let mut table_line = 1;
+    for (i, l) in text.lines().enumerate() {
+        let t = l.trim();
+        if t.starts_with('[') {
+            in_table = t == header;
+            if in_table {
+                table_line = i + 1;
+            }
+        } else if in_table && t.split('=').next().is_some_and(|k| k.trim() == field) {
+            return i + 1;
+        }
+    }
+    table_line
 }
 
 /// The nominal sizing of the emulated backend (it sizes nothing real).

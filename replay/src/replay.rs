@@ -276,6 +276,13 @@ pub fn replay(scenario: &Scenario, opts: &ReplayOptions) -> Result<ReplayRun, Re
     }
     let (scenario, overrides) = time_scaled(scenario, opts.time_scale);
     let s = &scenario;
+    if s.horizon < 1_000_000 {
+        return Err(ReplayError::Input(format!(
+            "--time-scale {}: leaves {:.3e} s of arrivals; a replay needs at least a millisecond",
+            opts.time_scale,
+            s.horizon as f64 / 1e9
+        )));
+    }
     let mut notes: Vec<String> = Vec::new();
     if opts.gpus.is_empty() {
         return Err(ReplayError::Input("no GPU given (--gpu)".into()));
@@ -396,6 +403,14 @@ pub fn replay(scenario: &Scenario, opts: &ReplayOptions) -> Result<ReplayRun, Re
 
     std::fs::create_dir_all(opts.out.join("workers"))
         .map_err(|e| ReplayError::Failed(format!("creating {}: {e}", opts.out.display())))?;
+    // Everything is checked: say what runs (on stderr; the results go to stdout).
+    eprintln!(
+        "replaying {} under {} ({}): {:.1} s of arrivals …",
+        s.name,
+        s.policy.name,
+        opts.backend.name(),
+        s.horizon as f64 / 1e9
+    );
     signals::install();
     let device = if opts.backend == Backend::Cuda {
         match nvml::device_info(opts.gpus[0]) {
