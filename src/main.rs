@@ -605,7 +605,24 @@ fn with_policy(args: &ScenarioArgs, arg: &str) -> Result<(String, Scenario), Fai
     };
     let name_only = !p.trim_start().starts_with('{');
     let mut src = source(args)?;
-    src.set(&format!("{}={p}", if name_only { "policy.name" } else { "policy" }))?;
+    // Set under the flag's own name, so that every error about it cites `--policy`.
+    let value = if name_only {
+        toml::Value::String(p.trim().to_string())
+    } else {
+        toml::from_str::<toml::Table>(&format!("v = {p}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .ok_or_else(|| {
+                Failure::Input(format!(
+                    "--policy {arg}: `{p}` is not a TOML inline table; expected e.g. '{{ name = \"mps\", active_thread_percentage = 50 }}'"
+                ))
+            })?
+    };
+    src.set_value(
+        &format!("--policy {arg}"),
+        if name_only { "policy.name" } else { "policy" },
+        value,
+    )?;
     let scenario = src.parse()?;
     // Building the policy here reports bad input before any run starts; policies are not
     // `Send`, so each run builds its own again.
