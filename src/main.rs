@@ -1025,7 +1025,10 @@ fn merge(shards: Vec<PathBuf>, out: PathBuf) -> Result<(), Failure> {
 
 fn plot(dir: PathBuf, x: Option<String>, series: Option<String>, out: Option<PathBuf>) -> Result<(), Failure> {
     let opts = gpushare_reports::plot::PlotOptions { x, series, out };
-    let plotted = gpushare_reports::plot::plot(&dir, &opts).map_err(Failure::Input)?;
+    let plotted = gpushare_reports::plot::plot(&dir, &opts).map_err(|e| match e {
+        gpushare_reports::plot::PlotError::Input(m) => Failure::Input(m),
+        gpushare_reports::plot::PlotError::Write(m) => Failure::Run(anyhow::anyhow!(m)),
+    })?;
     for note in &plotted.notes {
         eprintln!("note: {note}");
     }

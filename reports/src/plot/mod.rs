@@ -51,28 +51,53 @@ pub struct Plotted {
     pub notes: Vec<String>,
 }
 
+/// Why `plot` did not complete: bad input (exit 2) or a figure folder that cannot be written
+/// (exit 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlotError {
+    Input(String),
+    Write(String),
+}
+
+impl std::fmt::Display for PlotError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PlotError::Input(m) | PlotError::Write(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Creates the figure folder `out` and checks that a file can be written in it.
+fn writable(out: &Path) -> Result<(), PlotError> {
+    let probe = out.join(".gpushare-write-probe");
+    std::fs::create_dir_all(out)
+        .and_then(|_| std::fs::write(&probe, b""))
+        .and_then(|_| std::fs::remove_file(&probe))
+        .map_err(|e| PlotError::Write(format!("{}: {e}", out.display())))
+}
+
 /// Plots `dir`, a sweep's or a run's output directory.
-pub fn plot(dir: &Path, opts: &PlotOptions) -> Result<Plotted, String> {
+pub fn plot(dir: &Path, opts: &PlotOptions) -> Result<Plotted, PlotError> {
     let out = opts.out.clone().unwrap_or_else(|| dir.join("figures"));
     if dir.join("sweep.json").exists() {
-        let info = read_info(dir)?;
+        let info = read_info(dir).map_err(PlotError::Input)?;
         if let Some(shard) = &info.shard {
-            return Err(format!(
+            return Err(PlotError::Input(format!(
                 "{}: shard {shard} of a sweep holds only part of its runs; merge the shards first \
                  (gpushare merge SHARD_DIR… --out DIR) and plot DIR",
                 dir.display()
-            ));
+            )));
         }
-        std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-        plot_sweep(dir, &out, opts)
+        writable(&out)?;
+        plot_sweep(dir, &out, opts).map_err(PlotError::Input)
     } else if dir.join("summary.json").exists() {
-        std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-        plot_run(dir, &out)
+        writable(&out)?;
+        plot_run(dir, &out).map_err(PlotError::Input)
     } else {
-        Err(format!(
+        Err(PlotError::Input(format!(
             "{}: neither a sweep's output (sweep.json) nor a run's (summary.json)",
             dir.display()
-        ))
+        )))
     }
 }
 
