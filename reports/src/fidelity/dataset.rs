@@ -379,6 +379,13 @@ impl Dataset {
                 note: field(13),
             });
         }
+        if rows.is_empty() {
+            return Err(at(
+                2,
+                "row",
+                "no rows after the header: nothing to fit or to check".into(),
+            ));
+        }
         Ok(Dataset {
             path: path.to_owned(),
             rows,

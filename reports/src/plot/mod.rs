@@ -91,6 +91,12 @@ pub fn plot(dir: &Path, opts: &PlotOptions) -> Result<Plotted, PlotError> {
         writable(&out)?;
         plot_sweep(dir, &out, opts).map_err(PlotError::Input)
     } else if dir.join("summary.json").exists() {
+        // A summary cut short is refused before the figure folder is made.
+        let summary = dir.join("summary.json");
+        let text =
+            std::fs::read_to_string(&summary).map_err(|e| PlotError::Input(format!("{}: {e}", summary.display())))?;
+        serde_json::from_str::<serde_json::Value>(&text)
+            .map_err(|e| PlotError::Input(format!("{}: not a whole summary: {e}", summary.display())))?;
         writable(&out)?;
         plot_run(dir, &out).map_err(PlotError::Input)
     } else {

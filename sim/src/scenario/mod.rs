@@ -710,6 +710,13 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
         None => None,
     };
     let out = root.key("output");
+    if spec.output.dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
+        return Err(ConfigError::at(
+            out.key("dir"),
+            "must name a folder (an empty one would write into the current folder); leave it out for out/<name>",
+        )
+        .into());
+    }
     if let Some(v) = spec.output.timeseries_s {
         let v = positive(out.key("timeseries_s"), v)?;
         if v < MIN_TIMESERIES_S || horizon_s / v > MAX_TIMESERIES_POINTS {
@@ -812,9 +819,24 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
     let (functions, workload, notes) = if explicit {
         let functions = explicit_functions(&spec, &book, &known, &devices, storage_gbps)?;
         let workload = match &spec.workload {
-            WorkloadSpec::Csv { path } => Workload::Csv {
-                path: base_dir.join(path),
-            },
+            WorkloadSpec::Csv { path } => {
+                let at = root.key("workload").key("path");
+                if path.as_os_str().is_empty() {
+                    return Err(ConfigError::at(at, "must name a CSV file of arrivals (time,func[,duration])").into());
+                }
+                let full = base_dir.join(path);
+                if full.is_dir() {
+                    return Err(ConfigError::at(
+                        at,
+                        format!(
+                            "{} is a directory; expected a CSV file of arrivals (time,func[,duration])",
+                            full.display()
+                        ),
+                    )
+                    .into());
+                }
+                Workload::Csv { path: full }
+            }
             _ => Workload::Poisson,
         };
         (functions, workload, Vec::new())

@@ -100,6 +100,10 @@ impl Selection {
                 return Err(("sample_fraction", format!("must be in (0, 1], got {f}")));
             }
         }
+        if self.top_k == Some(0) || self.sample_count == Some(0) {
+            let f = if self.top_k == Some(0) { "top_k" } else { "sample_count" };
+            return Err((f, "must be at least 1 (0 keeps no function)".into()));
+        }
         if self.sample_fraction.is_some() && self.sample_count.is_some() {
             return Err(("sample_count", "give sample_fraction or sample_count, not both".into()));
         }
