@@ -12,6 +12,9 @@ pub enum TraceError {
         #[source]
         source: std::io::Error,
     },
+    /// The reading options select nothing the trace has (days, a window past its end).
+    #[error("{0}")]
+    Selection(String),
     /// A row, header or value is malformed.
     #[error("{}:{line}: field `{field}`: {message}", path.display())]
     Row {
