@@ -178,13 +178,8 @@ impl WorkerClient {
     /// Tells the worker to quit and waits for it (at most 10 s, then kills it).
     pub fn quit(mut self) {
         let _ = send_line(&mut self.stdin, &Request::Quit);
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(_)) | Err(_) => return,
-                Ok(None) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-                Ok(None) => return self.kill(),
-            }
+        if crate::wait_for(&mut self.child, Duration::from_secs(10)).is_none() {
+            self.kill();
         }
     }
 }

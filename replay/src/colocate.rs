@@ -14,7 +14,7 @@
 use crate::calibration::{Calibration, ReplayCalibration};
 use crate::client::WorkerClient;
 use crate::mps::MpsDaemon;
-use crate::plan::{FunctionPlan, Op, PlannedOp, WorkerSpec, stream_shape};
+use crate::plan::{FunctionPlan, Op, PlannedOp, stream_shape};
 use crate::protocol::{Backend, Setup};
 use crate::{ReplayError, quantile};
 use std::fmt::Write as _;
@@ -219,18 +219,7 @@ fn start_pair(
     let (cap_a, cap_b) = sharing.caps();
     let start = |id: usize, cap: f64| {
         let pct = matches!(sharing, Sharing::Mps(..)).then_some(cap);
-        let setup = Setup {
-            worker: WorkerSpec {
-                id,
-                gpu: opts.gpu,
-                functions: (0..plans.len() as u32).collect(),
-                mps_percentage: pct,
-                lanes: 1,
-            },
-            backend: opts.backend,
-            functions: plans.iter().cloned().enumerate().map(|(i, p)| (i as u32, p)).collect(),
-            threads_per_block: threads,
-        };
+        let setup = Setup::one_lane(id, opts.gpu, opts.backend, plans.to_vec(), pct, threads);
         let env = daemon.map(|d| d.client_env(pct)).unwrap_or_default();
         WorkerClient::start(&opts.worker_exe, &setup, &env)
     };

@@ -32,6 +32,24 @@ pub mod worker;
 
 pub use driver::{NO_DRIVER, ReplayError};
 
+/// Waits for `child` at most `timeout`: its status, or `None` when it is still running then (or
+/// cannot be waited for). Killing it is the caller's choice.
+pub(crate) fn wait_for(
+    child: &mut std::process::Child,
+    timeout: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            _ => return None,
+        }
+    }
+}
+
 /// The `q`-quantile of `v` (nearest rank, `v` sorted in place); NaN when `v` is empty.
 pub(crate) fn quantile(v: &mut [f64], q: f64) -> f64 {
     if v.is_empty() {

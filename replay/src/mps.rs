@@ -18,19 +18,11 @@ pub const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Waits for `child` at most `timeout`, then kills it.
 fn wait_within(mut child: std::process::Child, timeout: Duration) -> Result<std::process::ExitStatus, String> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Ok(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("no answer within {} s", timeout.as_secs()));
-            }
-            Err(e) => return Err(e.to_string()),
-        }
-    }
+    crate::wait_for(&mut child, timeout).ok_or_else(|| {
+        let _ = child.kill();
+        let _ = child.wait();
+        format!("no answer within {} s", timeout.as_secs())
+    })
 }
 
 /// The control program this process uses.
@@ -122,21 +114,13 @@ impl MpsDaemon {
         if let Some(mut stdin) = child.stdin.take() {
             let _ = stdin.write_all(format!("{command}\n").as_bytes());
         }
-        let deadline = Instant::now() + QUERY_TIMEOUT;
-        while child
-            .try_wait()
-            .map_err(|e| format!("running `{CONTROL}`: {e}"))?
-            .is_none()
-        {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "`{command}`: `{CONTROL}` did not answer within {} s",
-                    QUERY_TIMEOUT.as_secs()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        if crate::wait_for(&mut child, QUERY_TIMEOUT).is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "`{command}`: `{CONTROL}` did not answer within {} s",
+                QUERY_TIMEOUT.as_secs()
+            ));
         }
         let out = child
             .wait_with_output()

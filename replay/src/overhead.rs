@@ -10,7 +10,7 @@
 use crate::calibration::Calibration;
 use crate::client::WorkerClient;
 use crate::driver::{self, NO_DRIVER, ReplayError};
-use crate::plan::{self, WorkerSpec};
+use crate::plan;
 use crate::protocol::{Backend, Setup, now_ns};
 use crate::{quantile, worker};
 use serde::Serialize;
@@ -67,18 +67,14 @@ pub fn measure(opts: &OverheadOptions) -> Result<Overhead, ReplayError> {
     let reference = gpushare_sim::device::builtin_device(&profile.reference_gpu).unwrap_or_else(|| dev.clone());
     let compiled = profile.compile(&reference, &dev, 2.0);
     let fplan = plan::function_plan(&opts.profile, &compiled, &dev, &cal);
-    let setup = Setup {
-        worker: WorkerSpec {
-            id: 0,
-            gpu: opts.gpu,
-            functions: vec![0],
-            mps_percentage: None,
-            lanes: 1,
-        },
-        backend: opts.backend,
-        functions: vec![(0, fplan.clone())],
-        threads_per_block: cal.threads_per_block,
-    };
+    let setup = Setup::one_lane(
+        0,
+        opts.gpu,
+        opts.backend,
+        vec![fplan.clone()],
+        None,
+        cal.threads_per_block,
+    );
     let ops = worker::request_ops(&fplan, 1.0);
 
     // The worker process, and the same executor in this one.

@@ -12,7 +12,7 @@ use crate::client::WorkerClient;
 use crate::libs::LibrariesReport;
 use crate::mps::MpsDaemon;
 use crate::nvml::DeviceInfo;
-use crate::plan::{FunctionPlan, Mechanism, Op, PlannedOp, WorkerSpec};
+use crate::plan::{FunctionPlan, Mechanism, Op, PlannedOp};
 use crate::protocol::{Backend, Setup};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -116,30 +116,17 @@ pub fn check_compute_mode(compute_mode: &str, mechanism: Mechanism, processes: u
 
 /// A worker with one small spin kernel and no memory of note.
 fn probe_setup(opts: &ProbeOptions, pct: Option<f64>) -> Setup {
-    Setup {
-        worker: WorkerSpec {
-            id: 0,
-            gpu: opts.gpu,
-            functions: vec![0],
-            mps_percentage: pct,
-            lanes: 1,
-        },
-        backend: opts.backend,
-        functions: vec![(
-            0,
-            FunctionPlan {
-                name: "probe".into(),
-                ops: vec![PlannedOp {
-                    op: Op::Spin { blocks: 1, iters: 1000 },
-                    ns: 1_000,
-                }],
-                resident_bytes: 1 << 20,
-                activation_bytes: 0,
-                planned_ns: 1_000,
-            },
-        )],
-        threads_per_block: 128,
-    }
+    let spin = FunctionPlan {
+        name: "probe".into(),
+        ops: vec![PlannedOp {
+            op: Op::Spin { blocks: 1, iters: 1000 },
+            ns: 1_000,
+        }],
+        resident_bytes: 1 << 20,
+        activation_bytes: 0,
+        planned_ns: 1_000,
+    };
+    Setup::one_lane(0, opts.gpu, opts.backend, vec![spin], pct, 128)
 }
 
 /// Starts a probe worker, runs one request on it, asks `while_up` (as long as it is up), and

@@ -37,6 +37,32 @@ pub struct Setup {
     pub threads_per_block: u32,
 }
 
+impl Setup {
+    /// A worker with one lane on GPU `gpu` serving `plans` as functions 0, 1, … (the probes, the
+    /// calibration, the co-location matrix and the overhead benchmark start such workers).
+    pub fn one_lane(
+        id: usize,
+        gpu: u32,
+        backend: Backend,
+        plans: Vec<FunctionPlan>,
+        mps_percentage: Option<f64>,
+        threads_per_block: u32,
+    ) -> Setup {
+        Setup {
+            worker: WorkerSpec {
+                id,
+                gpu,
+                functions: (0..plans.len() as u32).collect(),
+                mps_percentage,
+                lanes: 1,
+            },
+            backend,
+            functions: plans.into_iter().enumerate().map(|(i, p)| (i as u32, p)).collect(),
+            threads_per_block,
+        }
+    }
+}
+
 /// A request to a worker.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

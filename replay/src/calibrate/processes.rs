@@ -6,7 +6,7 @@ use super::CalibrateOptions;
 use crate::calibration::{Measured, ReplayCalibration};
 use crate::client::WorkerClient;
 use crate::mps::MpsDaemon;
-use crate::plan::{FunctionPlan, Op, PlannedOp, WorkerSpec};
+use crate::plan::{FunctionPlan, Op, PlannedOp};
 use crate::protocol::{Backend, Setup};
 use crate::quantile;
 
@@ -20,37 +20,21 @@ fn spin_worker(
     pct: Option<f64>,
 ) -> Result<WorkerClient, String> {
     crate::signals::check_interrupted()?;
-    let functions: Vec<(u32, FunctionPlan)> = spins
+    let plans: Vec<FunctionPlan> = spins
         .iter()
         .enumerate()
-        .map(|(i, &(blocks, iters))| {
-            (
-                i as u32,
-                FunctionPlan {
-                    name: format!("spin{i}"),
-                    ops: vec![PlannedOp {
-                        op: Op::Spin { blocks, iters },
-                        ns: 0,
-                    }],
-                    resident_bytes: 0,
-                    activation_bytes: 0,
-                    planned_ns: 0,
-                },
-            )
+        .map(|(i, &(blocks, iters))| FunctionPlan {
+            name: format!("spin{i}"),
+            ops: vec![PlannedOp {
+                op: Op::Spin { blocks, iters },
+                ns: 0,
+            }],
+            resident_bytes: 0,
+            activation_bytes: 0,
+            planned_ns: 0,
         })
         .collect();
-    let setup = Setup {
-        worker: WorkerSpec {
-            id: 0,
-            gpu: opts.gpu,
-            functions: functions.iter().map(|(i, _)| *i).collect(),
-            mps_percentage: pct,
-            lanes: 1,
-        },
-        backend: Backend::Cuda,
-        functions,
-        threads_per_block: threads,
-    };
+    let setup = Setup::one_lane(0, opts.gpu, Backend::Cuda, plans, pct, threads);
     WorkerClient::start(&opts.worker_exe, &setup, env)
 }
 

@@ -385,7 +385,7 @@ fn merged(base: toml::Value, overlay: &toml::Table) -> toml::Value {
 
 /// The longest horizon a scenario may ask for, seconds: about 31 years, far inside the
 /// nanosecond clock's 584 years, so no time near it saturates.
-pub const MAX_HORIZON_S: f64 = 1e9;
+pub const MAX_HORIZON_S: f64 = gpushare_traces::MAX_SECONDS;
 /// The shortest: a microsecond (a shorter one rounds to no time at all).
 pub const MIN_HORIZON_S: f64 = 1e-6;
 /// The finest `timeseries_s`, seconds, and the most samples a time series may have per GPU.
@@ -453,7 +453,7 @@ fn check_name(name: &str) -> Result<(), String> {
     let plain = !name.is_empty()
         && name != "."
         && name != ".."
-        && !name.contains(['/', '\\', '\0'])
+        && !name.contains(['/', '\\'])
         && !name.chars().any(char::is_control);
     if plain {
         Ok(())
@@ -675,16 +675,15 @@ fn check_fits(
     ))
 }
 
-fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Scenario, traced::BuildError> {
-    let root = DocPath::default();
-    let sim = root.key("simulation");
-    let horizon_s = positive(sim.key("horizon_s"), spec.simulation.horizon_s)?;
+/// `[simulation]`'s horizon and warm-up, seconds: the horizon within [`MIN_HORIZON_S`,
+/// `MAX_HORIZON_S`], the warm-up shorter than it.
+fn horizon_and_warmup(simulation: &file::SimulationSpec, sim: &DocPath) -> Result<(f64, f64), ConfigError> {
+    let horizon_s = positive(sim.key("horizon_s"), simulation.horizon_s)?;
     if horizon_s < MIN_HORIZON_S {
         return Err(ConfigError::at(
             sim.key("horizon_s"),
             format!("must be at least {MIN_HORIZON_S:e} s (a microsecond), got {horizon_s:e}"),
-        )
-        .into());
+        ));
     }
     if horizon_s > MAX_HORIZON_S {
         return Err(ConfigError::at(
@@ -692,32 +691,27 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
             format!(
                 "must be at most {MAX_HORIZON_S:e} s (about 31 years; times are whole nanoseconds), got {horizon_s:e}"
             ),
-        )
-        .into());
+        ));
     }
-    let warmup_s = non_negative(sim.key("warmup_s"), spec.simulation.warmup_s)?;
+    let warmup_s = non_negative(sim.key("warmup_s"), simulation.warmup_s)?;
     if warmup_s >= horizon_s {
         return Err(ConfigError::at(
             sim.key("warmup_s"),
             format!("must be shorter than horizon_s ({horizon_s} s), got {warmup_s}"),
-        )
-        .into());
+        ));
     }
+    Ok((horizon_s, warmup_s))
+}
 
-    let load_scale = positive(sim.key("load_scale"), spec.simulation.load_scale)?;
-    let slo = match spec.simulation.slo_s {
-        Some(v) => Some(secs_to_ns(positive(sim.key("slo_s"), v)?)),
-        None => None,
-    };
-    let out = root.key("output");
-    if spec.output.dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
+/// `[output]`: a folder that is one, a time series of a sensible size, a timeline window.
+fn check_output(output: &OutputSpec, out: &DocPath, horizon_s: f64) -> Result<(), ConfigError> {
+    if output.dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
         return Err(ConfigError::at(
             out.key("dir"),
             "must name a folder (an empty one would write into the current folder); leave it out for out/<name>",
-        )
-        .into());
+        ));
     }
-    if let Some(v) = spec.output.timeseries_s {
+    if let Some(v) = output.timeseries_s {
         let v = positive(out.key("timeseries_s"), v)?;
         if v < MIN_TIMESERIES_S || horizon_s / v > MAX_TIMESERIES_POINTS {
             return Err(ConfigError::at(
@@ -727,19 +721,109 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
                      ({horizon_s} s), i.e. at least {} s; got {v}",
                     (horizon_s / MAX_TIMESERIES_POINTS).max(MIN_TIMESERIES_S)
                 ),
-            )
-            .into());
+            ));
         }
     }
-    if let Some([a, b]) = spec.output.timeline_window_s {
-        if !(a.is_finite() && b.is_finite() && 0.0 <= a && a < b) {
-            return Err(ConfigError::at(
-                out.key("timeline_window_s"),
-                format!("must be [start_s, end_s] with 0 ≤ start < end, got [{a}, {b}]"),
+    if let Some([a, b]) = output.timeline_window_s
+        && !(a.is_finite() && b.is_finite() && 0.0 <= a && a < b)
+    {
+        return Err(ConfigError::at(
+            out.key("timeline_window_s"),
+            format!("must be [start_s, end_s] with 0 ≤ start < end, got [{a}, {b}]"),
+        ));
+    }
+    Ok(())
+}
+
+/// A GPU as (node, index into the scenario's device types).
+type NodeDevice = (u32, usize);
+
+/// The cluster's device types and its GPUs as (node, device index), from its node groups
+/// (count, GPUs per node, GPU name, where it is written).
+fn place_gpus(
+    groups: Vec<(u32, u32, String, DocPath)>,
+    known: &[DeviceSpec],
+    allow_large: bool,
+    cl: &DocPath,
+) -> Result<(Vec<DeviceSpec>, Vec<NodeDevice>), ConfigError> {
+    let mut devices: Vec<DeviceSpec> = Vec::new();
+    let mut gpus = Vec::new();
+    let mut node = 0u32;
+    let total_gpus: u64 = groups.iter().map(|(n, g, _, _)| u64::from(*n) * u64::from(*g)).sum();
+    if total_gpus > MAX_GPUS && !allow_large {
+        return Err(ConfigError::at(
+            cl.clone(),
+            format!(
+                "{total_gpus} GPUs: a run may have at most {MAX_GPUS} without `simulation.allow_large = true` \
+                 (each GPU has state and summary rows of its own)"
+            ),
+        ));
+    }
+    for (count, per_node, gpu, at) in groups {
+        let count_key = if at == *cl { "nodes" } else { "count" };
+        if count == 0 {
+            return Err(ConfigError::at(at.key(count_key), "must be at least 1"));
+        }
+        if per_node == 0 {
+            return Err(ConfigError::at(at.key("gpus_per_node"), "must be at least 1"));
+        }
+        let dev = known.iter().find(|d| d.name == gpu).ok_or_else(|| {
+            ConfigError::at(
+                at.key("gpu"),
+                format!(
+                    "unknown GPU `{gpu}`; valid: {} (or define it under [gpu_types.{gpu}])",
+                    one_of(known.iter().map(|d| d.name.clone()))
+                ),
             )
-            .into());
+        })?;
+        let ix = match devices.iter().position(|d| d.name == gpu) {
+            Some(ix) => ix,
+            None => {
+                devices.push(dev.clone());
+                devices.len() - 1
+            }
+        };
+        for _ in 0..count {
+            for _ in 0..per_node {
+                gpus.push((node, ix));
+            }
+            node += 1;
         }
     }
+    Ok((devices, gpus))
+}
+
+/// A CSV workload's file: named, and not a folder.
+fn csv_workload(path: &Path, base_dir: &Path, at: DocPath) -> Result<Workload, ConfigError> {
+    if path.as_os_str().is_empty() {
+        return Err(ConfigError::at(
+            at,
+            "must name a CSV file of arrivals (time,func[,duration])",
+        ));
+    }
+    let full = base_dir.join(path);
+    if full.is_dir() {
+        return Err(ConfigError::at(
+            at,
+            format!(
+                "{} is a directory; expected a CSV file of arrivals (time,func[,duration])",
+                full.display()
+            ),
+        ));
+    }
+    Ok(Workload::Csv { path: full })
+}
+
+fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Scenario, traced::BuildError> {
+    let root = DocPath::default();
+    let sim = root.key("simulation");
+    let (horizon_s, warmup_s) = horizon_and_warmup(&spec.simulation, &sim)?;
+    let load_scale = positive(sim.key("load_scale"), spec.simulation.load_scale)?;
+    let slo = match spec.simulation.slo_s {
+        Some(v) => Some(secs_to_ns(positive(sim.key("slo_s"), v)?)),
+        None => None,
+    };
+    check_output(&spec.output, &root.key("output"), horizon_s)?;
 
     // Devices and cluster layout.
     let mut known = resolve_devices(&spec)?;
@@ -767,51 +851,7 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
             ).into());
         }
     }
-    let mut devices: Vec<DeviceSpec> = Vec::new();
-    let mut gpus = Vec::new();
-    let mut node = 0u32;
-    let total_gpus: u64 = groups.iter().map(|(n, g, _, _)| u64::from(*n) * u64::from(*g)).sum();
-    if total_gpus > MAX_GPUS && !spec.simulation.allow_large {
-        return Err(ConfigError::at(
-            cl.clone(),
-            format!(
-                "{total_gpus} GPUs: a run may have at most {MAX_GPUS} without `simulation.allow_large = true` \
-                 (each GPU has state and summary rows of its own)"
-            ),
-        )
-        .into());
-    }
-    for (count, per_node, gpu, at) in groups {
-        let count_key = if at == cl { "nodes" } else { "count" };
-        if count == 0 {
-            return Err(ConfigError::at(at.key(count_key), "must be at least 1").into());
-        }
-        if per_node == 0 {
-            return Err(ConfigError::at(at.key("gpus_per_node"), "must be at least 1").into());
-        }
-        let dev = known.iter().find(|d| d.name == gpu).ok_or_else(|| {
-            ConfigError::at(
-                at.key("gpu"),
-                format!(
-                    "unknown GPU `{gpu}`; valid: {} (or define it under [gpu_types.{gpu}])",
-                    one_of(known.iter().map(|d| d.name.clone()))
-                ),
-            )
-        })?;
-        let ix = match devices.iter().position(|d| d.name == gpu) {
-            Some(ix) => ix,
-            None => {
-                devices.push(dev.clone());
-                devices.len() - 1
-            }
-        };
-        for _ in 0..count {
-            for _ in 0..per_node {
-                gpus.push((node, ix));
-            }
-            node += 1;
-        }
-    }
+    let (devices, gpus) = place_gpus(groups, &known, spec.simulation.allow_large, &cl)?;
 
     // Functions: listed in the scenario, or taken from a trace.
     let book = ProfileBook::new(&spec.profiles)?;
@@ -819,24 +859,7 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
     let (functions, workload, notes) = if explicit {
         let functions = explicit_functions(&spec, &book, &known, &devices, storage_gbps)?;
         let workload = match &spec.workload {
-            WorkloadSpec::Csv { path } => {
-                let at = root.key("workload").key("path");
-                if path.as_os_str().is_empty() {
-                    return Err(ConfigError::at(at, "must name a CSV file of arrivals (time,func[,duration])").into());
-                }
-                let full = base_dir.join(path);
-                if full.is_dir() {
-                    return Err(ConfigError::at(
-                        at,
-                        format!(
-                            "{} is a directory; expected a CSV file of arrivals (time,func[,duration])",
-                            full.display()
-                        ),
-                    )
-                    .into());
-                }
-                Workload::Csv { path: full }
-            }
+            WorkloadSpec::Csv { path } => csv_workload(path, base_dir, root.key("workload").key("path"))?,
             _ => Workload::Poisson,
         };
         (functions, workload, Vec::new())

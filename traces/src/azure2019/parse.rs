@@ -178,6 +178,29 @@ fn field_name(i: usize, header: &[String]) -> String {
     header.get(i).cloned().unwrap_or_else(|| format!("column {}", i + 1))
 }
 
+/// Refuses reading options that select nothing the trace has: days without an invocation
+/// file, a window starting past the `days_read` days the selection covers.
+fn check_selection(files: &TraceFiles, opts: &ReadOptions, days_read: u32) -> Result<(), TraceError> {
+    if let Some((a, b)) = opts.days
+        && !files.invocations.iter().any(|(d, _)| (a..=b).contains(d))
+    {
+        let have: Vec<String> = files.invocations.iter().map(|(d, _)| d.to_string()).collect();
+        return Err(TraceError::Selection(format!(
+            "days {a}-{b} (--days {a}-{b}, or [workload] days): the trace has no invocation file of those days; it has day(s) {}",
+            have.join(", ")
+        )));
+    }
+    if let Some((start, _)) = opts.window
+        && start >= days_read * MINUTES_PER_DAY
+    {
+        return Err(TraceError::Selection(format!(
+            "start minute {start} (--start-minute, or [workload] start_minute) is past the trace's end: it covers minutes 0 to {}",
+            days_read * MINUTES_PER_DAY
+        )));
+    }
+    Ok(())
+}
+
 /// Reads the trace files.
 pub fn read(files: &TraceFiles, opts: &ReadOptions) -> Result<Azure2019, TraceError> {
     let mut report = CleaningReport::default();
@@ -196,23 +219,7 @@ pub fn read(files: &TraceFiles, opts: &ReadOptions) -> Result<Azure2019, TraceEr
         .filter(|&d| in_days(d))
         .max()
         .unwrap_or(first_day);
-    if let Some((a, b)) = opts.days
-        && !files.invocations.iter().any(|(d, _)| in_days(*d))
-    {
-        let have: Vec<String> = files.invocations.iter().map(|(d, _)| d.to_string()).collect();
-        return Err(TraceError::Selection(format!(
-            "days {a}-{b} (--days {a}-{b}, or [workload] days): the trace has no invocation file of those days; it has day(s) {}",
-            have.join(", ")
-        )));
-    }
-    if let Some((start, _)) = opts.window
-        && start >= (last_day - first_day + 1) * MINUTES_PER_DAY
-    {
-        return Err(TraceError::Selection(format!(
-            "start minute {start} (--start-minute, or [workload] start_minute) is past the trace's end: it covers minutes 0 to {}",
-            (last_day - first_day + 1) * MINUTES_PER_DAY
-        )));
-    }
+    check_selection(files, opts, last_day - first_day + 1)?;
     let base = (first_day - 1) * MINUTES_PER_DAY;
     let (w_start, w_end) = match opts.window {
         Some((start, len)) => (
