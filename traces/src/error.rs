@@ -13,8 +13,12 @@ pub enum TraceError {
         source: std::io::Error,
     },
     /// The reading options select nothing the trace has (days, a window past its end).
-    #[error("{0}")]
-    Selection(String),
+    #[error("{message}")]
+    Selection {
+        /// The scenario key of the option (`days`, `start_minute`), for locating the error.
+        option: &'static str,
+        message: String,
+    },
     /// A row, header or value is malformed.
     #[error("{}:{line}: field `{field}`: {message}", path.display())]
     Row {

@@ -9,6 +9,7 @@
 pub mod error;
 pub mod file;
 mod locate;
+mod refine;
 mod traced;
 
 pub use error::{ConfigError, DocPath, ScenarioError, Seg};
@@ -30,7 +31,7 @@ use std::sync::Arc;
 
 /// Deserialises `value` into `T`, reporting errors with paths under `prefix`.
 pub fn from_value<T: DeserializeOwned>(value: toml::Value, prefix: &DocPath) -> Result<T, ConfigError> {
-    // Kept to name the key of an unknown variant: serde cannot see inside tagged enums.
+    // Kept to find the key an error concerns: serde cannot see inside tagged enums.
     let original = value.clone();
     serde_path_to_error::deserialize(value).map_err(|e| {
         let mut path = prefix.clone();
@@ -46,32 +47,12 @@ pub fn from_value<T: DeserializeOwned>(value: toml::Value, prefix: &DocPath) -> 
         }
         // toml appends "in `table`" lines; the path already says where.
         let message = e.inner().to_string().lines().next().unwrap_or_default().to_string();
-        if let Some(variant) = message
-            .strip_prefix("unknown variant `")
-            .and_then(|m| m.split('`').next())
-        {
-            if let Some(key) = key_holding(&original, &inner, variant) {
-                path.0.push(Seg::Key(key));
-            }
+        if let Some(below) = refine::refine(&original, &inner, &message) {
+            path.0.extend(below);
         }
         let at_key = message.starts_with("unknown field");
         ConfigError { path, message, at_key }
     })
-}
-
-/// The key of the table at `path` in `value` whose value is the string `text`.
-fn key_holding(value: &toml::Value, path: &DocPath, text: &str) -> Option<String> {
-    let mut v = value;
-    for seg in &path.0 {
-        v = match seg {
-            Seg::Key(k) => v.get(k.as_str())?,
-            Seg::Index(i) => v.get(*i)?,
-        };
-    }
-    v.as_table()?
-        .iter()
-        .find(|(_, x)| x.as_str() == Some(text))
-        .map(|(k, _)| k.clone())
 }
 
 /// A policy as named in the scenario: `name` and the rest of `[policy]` as parameters.

@@ -265,7 +265,10 @@ pub(crate) fn build(spec: &WorkloadSpec, env: &Env<'_>) -> Result<Traced, BuildE
                 window,
                 skip_bad_rows: *skip_bad_rows,
             };
-            let mut trace = azure2019::read(&files, &opts)?;
+            let mut trace = azure2019::read(&files, &opts).map_err(|e| match e {
+                TraceError::Selection { option, message } => ConfigError::at(at.key(option), message).into(),
+                e => BuildError::Trace(e),
+            })?;
             trace.functions = select.apply(std::mem::take(&mut trace.functions), env.seed);
             if trace.functions.is_empty() {
                 return Err(ConfigError::at(

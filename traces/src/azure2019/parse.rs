@@ -185,18 +185,25 @@ fn check_selection(files: &TraceFiles, opts: &ReadOptions, days_read: u32) -> Re
         && !files.invocations.iter().any(|(d, _)| (a..=b).contains(d))
     {
         let have: Vec<String> = files.invocations.iter().map(|(d, _)| d.to_string()).collect();
-        return Err(TraceError::Selection(format!(
-            "days {a}-{b} (--days {a}-{b}, or [workload] days): the trace has no invocation file of those days; it has day(s) {}",
-            have.join(", ")
-        )));
+        return Err(TraceError::Selection {
+            option: "days",
+            message: format!(
+                "days {a}-{b} (--days {a}-{b}, or [workload] days): the trace has no invocation file of those days; it has day(s) {}",
+                have.join(", ")
+            ),
+        });
     }
     if let Some((start, _)) = opts.window
         && start >= days_read * MINUTES_PER_DAY
     {
-        return Err(TraceError::Selection(format!(
-            "start minute {start} (--start-minute, or [workload] start_minute) is past the trace's end: it covers minutes 0 to {}",
-            days_read * MINUTES_PER_DAY
-        )));
+        return Err(TraceError::Selection {
+            option: "start_minute",
+            message: format!(
+                "start minute {start} (--start-minute, or [workload] start_minute) is past the trace's end: it covers {} minutes, 0 to {}",
+                days_read * MINUTES_PER_DAY,
+                days_read * MINUTES_PER_DAY - 1
+            ),
+        });
     }
     Ok(())
 }
