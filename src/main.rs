@@ -561,6 +561,7 @@ fn load(args: &ScenarioArgs) -> Result<(Scenario, Box<dyn gpushare_sim::policy::
     let src = source(args)?;
     let scenario = src.parse()?;
     let policy = gpushare_policies::build(&scenario).map_err(|e| src.locate(e))?;
+    scenario.check_workload().map_err(|e| Failure::Input(e.to_string()))?;
     for note in &scenario.notes {
         eprintln!("{note}");
     }
@@ -765,6 +766,7 @@ fn trace(cmd: TraceCommand) -> Result<(), Failure> {
             if !opened.notes.is_empty() {
                 println!("reading:\n{}", opened.notes);
             }
+            print_skipped(opts.skip_bad_rows, opened.source.as_ref());
         }
         TraceCommand::Generate {
             functions,
@@ -843,9 +845,18 @@ fn trace(cmd: TraceCommand) -> Result<(), Failure> {
                 opened.names.len(),
                 out.display()
             );
+            print_skipped(opts.skip_bad_rows, opened.source.as_ref());
         }
     }
     Ok(())
+}
+
+/// With `--skip-bad-rows`, what a streamed reader (plain CSV, LLM) skipped; the readers that
+/// load the whole trace report it in their notes.
+fn print_skipped(skip_bad_rows: bool, source: &dyn gpushare_traces::ArrivalSource) {
+    if let Some(skipped) = source.skipped_rows().filter(|_| skip_bad_rows) {
+        println!("{skipped}");
+    }
 }
 
 /// Refuses an output that is the input, or lies in the input folder: the trace would be

@@ -24,6 +24,9 @@ struct Case {
     exit: i32,
     #[serde(default)]
     stderr: Vec<String>,
+    /// Text the command's stdout must contain (what a successful run reports).
+    #[serde(default)]
+    stdout: Vec<String>,
     /// Paths (relative to the case's folder) that must not exist afterwards.
     #[serde(default)]
     absent: Vec<String>,
@@ -150,7 +153,7 @@ fn run(case: &Case, root: &Path) -> Result<(), String> {
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    let _ = out_reader.join();
+    let out = String::from_utf8_lossy(&out_reader.join().unwrap()).into_owned();
     let err = err_reader.join().unwrap();
     let code = status.code();
     if let Some(n) = case.close_stdout_after {
@@ -175,6 +178,12 @@ fn run(case: &Case, root: &Path) -> Result<(), String> {
         let want = substitute(want, &dir);
         if !err.contains(&want) {
             return Err(format!("stderr lacks `{want}`: {err}"));
+        }
+    }
+    for want in &case.stdout {
+        let want = substitute(want, &dir);
+        if !out.contains(&want) {
+            return Err(format!("stdout lacks `{want}`: {out}"));
         }
     }
     for a in &case.absent {

@@ -87,5 +87,8 @@ pub fn render(s: &Summary) -> String {
     for line in &s.policy_report {
         let _ = writeln!(out, "policy         {line}");
     }
+    for line in &s.workload_report {
+        let _ = writeln!(out, "workload       {line}");
+    }
     out
 }

@@ -47,31 +47,73 @@ pub fn write_timeseries(dir: &Path, samples: &[GpuSample]) -> io::Result<()> {
     write_atomic(&dir.join("timeseries.csv"), out.as_bytes())
 }
 
-/// Reads a `latency_cdf.csv`: (quantile, seconds) pairs.
+/// Reads a `latency_cdf.csv`: (quantile, seconds) pairs, quantiles rising from 0 to 1 (a
+/// file that stops short of 1 was cut), latencies finite and non-negative.
 pub fn read_cdf(path: &Path) -> Result<Vec<(f64, f64)>, String> {
-    read_rows(path, CDF_HEADER, |f| Ok((num(f[0])?, num(f[1])?)))
+    let mut last_q = -1.0;
+    let rows = read_rows(path, CDF_HEADER, |f| {
+        let q = num(f, 0, "quantile", 0.0, 1.0)?;
+        if q <= last_q {
+            return Err(format!(
+                "field `quantile`: {q} does not rise above the previous row's {last_q}"
+            ));
+        }
+        last_q = q;
+        Ok((q, num(f, 1, "latency_s", 0.0, f64::MAX)?))
+    })?;
+    match rows.last() {
+        Some(&(q, _)) if q < 1.0 => Err(format!(
+            "{}: the CDF stops at quantile {q}; a whole latency_cdf.csv ends at 1 (the file was cut short?)",
+            path.display()
+        )),
+        _ => Ok(rows),
+    }
 }
 
 /// Reads a `timeseries.csv` into samples.
 pub fn read_timeseries(path: &Path) -> Result<Vec<GpuSample>, String> {
     read_rows(path, TIMESERIES_HEADER, |f| {
         Ok(GpuSample {
-            time: (num(f[0])? * 1e9).round() as u64,
-            gpu: num(f[1])? as u32,
-            utilisation: num(f[2])?,
-            sm_occupancy: num(f[3])?,
-            memory: (num(f[4])? * MIB as f64).round() as u64,
-            instances: num(f[5])? as u32,
+            time: (num(f, 0, "time_s", 0.0, 1e9)? * 1e9).round() as u64,
+            gpu: num(f, 1, "gpu", 0.0, f64::from(u32::MAX))? as u32,
+            utilisation: num(f, 2, "utilisation", 0.0, 1.0)?,
+            sm_occupancy: num(f, 3, "sm_occupancy", 0.0, 1.0)?,
+            memory: (num(f, 4, "memory_mib", 0.0, 1e12)? * MIB as f64).round() as u64,
+            instances: num(f, 5, "instances", 0.0, f64::from(u32::MAX))? as u32,
         })
     })
 }
 
-fn num(s: &str) -> Result<f64, String> {
-    s.trim().parse::<f64>().map_err(|_| format!("`{s}` is not a number"))
+/// Field `i` (named `name`) of a row: a number from `low` to `high`.
+fn num(fields: &[&str], i: usize, name: &str, low: f64, high: f64) -> Result<f64, String> {
+    let s = fields[i];
+    match s.trim().parse::<f64>() {
+        Ok(v) if (low..=high).contains(&v) => Ok(v),
+        Ok(_) => Err(format!(
+            "field `{name}`: `{s}` is out of range; expected {low} to {high:e}"
+        )),
+        Err(_) => Err(format!(
+            "field `{name}`: `{s}` is not a number; expected {low} to {high:e}"
+        )),
+    }
 }
 
-fn read_rows<T>(path: &Path, header: &str, row: impl Fn(&[&str]) -> Result<T, String>) -> Result<Vec<T>, String> {
+/// The rows of a file this crate wrote, after its header. A byte-order mark and CRLF line ends
+/// (a spreadsheet's save) are accepted; a last line with no line end was cut short.
+fn read_rows<T>(
+    path: &Path,
+    header: &str,
+    mut row: impl FnMut(&[&str]) -> Result<T, String>,
+) -> Result<Vec<T>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    if !text.is_empty() && !text.ends_with('\n') {
+        return Err(format!(
+            "{}:{}: the last line has no line end: the file was cut short (write it again)",
+            path.display(),
+            text.lines().count()
+        ));
+    }
     let mut lines = text.lines();
     if lines.next() != Some(header.trim_end()) {
         return Err(format!(
@@ -81,20 +123,14 @@ fn read_rows<T>(path: &Path, header: &str, row: impl Fn(&[&str]) -> Result<T, St
         ));
     }
     let width = header.split(',').count();
-    lines
-        .enumerate()
-        .filter(|(_, l)| !l.is_empty())
-        .map(|(i, l)| {
-            let fields: Vec<&str> = l.split(',').collect();
-            if fields.len() != width {
-                return Err(format!(
-                    "{}:{}: expected {width} fields, found {}",
-                    path.display(),
-                    i + 2,
-                    fields.len()
-                ));
-            }
-            row(&fields).map_err(|e| format!("{}:{}: {e}", path.display(), i + 2))
-        })
-        .collect()
+    let mut out = Vec::new();
+    for (i, l) in lines.enumerate().filter(|(_, l)| !l.is_empty()) {
+        let at = format!("{}:{}", path.display(), i + 2);
+        let fields: Vec<&str> = l.split(',').collect();
+        if fields.len() != width {
+            return Err(format!("{at}: expected {width} fields, found {}", fields.len()));
+        }
+        out.push(row(&fields).map_err(|e| format!("{at}: {e}"))?);
+    }
+    Ok(out)
 }

@@ -91,7 +91,7 @@ pub fn summary_metrics(summary: &Summary) -> Vec<(String, f64)> {
     };
     let mut fields = Vec::new();
     for (k, v) in &top {
-        if !matches!(k.as_str(), "gpus" | "functions" | "policy_report") {
+        if !matches!(k.as_str(), "gpus" | "functions" | "policy_report" | "workload_report") {
             flatten(k, v, &mut fields);
         }
     }

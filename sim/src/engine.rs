@@ -214,6 +214,9 @@ impl Simulation {
             end,
         );
         summary.policy_report = self.policy.report();
+        if let Some(skipped) = self.source.skipped_rows().filter(|s| s.count > 0) {
+            summary.workload_report = skipped.to_string().lines().map(|l| l.trim().to_string()).collect();
+        }
         let quantiles = crate::summary::cdf_quantiles();
         let values = self.world.metrics.e2e.quantiles_s(&quantiles);
         Ok(RunOutput {

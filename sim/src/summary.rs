@@ -120,6 +120,10 @@ pub struct Summary {
     pub events: u64,
     /// What the policy reports about its decisions.
     pub policy_report: Vec<String>,
+    /// What reading a streamed trace skipped (`skip_bad_rows`): the count, then the first few
+    /// rows as `file:line: field: message`. Absent when nothing was skipped or skipping is off.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub workload_report: Vec<String>,
 }
 
 fn ratio(a: u64, b: u64) -> f64 {
@@ -264,6 +268,7 @@ impl Summary {
                 .collect(),
             events: m.events,
             policy_report: Vec::new(),
+            workload_report: Vec::new(),
         }
     }
 }

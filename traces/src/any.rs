@@ -182,7 +182,7 @@ pub fn open(path: &Path, format: Option<Format>, opts: &OpenOptions) -> Result<O
             let mut rec = csv::StringRecord::new();
             while rdr
                 .read_record(&mut rec)
-                .map_err(|e| row_error(path, e.position().map_or(0, |p| p.line()), "row", e.to_string()))?
+                .map_err(|e| row_error(path, crate::rows::line_at(&rdr, e.position()), "row", e.to_string()))?
             {
                 if let Some(f) = rec.get(1) {
                     if seen.insert(f.to_string(), ()).is_none() {
@@ -190,7 +190,7 @@ pub fn open(path: &Path, format: Option<Format>, opts: &OpenOptions) -> Result<O
                     }
                 }
             }
-            let source = Box::new(PlainCsvSource::open(path, &names)?);
+            let source = Box::new(PlainCsvSource::open(path, &names, opts.skip_bad_rows)?);
             let n = names.len();
             Opened {
                 format,

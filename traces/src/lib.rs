@@ -64,11 +64,20 @@ pub struct Arrival {
 pub trait ArrivalSource {
     /// The next arrival, `Ok(None)` at the end of the stream.
     fn next_arrival(&mut self) -> Result<Option<Arrival>, TraceError>;
+
+    /// The malformed rows skipped so far (`skip_bad_rows`), for a reader that streams a file;
+    /// `None` for sources that read nothing or reported while loading.
+    fn skipped_rows(&self) -> Option<&rows::SkippedRows> {
+        None
+    }
 }
 
 impl<S: ArrivalSource + ?Sized> ArrivalSource for Box<S> {
     fn next_arrival(&mut self) -> Result<Option<Arrival>, TraceError> {
         (**self).next_arrival()
+    }
+    fn skipped_rows(&self) -> Option<&rows::SkippedRows> {
+        (**self).skipped_rows()
     }
 }
 
@@ -105,6 +114,9 @@ impl<S: ArrivalSource> ArrivalSource for NonEmpty<S> {
             None => self.rest.next_arrival(),
         }
     }
+    fn skipped_rows(&self) -> Option<&rows::SkippedRows> {
+        self.rest.skipped_rows()
+    }
 }
 
 /// A source whose arrival times are divided by `factor`: the same arrivals, `factor` times
@@ -127,5 +139,8 @@ impl<S: ArrivalSource> ArrivalSource for Compressed<S> {
             time: (a.time as f64 / self.factor).round() as Nanos,
             ..a
         }))
+    }
+    fn skipped_rows(&self) -> Option<&rows::SkippedRows> {
+        self.inner.skipped_rows()
     }
 }

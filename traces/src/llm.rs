@@ -266,7 +266,7 @@ impl ArrivalSource for LlmSource {
             let more = match self.reader.read_record(&mut self.record) {
                 Ok(m) => m,
                 Err(e) => {
-                    let line = e.position().map_or(0, |p| p.line());
+                    let line = crate::rows::line_at(&self.reader, e.position());
                     self.report
                         .skipped
                         .skip_or_fail(self.skip_bad_rows, row_error(&self.path, line, "row", e.to_string()))?;
@@ -276,7 +276,7 @@ impl ArrivalSource for LlmSource {
             if !more {
                 return Ok(None);
             }
-            let line = self.record.position().map_or(0, |p| p.line());
+            let line = crate::rows::line_at(&self.reader, self.record.position());
             let parsed = self.parse_row(line).and_then(|row| {
                 if row.0 < self.last {
                     Err(row_error(
@@ -312,6 +312,10 @@ impl ArrivalSource for LlmSource {
                 duration: Some(self.cost.request_ns(ctx, generated, images)),
             }));
         }
+    }
+
+    fn skipped_rows(&self) -> Option<&SkippedRows> {
+        Some(&self.report.skipped)
     }
 }
 

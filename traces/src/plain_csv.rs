@@ -3,8 +3,10 @@
 //! `time` is the arrival time in seconds from the start of the run; `func` names one of the
 //! scenario's functions; `duration` (optional column, optional per row) overrides the profile's
 //! uncontended execution time in seconds. Rows are read one at a time, so a file of any length
-//! streams in constant memory. Every malformed row is an error naming the file, line and field.
+//! streams in constant memory. Every malformed row is an error naming the file, line and field,
+//! or, with `skip_bad_rows`, skipped and counted ([`ArrivalSource::skipped_rows`]).
 
+use crate::rows::{SkippedRows, line_at};
 use crate::{Arrival, ArrivalSource, TraceError, secs_to_ns};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,11 +19,14 @@ pub struct PlainCsvSource {
     names: HashMap<String, u32>,
     duration_col: Option<usize>,
     last_time: f64,
+    skip_bad_rows: bool,
+    skipped: SkippedRows,
 }
 
 impl PlainCsvSource {
-    /// Opens `path`; `functions` are the scenario's function names, in order.
-    pub fn open(path: &Path, functions: &[String]) -> Result<Self, TraceError> {
+    /// Opens `path`; `functions` are the scenario's function names, in order. With
+    /// `skip_bad_rows`, a malformed row is skipped and counted instead of ending the read.
+    pub fn open(path: &Path, functions: &[String], skip_bad_rows: bool) -> Result<Self, TraceError> {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .trim(csv::Trim::All)
@@ -62,6 +67,8 @@ impl PlainCsvSource {
             names,
             duration_col,
             last_time: 0.0,
+            skip_bad_rows,
+            skipped: SkippedRows::default(),
         })
     }
 
@@ -106,16 +113,9 @@ fn parse_secs(text: &str, positive: bool) -> Result<f64, String> {
     Ok(v)
 }
 
-impl ArrivalSource for PlainCsvSource {
-    fn next_arrival(&mut self) -> Result<Option<Arrival>, TraceError> {
-        let more = self.reader.read_record(&mut self.record).map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line());
-            self.row_err(line, "row", e.to_string())
-        })?;
-        if !more {
-            return Ok(None);
-        }
-        let line = self.record.position().map_or(0, |p| p.line());
+impl PlainCsvSource {
+    /// The time in seconds and the arrival of the record just read, on `line`.
+    fn parse_row(&self, line: u64) -> Result<(f64, Arrival), TraceError> {
         let want_cols = if self.duration_col.is_some() { 3 } else { 2 };
         if self.record.len() != want_cols {
             return Err(self.row_err(
@@ -135,17 +135,13 @@ impl ArrivalSource for PlainCsvSource {
                 ),
             ));
         }
-        self.last_time = time;
-        let func = match self.names.get(&self.record[1]) {
-            Some(&f) => f,
-            None => {
-                let msg = format!(
-                    "unknown function `{}`; the scenario defines: {}",
-                    &self.record[1],
-                    self.known_functions()
-                );
-                return Err(self.row_err(line, "func", msg));
-            }
+        let Some(&func) = self.names.get(&self.record[1]) else {
+            let msg = format!(
+                "unknown function `{}`; the scenario defines: {}",
+                &self.record[1],
+                self.known_functions()
+            );
+            return Err(self.row_err(line, "func", msg));
         };
         let duration = match self.duration_col.map(|c| &self.record[c]) {
             None | Some("") => None,
@@ -153,11 +149,36 @@ impl ArrivalSource for PlainCsvSource {
                 parse_secs(text, true).map_err(|m| self.row_err(line, "duration", m))?,
             )),
         };
-        Ok(Some(Arrival {
+        let arrival = Arrival {
             time: secs_to_ns(time),
             func,
             duration,
-        }))
+        };
+        Ok((time, arrival))
+    }
+}
+
+impl ArrivalSource for PlainCsvSource {
+    fn next_arrival(&mut self) -> Result<Option<Arrival>, TraceError> {
+        loop {
+            let read = self.reader.read_record(&mut self.record);
+            let parsed = match read {
+                Ok(false) => return Ok(None),
+                Ok(true) => self.parse_row(line_at(&self.reader, self.record.position())),
+                Err(e) => Err(self.row_err(line_at(&self.reader, e.position()), "row", e.to_string())),
+            };
+            match parsed {
+                Ok((time, arrival)) => {
+                    self.last_time = time;
+                    return Ok(Some(arrival));
+                }
+                Err(e) => self.skipped.skip_or_fail(self.skip_bad_rows, e)?,
+            }
+        }
+    }
+
+    fn skipped_rows(&self) -> Option<&SkippedRows> {
+        Some(&self.skipped)
     }
 }
 
@@ -205,7 +226,7 @@ mod tests {
 
     fn read_all(content: &str) -> Result<Vec<Arrival>, TraceError> {
         let (_d, p) = write(content);
-        let mut src = PlainCsvSource::open(&p, &names())?;
+        let mut src = PlainCsvSource::open(&p, &names(), false)?;
         let mut out = vec![];
         while let Some(a) = src.next_arrival()? {
             out.push(a);
@@ -256,8 +277,34 @@ mod tests {
     }
 
     #[test]
+    fn lines_after_empty_lines_are_the_lines_of_the_file() {
+        assert!(err_of("time,func\n0.1,a\n\n\n0.2,zz\n").contains(":5: field `func`"));
+        assert!(err_of("time,func\r\n\r\n0.1,zz\r\n").contains(":3: field `func`"));
+    }
+
+    #[test]
+    fn skipping_counts_each_bad_row_and_keeps_the_rest() {
+        let (_d, p) = write("time,func\n0.1,a\nx,a\n0.3,zz\n\n0.2,b\n0.05,a\n0.4,b,7\n0.5,a\n");
+        let mut src = PlainCsvSource::open(&p, &names(), true).unwrap();
+        let mut times = vec![];
+        while let Some(a) = src.next_arrival().unwrap() {
+            times.push(a.time);
+        }
+        assert_eq!(times, vec![100_000_000, 200_000_000, 500_000_000]);
+        let skipped = src.skipped_rows().unwrap();
+        assert_eq!(skipped.count, 4);
+        let lines: Vec<&str> = skipped
+            .examples
+            .iter()
+            .map(|e| e.split(": field").next().unwrap())
+            .collect();
+        let at = |n: u32| format!("{}:{n}", p.display());
+        assert_eq!(lines, vec![at(3), at(4), at(7), at(8)]);
+    }
+
+    #[test]
     fn missing_file_is_an_io_error() {
-        let e = PlainCsvSource::open(Path::new("/nonexistent/x.csv"), &names())
+        let e = PlainCsvSource::open(Path::new("/nonexistent/x.csv"), &names(), false)
             .err()
             .unwrap();
         assert!(e.to_string().starts_with("/nonexistent/x.csv: "));

@@ -31,16 +31,58 @@ pub fn open_csv(path: &Path) -> Result<csv::Reader<CsvFile>, TraceError> {
 /// Reads `inner` with every CRLF line end as a plain LF. The csv crate ends a CRLF record at
 /// the CR and counts its LF in the next record, so every position it reports on a CRLF file
 /// (the real Azure LLM traces are CRLF) would be one line too early.
+///
+/// It also notes where the empty lines are: the csv crate skips them, but reports a record that
+/// follows some at the first of them, lines too early ([`line_at`] steps over them).
 pub struct LineFeeds<R> {
     inner: R,
     /// A CR read at the end of the last chunk, not yet known to start a CRLF.
     held_cr: bool,
+    /// Bytes written so far.
+    written: u64,
+    /// Whether the last byte written ended a line (true at the start).
+    at_line_start: bool,
+    /// The offsets (in the bytes written) of the LFs that end empty lines.
+    empty_lines: Vec<u64>,
 }
 
 impl<R: std::io::BufRead> LineFeeds<R> {
     pub fn new(inner: R) -> Self {
-        LineFeeds { inner, held_cr: false }
+        LineFeeds {
+            inner,
+            held_cr: false,
+            written: 0,
+            at_line_start: true,
+            empty_lines: Vec::new(),
+        }
     }
+
+    /// How many empty lines follow one another from byte `offset` of what was written.
+    pub fn empty_lines_from(&self, offset: u64) -> u64 {
+        let first = self.empty_lines.partition_point(|&at| at < offset);
+        let run = self.empty_lines[first..]
+            .iter()
+            .zip(offset..)
+            .take_while(|(at, want)| **at == *want)
+            .count();
+        run as u64
+    }
+
+    /// Notes the empty lines among `out`, just written.
+    fn note_written(&mut self, out: &[u8]) {
+        for (i, &b) in out.iter().enumerate() {
+            if b == b'\n' && self.at_line_start {
+                self.empty_lines.push(self.written + i as u64);
+            }
+            self.at_line_start = b == b'\n';
+        }
+        self.written += out.len() as u64;
+    }
+}
+
+/// The line of the file at a position the csv crate reports on a [`LineFeeds`] reader.
+pub fn line_at<R: std::io::BufRead>(reader: &csv::Reader<LineFeeds<R>>, position: Option<&csv::Position>) -> u64 {
+    position.map_or(0, |p| p.line() + reader.get_ref().empty_lines_from(p.byte()))
 }
 
 impl<R: std::io::BufRead> std::io::Read for LineFeeds<R> {
@@ -61,6 +103,7 @@ impl<R: std::io::BufRead> std::io::Read for LineFeeds<R> {
             }
             let input = self.inner.fill_buf()?;
             if input.is_empty() {
+                self.note_written(&out[..n]);
                 return Ok(n);
             }
             let mut used = 0;
@@ -82,6 +125,7 @@ impl<R: std::io::BufRead> std::io::Read for LineFeeds<R> {
             }
             self.inner.consume(used);
             if n > 0 {
+                self.note_written(&out[..n]);
                 return Ok(n);
             }
         }
@@ -152,14 +196,14 @@ pub fn each_row(
     loop {
         match reader.read_record(&mut rec) {
             Ok(true) => {
-                let line = rec.position().map_or(0, |p| p.line());
+                let line = line_at(reader, rec.position());
                 if let Err(e) = row(line, &rec) {
                     skipped.skip_or_fail(skip, e)?;
                 }
             }
             Ok(false) => return Ok(()),
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
+                let line = line_at(reader, e.position());
                 skipped.skip_or_fail(skip, row_error(path, line, "row", e.to_string()))?;
             }
         }
@@ -199,6 +243,17 @@ pub struct SkippedRows {
     pub examples: Vec<String>,
 }
 
+impl std::fmt::Display for SkippedRows {
+    /// `malformed rows skipped: N` and the first few, one per line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "malformed rows skipped: {}", self.count)?;
+        for e in &self.examples {
+            write!(f, "\n  {e}")?;
+        }
+        Ok(())
+    }
+}
+
 impl SkippedRows {
     /// With `skip`, records `err` and returns Ok; otherwise returns it.
     pub fn skip_or_fail(&mut self, skip: bool, err: TraceError) -> Result<(), TraceError> {
@@ -215,7 +270,7 @@ impl SkippedRows {
 
 #[cfg(test)]
 mod line_feed_tests {
-    use super::LineFeeds;
+    use super::{LineFeeds, line_at};
     use std::io::Read;
 
     /// Reads `input` through LineFeeds in chunks of `chunk` bytes from a reader that hands out
@@ -253,5 +308,22 @@ mod line_feed_tests {
         let mut r = csv::ReaderBuilder::new().from_reader(LineFeeds::new(&text[..]));
         let lines: Vec<u64> = r.records().map(|rec| rec.unwrap().position().unwrap().line()).collect();
         assert_eq!(lines, vec![2, 3]);
+    }
+
+    #[test]
+    fn positions_after_empty_lines_are_the_lines_of_the_file() {
+        let text = b"\ntime,func\r\n0.1,a\n\n\r\n0.2,b\n\n0.3,c\n\n";
+        for buf in 1..6 {
+            let bytes = std::io::BufReader::with_capacity(buf, &text[..]);
+            let mut r = csv::ReaderBuilder::new()
+                .buffer_capacity(buf.max(2))
+                .from_reader(LineFeeds::new(bytes));
+            let mut lines = vec![];
+            let mut rec = csv::StringRecord::new();
+            while r.read_record(&mut rec).unwrap() {
+                lines.push(line_at(&r, rec.position()));
+            }
+            assert_eq!(lines, vec![3, 6, 8], "buffer {buf}");
+        }
     }
 }

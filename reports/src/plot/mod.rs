@@ -76,9 +76,33 @@ fn writable(out: &Path) -> Result<(), PlotError> {
         .map_err(|e| PlotError::Write(format!("{}: {e}", out.display())))
 }
 
-/// Plots `dir`, a sweep's or a run's output directory.
+/// Plots `dir`, a sweep's or a run's output directory. A plot that fails on the way leaves no
+/// figure of its own behind: the files it added to the figure folder are removed, and the
+/// folder too when it made it.
 pub fn plot(dir: &Path, opts: &PlotOptions) -> Result<Plotted, PlotError> {
     let out = opts.out.clone().unwrap_or_else(|| dir.join("figures"));
+    let existed: Option<Vec<PathBuf>> = std::fs::read_dir(&out)
+        .ok()
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect());
+    let result = plot_into(dir, &out, opts);
+    if result.is_err() {
+        let added = std::fs::read_dir(&out)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok().map(|e| e.path()));
+        for path in added {
+            if !existed.as_ref().is_some_and(|before| before.contains(&path)) {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+        if existed.is_none() {
+            let _ = std::fs::remove_dir(&out);
+        }
+    }
+    result
+}
+
+fn plot_into(dir: &Path, out: &Path, opts: &PlotOptions) -> Result<Plotted, PlotError> {
     if dir.join("sweep.json").exists() {
         let info = read_info(dir).map_err(PlotError::Input)?;
         if let Some(shard) = &info.shard {
@@ -88,23 +112,30 @@ pub fn plot(dir: &Path, opts: &PlotOptions) -> Result<Plotted, PlotError> {
                 dir.display()
             )));
         }
-        writable(&out)?;
-        plot_sweep(dir, &out, opts).map_err(PlotError::Input)
+        writable(out)?;
+        plot_sweep(dir, out, opts).map_err(PlotError::Input)
     } else if dir.join("summary.json").exists() {
         // A summary cut short is refused before the figure folder is made.
         let summary = dir.join("summary.json");
         let text =
             std::fs::read_to_string(&summary).map_err(|e| PlotError::Input(format!("{}: {e}", summary.display())))?;
-        serde_json::from_str::<serde_json::Value>(&text)
+        let run = serde_json::from_str::<RunIdentity>(&text)
             .map_err(|e| PlotError::Input(format!("{}: not a whole summary: {e}", summary.display())))?;
-        writable(&out)?;
-        plot_run(dir, &out).map_err(PlotError::Input)
+        writable(out)?;
+        plot_run(dir, &run, out).map_err(PlotError::Input)
     } else {
         Err(PlotError::Input(format!(
             "{}: neither a sweep's output (sweep.json) nor a run's (summary.json)",
             dir.display()
         )))
     }
+}
+
+/// What every run's `summary.json` has and the figures name: a summary without them is not one.
+#[derive(serde::Deserialize)]
+struct RunIdentity {
+    scenario: String,
+    policy: String,
 }
 
 fn axis_title(key: &str) -> String {
@@ -196,6 +227,14 @@ type Grouped<'a> = BTreeMap<usize, BTreeMap<usize, Vec<&'a RunRow>>>;
 fn plot_sweep(dir: &Path, out: &Path, opts: &PlotOptions) -> Result<Plotted, String> {
     let info = read_info(dir)?;
     let rows = read_runs(dir, &info)?;
+    if rows.len() != info.runs {
+        return Err(format!(
+            "{}: holds {} of the sweep's {} runs (sweep.json); plot a whole sweep (an interrupted one: run it again)",
+            dir.join("runs.csv").display(),
+            rows.len(),
+            info.runs
+        ));
+    }
     let axis = |key: &str| info.axes.iter().position(|a| a.key == key);
     let numeric = |i: usize| info.axes[i].labels.iter().all(|l| l.parse::<f64>().is_ok());
     let x = match &opts.x {
@@ -518,21 +557,14 @@ fn time_figures(
 }
 
 /// Figures of one run's directory.
-fn plot_run(dir: &Path, out: &Path) -> Result<Plotted, String> {
-    let text = std::fs::read_to_string(dir.join("summary.json")).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let summary: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}/summary.json: {e}", dir.display()))?;
-    let label = summary["policy"].as_str().unwrap_or("run").to_string();
+fn plot_run(dir: &Path, run: &RunIdentity, out: &Path) -> Result<Plotted, String> {
     let mut plotted = Plotted {
         files: Vec::new(),
         notes: Vec::new(),
     };
+    let label = run.policy.clone();
     let made = time_figures(&[(label, 0, dir.to_path_buf())], out, "", &mut plotted)?;
-    let mut index = format!(
-        "# Figures\n\nRun `{}` under `{}`.\n\n",
-        summary["scenario"].as_str().unwrap_or("?"),
-        summary["policy"].as_str().unwrap_or("?")
-    );
+    let mut index = format!("# Figures\n\nRun `{}` under `{}`.\n\n", run.scenario, run.policy);
     for (name, what) in made {
         let _ = writeln!(index, "- `{name}` — {what}");
     }

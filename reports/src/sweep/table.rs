@@ -116,7 +116,14 @@ pub(crate) fn csv_header<R: io::Read>(r: &mut csv::Reader<R>, path: &Path) -> Re
 pub fn read_runs(dir: &Path, info: &SweepInfo) -> Result<Vec<RunRow>, String> {
     let path = dir.join("runs.csv");
     let at = |line: u64, what: String| format!("{}:{line}: {what}", path.display());
-    let mut r = csv::Reader::from_path(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !text.is_empty() && !text.ends_with('\n') {
+        return Err(at(
+            text.lines().count() as u64,
+            "the last line has no line end: the file was cut short".into(),
+        ));
+    }
+    let mut r = csv::Reader::from_reader(text.as_bytes());
     let header = csv_header(&mut r, &path)?;
     let fixed = 4 + info.axes.len();
     let expected: Vec<String> = ["run", "point", "replicate", "seed"]
@@ -131,9 +138,10 @@ pub fn read_runs(dir: &Path, info: &SweepInfo) -> Result<Vec<RunRow>, String> {
         ));
     }
     let mut rows = Vec::new();
-    for (i, rec) in r.records().enumerate() {
-        let line = i as u64 + 2;
-        let rec = rec.map_err(|e| at(line, e.to_string()))?;
+    let mut seen = vec![false; info.runs];
+    for rec in r.records() {
+        let rec = rec.map_err(|e| at(e.position().map_or(0, |p| p.line()), e.to_string()))?;
+        let line = rec.position().map_or(0, |p| p.line());
         let field = |k: usize| rec.get(k).unwrap_or("");
         let int = |k: usize| -> Result<u64, String> {
             field(k)
@@ -150,16 +158,39 @@ pub fn read_runs(dir: &Path, info: &SweepInfo) -> Result<Vec<RunRow>, String> {
                 metrics.push((name.clone(), x));
             }
         }
-        rows.push(RunRow {
+        let row = RunRow {
             run: int(0)? as usize,
             point: int(1)? as usize,
             replicate: int(2)? as u32,
             seed: int(3)?,
             labels: (4..fixed).map(|k| field(k).to_string()).collect(),
             metrics,
-        });
+        };
+        check_run_row(&row, info, &mut seen).map_err(|m| at(line, m))?;
+        rows.push(row);
     }
     Ok(rows)
+}
+
+/// A row's run, point and replicate within the sweep's (`sweep.json`), each run once.
+fn check_run_row(row: &RunRow, info: &SweepInfo, seen: &mut [bool]) -> Result<(), String> {
+    let within = |name: &str, value: usize, count: usize| {
+        if value < count {
+            Ok(())
+        } else {
+            Err(format!(
+                "{name}: {value} is out of range; sweep.json has {count} (0 to {})",
+                count.saturating_sub(1)
+            ))
+        }
+    };
+    within("run", row.run, info.runs)?;
+    within("point", row.point, info.points)?;
+    within("replicate", row.replicate as usize, info.seeds.len())?;
+    if std::mem::replace(&mut seen[row.run], true) {
+        return Err(format!("run: {} appears twice", row.run));
+    }
+    Ok(())
 }
 
 /// Writes `summary.csv`: each point's metrics over its seeds.

@@ -154,7 +154,12 @@ pub enum WorkloadSpec {
         rate_per_s: Option<f64>,
     },
     /// A plain `time,func[,duration]` CSV (path relative to the scenario file).
-    Csv { path: PathBuf },
+    Csv {
+        path: PathBuf,
+        /// Skip and count malformed rows instead of stopping at the first.
+        #[serde(default)]
+        skip_bad_rows: bool,
+    },
     /// The Azure Functions 2019 trace (a directory or files), or a generated one.
     Azure2019 {
         /// Directory or file of the trace (relative to the scenario file) …

@@ -89,7 +89,7 @@ pub enum Workload {
     /// Poisson arrivals at each function's `rate_per_s`.
     Poisson,
     /// A plain CSV file.
-    Csv { path: PathBuf },
+    Csv { path: PathBuf, skip_bad_rows: bool },
     /// A read Azure 2019 trace (functions in scenario order).
     Azure2019 { trace: Arc<Azure2019>, opts: StreamOptions },
     /// A read, re-sorted Azure 2021 trace.
@@ -138,10 +138,10 @@ impl Scenario {
                 let rates: Vec<f64> = self.functions.iter().map(|f| f.rate_per_s * self.load_scale).collect();
                 return Ok(Box::new(PoissonSource::new(&rates, self.seed, self.horizon)));
             }
-            Workload::Csv { path } => {
+            Workload::Csv { path, skip_bad_rows } => {
                 let names: Vec<String> = self.functions.iter().map(|f| f.name.clone()).collect();
                 Box::new(gpushare_traces::NonEmpty::new(
-                    PlainCsvSource::open(path, &names)?,
+                    PlainCsvSource::open(path, &names, *skip_bad_rows)?,
                     path,
                 )?)
             }
@@ -161,6 +161,16 @@ impl Scenario {
         } else {
             Box::new(Compressed::new(source, self.load_scale))
         })
+    }
+
+    /// Opens a workload streamed from a file and reads its first arrival, so that a file that
+    /// cannot be read, or has no row, is refused before anything is run or printed. Workloads
+    /// read while loading (or generated) have nothing left to check.
+    pub fn check_workload(&self) -> Result<(), TraceError> {
+        if matches!(self.workload, Workload::Csv { .. } | Workload::AzureLlm { .. }) {
+            self.open_workload()?;
+        }
+        Ok(())
     }
 
     /// Output directory: `[output] dir`, else `out/<name>`.
@@ -775,7 +785,7 @@ fn place_gpus(
 }
 
 /// A CSV workload's file: named, and not a folder.
-fn csv_workload(path: &Path, base_dir: &Path, at: DocPath) -> Result<Workload, ConfigError> {
+fn csv_workload(path: &Path, skip_bad_rows: bool, base_dir: &Path, at: DocPath) -> Result<Workload, ConfigError> {
     if path.as_os_str().is_empty() {
         return Err(ConfigError::at(
             at,
@@ -792,7 +802,10 @@ fn csv_workload(path: &Path, base_dir: &Path, at: DocPath) -> Result<Workload, C
             ),
         ));
     }
-    Ok(Workload::Csv { path: full })
+    Ok(Workload::Csv {
+        path: full,
+        skip_bad_rows,
+    })
 }
 
 fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Scenario, traced::BuildError> {
@@ -840,7 +853,9 @@ fn build(spec: ScenarioFile, base_dir: &Path, default_name: String) -> Result<Sc
     let (functions, workload, notes) = if explicit {
         let functions = explicit_functions(&spec, &book, &known, &devices, storage_gbps)?;
         let workload = match &spec.workload {
-            WorkloadSpec::Csv { path } => csv_workload(path, base_dir, root.key("workload").key("path"))?,
+            WorkloadSpec::Csv { path, skip_bad_rows } => {
+                csv_workload(path, *skip_bad_rows, base_dir, root.key("workload").key("path"))?
+            }
             _ => Workload::Poisson,
         };
         (functions, workload, Vec::new())

@@ -102,7 +102,11 @@ mod tests {
     #[test]
     fn finds_an_unknown_key_nested_in_the_table() {
         let root = doc("[workload]\nkind = 'azure2019'\ngenerate = { funcs = 10 }\n");
-        let found = refine(&root, &at("workload"), "unknown field `funcs`, expected one of `functions`");
+        let found = refine(
+            &root,
+            &at("workload"),
+            "unknown field `funcs`, expected one of `functions`",
+        );
         assert_eq!(found, Some(vec![Seg::Key("generate".into()), Seg::Key("funcs".into())]));
     }
 
@@ -111,14 +115,21 @@ mod tests {
         let root = doc("[workload]\nkind = 'csv'\npath = 5\n[workload.mapping]\nkind = 'random'\n");
         let variant = refine(&root, &at("workload"), "unknown variant `random`, expected `single`");
         assert_eq!(variant, Some(vec![Seg::Key("mapping".into()), Seg::Key("kind".into())]));
-        let typed = refine(&root, &at("workload"), "invalid type: integer `5`, expected path string");
+        let typed = refine(
+            &root,
+            &at("workload"),
+            "invalid type: integer `5`, expected path string",
+        );
         assert_eq!(typed, Some(vec![Seg::Key("path".into())]));
     }
 
     #[test]
     fn says_nothing_for_a_leaf_or_an_unrelated_message() {
         let root = doc("[workload]\nkind = 'poisson'\nrate_per_s = 'x'\n");
-        assert_eq!(refine(&root, &at("workload.rate_per_s"), "invalid type: string \"x\""), None);
+        assert_eq!(
+            refine(&root, &at("workload.rate_per_s"), "invalid type: string \"x\""),
+            None
+        );
         assert_eq!(refine(&root, &at("workload"), "missing field `path`"), None);
     }
 }
