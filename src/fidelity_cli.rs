@@ -73,6 +73,13 @@ pub(crate) fn fit(args: FitArgs) -> Result<(), Failure> {
     let model = Model::load(&args.data.workloads, gpushare_sim::fitted::committed().clone()).map_err(Failure::Input)?;
     let root = root_of(&args.data.dataset);
     let calibration = data.calibration();
+    if let Some(name) = fidelity::fit::uncovered(&calibration, &model) {
+        return Err(Failure::Input(format!(
+            "{}: no calibration row (set = calibration, fits = workload) measures workload `{name}`, which {} lists parameters to fit for; add one, or remove its `fit`",
+            args.data.dataset.display(),
+            args.data.workloads.display()
+        )));
+    }
     let fitted = threads
         .install(|| fidelity::fit::fit(&calibration, &model, &root))
         .map_err(|e| Failure::Run(anyhow::anyhow!(e)))?;

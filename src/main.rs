@@ -682,6 +682,7 @@ fn compare(args: ScenarioArgs, policies: Vec<String>) -> Result<(), Failure> {
 
 fn validate(args: ScenarioArgs) -> Result<(), Failure> {
     let (scenario, policy) = load(&args)?;
+    let sweep = validate_sweep(&args)?;
     let mut source = scenario.open_workload().map_err(|e| Failure::Input(e.to_string()))?;
     let mut arrivals = 0u64;
     while let Some(a) = source.next_arrival().map_err(|e| Failure::Input(e.to_string()))? {
@@ -700,7 +701,28 @@ fn validate(args: ScenarioArgs) -> Result<(), Failure> {
         arrivals,
         gpushare_sim::time::ns_to_secs(scenario.horizon)
     );
+    if let Some(line) = sweep {
+        println!("{line}");
+    }
     Ok(())
+}
+
+/// The scenario's `[sweep]`, if it has one, checked as `sweep` would: every point parsed and
+/// its policy built; the line that says so.
+fn validate_sweep(args: &ScenarioArgs) -> Result<Option<String>, Failure> {
+    use gpushare_reports::sweep::{self, spec::SweepSpec};
+    let src = source(args)?;
+    let spec = SweepSpec::from_source(&src)?;
+    if spec.axes.is_empty() {
+        return Ok(None);
+    }
+    let plan = sweep::plan(&src, &spec, &gpushare_policies::build).map_err(sweep_error)?;
+    Ok(Some(format!(
+        "[sweep]: ok — {} points × {} seeds = {} runs, every point valid",
+        spec.points(),
+        spec.seeds,
+        plan.runs.len()
+    )))
 }
 
 fn profile(args: ScenarioArgs, out: Option<PathBuf>, seconds: f64) -> Result<(), Failure> {
@@ -798,7 +820,18 @@ fn trace(cmd: TraceCommand) -> Result<(), Failure> {
                 skip_bad_rows: opts.skip_bad_rows,
             };
             let mut t = gpushare_traces::azure2019::read(&files, &ro).map_err(input)?;
+            let triggers: std::collections::BTreeSet<String> = t.functions.iter().map(|f| f.trigger.clone()).collect();
             t.functions = opts.selection.apply(std::mem::take(&mut t.functions), opts.seed);
+            if t.functions.is_empty() {
+                return Err(Failure::Input(format!(
+                    "{}: no function is left in minutes [{}, {}) after the selection ({}); the window's functions have the triggers {}: nothing to write",
+                    path.display(),
+                    t.window.0,
+                    t.window.1,
+                    opts.selection.describe(),
+                    triggers.into_iter().collect::<Vec<_>>().join(", ")
+                )));
+            }
             refuse_overwriting_input(&path, &out, "--out")?;
             gpushare_traces::write::write_azure2019(&t, &out).map_err(output)?;
             let n: u64 = t.functions.iter().map(|f| f.total).sum();

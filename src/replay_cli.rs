@@ -288,6 +288,18 @@ pub(crate) fn compare_dirs(sim: &Path, replay: &Path, out: Option<PathBuf>) -> R
     use gpushare_reports::validation;
     let predicted = validation::find_runs(sim).map_err(Failure::Input)?;
     let measured = validation::find_runs(replay).map_err(Failure::Input)?;
+    if let Some(r) = measured.iter().find(|r| r.backend.is_none()) {
+        return Err(Failure::Input(format!(
+            "{}: no replay.json beside its summary: it is not a `gpushare replay` output; compare a simulation's runs (first) with a replay's (second)",
+            r.dir.display()
+        )));
+    }
+    if let Some(r) = predicted.iter().find(|r| r.backend.is_some()) {
+        return Err(Failure::Input(format!(
+            "{}: has a replay.json: it is a replay's output, not a simulation's; give the simulation's runs first and the replay's second",
+            r.dir.display()
+        )));
+    }
     let (rows, unpaired) = validation::compare(&predicted, &measured);
     if rows.is_empty() {
         return Err(Failure::Input(format!(

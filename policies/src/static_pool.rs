@@ -4,9 +4,10 @@
 //! **Mechanism.** Every function gets `instances` whole-GPU instances at time 0 (placed like
 //! `exclusive`: one per empty GPU, in function order, while GPUs last); its invocations queue
 //! FIFO for them. A function that found no GPU keeps its invocations queued (they are reported
-//! unfinished) — the cost of static provisioning when clients outnumber GPUs.
+//! unfinished) — the cost of static provisioning when clients outnumber GPUs; the policy report
+//! says how many instances were placed of those asked for.
 //!
-//! **Parameters** (`[policy]`): `instances` (default 1) per function, and the pool's
+//! **Parameters** (`[policy]`): `instances` (default 1, at most the number of GPUs) per function, and the pool's
 //! `max_queue` and `prewarm` (instances start set up). Keep-alive does not apply: instances live for the whole run.
 
 use crate::exclusive::WholeGpu;
@@ -33,16 +34,22 @@ pub struct Static {
     pool: Pool<WholeGpu>,
     instances: u32,
     functions: usize,
+    /// Instances placed at the start, of `instances × functions` asked for.
+    placed: u64,
 }
 
 impl Static {
     /// Builds it from `[policy]`.
     pub fn build(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
         let (mut pool, p): (PoolParams, StaticParams) = crate::pool::split_params(spec, &["instances"])?;
-        if p.instances == 0 {
+        let gpus = scenario.gpus.len();
+        if p.instances == 0 || p.instances as usize > gpus {
             return Err(ConfigError::at(
                 crate::pool::param_path("instances"),
-                "must be at least 1",
+                format!(
+                    "must be from 1 to the cluster's {gpus} GPU(s): each static instance holds a whole GPU, got {}",
+                    p.instances
+                ),
             ));
         }
         pool.keep_alive_s = f64::INFINITY;
@@ -53,6 +60,7 @@ impl Static {
             pool,
             instances: p.instances,
             functions: scenario.functions.len(),
+            placed: 0,
         }))
     }
 }
@@ -64,11 +72,12 @@ impl Policy for Static {
     fn on_start(&mut self, ctx: &mut Ctx<'_>) {
         for _ in 0..self.instances {
             for f in 0..self.functions {
-                if self.pool.prewarmed() {
-                    self.pool.start_with(ctx, FuncId(f as u32), true);
+                let started = if self.pool.prewarmed() {
+                    self.pool.start_with(ctx, FuncId(f as u32), true)
                 } else {
-                    self.pool.start_now(ctx, FuncId(f as u32));
-                }
+                    self.pool.start_now(ctx, FuncId(f as u32))
+                };
+                self.placed += u64::from(started);
             }
         }
     }
@@ -80,5 +89,12 @@ impl Policy for Static {
     }
     fn on_complete(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
         self.pool.idle(ctx, inst);
+    }
+    fn report(&self) -> Vec<String> {
+        let asked = u64::from(self.instances) * self.functions as u64;
+        vec![format!(
+            "instances placed at the start: {} of {asked} ({} per function × {} functions; one per GPU)",
+            self.placed, self.instances, self.functions
+        )]
     }
 }

@@ -89,8 +89,11 @@ impl KernelPhase {
             dram_pct,
             ..
         } = *self;
-        if !(solo_ms.is_finite() && solo_ms >= 0.0) {
-            return Err(("solo_ms", format!("must be a non-negative number of ms, got {solo_ms}")));
+        if !(solo_ms.is_finite() && (0.0..=MAX_MS).contains(&solo_ms)) {
+            return Err((
+                "solo_ms",
+                format!("must be a number of ms from 0 to {MAX_MS:e}, got {}", shown(solo_ms)),
+            ));
         }
         if !(sm_pct > 0.0 && sm_pct <= 100.0) {
             return Err((
@@ -367,6 +370,21 @@ fn mib_bytes(mib: f64) -> u64 {
     (mib * MIB as f64).round() as u64
 }
 
+/// The longest time a profile may state, in ms: the traces' bound on any time read (10⁹ s),
+/// far beyond any run yet within the simulated clock (u64 nanoseconds, 1.8 × 10¹⁰ s).
+pub const MAX_MS: f64 = gpushare_traces::MAX_SECONDS * 1e3;
+/// The most memory a profile may state, in MiB (a petabyte and more: beyond any GPU).
+pub const MAX_MIB: f64 = 1e9;
+
+/// A value as an error shows it: plainly, or in exponent form when huge (not 300 digits).
+fn shown(v: f64) -> String {
+    if v.is_finite() && v.abs() >= 1e15 {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    }
+}
+
 /// Time to move `bytes` at `gbps` GB/s.
 pub fn copy_ns(bytes: u64, gbps: f64) -> Nanos {
     (bytes as f64 / gbps).round() as Nanos // bytes / (GB/s) = ns
@@ -375,17 +393,20 @@ pub fn copy_ns(bytes: u64, gbps: f64) -> Nanos {
 impl FunctionProfile {
     /// Checks ranges; returns (field, message) for the first field out of range.
     pub fn check(&self) -> Result<(), (String, String)> {
-        let nonneg = [
-            ("weights_mib", self.weights_mib),
-            ("activation_mib", self.activation_mib),
-            ("container_start_s", self.container_start_s),
-            ("framework_init_s", self.framework_init_s),
-            ("host_pre_ms", self.host_pre_ms),
-            ("host_post_ms", self.host_post_ms),
+        let bounded = [
+            ("weights_mib", self.weights_mib, MAX_MIB),
+            ("activation_mib", self.activation_mib, MAX_MIB),
+            ("container_start_s", self.container_start_s, MAX_MS / 1e3),
+            ("framework_init_s", self.framework_init_s, MAX_MS / 1e3),
+            ("host_pre_ms", self.host_pre_ms, MAX_MS),
+            ("host_post_ms", self.host_post_ms, MAX_MS),
         ];
-        for (field, v) in nonneg {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err((field.into(), format!("must be a non-negative number, got {v}")));
+        for (field, v, max) in bounded {
+            if !(v.is_finite() && (0.0..=max).contains(&v)) {
+                return Err((
+                    field.into(),
+                    format!("must be a number from 0 to {max:e}, got {}", shown(v)),
+                ));
             }
         }
         if let Some(g) = &self.kernel_graph {
@@ -395,13 +416,19 @@ impl FunctionProfile {
             let at = |f: &str| format!("phases[{i}].{f}");
             match *phase {
                 Phase::H2d { mib } | Phase::D2h { mib } => {
-                    if !(mib.is_finite() && mib >= 0.0) {
-                        return Err((at("mib"), format!("must be a non-negative number, got {mib}")));
+                    if !(mib.is_finite() && (0.0..=MAX_MIB).contains(&mib)) {
+                        return Err((
+                            at("mib"),
+                            format!("must be a number from 0 to {MAX_MIB:e}, got {}", shown(mib)),
+                        ));
                     }
                 }
                 Phase::Host { ms } => {
-                    if !(ms.is_finite() && ms >= 0.0) {
-                        return Err((at("ms"), format!("must be a non-negative number, got {ms}")));
+                    if !(ms.is_finite() && (0.0..=MAX_MS).contains(&ms)) {
+                        return Err((
+                            at("ms"),
+                            format!("must be a number from 0 to {MAX_MS:e}, got {}", shown(ms)),
+                        ));
                     }
                 }
                 Phase::Kernel(k) => {

@@ -40,6 +40,21 @@ const START_PROFILE: FittedProfile = FittedProfile {
 /// logit sm_pct, ln host): a parameter moves by one unit for what a 0.1 % misfit costs.
 const PULL: f64 = 1e-6;
 
+/// The first workload of `model` with parameters to fit that no row of `rows` fits: a dataset
+/// that cannot calibrate the model (refuse it before fitting anything).
+pub fn uncovered<'a>(rows: &[CalibrationRow], model: &'a Model) -> Option<&'a str> {
+    model
+        .workloads
+        .iter()
+        .filter(|(_, d)| !d.fit.is_empty())
+        .map(|(name, _)| name.as_str())
+        .find(|name| {
+            !rows
+                .iter()
+                .any(|r| r.fits() == Fits::Workload && r.row().experiment.workloads()[0] == *name)
+        })
+}
+
 /// Fits every parameter on `rows` (calibration rows only), for the workloads of `model`; the
 /// fitted values `model` carries are ignored.
 pub fn fit(rows: &[CalibrationRow], model: &Model, root: &Path) -> Result<Fitted, String> {
@@ -62,16 +77,11 @@ pub fn fit(rows: &[CalibrationRow], model: &Model, root: &Path) -> Result<Fitted
             })
             .collect(),
     };
-    for (name, _) in current.profiles.iter() {
-        if !rows
-            .iter()
-            .any(|r| r.fits() == Fits::Workload && r.row().experiment.workloads()[0] == name)
-        {
-            return Err(format!(
-                "workload `{name}` lists parameters to fit but no calibration row fits it"
-            ));
-        }
-    }
+    uncovered(rows, model).map_or(Ok(()), |name| {
+        Err(format!(
+            "workload `{name}` lists parameters to fit but no calibration row fits it"
+        ))
+    })?;
     for _ in 0..ROUNDS {
         let names: Vec<String> = current.profiles.keys().cloned().collect();
         let fits: Vec<Result<(String, FittedProfile), String>> = names

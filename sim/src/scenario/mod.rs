@@ -256,7 +256,10 @@ impl ScenarioSource {
     /// Resolves a [`ConfigError`] to the file location (or the `--set`) it concerns.
     pub fn locate(&self, err: ConfigError) -> ScenarioError {
         let what = format!("{}: {}", err.path, err.message);
-        if let Some((raw, _, _)) = self.overrides.iter().rev().find(|(_, p, _)| err.path.starts_with(p)) {
+        // An override's error lies under the key it sets, or is about that key itself (a key the
+        // scenario has no place for: `unknown field` at one of its ancestors).
+        let from_override = |p: &DocPath| err.path.starts_with(p) || (err.at_key && p.starts_with(&err.path));
+        if let Some((raw, _, _)) = self.overrides.iter().rev().find(|(_, p, _)| from_override(p)) {
             return ScenarioError::Set {
                 file: self.file.clone(),
                 set: raw.clone(),

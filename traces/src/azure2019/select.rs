@@ -26,6 +26,27 @@ pub struct Selection {
 }
 
 impl Selection {
+    /// The options set, as `trace` flags (`--triggers timer, --top-k 5`); `none` if none is.
+    pub fn describe(&self) -> String {
+        let mut set = Vec::new();
+        if let Some(t) = &self.triggers {
+            set.push(format!("--triggers {}", t.join(",")));
+        }
+        if let Some([lo, hi]) = self.popularity {
+            set.push(format!("--popularity {lo},{hi}"));
+        }
+        if let Some(k) = self.top_k {
+            set.push(format!("--top-k {k}"));
+        }
+        if let Some(f) = self.sample_fraction {
+            set.push(format!("--sample-fraction {f}"));
+        }
+        if let Some(n) = self.sample_count {
+            set.push(format!("--sample-count {n}"));
+        }
+        if set.is_empty() { "none".into() } else { set.join(", ") }
+    }
+
     /// Applies the selection; the result stays sorted by key.
     pub fn apply(&self, mut functions: Vec<TraceFunction>, seed: u64) -> Vec<TraceFunction> {
         if let Some(triggers) = &self.triggers {
