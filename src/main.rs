@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 mod fidelity_cli;
+mod help;
 mod replay_cli;
 
 #[derive(Parser)]
@@ -29,12 +30,15 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Simulate a scenario and write summary.json, summary.csv and invocations.csv.
+    #[command(after_help = help::RUN)]
     Run(RunArgs),
     /// Check a scenario, its policy and its workload without simulating.
+    #[command(after_help = help::VALIDATE)]
     Validate(ScenarioArgs),
     /// Run a scenario under several policies (in parallel) and print one Markdown table; or,
     /// given SIM_DIR REPLAY_DIR, set the simulator's predictions against a replay's measurements
     /// (p50, p99, throughput, utilisation, memory) as Markdown and CSV.
+    #[command(after_help = help::COMPARE)]
     Compare {
         /// A scenario file (with --policy), or a simulation and a replay output directory (each
         /// a run directory or a directory of them, paired by scenario and policy).
@@ -59,18 +63,23 @@ enum Command {
     /// Replay a scenario on a real GPU: its arrivals in real time, each policy's mechanism for
     /// real (processes, MPS, a kernel server, a shared context), results in the simulator's
     /// schema plus NVML samples.
+    #[command(after_help = help::REPLAY)]
     Replay(replay_cli::ReplayArgs),
     /// Measure a GPU and write the device profile the simulator loads with
     /// `gpu = { profile = "FILE" }` and the replay sizes its kernels with.
+    #[command(after_help = help::CALIBRATE)]
     Calibrate(replay_cli::CalibrateArgs),
     /// Benchmark: what the replay harness adds to an invocation, against a bare loop of the
     /// same operations (BENCHMARKS.md).
+    #[command(after_help = help::REPLAY_OVERHEAD)]
     ReplayOverhead(replay_cli::OverheadArgs),
     /// What this machine can replay, in seconds: driver, GPU and compute mode, cuBLAS and
     /// NVRTC, a worker's context, time slicing, an MPS client (probe.json; --env for scripts).
+    #[command(after_help = help::PROBE)]
     Probe(replay_cli::ProbeArgs),
     /// Measure a co-location matrix: synthetic compute-, memory-bound and mixed kernels alone
     /// and in pairs under time slicing and MPS caps 100/100, 50/50, 25/75 (colocation.csv).
+    #[command(after_help = help::COLOCATE)]
     Colocate(replay_cli::ColocateArgs),
     /// A replay's worker process (started by `gpushare replay`).
     #[command(hide = true)]
@@ -78,9 +87,11 @@ enum Command {
     /// Run a scenario over the product of its `[sweep]` axes (and `--axis`), in parallel, into
     /// one results directory: runs.csv, summary.csv (mean and 95 % CI over seeds), sweep.json,
     /// and each run's files under runs/.
+    #[command(after_help = help::SWEEP)]
     Sweep(SweepArgs),
     /// Draw the figures of a sweep's (or a run's) output directory, as SVG and PNG, into
     /// DIR/figures (see figures.md there).
+    #[command(after_help = help::PLOT)]
     Plot {
         /// A `gpushare sweep` or `gpushare run` output directory.
         dir: PathBuf,
@@ -96,6 +107,7 @@ enum Command {
     },
     /// Run the CI scenarios and compare their policy metrics with a baseline: exit 0 when
     /// nothing regressed, 1 when something did, 2 on bad input.
+    #[command(after_help = help::CHECK)]
     Check {
         /// The baseline CSV (scenario,point,metric,value).
         #[arg(long, default_value = "reports/baselines/ci.csv")]
@@ -118,6 +130,7 @@ enum Command {
         jobs: Option<usize>,
     },
     /// Join the output directories of a sharded sweep (`sweep --shard I/N`) into one.
+    #[command(after_help = help::MERGE)]
     Merge {
         /// The shard directories.
         #[arg(required = true)]
@@ -128,6 +141,7 @@ enum Command {
     },
     /// Run the FaST-Profiler in simulation: each function's throughput over time quota × SM
     /// partition on the scenario's first GPU type, written as CSV.
+    #[command(after_help = help::PROFILE)]
     Profile {
         #[command(flatten)]
         scenario: ScenarioArgs,
@@ -140,16 +154,21 @@ enum Command {
     },
     /// Fit the model's free parameters (fitted workloads' kernel figures, device coefficients)
     /// on the calibration rows of the validation dataset, and write validation/fitted.toml.
+    #[command(after_help = help::FIT)]
     Fit(fidelity_cli::FitArgs),
     /// Predict every row of the validation dataset and write the fidelity report (published
     /// against predicted, per set and source, and a figure) into reports/fidelity.
+    #[command(after_help = help::FIDELITY)]
     Fidelity(fidelity_cli::FidelityArgs),
     /// List the policies a scenario can name, with their parameters.
+    #[command(after_help = help::POLICIES)]
     Policies,
     /// List the built-in GPUs, function profiles and LLMs.
+    #[command(after_help = help::CATALOG)]
     Catalog,
     /// Inspect, generate, sample and convert traces.
     #[command(subcommand)]
+    #[command(after_help = help::TRACE)]
     Trace(TraceCommand),
 }
 
@@ -157,6 +176,7 @@ enum Command {
 enum TraceCommand {
     /// Functions, apps, invocations, rate over time, inter-arrival CVs, durations, memory, and
     /// what reading skipped; streams the whole trace.
+    #[command(after_help = help::TRACE_STATS)]
     Stats {
         /// A trace file, or a directory of Azure 2019 files.
         path: PathBuf,
@@ -164,33 +184,46 @@ enum TraceCommand {
         read: ReadArgs,
     },
     /// Write a synthetic trace with the published Azure 2019 statistics, in the 2019 format.
+    #[command(after_help = help::TRACE_GENERATE)]
     Generate {
+        /// How many functions (at most 1,000,000).
         #[arg(long, default_value_t = 1000)]
         functions: usize,
+        /// How many days of minutes (1,440 each).
         #[arg(long, default_value_t = 1)]
         days: u32,
+        /// Seed of the generator: the same seed writes the same trace.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// The directory to write the trace's files into (created if missing).
         #[arg(long)]
         out: PathBuf,
     },
     /// Write the selected functions and window of an Azure 2019 trace back in the 2019 format.
+    #[command(after_help = help::TRACE_SAMPLE)]
     Sample {
+        /// A directory (or file) of an Azure 2019 trace.
         path: PathBuf,
+        /// The directory to write the sampled trace into (not the input's).
         #[arg(long)]
         out: PathBuf,
         #[command(flatten)]
         read: ReadArgs,
     },
     /// Benchmark: read, spread and stream every arrival with nothing else (BENCHMARKS.md).
+    #[command(after_help = help::TRACE_BENCH)]
     Bench {
+        /// A trace file, or a directory of Azure 2019 files.
         path: PathBuf,
         #[command(flatten)]
         read: ReadArgs,
     },
     /// Convert any supported trace to the plain `time,func,duration` CSV.
+    #[command(after_help = help::TRACE_CONVERT)]
     Convert {
+        /// A trace file, or a directory of Azure 2019 files.
         path: PathBuf,
+        /// The plain CSV to write (not the input).
         #[arg(long)]
         out: PathBuf,
         #[command(flatten)]
@@ -215,6 +248,7 @@ struct ReadArgs {
     /// Azure 2019: percentiles, lognormal, global or none.
     #[arg(long, default_value = "percentiles")]
     durations: String,
+    /// Seed of the random spreading within minutes and of durations drawn from distributions.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Azure 2019: first and last day, e.g. 1-3.
@@ -238,6 +272,7 @@ struct ReadArgs {
     /// Azure 2019: keep a random number of the functions.
     #[arg(long)]
     sample_count: Option<usize>,
+    /// Azure 2019: seed of the random subset (default: --seed).
     #[arg(long)]
     sample_seed: Option<u64>,
     /// Azure 2019: keep these triggers, e.g. http,timer.
@@ -437,7 +472,7 @@ impl From<anyhow::Error> for Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = help::parse_cli();
     if !cli.command.writes_to_workers() {
         // A reader that goes away (`gpushare catalog | head -1`) ends the command quietly, as
         // for any Unix tool, instead of a panic in `print!`. The replay's commands keep SIGPIPE

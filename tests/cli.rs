@@ -482,3 +482,62 @@ fn zipf_rates_split_the_total_and_compare_labels_rows() {
         "{table}"
     );
 }
+
+/// The ```text block of README.md that follows the first line containing `marker`.
+fn readme_block_after(marker: &str) -> String {
+    let readme = std::fs::read_to_string(common::repo_root().join("README.md")).unwrap();
+    let (_, rest) = readme.split_once(marker).expect("README has the marker");
+    let (_, rest) = rest.split_once("```text\n").expect("a text block follows");
+    rest.split_once("```").expect("the block closes").0.to_string()
+}
+
+/// README's terminal summary of the quickstart is what `run` prints today (less the lines that
+/// name the output directory and the wall-clock speed, which vary).
+#[test]
+fn readme_quickstart_summary_is_what_run_prints() {
+    let block = readme_block_after("The terminal summary of the quickstart");
+    let out = common::temp_dir("readme-quickstart");
+    let o = common::gpushare(&["run", "scenarios/quickstart.toml", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let printed: Vec<String> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("wrote") && !l.starts_with("performance"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        block.trim_end(),
+        printed.join("\n"),
+        "README.md's quickstart summary is stale; `run` prints the right-hand side"
+    );
+    let _ = std::fs::remove_dir_all(out);
+}
+
+/// README's example error is what `validate` prints for the quickstart with the stated edit.
+#[test]
+fn readme_error_example_is_what_validate_prints() {
+    let block = readme_block_after("The quickstart with `keep_alive_s = -5.0`");
+    let dir = common::temp_dir("readme-error");
+    let text = std::fs::read_to_string(common::repo_root().join("scenarios/quickstart.toml")).unwrap();
+    assert!(
+        text.contains("keep_alive_s = 60.0"),
+        "the quickstart's keep-alive moved"
+    );
+    std::fs::write(
+        dir.join("quickstart.toml"),
+        text.replace("keep_alive_s = 60.0", "keep_alive_s = -5.0"),
+    )
+    .unwrap();
+    let bin = std::env::var_os("GPUSHARE_BIN").map_or_else(
+        || std::path::PathBuf::from(env!("CARGO_BIN_EXE_gpushare")),
+        std::path::PathBuf::from,
+    );
+    let o = std::process::Command::new(bin)
+        .args(["validate", "quickstart.toml"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(block.trim_end(), String::from_utf8_lossy(&o.stderr).trim_end());
+    let _ = std::fs::remove_dir_all(dir);
+}
