@@ -35,7 +35,8 @@ impl Format {
         }
         let mut rdr = open_csv(path)?;
         let h = header(&mut rdr, path, "a supported trace header")?.join(",");
-        Ok(if h.starts_with("HashOwner,") {
+        let first = h.split(',').next().unwrap_or_default();
+        Ok(if ["HashOwner", "HashFunction", "HashApp"].contains(&first) {
             Format::Azure2019
         } else if h == "app,func,end_timestamp,duration" {
             Format::Azure2021
@@ -49,7 +50,7 @@ impl Format {
                 1,
                 "header",
                 format!(
-                    "`{h}` is no supported trace; expected Azure 2019 (`HashOwner,…`), Azure 2021 (`app,func,end_timestamp,duration`), \
+                    "`{h}` is no supported trace; expected Azure 2019 (`HashOwner,…`, or InVitro's `HashFunction,…`), Azure 2021 (`app,func,end_timestamp,duration`), \
                      Azure LLM (`TIMESTAMP,ContextTokens,GeneratedTokens[,NumImages]`) or plain (`time,func[,duration]`)"
                 ),
             ));

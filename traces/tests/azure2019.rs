@@ -258,11 +258,12 @@ fn bad_headers_empty_and_truncated_files() {
     let dir = temp_dir("hdr");
     let p = dir.join("inv.csv");
     std::fs::write(&p, "HashOwner,HashApp,HashFunction,Trigger,1,2\no,a,f,http,1,2\n").unwrap();
-    let e = azure2019::read(&azure2019::discover(std::slice::from_ref(&p)).unwrap(), &all_opts())
-        .unwrap_err()
-        .to_string();
+    // Recognised as an invocation file cut short: refused when the files are discovered.
+    let e = azure2019::discover(std::slice::from_ref(&p)).unwrap_err().to_string();
     assert!(
-        e.contains("inv.csv:1: field `header`: found `HashOwner,HashApp,HashFunction,Trigger,1,2`; expected"),
+        e.contains(
+            "inv.csv:1: field `header`: found `HashOwner,HashApp,HashFunction,Trigger,1,2`: not a whole invocation file"
+        ) && e.contains("1440"),
         "{e}"
     );
     std::fs::write(&p, "").unwrap();
@@ -353,4 +354,88 @@ fn window_and_days_restrict_what_is_read() {
         a.iter().all(|x| x.time < 120 * NS_PER_S),
         "times are relative to the window start"
     );
+}
+
+/// InVitro's sampled layout (vHive's load generator): the hashes in another order, no
+/// `Trigger`, `minute_N` columns, durations with the hashes first, memory per app with
+/// `HashApp` first — or per function.
+fn invitro_files(dir: &Path, sample: &str, memory_per_function: bool) {
+    let minutes = |counts: &[(usize, u32)]| {
+        let mut v = vec![0u32; 1440];
+        for &(m, c) in counts {
+            v[m] = c;
+        }
+        v.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+    };
+    let mut inv = String::from("HashFunction,HashApp,HashOwner");
+    for m in 1..=1440 {
+        inv.push_str(&format!(",minute_{m}"));
+    }
+    inv.push_str(&format!(
+        "\nf1,a1,o1,{}\nf2,a1,o1,{}\n",
+        minutes(&[(0, 3), (5, 1)]),
+        minutes(&[(2, 2)])
+    ));
+    std::fs::write(dir.join(format!("{sample}_inv.csv")), inv).unwrap();
+    let run = "HashFunction,HashApp,HashOwner,Count,Average,Minimum,Maximum,percentile_Average_0,percentile_Average_1,percentile_Average_25,percentile_Average_50,percentile_Average_75,percentile_Average_99,percentile_Average_100\n\
+               f1,a1,o1,4,120,100.0,200.0,100,100,110,120,130,190,200\n\
+               f2,a1,o1,2,50,40.0,60.0,40,40,45,50,55,60,60\n";
+    std::fs::write(dir.join(format!("{sample}_run.csv")), run).unwrap();
+    let mem = if memory_per_function {
+        "HashOwner,HashApp,HashFunction,SampleCount,AverageAllocatedMb,AverageAllocatedMb_pct1\no1,a1,f1,10,300,290\no1,a1,f2,10,100,90\n"
+    } else {
+        "HashApp,HashOwner,SampleCount,AverageAllocatedMb,AverageAllocatedMb_pct1\na1,o1,10,400,390\n"
+    };
+    std::fs::write(dir.join(format!("{sample}_mem.csv")), mem).unwrap();
+}
+
+#[test]
+fn invitro_samples_are_read_by_their_header() {
+    for per_function in [false, true] {
+        let dir = temp_dir(&format!("invitro-{per_function}"));
+        invitro_files(&dir, "10", per_function);
+        // Naming the invocation file brings its durations and memory beside it.
+        let files = azure2019::discover(&[dir.join("10_inv.csv")]).unwrap();
+        assert_eq!((files.durations.len(), files.memory.len()), (1, 1));
+        let t = azure2019::read(&files, &all_opts()).unwrap();
+        let f: Vec<_> = t
+            .functions
+            .iter()
+            .map(|f| (f.key.function.as_str(), f.total, f.trigger.as_str()))
+            .collect();
+        assert_eq!(f, vec![("f1", 4, "unknown"), ("f2", 2, "unknown")]);
+        assert_eq!(t.functions[0].minutes, vec![(0, 3), (5, 1)]);
+        assert_eq!(t.functions[0].durations.unwrap().average, 120.0);
+        let memory: Vec<f64> = t.functions.iter().map(|f| f.memory_mb.unwrap()).collect();
+        // Per app: 400 MB split evenly; per function: each its own.
+        assert_eq!(
+            memory,
+            if per_function {
+                vec![300.0, 100.0]
+            } else {
+                vec![200.0, 200.0]
+            }
+        );
+        assert_eq!(t.report.missing_memory, 0);
+        // The missing trigger is `unknown`, and it can be selected.
+        let sel = Selection {
+            triggers: Some(vec!["unknown".into()]),
+            ..Default::default()
+        };
+        assert!(sel.check().is_ok());
+        assert_eq!(sel.apply(t.functions.clone(), 1).len(), 2);
+    }
+}
+
+#[test]
+fn a_folder_of_several_invitro_samples_is_refused_with_their_names() {
+    let dir = temp_dir("invitro-many");
+    invitro_files(&dir, "10", false);
+    invitro_files(&dir, "20", false);
+    let e = azure2019::discover(&[dir.clone()]).unwrap_err().to_string();
+    assert!(
+        e.contains("2 invocation files are all of day 1") && e.contains("10_inv.csv") && e.contains("20_inv.csv"),
+        "{e}"
+    );
+    assert!(azure2019::discover(&[dir.join("20_inv.csv")]).is_ok());
 }

@@ -26,14 +26,15 @@ pub struct TraceFiles {
     pub memory: Vec<(u32, PathBuf)>,
 }
 
-/// Recognises a file's kind from its first line.
+/// Recognises a file's kind from its first line: the columns it names ([`super::layout`]).
 pub fn kind_of(path: &Path) -> Result<Option<FileKind>, TraceError> {
-    let first = first_line(path)?;
-    Ok(if first.starts_with("HashOwner,HashApp,HashFunction,Trigger,") {
+    use super::layout::{DurationColumns, InvocationColumns, MemoryColumns, fields};
+    let header = fields(&first_line(path)?);
+    Ok(if InvocationColumns::of(&header).is_ok() {
         Some(FileKind::Invocations)
-    } else if first.starts_with("HashOwner,HashApp,HashFunction,Average,") {
+    } else if DurationColumns::of(&header).is_ok() {
         Some(FileKind::Durations)
-    } else if first.starts_with("HashOwner,HashApp,SampleCount,") {
+    } else if MemoryColumns::of(&header).is_ok() {
         Some(FileKind::Memory)
     } else {
         None
@@ -56,6 +57,37 @@ fn first_line(path: &Path) -> Result<String, TraceError> {
     Ok(first.trim_start_matches('\u{feff}').trim_end().to_string())
 }
 
+/// Why a header is none of the 2019 files': the nearest kind's complaint where the header
+/// shows which kind it meant (minute columns, `Average`, `AverageAllocatedMb`), else all three.
+fn not_a_trace_file(first: &str) -> String {
+    use super::layout::{DurationColumns, InvocationColumns, MemoryColumns, fields};
+    if first.trim().is_empty() {
+        return "not an Azure Functions 2019 file: it is empty; expected a header".into();
+    }
+    let header = fields(first);
+    let has = |name: &str| header.iter().any(|h| h == name);
+    let shown: String = first.chars().take(60).collect();
+    let nearest = if has("Trigger") || has("1") || has("minute_1") {
+        InvocationColumns::of(&header).err().map(|m| ("invocation", m))
+    } else if has("AverageAllocatedMb") || has("SampleCount") {
+        MemoryColumns::of(&header).err().map(|m| ("memory", m))
+    } else if has("Average") {
+        DurationColumns::of(&header).err().map(|m| ("durations", m))
+    } else {
+        None
+    };
+    match nearest {
+        Some((kind, why)) => format!("found `{shown}`: not a whole {kind} file of the 2019 trace: {why}"),
+        None => format!(
+            "not an Azure Functions 2019 file: `{shown}` is none of its headers; expected a header like \
+             `HashOwner,HashApp,HashFunction,Trigger,1,…,1440` (invocations; InVitro's \
+             `HashFunction,HashApp,HashOwner,minute_1,…,minute_1440`), \
+             `HashOwner,HashApp,HashFunction,Average,Count,Minimum,Maximum,percentile_Average_0,…` (durations) or \
+             `HashOwner,HashApp[,HashFunction],SampleCount,AverageAllocatedMb,…` (memory)"
+        ),
+    }
+}
+
 /// The day in a name such as `….anon.d07.csv`; 1 when there is none.
 fn day_of(path: &Path) -> u32 {
     let name = path
@@ -65,6 +97,49 @@ fn day_of(path: &Path) -> u32 {
     name.rsplit('.')
         .find_map(|part| part.strip_prefix('d').and_then(|d| d.parse::<u32>().ok()))
         .unwrap_or(1)
+}
+
+/// InVitro names a sample's files `N_inv.csv`, `N_run.csv` and `N_mem.csv`: given the first,
+/// the other two beside it (those that exist).
+fn invitro_siblings(path: &Path) -> Vec<PathBuf> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let Some(sample) = name.strip_suffix("_inv.csv") else {
+        return Vec::new();
+    };
+    ["run", "mem"]
+        .iter()
+        .map(|kind| path.with_file_name(format!("{sample}_{kind}.csv")))
+        .filter(|p| p.is_file())
+        .collect()
+}
+
+/// Refuses two invocation files of one day (a folder of several InVitro samples, say): their
+/// functions would be merged into a trace that never was.
+fn one_file_per_day(invocations: &[(u32, PathBuf)]) -> Result<(), TraceError> {
+    for pair in invocations.windows(2) {
+        if pair[0].0 == pair[1].0 {
+            let same: Vec<String> = invocations
+                .iter()
+                .filter(|(d, _)| *d == pair[0].0)
+                .map(|(_, p)| p.display().to_string())
+                .collect();
+            return Err(crate::rows::row_error(
+                &pair[1].1,
+                1,
+                "header",
+                format!(
+                    "{} invocation files are all of day {} ({}): name one (InVitro's `N_inv.csv` brings its `N_run.csv` and `N_mem.csv`), or give days in the names (`….d01.csv`)",
+                    same.len(),
+                    pair[0].0,
+                    same.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Collects the trace files under `paths` (files or directories).
@@ -85,6 +160,7 @@ pub fn discover(paths: &[PathBuf]) -> Result<TraceFiles, TraceError> {
             candidates.extend(in_dir);
         } else {
             candidates.push(p.clone());
+            candidates.extend(invitro_siblings(p).into_iter().filter(|s| !paths.contains(s)));
         }
     }
     for path in candidates {
@@ -95,29 +171,12 @@ pub fn discover(paths: &[PathBuf]) -> Result<TraceFiles, TraceError> {
             Some(FileKind::Memory) => files.memory.push((day, path)),
             None => {
                 // A file given by name, an empty file, or one that looks like the trace's (its
-                // header starts `HashOwner,`) but is none of its kinds: refused, never dropped
+                // header names a hash) but is none of its kinds: refused, never dropped
                 // without a word (a swapped header would silently lose the durations).
                 let first = first_line(&path)?;
-                let looks_like_trace = first.starts_with("HashOwner,");
+                let looks_like_trace = first.contains("HashOwner") || first.contains("HashFunction");
                 if paths.contains(&path) || first.trim().is_empty() || looks_like_trace {
-                    let what = if first.trim().is_empty() {
-                        "it is empty; expected".to_string()
-                    } else {
-                        format!(
-                            "`{}` is none of its headers; expected",
-                            first.chars().take(60).collect::<String>()
-                        )
-                    };
-                    return Err(crate::rows::row_error(
-                        &path,
-                        1,
-                        "header",
-                        format!(
-                            "not an Azure Functions 2019 file: {what} a header starting `HashOwner,HashApp,HashFunction,Trigger,` (invocations), \
-                             `HashOwner,HashApp,HashFunction,Average,Count,Minimum,Maximum,percentile_Average_0,…` (durations) or \
-                             `HashOwner,HashApp,SampleCount,` (memory)"
-                        ),
-                    ));
+                    return Err(crate::rows::row_error(&path, 1, "header", not_a_trace_file(&first)));
                 }
             }
         }
@@ -125,6 +184,7 @@ pub fn discover(paths: &[PathBuf]) -> Result<TraceFiles, TraceError> {
     for list in [&mut files.invocations, &mut files.durations, &mut files.memory] {
         list.sort();
     }
+    one_file_per_day(&files.invocations)?;
     if files.invocations.is_empty() {
         let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         return Err(TraceError::Io {
@@ -132,7 +192,7 @@ pub fn discover(paths: &[PathBuf]) -> Result<TraceFiles, TraceError> {
             source: std::io::Error::new(
                 std::io::ErrorKind::NotFound,
                 format!(
-                    "no Azure 2019 invocation file (header `HashOwner,HashApp,HashFunction,Trigger,1,…`) in {}",
+                    "no Azure 2019 invocation file (header `HashOwner,HashApp,HashFunction,Trigger,1,…`, or InVitro's `HashFunction,HashApp,HashOwner,minute_1,…`) in {}",
                     shown.join(", ")
                 ),
             ),

@@ -1,5 +1,5 @@
-//! The Azure Functions 2019 trace (Shahrad et al., "Serverless in the Wild", ATC '20): reading
-//! ([`files`], [`parse`]), choosing functions ([`select`]), per-invocation durations
+//! The Azure Functions 2019 trace (Shahrad et al., "Serverless in the Wild", ATC '20) and
+//! InVitro's samples of it: reading ([`files`], [`layout`], [`parse`]), choosing functions ([`select`]), per-invocation durations
 //! ([`sample`]) and the arrival stream ([`stream`]).
 //!
 //! ```text
@@ -7,6 +7,7 @@
 //! ```
 
 pub mod files;
+pub mod layout;
 pub mod parse;
 pub mod sample;
 pub mod select;

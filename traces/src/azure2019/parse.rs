@@ -7,8 +7,9 @@
 //! silently.
 
 use super::files::TraceFiles;
+use super::layout::{DurationColumns, InvocationColumns, MemoryColumns, NO_TRIGGER};
 use crate::TraceError;
-use crate::rows::{SkippedRows, each_row, non_negative, open_with_header, row_error};
+use crate::rows::{CsvFile, SkippedRows, each_row, header, non_negative, open_csv, row_error};
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -80,13 +81,15 @@ pub const DURATION_LEVELS: [f64; 7] = [0.0, 0.01, 0.25, 0.50, 0.75, 0.99, 1.0];
 #[derive(Clone, Debug, PartialEq)]
 pub struct TraceFunction {
     pub key: FunctionKey,
+    /// One of [`TRIGGERS`], or [`NO_TRIGGER`] where the invocation file has none.
     pub trigger: String,
     /// (minute from the start of day 1, count), minutes with invocations only, ascending.
     pub minutes: Vec<(u32, u32)>,
     /// Invocations in the window.
     pub total: u64,
     pub durations: Option<DurationStats>,
-    /// The app's average allocated memory divided among its functions, MB.
+    /// The function's average allocated memory, MB: its own where the memory file is per
+    /// function (InVitro's), else its app's divided evenly among the app's invoked functions.
     pub memory_mb: Option<f64>,
 }
 
@@ -237,12 +240,6 @@ pub fn read(files: &TraceFiles, opts: &ReadOptions) -> Result<Azure2019, TraceEr
     };
 
     let mut table: BTreeMap<FunctionKey, TraceFunction> = BTreeMap::new();
-    let inv_header: Vec<String> = ["HashOwner", "HashApp", "HashFunction", "Trigger"]
-        .iter()
-        .map(|s| s.to_string())
-        .chain((1..=MINUTES_PER_DAY).map(|m| m.to_string()))
-        .collect();
-    let inv_header: Vec<&str> = inv_header.iter().map(String::as_str).collect();
     let skip = opts.skip_bad_rows;
     for (day, path) in files.invocations.iter().filter(|(d, _)| in_days(*d)) {
         let day_start = (day - 1) * MINUTES_PER_DAY;
@@ -250,11 +247,12 @@ pub fn read(files: &TraceFiles, opts: &ReadOptions) -> Result<Azure2019, TraceEr
             continue;
         }
         report.days_read.push(*day);
-        let (mut rdr, h) = open_with_header(path, &inv_header)?;
+        let (mut rdr, h, cols) = open_layout(path, InvocationColumns::of)?;
         let mut seen = BTreeSet::new();
         each_row(&mut rdr, path, skip, &mut report.skipped, |line, rec| {
             report.invocation_rows += 1;
-            let (key, trigger, minutes) = parse_invocation_row(path, line, rec, &h, day_start, (w_start, w_end))?;
+            let at = RowAt { path, line, header: &h };
+            let (key, trigger, minutes) = parse_invocation_row(&at, rec, &cols, day_start, (w_start, w_end))?;
             if !seen.insert(key.clone()) {
                 report.duplicate_rows += 1;
                 return Ok(());
@@ -278,11 +276,11 @@ pub fn read(files: &TraceFiles, opts: &ReadOptions) -> Result<Azure2019, TraceEr
 
     // Durations: the first day (in the range) that has a row for the function.
     for (_, path) in files.durations.iter().filter(|(d, _)| report.days_read.contains(d)) {
-        let (mut rdr, h) = open_with_header(path, &DURATIONS_HEADER)?;
+        let (mut rdr, h, cols) = open_layout(path, DurationColumns::of)?;
         let mut seen = BTreeSet::new();
         each_row(&mut rdr, path, skip, &mut report.skipped, |line, rec| {
             report.duration_rows += 1;
-            let (key, stats) = parse_duration_row(path, line, rec, &h)?;
+            let (key, stats) = parse_duration_row(&RowAt { path, line, header: &h }, rec, &cols)?;
             if !seen.insert(key.clone()) {
                 report.duplicate_rows += 1;
                 return Ok(());
@@ -300,18 +298,50 @@ pub fn read(files: &TraceFiles, opts: &ReadOptions) -> Result<Azure2019, TraceEr
     }
     report.missing_durations = table.values().filter(|f| f.durations.is_none()).count() as u64;
 
-    // Memory: per app, split evenly over the app's invoked functions.
+    read_memory(files, skip, &mut table, &mut report)?;
+
+    Ok(Azure2019 {
+        functions: table.into_values().collect(),
+        window: (w_start, w_end),
+        report,
+    })
+}
+
+/// Opens `path` and finds its columns with `layout` (an error on its header otherwise).
+fn open_layout<T>(
+    path: &Path,
+    layout: fn(&[String]) -> Result<T, String>,
+) -> Result<(csv::Reader<CsvFile>, Vec<String>, T), TraceError> {
+    let mut rdr = open_csv(path)?;
+    let h = header(&mut rdr, path, "an Azure 2019 header")?;
+    let cols = layout(&h).map_err(|m| row_error(path, 1, "header", format!("found `{}…`; {m}", short(&h))))?;
+    Ok((rdr, h, cols))
+}
+
+fn short(header: &[String]) -> String {
+    header.iter().take(5).cloned().collect::<Vec<_>>().join(",")
+}
+
+/// Memory of the days read: per app (split evenly over the app's invoked functions), or per
+/// function where the file has `HashFunction` (InVitro's).
+fn read_memory(
+    files: &TraceFiles,
+    skip: bool,
+    table: &mut BTreeMap<FunctionKey, TraceFunction>,
+    report: &mut CleaningReport,
+) -> Result<(), TraceError> {
     let mut apps: BTreeMap<(String, String), u32> = BTreeMap::new();
     for f in table.values() {
         *apps.entry((f.key.owner.clone(), f.key.app.clone())).or_default() += 1;
     }
     let mut app_memory: BTreeMap<(String, String), f64> = BTreeMap::new();
+    let mut function_memory: BTreeMap<FunctionKey, f64> = BTreeMap::new();
     for day in report.days_read.clone() {
         let Some((_, path)) = files.memory.iter().find(|(d, _)| *d == day) else {
             report.days_without_memory.push(day);
             continue;
         };
-        let (mut rdr, h) = open_with_header(path, &MEMORY_HEADER)?;
+        let (mut rdr, h, cols) = open_layout(path, MemoryColumns::of)?;
         let mut seen = BTreeSet::new();
         each_row(&mut rdr, path, skip, &mut report.skipped, |line, rec| {
             report.memory_rows += 1;
@@ -323,88 +353,121 @@ pub fn read(files: &TraceFiles, opts: &ReadOptions) -> Result<Azure2019, TraceEr
                     format!("has {} fields; the header has {}", rec.len(), h.len()),
                 ));
             }
-            let mb = non_negative(&rec[3]).map_err(|m| row_error(path, line, &h[3], m))?;
-            let app = (rec[0].to_string(), rec[1].to_string());
-            if !seen.insert(app.clone()) {
+            let mb = non_negative(&rec[cols.average_mb]).map_err(|m| row_error(path, line, &h[cols.average_mb], m))?;
+            let app = (rec[cols.owner].to_string(), rec[cols.app].to_string());
+            let function = cols.function.map(|c| rec[c].to_string());
+            if !seen.insert((app.clone(), function.clone())) {
                 report.duplicate_rows += 1;
-            } else if apps.contains_key(&app) {
-                app_memory.entry(app).or_insert(mb);
-            } else {
-                report.memory_without_invocations += 1;
+                return Ok(());
+            }
+            match function {
+                Some(function) => {
+                    let key = FunctionKey {
+                        owner: app.0,
+                        app: app.1,
+                        function,
+                    };
+                    if table.contains_key(&key) {
+                        function_memory.entry(key).or_insert(mb);
+                    } else {
+                        report.memory_without_invocations += 1;
+                    }
+                }
+                None if apps.contains_key(&app) => {
+                    app_memory.entry(app).or_insert(mb);
+                }
+                None => report.memory_without_invocations += 1,
             }
             Ok(())
         })?;
     }
-    report.missing_memory = apps.keys().filter(|a| !app_memory.contains_key(*a)).count() as u64;
+    let mut missing_apps = BTreeSet::new();
     for f in table.values_mut() {
         let app = (f.key.owner.clone(), f.key.app.clone());
-        f.memory_mb = app_memory.get(&app).map(|mb| mb / f64::from(apps[&app]));
+        f.memory_mb = function_memory
+            .get(&f.key)
+            .copied()
+            .or_else(|| app_memory.get(&app).map(|mb| mb / f64::from(apps[&app])));
+        if f.memory_mb.is_none() {
+            missing_apps.insert(app);
+        }
+    }
+    report.missing_memory = missing_apps.len() as u64;
+    Ok(())
+}
+
+/// Where a row is, for its errors.
+struct RowAt<'a> {
+    path: &'a Path,
+    line: u64,
+    header: &'a [String],
+}
+
+impl RowAt<'_> {
+    fn err(&self, field: &str, message: impl Into<String>) -> TraceError {
+        row_error(self.path, self.line, field, message)
     }
 
-    Ok(Azure2019 {
-        functions: table.into_values().collect(),
-        window: (w_start, w_end),
-        report,
-    })
+    fn width(&self, rec: &csv::StringRecord, what: &str) -> Result<(), TraceError> {
+        if rec.len() == self.header.len() {
+            return Ok(());
+        }
+        Err(self.err(
+            "row",
+            format!("has {} fields; the header has {}{what}", rec.len(), self.header.len()),
+        ))
+    }
+
+    fn key(&self, rec: &csv::StringRecord, k: &super::layout::KeyColumns) -> Result<FunctionKey, TraceError> {
+        let key = FunctionKey {
+            owner: rec[k.owner].to_string(),
+            app: rec[k.app].to_string(),
+            function: rec[k.function].to_string(),
+        };
+        for (c, v) in [(k.owner, &key.owner), (k.app, &key.app), (k.function, &key.function)] {
+            if v.is_empty() {
+                return Err(self.err(&self.header[c], "is empty; expected a hash"));
+            }
+        }
+        Ok(key)
+    }
 }
 
 type InvocationRow = (FunctionKey, String, Vec<(u32, u32)>);
 
 fn parse_invocation_row(
-    path: &Path,
-    line: u64,
+    at: &RowAt<'_>,
     rec: &csv::StringRecord,
-    h: &[String],
+    cols: &InvocationColumns,
     day_start: u32,
     window: (u32, u32),
 ) -> Result<InvocationRow, TraceError> {
-    if rec.len() != h.len() {
-        return Err(row_error(
-            path,
-            line,
-            "row",
-            format!(
-                "has {} fields; the header has {} (4 + 1440 minutes)",
-                rec.len(),
-                h.len()
-            ),
-        ));
-    }
-    let key = FunctionKey {
-        owner: rec[0].to_string(),
-        app: rec[1].to_string(),
-        function: rec[2].to_string(),
-    };
-    for (i, v) in [&key.owner, &key.app, &key.function].into_iter().enumerate() {
-        if v.is_empty() {
-            return Err(row_error(path, line, &h[i], "is empty; expected a hash"));
+    at.width(rec, " (the hashes, a trigger if any, 1440 minutes)")?;
+    let key = at.key(rec, &cols.key)?;
+    let trigger = match cols.trigger {
+        None => NO_TRIGGER.to_string(),
+        Some(c) => {
+            let trigger = rec[c].to_string();
+            if !TRIGGERS.contains(&trigger.as_str()) && trigger != NO_TRIGGER {
+                return Err(at.err(
+                    "Trigger",
+                    format!("`{trigger}` is not a trigger; expected one of {}", TRIGGERS.join(", ")),
+                ));
+            }
+            trigger
         }
-    }
-    let trigger = rec[3].to_string();
-    if !TRIGGERS.contains(&trigger.as_str()) {
-        return Err(row_error(
-            path,
-            line,
-            "Trigger",
-            format!("`{trigger}` is not a trigger; expected one of {}", TRIGGERS.join(", ")),
-        ));
-    }
+    };
     let mut minutes = Vec::new();
     for m in 0..MINUTES_PER_DAY {
-        let col = 4 + m as usize;
+        let col = cols.first_minute + m as usize;
         let text = &rec[col];
         // Counts are almost always plain integers: parse those directly, anything else as f64.
         let v = match text.parse::<u32>() {
             Ok(v) => v,
             Err(_) => {
-                let v = non_negative(text).map_err(|msg| row_error(path, line, &field_name(col, h), msg))?;
+                let v = non_negative(text).map_err(|msg| at.err(&field_name(col, at.header), msg))?;
                 if v.fract() != 0.0 || v > f64::from(u32::MAX) {
-                    return Err(row_error(
-                        path,
-                        line,
-                        &field_name(col, h),
-                        format!("`{text}` is not a whole count"),
-                    ));
+                    return Err(at.err(&field_name(col, at.header), format!("`{text}` is not a whole count")));
                 }
                 v as u32
             }
@@ -418,38 +481,23 @@ fn parse_invocation_row(
 }
 
 fn parse_duration_row(
-    path: &Path,
-    line: u64,
+    at: &RowAt<'_>,
     rec: &csv::StringRecord,
-    h: &[String],
+    cols: &DurationColumns,
 ) -> Result<(FunctionKey, DurationStats), TraceError> {
-    if rec.len() != h.len() {
-        return Err(row_error(
-            path,
-            line,
-            "row",
-            format!("has {} fields; the header has {}", rec.len(), h.len()),
-        ));
-    }
-    let key = FunctionKey {
-        owner: rec[0].to_string(),
-        app: rec[1].to_string(),
-        function: rec[2].to_string(),
-    };
+    at.width(rec, "")?;
+    let key = at.key(rec, &cols.key)?;
     let mut v = [0.0; 11];
-    for (i, slot) in v.iter_mut().enumerate() {
-        let col = 3 + i;
+    for (i, (slot, &col)) in v.iter_mut().zip(&cols.stats).enumerate() {
         // Minimum and Maximum may be missing in the real data: read as 0.
-        if rec[col].is_empty() && (col == 5 || col == 6) {
+        if rec[col].is_empty() && (i == 2 || i == 3) {
             continue;
         }
-        *slot = non_negative(&rec[col]).map_err(|m| row_error(path, line, &h[col], m))?;
+        *slot = non_negative(&rec[col]).map_err(|m| at.err(&at.header[col], m))?;
     }
     let percentiles = [v[4], v[5], v[6], v[7], v[8], v[9], v[10]];
     if percentiles.windows(2).any(|w| w[1] < w[0]) {
-        return Err(row_error(
-            path,
-            line,
+        return Err(at.err(
             "percentile_Average_*",
             "percentiles decrease; expected 0 ≤ p0 ≤ p1 ≤ … ≤ p100",
         ));

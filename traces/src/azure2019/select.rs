@@ -129,12 +129,14 @@ impl Selection {
             return Err(("sample_count", "give sample_fraction or sample_count, not both".into()));
         }
         if let Some(t) = &self.triggers {
-            if let Some(bad) = t.iter().find(|t| !super::parse::TRIGGERS.contains(&t.as_str())) {
+            let known = |t: &str| super::parse::TRIGGERS.contains(&t) || t == super::layout::NO_TRIGGER;
+            if let Some(bad) = t.iter().find(|t| !known(t)) {
                 return Err((
                     "triggers",
                     format!(
-                        "`{bad}` is not a trigger; expected any of {}",
-                        super::parse::TRIGGERS.join(", ")
+                        "`{bad}` is not a trigger; expected any of {}, or `{}` (files without triggers: InVitro's)",
+                        super::parse::TRIGGERS.join(", "),
+                        super::layout::NO_TRIGGER
                     ),
                 ));
             }
