@@ -410,6 +410,10 @@ struct SweepArgs {
     /// No progress on stderr.
     #[arg(long, short)]
     quiet: bool,
+    /// Resume an interrupted sweep into the same --out: keep each run it completed (its
+    /// point.json records the same place and scenario fingerprint), simulate the rest.
+    #[arg(long)]
+    resume: bool,
 }
 
 /// An error and the exit code it maps to.
@@ -1078,12 +1082,18 @@ fn sweep(args: SweepArgs) -> Result<(), Failure> {
         shard,
         invocations: args.invocations,
         progress: !args.quiet,
+        resume: args.resume,
     };
-    let rows = sweep::execute(plan, &out, &opts, &gpushare_policies::build).map_err(sweep_error)?;
+    let (rows, kept) = sweep::execute(plan, &out, &opts, &gpushare_policies::build).map_err(sweep_error)?;
     println!(
-        "{} runs ({points} points × {seeds} seeds{}) in {:.2} s on {jobs} threads: {}",
+        "{} runs ({points} points × {seeds} seeds{}{}) in {:.2} s on {jobs} threads: {}",
         rows.len(),
         shard.map(|(i, n)| format!(", shard {i}/{n}")).unwrap_or_default(),
+        if args.resume {
+            format!(", {kept} kept from the earlier sweep")
+        } else {
+            String::new()
+        },
         started.elapsed().as_secs_f64(),
         out.display()
     );

@@ -207,3 +207,58 @@ fn command_line_axes_add_to_the_file() {
         .collect();
     assert_eq!(keys, ["policy", "simulation.load_scale", "cluster.gpus_per_node"]);
 }
+
+/// `--resume` after an interruption: the runs that completed are kept (not simulated again),
+/// the rest are run, and the folder ends byte-identical to an uninterrupted sweep's. A run cut
+/// short (no point.json), one whose summary was damaged after a point.json of another scenario,
+/// and every run of a changed scenario are simulated again.
+#[test]
+fn an_interrupted_sweep_resumes_into_the_uninterrupted_result() {
+    let s = scenario("sweep-resume", SWEEP);
+    let dir = s.parent().unwrap();
+    let (whole, resumed) = (dir.join("whole"), dir.join("resumed"));
+    let sweep = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["sweep", s.to_str().unwrap(), "-j", "2", "--out", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let o = common::gpushare(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        (
+            String::from_utf8(o.stdout).unwrap(),
+            String::from_utf8(o.stderr).unwrap(),
+        )
+    };
+    sweep(&whole, &["-q"]);
+    sweep(&resumed, &["-q"]);
+    let runs: Vec<PathBuf> = {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(resumed.join("runs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        v.sort();
+        v
+    };
+    assert!(runs.len() >= 3, "the test sweep has too few runs");
+    // An interruption: run 0 never finished; the tables were never written.
+    std::fs::remove_file(runs[0].join("point.json")).unwrap();
+    std::fs::write(runs[0].join("summary.json"), "{").unwrap();
+    // Run 1 was completed by another scenario: its fingerprint differs.
+    let point = std::fs::read_to_string(runs[1].join("point.json")).unwrap();
+    let other = point.replace("\"scenario_fingerprint\": \"", "\"scenario_fingerprint\": \"0");
+    assert_ne!(point, other);
+    std::fs::write(runs[1].join("point.json"), other).unwrap();
+    for table in ["runs.csv", "summary.csv", "sweep.json"] {
+        std::fs::remove_file(resumed.join(table)).unwrap();
+    }
+    let (out, err) = sweep(&resumed, &["--resume"]);
+    let kept = runs.len() - 2;
+    assert!(out.contains(&format!("{kept} kept from the earlier sweep")), "{out}");
+    assert_eq!(err.matches("kept from the earlier sweep").count(), kept, "{err}");
+    assert_same_tree(&whole, &resumed);
+
+    // The same folder resumed with a changed scenario keeps nothing.
+    let changed = std::fs::read_to_string(&s).unwrap().replace("seed = 5", "seed = 6");
+    assert!(changed.contains("seed = 6"), "the test scenario's seed line moved");
+    std::fs::write(&s, changed).unwrap();
+    let (out, _) = sweep(&resumed, &["--resume", "-q"]);
+    assert!(out.contains(", 0 kept from the earlier sweep"), "{out}");
+}

@@ -268,6 +268,7 @@ pub fn measure(
             shard: None,
             invocations: false,
             progress: false,
+            resume: false,
         };
         let rows = run_in_memory(p, &opts, build)?;
         let mut by_point: BTreeMap<usize, Vec<&RunRow>> = BTreeMap::new();

@@ -85,12 +85,17 @@ pub fn summary_csv(summary: &Summary) -> String {
 /// The run-wide numeric figures of a summary, by their `summary.csv` names (scope `all`), in
 /// the summary's order: the metrics of a sweep.
 pub fn summary_metrics(summary: &Summary) -> Vec<(String, f64)> {
-    let v = serde_json::to_value(summary).expect("summaries serialise");
-    let Value::Object(top) = v else {
-        unreachable!("a summary is an object")
+    summary_metrics_of(&serde_json::to_value(summary).expect("summaries serialise"))
+}
+
+/// [`summary_metrics`] of a summary read back from its `summary.json` (the same figures: a
+/// float is written in its shortest form that reads back exactly).
+pub fn summary_metrics_of(summary: &Value) -> Vec<(String, f64)> {
+    let Some(top) = summary.as_object() else {
+        return Vec::new();
     };
     let mut fields = Vec::new();
-    for (k, v) in &top {
+    for (k, v) in top {
         if !matches!(k.as_str(), "gpus" | "functions" | "policy_report" | "workload_report") {
             flatten(k, v, &mut fields);
         }

@@ -74,6 +74,9 @@ pub struct Options {
     pub invocations: bool,
     /// Report progress on stderr.
     pub progress: bool,
+    /// Keep the runs an earlier, interrupted sweep into the same folder completed: those whose
+    /// `point.json` (written last) records this run's place and scenario fingerprint.
+    pub resume: bool,
 }
 
 /// Expands `spec` over `src` and validates every point: its scenario parses and its policy
@@ -188,20 +191,27 @@ fn point_json(r: &PlannedRun, info: &SweepInfo) -> String {
         .collect();
     let v = serde_json::json!({
         "run": r.run, "point": r.point, "replicate": r.replicate, "seed": r.seed, "axes": axes,
+        "scenario_fingerprint": r.source.fingerprint(),
     });
     let mut s = serde_json::to_string_pretty(&v).expect("serialises");
     s.push('\n');
     s
 }
 
-/// Runs `plan` (or its shard) into `out` and writes the tables; returns the rows.
-pub fn execute(plan: Plan, out: &Path, opts: &Options, build: &PolicyBuilder) -> Result<Vec<RunRow>, SweepError> {
+/// Runs `plan` (or its shard) into `out` and writes the tables; returns the rows and how many
+/// runs were kept from an earlier sweep (`resume`).
+pub fn execute(
+    plan: Plan,
+    out: &Path,
+    opts: &Options,
+    build: &PolicyBuilder,
+) -> Result<(Vec<RunRow>, usize), SweepError> {
     run_all(plan, Some(out), opts, build)
 }
 
 /// Runs `plan` without writing anything (for `gpushare check`); returns the rows.
 pub fn run_in_memory(plan: Plan, opts: &Options, build: &PolicyBuilder) -> Result<Vec<RunRow>, SweepError> {
-    run_all(plan, None, opts, build)
+    run_all(plan, None, opts, build).map(|(rows, _)| rows)
 }
 
 fn run_all(
@@ -209,7 +219,7 @@ fn run_all(
     out: Option<&Path>,
     opts: &Options,
     build: &PolicyBuilder,
-) -> Result<Vec<RunRow>, SweepError> {
+) -> Result<(Vec<RunRow>, usize), SweepError> {
     if let Some((i, n)) = opts.shard {
         if n == 0 || i == 0 || i > n {
             return Err(SweepError::Input(format!(
@@ -226,6 +236,7 @@ fn run_all(
         remove_stale_runs(out, &plan)?;
     }
     let done = AtomicUsize::new(0);
+    let kept_count = AtomicUsize::new(0);
     let bar = (opts.progress && std::io::stderr().is_terminal()).then(|| {
         let b = indicatif::ProgressBar::new(todo as u64);
         b.set_style(
@@ -238,44 +249,32 @@ fn run_all(
     let info = &plan.info;
     let one = |r: &PlannedRun| -> Result<RunRow, SweepError> {
         let started = Instant::now();
-        let fail = |e: String| SweepError::Run(format!("run {} ({}): {e}", r.run, r.labels.join(", ")));
-        let scenario = r.source.parse().map_err(|e| fail(e.to_string()))?;
-        let policy = build(&scenario).map_err(|e| fail(r.source.locate(e).to_string()))?;
-        let summary = match out {
-            Some(out) => {
-                let dir = run_dir(out, r.run, total);
-                let output = simulate_into(&dir, &scenario, policy, opts.invocations)
-                    .map_err(|e| match e {
-                        RunFailure::Sim(e) => fail(e.to_string()),
-                        other => fail(other.to_string()),
-                    })?
-                    .output;
-                crate::atomic::write_atomic(&dir.join("point.json"), point_json(r, info).as_bytes())
-                    .map_err(|e| fail(e.to_string()))?;
-                output.summary
-            }
-            None => {
-                let sink = Box::new(gpushare_sim::record::NullSink);
-                let sim = gpushare_sim::Simulation::new(&scenario, policy, sink).map_err(|e| fail(e.to_string()))?;
-                sim.run().map_err(|e| fail(e.to_string()))?.summary
-            }
+        let kept = match out {
+            Some(out) if opts.resume => resumed(&run_dir(out, r.run, total), r),
+            _ => None,
         };
+        let was_kept = kept.is_some();
+        let metrics = match kept {
+            Some(metrics) => metrics,
+            None => simulate_run(r, out.map(|o| run_dir(o, r.run, total)), opts, build, info)?,
+        };
+        kept_count.fetch_add(usize::from(was_kept), Ordering::Relaxed);
         let k = done.fetch_add(1, Ordering::Relaxed) + 1;
         match &bar {
             Some(b) => b.inc(1),
             None if opts.progress => {
                 let _guard = plain.lock();
-                eprintln!(
-                    "[{k}/{todo}] run {} ({}{}) in {:.2} s",
-                    r.run,
-                    r.labels.join(", "),
-                    if info.seeds.len() > 1 {
-                        format!(", seed {}", r.seed)
-                    } else {
-                        String::new()
-                    },
-                    started.elapsed().as_secs_f64()
-                );
+                let seed = if info.seeds.len() > 1 {
+                    format!(", seed {}", r.seed)
+                } else {
+                    String::new()
+                };
+                let how = if was_kept {
+                    "kept from the earlier sweep".to_string()
+                } else {
+                    format!("in {:.2} s", started.elapsed().as_secs_f64())
+                };
+                eprintln!("[{k}/{todo}] run {} ({}{seed}) {how}", r.run, r.labels.join(", "));
             }
             None => {}
         }
@@ -285,7 +284,7 @@ fn run_all(
             replicate: r.replicate,
             seed: r.seed,
             labels: r.labels.clone(),
-            metrics: summary_metrics(&summary),
+            metrics,
         })
     };
     let pool = rayon::ThreadPoolBuilder::new()
@@ -300,7 +299,62 @@ fn run_all(
     if let Some(out) = out {
         write_tables(out, &plan.info, &rows)?;
     }
-    Ok(rows)
+    Ok((rows, kept_count.into_inner()))
+}
+
+/// The metrics of run `r` as an earlier sweep left them in `dir`, if it completed there with
+/// the same place and scenario fingerprint (`point.json` is written after every other file).
+fn resumed(dir: &Path, r: &PlannedRun) -> Option<Vec<(String, f64)>> {
+    let point: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("point.json")).ok()?).ok()?;
+    let same = point["run"].as_u64() == Some(r.run as u64)
+        && point["point"].as_u64() == Some(r.point as u64)
+        && point["replicate"].as_u64() == Some(u64::from(r.replicate))
+        && point["seed"].as_u64() == Some(r.seed)
+        && point["scenario_fingerprint"].as_str() == Some(r.source.fingerprint().as_str());
+    if !same {
+        return None;
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).ok()?).ok()?;
+    let metrics = crate::summary_files::summary_metrics_of(&summary);
+    (!metrics.is_empty()).then_some(metrics)
+}
+
+/// Simulates run `r`, into `dir` where there is one (its `point.json` last, so that a run cut
+/// short is never taken for a complete one); returns its metrics.
+fn simulate_run(
+    r: &PlannedRun,
+    dir: Option<PathBuf>,
+    opts: &Options,
+    build: &PolicyBuilder,
+    info: &SweepInfo,
+) -> Result<Vec<(String, f64)>, SweepError> {
+    let fail = |e: String| SweepError::Run(format!("run {} ({}): {e}", r.run, r.labels.join(", ")));
+    let scenario = r.source.parse().map_err(|e| fail(e.to_string()))?;
+    let policy = build(&scenario).map_err(|e| fail(r.source.locate(e).to_string()))?;
+    let summary = match dir {
+        Some(dir) => {
+            match std::fs::remove_file(dir.join("point.json")) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fail(e.to_string())),
+                _ => {}
+            }
+            let output = simulate_into(&dir, &scenario, policy, opts.invocations)
+                .map_err(|e| match e {
+                    RunFailure::Sim(e) => fail(e.to_string()),
+                    other => fail(other.to_string()),
+                })?
+                .output;
+            crate::atomic::write_atomic(&dir.join("point.json"), point_json(r, info).as_bytes())
+                .map_err(|e| fail(e.to_string()))?;
+            output.summary
+        }
+        None => {
+            let sink = Box::new(gpushare_sim::record::NullSink);
+            let sim = gpushare_sim::Simulation::new(&scenario, policy, sink).map_err(|e| fail(e.to_string()))?;
+            sim.run().map_err(|e| fail(e.to_string()))?.summary
+        }
+    };
+    Ok(summary_metrics(&summary))
 }
 
 fn write_tables(out: &Path, info: &SweepInfo, rows: &[RunRow]) -> Result<(), SweepError> {

@@ -248,6 +248,26 @@ impl ScenarioSource {
         Ok(())
     }
 
+    /// A fingerprint of what this source simulates: its file's text and its overrides, and the
+    /// tool's version (FNV-1a, 64 bits, the same on every platform). A sweep resumed with
+    /// `--resume` reuses a run whose recorded fingerprint is this one. Trace files the scenario
+    /// names are not read: a trace changed in place is not noticed.
+    pub fn fingerprint(&self) -> String {
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        let mut eat = |bytes: &[u8]| {
+            for &b in bytes.iter().chain(&[0xff]) {
+                h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3);
+            }
+        };
+        eat(env!("CARGO_PKG_VERSION").as_bytes());
+        eat(self.text.as_bytes());
+        for (_, path, value) in &self.overrides {
+            eat(path.to_string().as_bytes());
+            eat(value.to_string().as_bytes());
+        }
+        format!("{h:016x}")
+    }
+
     /// Where each override came from, in order (`--set key=value`, sweep axis values).
     pub fn override_origins(&self) -> Vec<&str> {
         self.overrides.iter().map(|(o, _, _)| o.as_str()).collect()
