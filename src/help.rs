@@ -73,7 +73,9 @@ pub const PLOT: &str = r#"Examples:
   # the figures of a sweep
   gpushare plot out/policies-vs-load-sweep
   # choose the axes (a sweep of load and policy) and where the figures go
-  gpushare plot out/policies-vs-load-sweep --x simulation.load_scale --series policy --out out/figures"#;
+  gpushare plot out/policies-vs-load-sweep --x simulation.load_scale --series policy --out out/figures
+  # panels lettered (a), (b) for a paper
+  gpushare plot out/policies-vs-load-sweep --panel-letters"#;
 
 /// Examples of `check`.
 pub const CHECK: &str = r#"Examples:

@@ -104,6 +104,9 @@ enum Command {
         /// Where to write the figures (default: DIR/figures).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Letter the panels of figures with more than one, (a), (b), …, for a paper's caption.
+        #[arg(long)]
+        panel_letters: bool,
     },
     /// Run the CI scenarios and compare their policy metrics with a baseline: exit 0 when
     /// nothing regressed, 1 when something did, 2 on bad input.
@@ -540,7 +543,13 @@ fn main() -> ExitCode {
             set,
             jobs,
         } => check(baseline, scenarios, tolerance, update, set, jobs),
-        Command::Plot { dir, x, series, out } => plot(dir, x, series, out),
+        Command::Plot {
+            dir,
+            x,
+            series,
+            out,
+            panel_letters,
+        } => plot(dir, x, series, out, panel_letters),
         Command::Fit(args) => fidelity_cli::fit(args),
         Command::Fidelity(args) => fidelity_cli::fidelity(args),
         Command::Policies => {
@@ -1112,8 +1121,19 @@ fn merge(shards: Vec<PathBuf>, out: PathBuf) -> Result<(), Failure> {
     Ok(())
 }
 
-fn plot(dir: PathBuf, x: Option<String>, series: Option<String>, out: Option<PathBuf>) -> Result<(), Failure> {
-    let opts = gpushare_reports::plot::PlotOptions { x, series, out };
+fn plot(
+    dir: PathBuf,
+    x: Option<String>,
+    series: Option<String>,
+    out: Option<PathBuf>,
+    panel_letters: bool,
+) -> Result<(), Failure> {
+    let opts = gpushare_reports::plot::PlotOptions {
+        x,
+        series,
+        out,
+        panel_letters,
+    };
     let plotted = gpushare_reports::plot::plot(&dir, &opts).map_err(|e| match e {
         gpushare_reports::plot::PlotError::Input(m) => Failure::Input(m),
         gpushare_reports::plot::PlotError::Write(m) => Failure::Run(anyhow::anyhow!(m)),

@@ -44,6 +44,28 @@ fn a_sweep_gets_its_whole_figure_set() {
     ] {
         assert!(svg.contains(text), "missing `{text}`");
     }
+    // Panels are lettered only on request, and only where a figure has more than one.
+    let letters = |svg: &str| svg.contains(">\n(a)\n</text>") && svg.contains(">\n(b)\n</text>");
+    assert!(!letters(
+        &std::fs::read_to_string(figs.join("latency_vs_load.svg")).unwrap()
+    ));
+    let lettered = s.parent().unwrap().join("lettered");
+    let o = common::gpushare(&[
+        "plot",
+        out.to_str().unwrap(),
+        "--panel-letters",
+        "--out",
+        lettered.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(letters(
+        &std::fs::read_to_string(lettered.join("latency_vs_load.svg")).unwrap()
+    ));
+    assert!(
+        !std::fs::read_to_string(lettered.join("throughput_vs_load.svg"))
+            .unwrap()
+            .contains("(a)")
+    );
     let index = std::fs::read_to_string(figs.join("figures.md")).unwrap();
     assert!(index.contains("`latency_cdf` — end-to-end latency CDF") && index.contains("simulation.load_scale = 1.0"));
     // Plotting again gives the same files.

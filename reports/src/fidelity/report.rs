@@ -181,6 +181,7 @@ pub fn figure(preds: &[Prediction]) -> Figure {
     Figure {
         name: "fidelity".into(),
         width: Width::Single,
+        letters: false,
         panels: vec![Panel {
             x_label: "published (row's unit)".into(),
             y_label: "predicted (same unit)".into(),

@@ -1,5 +1,5 @@
 //! A small figure model — panels of series of points, with optional 95 % intervals — and its
-//! drawing with plotters into SVG and PNG.
+//! drawing with plotters into SVG, rasterised into PNG by resvg (with the bundled font).
 //!
 //! The legend is drawn in its own band above the panels, never over the data. Axes are linear
 //! or logarithmic as the panel says (logarithmic only when every value is positive). Files are
@@ -65,6 +65,8 @@ pub struct Figure {
     pub name: String,
     pub width: Width,
     pub panels: Vec<Panel>,
+    /// Letter the panels (a), (b), … at their top left (for a figure with more than one).
+    pub letters: bool,
 }
 
 /// Writes `fig` as `<name>.svg` and `<name>.png` into `dir`; returns the two paths.
@@ -72,32 +74,47 @@ pub fn render(fig: &Figure, dir: &Path) -> Result<Vec<PathBuf>, String> {
     style::register_font();
     let (w, h) = fig.width.size_pt();
     let size = |scale: f64| ((w * scale).round() as u32, (h * scale).round() as u32);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, size(SVG_SCALE)).into_drawing_area();
+        draw(&root, fig, SVG_SCALE).and_then(|_| root.present().map_err(|e| e.to_string()))?;
+    }
+    let png = rasterise(&svg, size(PNG_SCALE), PNG_SCALE / SVG_SCALE)
+        .map_err(|e| format!("drawing {}.png: {e}", fig.name))?;
     let mut written = Vec::new();
-    for ext in ["svg", "png"] {
+    for (ext, bytes) in [("svg", svg.as_bytes()), ("png", png.as_slice())] {
         let dest = dir.join(format!("{}.{ext}", fig.name));
-        // The bitmap backend picks its format from the extension: keep it last.
-        let tmp = dir.join(format!("{}.tmp.{ext}", fig.name));
-        let result = if ext == "svg" {
-            let root = SVGBackend::new(&tmp, size(SVG_SCALE)).into_drawing_area();
-            draw(&root, fig, SVG_SCALE).and_then(|_| root.present().map_err(|e| e.to_string()))
-        } else {
-            let root = BitMapBackend::new(&tmp, size(PNG_SCALE)).into_drawing_area();
-            draw(&root, fig, PNG_SCALE).and_then(|_| root.present().map_err(|e| e.to_string()))
-        };
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&tmp);
-            // The backends wrap a failed write in layers of Debug text: say what the file
-            // system said instead, when it was the file system.
-            if let Err(io) = std::fs::File::create(&tmp).and_then(|f| f.sync_all()) {
-                return Err(format!("{}: {io}", dest.display()));
-            }
-            let _ = std::fs::remove_file(&tmp);
-            return Err(format!("drawing {}: {e}", dest.display()));
-        }
-        std::fs::rename(&tmp, &dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+        crate::atomic::write_atomic(&dest, bytes).map_err(|e| format!("{}: {e}", dest.display()))?;
         written.push(dest);
     }
     Ok(written)
+}
+
+/// The SVG drawn into a PNG of `size` pixels, scaled by `zoom`, its text laid out with the
+/// bundled font (the SVG's `sans-serif`) and nothing from the system.
+fn rasterise(svg: &str, size: (u32, u32), zoom: f64) -> Result<Vec<u8>, String> {
+    use resvg::{tiny_skia, usvg};
+    static FONTS: std::sync::OnceLock<std::sync::Arc<usvg::fontdb::Database>> = std::sync::OnceLock::new();
+    let fonts = FONTS.get_or_init(|| {
+        let mut db = usvg::fontdb::Database::new();
+        db.load_font_data(style::FONT.to_vec());
+        db.set_sans_serif_family("DejaVu Sans");
+        std::sync::Arc::new(db)
+    });
+    let opts = usvg::Options {
+        fontdb: fonts.clone(),
+        ..usvg::Options::default()
+    };
+    let tree = usvg::Tree::from_str(svg, &opts).map_err(|e| e.to_string())?;
+    let mut pixmap = tiny_skia::Pixmap::new(size.0, size.1).ok_or("a figure of zero size")?;
+    pixmap.fill(tiny_skia::Color::WHITE);
+    let zoom = zoom as f32;
+    resvg::render(
+        &tree,
+        tiny_skia::Transform::from_scale(zoom, zoom),
+        &mut pixmap.as_mut(),
+    );
+    pixmap.encode_png().map_err(|e| e.to_string())
 }
 
 fn err<E: std::fmt::Display>(e: E) -> String {
@@ -193,8 +210,18 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &Figure, s: f64)
         }
     }
     let areas = body.split_evenly((1, fig.panels.len().max(1)));
-    for (area, panel) in areas.iter().zip(&fig.panels) {
+    for (k, (area, panel)) in areas.iter().zip(&fig.panels).enumerate() {
         draw_panel_axes(area, panel, s)?;
+        if fig.letters && fig.panels.len() > 1 {
+            let letter = format!("({})", char::from(b'a' + (k % 26) as u8));
+            let font = TextStyle::from(("sans-serif", LABEL_PT * FONT_EM * s).into_font());
+            area.draw(&Text::new(
+                letter,
+                (px(2.0), px(2.0)),
+                font.pos(Pos::new(HPos::Left, VPos::Top)),
+            ))
+            .map_err(err)?;
+        }
     }
     Ok(())
 }
@@ -210,12 +237,22 @@ fn range(values: &[f64], log: bool, from_zero: bool) -> (f64, f64, bool) {
         (lo, hi) = (0.0, 1.0);
     }
     if log && lo > 0.0 && hi / lo >= 20.0 {
-        return (lo / 1.3, hi * 1.3, true);
+        let steps = log_steps(lo, hi);
+        return (
+            snap_log(lo / 1.05, steps, false),
+            snap_log(hi * 1.05, steps, true),
+            true,
+        );
     }
     if from_zero {
         lo = lo.min(0.0);
     }
     if hi - lo < 1e-12 {
+        // A constant series: around it, or from zero up when it is zero and the axis starts at
+        // zero (never a −1…1 axis for a quantity that cannot be negative).
+        if from_zero && hi == 0.0 {
+            return (0.0, 1.0, false);
+        }
         let pad = if hi.abs() > 0.0 { hi.abs() * 0.1 } else { 1.0 };
         return (lo - pad, hi + pad, false);
     }
@@ -253,31 +290,54 @@ fn draw_panel_axes<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Panel,
     }
 }
 
-/// Ticks of a logarithmic axis over [lo, hi]: 1, 2, 5 × 10^k, or every digit when that gives
-/// fewer than four, or powers of ten alone when it gives more than ten.
-fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
-    let within = |steps: &[f64]| -> Vec<f64> {
-        let mut out = Vec::new();
-        let mut decade = 10f64.powf(lo.log10().floor());
-        while decade <= hi {
-            for &m in steps {
-                let v = m * decade;
-                if v >= lo && v <= hi {
-                    out.push(v);
-                }
+/// The tick mantissas of a logarithmic axis over [lo, hi]: 1, 2, 5 × 10^k, or every digit when
+/// that gives fewer than four ticks, or powers of ten alone when it gives more than ten.
+fn log_steps(lo: f64, hi: f64) -> &'static [f64] {
+    const COARSE: &[f64] = &[1.0, 2.0, 5.0];
+    let n = ticks_within(lo, hi, COARSE).len();
+    if n > 10 {
+        &[1.0]
+    } else if n >= 4 {
+        COARSE
+    } else {
+        &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
+    }
+}
+
+fn ticks_within(lo: f64, hi: f64, steps: &[f64]) -> Vec<f64> {
+    let mut out = Vec::new();
+    let mut decade = 10f64.powf(lo.log10().floor());
+    while decade <= hi * (1.0 + 1e-9) {
+        for &m in steps {
+            let v = m * decade;
+            if v >= lo * (1.0 - 1e-9) && v <= hi * (1.0 + 1e-9) {
+                out.push(v);
             }
-            decade *= 10.0;
         }
-        out
-    };
-    let coarse = within(&[1.0, 2.0, 5.0]);
-    if coarse.len() > 10 {
-        return within(&[1.0]);
+        decade *= 10.0;
     }
-    if coarse.len() >= 4 {
-        return coarse;
+    out
+}
+
+/// The tick nearest `v` below it (or above it, `up`) among `steps` × 10^k: a log axis ends on
+/// labelled ticks, so that every curve lies between two labels.
+fn snap_log(v: f64, steps: &[f64], up: bool) -> f64 {
+    let decade = 10f64.powf(v.log10().floor());
+    let candidates = [decade / 10.0, decade, decade * 10.0]
+        .into_iter()
+        .flat_map(|d| steps.iter().map(move |m| m * d));
+    if up {
+        candidates
+            .filter(|&c| c >= v * (1.0 - 1e-12))
+            .fold(f64::INFINITY, f64::min)
+    } else {
+        candidates.filter(|&c| c <= v * (1.0 + 1e-12)).fold(0.0, f64::max)
     }
-    within(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
+}
+
+/// Ticks of a logarithmic axis over [lo, hi] (see [`log_steps`]).
+fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    ticks_within(lo, hi, log_steps(lo, hi))
 }
 
 /// A tick label: short, without trailing zeros.
@@ -305,7 +365,7 @@ where
     let px = |pt: f64| (pt * s).round() as i32;
     let mut chart = ChartBuilder::on(area)
         .margin_top(px(4.0))
-        .margin_right(px(8.0))
+        .margin_right(px(12.0))
         .margin_left(px(2.0))
         .margin_bottom(px(2.0))
         .x_label_area_size(px(28.0))
@@ -314,6 +374,16 @@ where
         .map_err(err)?;
     let tick_font = ("sans-serif", TICK_PT * FONT_EM * s).into_font();
     let label_font = ("sans-serif", LABEL_PT * FONT_EM * s).into_font();
+    let (label_len, _) = area
+        .estimate_text_size(&p.y_label, &TextStyle::from(label_font.clone()))
+        .map_err(err)?;
+    let plot_height = chart.plotting_area().dim_in_pixel().1;
+    if label_len > plot_height + px(8.0) as u32 {
+        return Err(format!(
+            "the y label `{}` is longer than its panel is high (it would run into the legend); shorten it",
+            p.y_label
+        ));
+    }
     let categories = p.x_categories.clone();
     let x_fmt = move |v: &f64| match &categories {
         Some(c) => {
@@ -419,6 +489,86 @@ mod tests {
     fn log_axes_get_readable_ticks() {
         assert_eq!(log_ticks(0.02, 0.7), [0.02, 0.05, 0.1, 0.2, 0.5]);
         assert_eq!(log_ticks(0.025, 0.06).len(), 4);
+    }
+
+    /// Every curve lies between two labelled ticks: a log axis ends on ticks.
+    #[test]
+    fn log_axes_end_on_labelled_ticks() {
+        for data in [
+            [0.0246, 0.55],
+            [0.0246, 1.05],
+            [3.0, 900.0],
+            [0.012, 4000.0],
+            [1.0, 25.0],
+        ] {
+            let (lo, hi, log) = range(&data, true, false);
+            assert!(log, "{data:?}");
+            let ticks = log_ticks(lo, hi);
+            let (first, last) = (ticks[0], *ticks.last().unwrap());
+            assert!(
+                first <= data[0] && last >= data[1],
+                "{data:?}: axis {lo}..{hi}, ticks {ticks:?}"
+            );
+            assert!(
+                (first - lo).abs() < 1e-9 * lo && (last - hi).abs() < 1e-9 * hi,
+                "{data:?}: {ticks:?}"
+            );
+            assert!(ticks.len() >= 3, "{data:?}: {ticks:?}");
+        }
+    }
+
+    /// A y label longer than its panel is high would run into the legend: refused.
+    #[test]
+    fn a_y_label_that_cannot_fit_is_refused() {
+        let panel = |y_label: &str| Panel {
+            x_label: "x".into(),
+            y_label: y_label.into(),
+            x_log: false,
+            y_log: false,
+            y_from_zero: true,
+            x_categories: None,
+            series: vec![Series {
+                label: "s".into(),
+                style: 0,
+                points: vec![
+                    Point {
+                        x: 0.0,
+                        y: 1.0,
+                        err: None,
+                    },
+                    Point {
+                        x: 1.0,
+                        y: 2.0,
+                        err: None,
+                    },
+                ],
+                markers: Markers::All,
+            }],
+        };
+        let dir = std::env::temp_dir().join(format!("gpushare-chart-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fig = |label: &str| Figure {
+            name: "f".into(),
+            width: Width::Single,
+            panels: vec![panel(label)],
+            letters: false,
+        };
+        assert!(render(&fig("y (s)"), &dir).is_ok());
+        let e = render(
+            &fig("a very long description of what the y axis shows, in words (units)"),
+            &dir,
+        )
+        .unwrap_err();
+        assert!(e.contains("longer than its panel is high"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A quantity that is zero throughout (cold starts of a warm system) gets 0 to 1, not −1 to 1.
+    #[test]
+    fn an_all_zero_series_from_zero_gets_an_upward_axis() {
+        assert_eq!(range(&[0.0, 0.0, 0.0], false, true), (0.0, 1.0, false));
+        let (lo, hi, _) = range(&[3.0, 3.0], false, false);
+        assert!(lo < 3.0 && hi > 3.0);
     }
 
     #[test]

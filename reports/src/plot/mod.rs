@@ -42,6 +42,8 @@ pub struct PlotOptions {
     pub series: Option<String>,
     /// Where to write (default `<dir>/figures`).
     pub out: Option<PathBuf>,
+    /// Letter the panels of figures with more than one: (a), (b), …
+    pub panel_letters: bool,
 }
 
 /// What was written.
@@ -122,7 +124,7 @@ fn plot_into(dir: &Path, out: &Path, opts: &PlotOptions) -> Result<Plotted, Plot
         let run = serde_json::from_str::<RunIdentity>(&text)
             .map_err(|e| PlotError::Input(format!("{}: not a whole summary: {e}", summary.display())))?;
         writable(out)?;
-        plot_run(dir, &run, out).map_err(PlotError::Input)
+        plot_run(dir, &run, out, opts.panel_letters).map_err(PlotError::Input)
     } else {
         Err(PlotError::Input(format!(
             "{}: neither a sweep's output (sweep.json) nor a run's (summary.json)",
@@ -204,14 +206,14 @@ const THROUGHPUT: Metric = Metric {
 };
 const COLD: Metric = Metric {
     name: "cold_start_ratio",
-    title: "cold starts (% of completions)",
+    title: "cold starts (%)",
     factor: 100.0,
     log: false,
     of_completions: true,
 };
 const SLO: Metric = Metric {
     name: "slo_violation_ratio",
-    title: "SLO violations (% of completions)",
+    title: "SLO violations (%)",
     factor: 100.0,
     log: false,
     of_completions: true,
@@ -225,6 +227,7 @@ fn metric(r: &RunRow, name: &str) -> Option<f64> {
 type Grouped<'a> = BTreeMap<usize, BTreeMap<usize, Vec<&'a RunRow>>>;
 
 fn plot_sweep(dir: &Path, out: &Path, opts: &PlotOptions) -> Result<Plotted, String> {
+    let letters = opts.panel_letters;
     let info = read_info(dir)?;
     let rows = read_runs(dir, &info)?;
     if rows.len() != info.runs {
@@ -363,6 +366,7 @@ fn plot_sweep(dir: &Path, out: &Path, opts: &PlotOptions) -> Result<Plotted, Str
                     Figure {
                         name: format!("latency_vs_{vs}{}", sanitize(&suffix)),
                         width: Width::Double,
+                        letters,
                         panels: vec![panel(&P50), panel(&P99)],
                     },
                     "p50 and p99 end-to-end latency against the x axis; mean over seeds, bars 95 % CI",
@@ -371,6 +375,7 @@ fn plot_sweep(dir: &Path, out: &Path, opts: &PlotOptions) -> Result<Plotted, Str
                     Figure {
                         name: format!("throughput_vs_{vs}{}", sanitize(&suffix)),
                         width: Width::Single,
+                        letters,
                         panels: vec![panel(&THROUGHPUT)],
                     },
                     "completions per second over the measured window; mean over seeds, bars 95 % CI",
@@ -381,6 +386,7 @@ fn plot_sweep(dir: &Path, out: &Path, opts: &PlotOptions) -> Result<Plotted, Str
                     Figure {
                         name: format!("slo_violations_vs_{vs}{}", sanitize(&suffix)),
                         width: Width::Single,
+                        letters,
                         panels: vec![panel(&SLO)],
                     },
                     "completions slower than the scenario's slo_s; mean over seeds, bars 95 % CI",
@@ -394,6 +400,7 @@ fn plot_sweep(dir: &Path, out: &Path, opts: &PlotOptions) -> Result<Plotted, Str
                 Figure {
                     name: format!("cold_starts_vs_{vs}{}", sanitize(&suffix)),
                     width: Width::Single,
+                    letters,
                     panels: vec![panel(&COLD)],
                 },
                 "share of measured completions that waited for a cold start; mean over seeds, bars 95 % CI",
@@ -425,7 +432,7 @@ fn plot_sweep(dir: &Path, out: &Path, opts: &PlotOptions) -> Result<Plotted, Str
             .map(|(_, r)| r.run.to_string())
             .collect::<Vec<_>>()
             .join(", ");
-        let made = time_figures(&run_dirs, out, &sanitize(&suffix), &mut plotted)?;
+        let made = time_figures(&run_dirs, out, &sanitize(&suffix), letters, &mut plotted)?;
         for (name, what) in made {
             let _ = writeln!(index, "- `{name}` — {what}{at} (runs {used}, first seed)");
         }
@@ -449,6 +456,7 @@ fn time_figures(
     runs: &[(String, usize, PathBuf)],
     out: &Path,
     suffix: &str,
+    letters: bool,
     plotted: &mut Plotted,
 ) -> Result<Vec<(String, &'static str)>, String> {
     let mut made = Vec::new();
@@ -472,6 +480,7 @@ fn time_figures(
         let fig = Figure {
             name: format!("latency_cdf{suffix}"),
             width: Width::Single,
+            letters,
             panels: vec![Panel {
                 x_label: "end-to-end latency (s)".into(),
                 y_label: "fraction of completions".into(),
@@ -539,6 +548,7 @@ fn time_figures(
     let fig = Figure {
         name: format!("gpu_utilisation_over_time{suffix}"),
         width: Width::Double,
+        letters,
         panels: vec![
             time_panel("GPU utilisation (%)", util),
             time_panel("SM occupancy (%)", occupancy),
@@ -549,7 +559,8 @@ fn time_figures(
     let fig = Figure {
         name: format!("gpu_memory_over_time{suffix}"),
         width: Width::Single,
-        panels: vec![time_panel("GPU memory in use (GiB, all GPUs)", memory)],
+        letters,
+        panels: vec![time_panel("GPU memory in use (GiB)", memory)],
     };
     plotted.files.extend(render(&fig, out)?);
     made.push((fig.name, "device memory in use over time, summed over GPUs"));
@@ -557,13 +568,13 @@ fn time_figures(
 }
 
 /// Figures of one run's directory.
-fn plot_run(dir: &Path, run: &RunIdentity, out: &Path) -> Result<Plotted, String> {
+fn plot_run(dir: &Path, run: &RunIdentity, out: &Path, letters: bool) -> Result<Plotted, String> {
     let mut plotted = Plotted {
         files: Vec::new(),
         notes: Vec::new(),
     };
     let label = run.policy.clone();
-    let made = time_figures(&[(label, 0, dir.to_path_buf())], out, "", &mut plotted)?;
+    let made = time_figures(&[(label, 0, dir.to_path_buf())], out, "", letters, &mut plotted)?;
     let mut index = format!("# Figures\n\nRun `{}` under `{}`.\n\n", run.scenario, run.policy);
     for (name, what) in made {
         let _ = writeln!(index, "- `{name}` — {what}");

@@ -7,14 +7,14 @@
 //! Okabe and Ito's palette ("Color Universal Design", 2008), which stays distinguishable under
 //! the common colour-vision deficiencies; each series also has its own marker shape, so figures
 //! survive grey-scale printing. Text uses DejaVu Sans, bundled (`reports/fonts/`, with its
-//! licence), so PNG text renders on machines without system fonts; SVG text names the generic
-//! `sans-serif` family.
+//! licence), so PNG text renders the same on every machine (the PNG is the SVG rasterised with
+//! this font alone); SVG text names the generic `sans-serif` family.
 
 use plotters::style::RGBColor;
 use std::sync::Once;
 
 /// The bundled font.
-const FONT: &[u8] = include_bytes!("../../fonts/DejaVuSans.ttf");
+pub const FONT: &[u8] = include_bytes!("../../fonts/DejaVuSans.ttf");
 
 /// Registers the bundled font as `sans-serif` (once per process).
 pub fn register_font() {
