@@ -156,3 +156,38 @@ fn a_trace_is_never_converted_or_sampled_over_itself() {
     assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     assert_eq!(err(&o).matches("/proc/no-such-dir/x.csv").count(), 1, "{}", err(&o));
 }
+
+/// A disk that fills during a run (an output's temporary made a link to /dev/full): exit 1, the
+/// message names the file and does not blame the policy, and nothing is left behind — for the
+/// streamed outputs, invocation records and GPU samples alike.
+#[test]
+fn a_disk_that_fills_mid_run_names_the_file_and_leaves_nothing() {
+    if !Path::new("/dev/full").exists() {
+        eprintln!("no /dev/full here: nothing to check");
+        return;
+    }
+    for (file, extra) in [
+        ("invocations.csv", None),
+        ("timeseries.csv", Some("output.timeseries_s=0.01")),
+    ] {
+        let dir = common::temp_dir(&format!("full-{file}"));
+        let out = dir.join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        std::os::unix::fs::symlink("/dev/full", out.join(format!("{file}.tmp"))).unwrap();
+        let mut args = vec!["run", "scenarios/quickstart.toml", "-q", "--out", out.to_str().unwrap()];
+        if let Some(set) = extra {
+            args.extend(["--set", set]);
+        }
+        let o = common::gpushare(&args);
+        let e = err(&o);
+        assert_eq!(o.status.code(), Some(1), "{file}: {e}");
+        assert!(e.contains(&format!("{file}: No space left on device")), "{file}: {e}");
+        assert!(!e.contains("policy"), "{file}: the policy is blamed: {e}");
+        let left: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "{file}: left behind {left:?}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -17,6 +17,7 @@ pub const HEADER: &str = "id,function,arrival_s,start_s,end_s,queue_s,setup_s,ex
 /// Writes invocation records to a CSV file, atomically on [`RecordSink::finish`].
 pub struct InvocationCsv {
     file: Option<AtomicFile>,
+    path: std::path::PathBuf,
     line: String,
 }
 
@@ -27,6 +28,7 @@ impl InvocationCsv {
         file.writer().write_all(HEADER.as_bytes())?;
         Ok(InvocationCsv {
             file: Some(file),
+            path: path.to_owned(),
             line: String::with_capacity(256),
         })
     }
@@ -77,11 +79,13 @@ impl RecordSink for InvocationCsv {
         opt_u32(l, r.gpu);
         l.push_str(r.outcome.name());
         l.push('\n');
-        self.file
+        let file = self
+            .file
             .as_mut()
-            .expect("not finished")
-            .writer()
+            .ok_or_else(|| io::Error::other("invocations.csv is finished"))?;
+        file.writer()
             .write_all(l.as_bytes())
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.path.display())))
     }
 
     fn finish(&mut self) -> io::Result<()> {

@@ -5,7 +5,7 @@
 //! run left it, so a directory never mixes two runs.
 
 use crate::invocations::InvocationCsv;
-use crate::series::{write_cdf, write_timeseries};
+use crate::series::{TimeseriesCsv, write_cdf};
 use crate::summary_files::write_summary;
 use crate::timeline::ChromeTrace;
 use gpushare_sim::policy::Policy;
@@ -77,6 +77,13 @@ pub fn simulate_into(
     } else {
         remove_stale(&timeline_path)?;
     }
+    let ts_path = dir.join("timeseries.csv");
+    if scenario.output.timeseries_s.is_some() {
+        let samples = TimeseriesCsv::create(dir).map_err(io_at(format!("creating {}", ts_path.display())))?;
+        sim = sim.with_sample_sink(Box::new(samples));
+    } else {
+        remove_stale(&ts_path)?;
+    }
     let mut output = sim.run()?;
     let wall = started.elapsed();
     output
@@ -85,11 +92,5 @@ pub fn simulate_into(
         .map_err(io_at(format!("writing {}", inv_path.display())))?;
     write_summary(dir, &output.summary).map_err(io_at(format!("writing the summary into {}", dir.display())))?;
     write_cdf(dir, &output.latency_cdf).map_err(io_at(format!("writing {}/latency_cdf.csv", dir.display())))?;
-    let ts_path = dir.join("timeseries.csv");
-    if scenario.output.timeseries_s.is_some() {
-        write_timeseries(dir, &output.timeseries).map_err(io_at(format!("writing {}", ts_path.display())))?;
-    } else {
-        remove_stale(&ts_path)?;
-    }
     Ok(Simulated { output, wall })
 }

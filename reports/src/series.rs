@@ -7,12 +7,14 @@
 //! one row per GPU per interval (utilisation and SM occupancy averaged over the interval ending
 //! at `time_s`, memory and instances at that instant).
 
-use crate::atomic::write_atomic;
+use crate::atomic::{AtomicFile, write_atomic};
 use gpushare_sim::device::MIB;
+use gpushare_sim::record::SampleSink;
 use gpushare_sim::time::write_secs;
 use gpushare_sim::world::GpuSample;
 use std::fmt::Write;
 use std::io;
+use std::io::Write as _;
 use std::path::Path;
 
 /// Header of `latency_cdf.csv`.
@@ -29,13 +31,44 @@ pub fn write_cdf(dir: &Path, cdf: &[(f64, f64)]) -> io::Result<()> {
     write_atomic(&dir.join("latency_cdf.csv"), out.as_bytes())
 }
 
-/// Writes `timeseries.csv` into `dir`.
+/// Writes `timeseries.csv` into `dir` from samples held in memory (the replay's measured ones).
 pub fn write_timeseries(dir: &Path, samples: &[GpuSample]) -> io::Result<()> {
-    let mut out = String::from(TIMESERIES_HEADER);
+    let mut out = TimeseriesCsv::create(dir)?;
     for s in samples {
-        write_secs(&mut out, s.time);
+        out.sample(s)?;
+    }
+    out.finish()
+}
+
+/// Streams `timeseries.csv` as the run takes its samples (written under a temporary name and
+/// renamed when the run finishes), so that a long run at a fine interval never holds them all.
+pub struct TimeseriesCsv {
+    file: Option<AtomicFile>,
+    path: std::path::PathBuf,
+    line: String,
+}
+
+impl TimeseriesCsv {
+    /// Starts `dir/timeseries.csv`.
+    pub fn create(dir: &Path) -> io::Result<Self> {
+        let path = dir.join("timeseries.csv");
+        let mut file = AtomicFile::create(&path)?;
+        file.writer().write_all(TIMESERIES_HEADER.as_bytes())?;
+        Ok(TimeseriesCsv {
+            file: Some(file),
+            path,
+            line: String::with_capacity(96),
+        })
+    }
+}
+
+impl SampleSink for TimeseriesCsv {
+    fn sample(&mut self, s: &GpuSample) -> io::Result<()> {
+        let l = &mut self.line;
+        l.clear();
+        write_secs(l, s.time);
         let _ = writeln!(
-            out,
+            l,
             ",{},{},{},{},{}",
             s.gpu,
             s.utilisation,
@@ -43,8 +76,23 @@ pub fn write_timeseries(dir: &Path, samples: &[GpuSample]) -> io::Result<()> {
             format_args!("{:.3}", s.memory as f64 / MIB as f64),
             s.instances
         );
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("timeseries.csv is finished"))?;
+        file.writer()
+            .write_all(l.as_bytes())
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.path.display())))
     }
-    write_atomic(&dir.join("timeseries.csv"), out.as_bytes())
+
+    fn finish(&mut self) -> io::Result<()> {
+        match self.file.take() {
+            Some(f) => f
+                .commit()
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.path.display()))),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Reads a `latency_cdf.csv`: (quantile, seconds) pairs, quantiles rising from 0 to 1 (a

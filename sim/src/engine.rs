@@ -32,6 +32,9 @@ pub enum SimError {
         time_s: f64,
         message: String,
     },
+    /// An output could not be written (a full disk, say): the message names it.
+    #[error("{message}")]
+    Output { message: String },
 }
 
 /// What a finished run returns.
@@ -42,7 +45,8 @@ pub struct RunOutput {
     /// End-to-end latency at each of [`crate::summary::cdf_quantiles`] (measured completions,
     /// seconds); empty without completions.
     pub latency_cdf: Vec<(f64, f64)>,
-    /// GPU samples over time (`[output] timeseries_s`), by time then GPU.
+    /// GPU samples over time (`[output] timeseries_s`), by time then GPU; empty when a
+    /// [`crate::record::SampleSink`] took them.
     pub timeseries: Vec<GpuSample>,
 }
 
@@ -111,6 +115,24 @@ impl Simulation {
         Ok(self)
     }
 
+    /// Streams the GPU samples to `sink` as they are taken instead of keeping them; `run`
+    /// finishes it.
+    pub fn with_sample_sink(mut self, sink: Box<dyn crate::record::SampleSink>) -> Self {
+        self.world.sample_sink = Some(sink);
+        self
+    }
+
+    /// The first broken rule or unwritable output, as the run's error.
+    fn check_faults(&mut self) -> Result<(), SimError> {
+        if let Some(message) = self.world.output_fault.take() {
+            return Err(SimError::Output { message });
+        }
+        match self.world.fault.take() {
+            Some(message) => Err(self.fault(message)),
+            None => Ok(()),
+        }
+    }
+
     fn pull(&mut self) -> Result<Option<Arrival>, SimError> {
         let Some(a) = self.source.next_arrival()? else {
             return Ok(None);
@@ -146,9 +168,7 @@ impl Simulation {
         }
         self.policy.on_start(&mut Ctx { w: &mut self.world });
         self.world.flush_gpus();
-        if let Some(message) = self.world.fault.take() {
-            return Err(self.fault(message));
-        }
+        self.check_faults()?;
         let mut next_arrival = self.pull()?;
         let mut finished: Vec<(InstId, u32)> = Vec::new();
         loop {
@@ -179,9 +199,7 @@ impl Simulation {
             }
             self.world.flush_gpus();
             self.world.metrics.events += u64::from(counted);
-            if let Some(message) = self.world.fault.take() {
-                return Err(self.fault(message));
-            }
+            self.check_faults()?;
         }
         let end = if self.drain {
             self.world.now.max(self.horizon)
@@ -197,14 +215,15 @@ impl Simulation {
         self.world.report_unfinished();
         if let Some(t) = self.world.timeline.as_mut() {
             if let Err(e) = t.finish() {
-                self.world
-                    .fault
-                    .get_or_insert(format!("writing the timeline failed: {e}"));
+                self.world.output_failed(format!("writing the timeline failed: {e}"));
             }
         }
-        if let Some(message) = self.world.fault.take() {
-            return Err(self.fault(message));
+        if let Some(sink) = self.world.sample_sink.as_mut() {
+            if let Err(e) = sink.finish() {
+                self.world.output_failed(format!("writing GPU samples failed: {e}"));
+            }
         }
+        self.check_faults()?;
         let mut summary = Summary::build(
             &self.world,
             &self.scenario_name,

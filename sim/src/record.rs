@@ -96,6 +96,18 @@ pub trait RecordSink {
     }
 }
 
+/// Takes the GPU samples of `[output] timeseries_s` as they are taken, so that they need not be
+/// held until the run ends (a day at 1 s samples is billions of bytes).
+pub trait SampleSink {
+    /// Takes one sample (of one GPU over one interval).
+    fn sample(&mut self, s: &crate::world::GpuSample) -> io::Result<()>;
+
+    /// Called once after the last sample: flush, and make the output visible.
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Drops every record.
 pub struct NullSink;
 

@@ -64,7 +64,7 @@ impl World {
             gpu: None,
             outcome: Outcome::Rejected(reason),
         }) {
-            self.fail(format!("writing invocation records failed: {e}"));
+            self.output_failed(format!("writing invocation records failed: {e}"));
         }
         self.end_invocation(inv);
     }
@@ -407,7 +407,7 @@ impl World {
             outcome: Outcome::Completed,
         };
         if let Err(e) = self.sink.record(&rec) {
-            self.fail(format!("writing invocation records failed: {e}"));
+            self.output_failed(format!("writing invocation records failed: {e}"));
         }
     }
 
@@ -459,7 +459,7 @@ impl World {
                         outcome: Outcome::Failed,
                     };
                     if let Err(e) = self.sink.record(&rec) {
-                        self.fail(format!("writing invocation records failed: {e}"));
+                        self.output_failed(format!("writing invocation records failed: {e}"));
                     }
                 }
                 self.end_invocation(inv);
@@ -496,7 +496,7 @@ impl World {
                 outcome: Outcome::Unfinished,
             };
             if let Err(e) = self.sink.record(&rec) {
-                self.fail(format!("writing invocation records failed: {e}"));
+                self.output_failed(format!("writing invocation records failed: {e}"));
                 return;
             }
         }

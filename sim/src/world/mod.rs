@@ -340,12 +340,17 @@ pub struct World {
     pub(crate) sink: Box<dyn RecordSink>,
     /// `sink.wants_records()`, read once.
     records: bool,
-    /// A rule the policy broke, or an output error: ends the run with an error.
+    /// A rule the policy broke: ends the run with an error.
     pub(crate) fault: Option<String>,
+    /// An output that could not be written (records, timeline, samples): ends the run with an
+    /// error that names the output, not the policy.
+    pub(crate) output_fault: Option<String>,
     /// Where spans go, if a timeline is wanted.
     pub(crate) timeline: Option<Box<dyn Timeline>>,
-    /// GPU samples over time, and each GPU's totals at the last sample.
+    /// GPU samples over time, kept here unless a sink streams them out.
     pub(crate) samples: Vec<GpuSample>,
+    /// Where samples go as they are taken (`timeseries.csv`), if anywhere.
+    pub(crate) sample_sink: Option<Box<dyn crate::record::SampleSink>>,
     last_sample: (Nanos, Vec<(u64, f64)>),
 }
 
@@ -428,8 +433,10 @@ impl World {
             records: sink.wants_records(),
             sink,
             fault: None,
+            output_fault: None,
             timeline: None,
             samples: Vec::new(),
+            sample_sink: None,
             last_sample: (0, Vec::new()),
         }
     }
@@ -441,6 +448,13 @@ impl World {
     fn fail(&mut self, msg: String) {
         if self.fault.is_none() {
             self.fault = Some(msg);
+        }
+    }
+
+    /// Notes an output that could not be written (the first one).
+    pub(crate) fn output_failed(&mut self, msg: String) {
+        if self.output_fault.is_none() {
+            self.output_fault = Some(msg);
         }
     }
 
@@ -636,9 +650,7 @@ impl World {
             end,
         };
         if let Err(e) = t.span(&span) {
-            if self.fault.is_none() {
-                self.fault = Some(format!("writing the timeline failed: {e}"));
-            }
+            self.output_failed(format!("writing the timeline failed: {e}"));
         }
     }
 
@@ -671,18 +683,30 @@ impl World {
         if dt == 0 {
             return;
         }
+        let mut failed = None;
         for (g, ((gpu, prev), (busy, sm))) in self.gpus.iter().zip(last.iter_mut()).zip(current).enumerate() {
-            self.samples.push(GpuSample {
+            let sample = GpuSample {
                 time: now,
                 gpu: g as u32,
                 utilisation: (busy - prev.0) as f64 / dt as f64,
                 sm_occupancy: (sm - prev.1) / dt as f64,
                 memory: gpu.mem_used,
                 instances: gpu.instances,
-            });
+            };
+            match self.sample_sink.as_mut() {
+                Some(sink) => {
+                    if let Err(e) = sink.sample(&sample) {
+                        failed.get_or_insert(e);
+                    }
+                }
+                None => self.samples.push(sample),
+            }
             *prev = (busy, sm);
         }
         *since = now;
+        if let Some(e) = failed {
+            self.output_failed(format!("writing GPU samples failed: {e}"));
+        }
     }
 
     pub(crate) fn setup_done(&mut self, inst: InstId, epoch: u32) -> Option<InstId> {
