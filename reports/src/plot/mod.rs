@@ -150,6 +150,128 @@ fn axis_title(key: &str) -> String {
     }
 }
 
+/// One facet of a sweep: the rows with the facet axes fixed, grouped by series and x value.
+struct Facet<'a> {
+    info: &'a SweepInfo,
+    /// The x axis.
+    xi: usize,
+    grouped: &'a Grouped<'a>,
+    rows: &'a [&'a RunRow],
+    /// The facet's file-name suffix (`-key=value…`), empty without facet axes.
+    suffix: &'a str,
+    letters: bool,
+}
+
+/// The figures of a facet against its x axis (latency, throughput, SLO violations where the
+/// scenario sets an objective, cold starts), each with what it shows; `first` notes once that
+/// there is no SLO figure.
+fn versus_figures(
+    facet: &Facet<'_>,
+    series_label: &dyn Fn(usize) -> String,
+    first: bool,
+    plotted: &mut Plotted,
+) -> Vec<(Figure, &'static str)> {
+    let Facet {
+        info,
+        xi,
+        grouped,
+        rows: facet_rows,
+        suffix,
+        letters,
+    } = *facet;
+    let numeric = |i: usize| info.axes[i].labels.iter().all(|l| l.parse::<f64>().is_ok());
+    let vs = x_name(&info.axes[xi].key);
+    let xs: Vec<f64> = info.axes[xi]
+        .labels
+        .iter()
+        .enumerate()
+        .map(|(k, l)| l.parse::<f64>().unwrap_or(k as f64))
+        .collect();
+    let categories = (!numeric(xi)).then(|| info.axes[xi].labels.clone());
+    let panel = |m: &Metric| Panel {
+        x_label: axis_title(&info.axes[xi].key),
+        y_label: m.title.into(),
+        x_log: false,
+        y_log: m.log,
+        y_from_zero: !m.log,
+        x_categories: categories.clone(),
+        series: grouped
+            .iter()
+            .map(|(&s, by_x)| Series {
+                label: series_label(s),
+                style: s,
+                markers: Markers::All,
+                points: by_x
+                    .iter()
+                    .filter_map(|(&k, runs)| {
+                        let v: Vec<f64> = runs
+                            .iter()
+                            .filter(|r| {
+                                !m.of_completions || metric(r, "counts.measured_completed").is_some_and(|n| n > 0.0)
+                            })
+                            .filter_map(|r| metric(r, m.name))
+                            .map(|v| v * m.factor)
+                            .collect();
+                        (!v.is_empty()).then(|| {
+                            let a = aggregate(&v);
+                            Point {
+                                x: xs[k],
+                                y: a.mean,
+                                err: (a.n > 1).then_some((a.ci95_low, a.ci95_high)),
+                            }
+                        })
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    let mut figures = vec![
+        (
+            Figure {
+                name: format!("latency_vs_{vs}{}", sanitize(suffix)),
+                width: Width::Double,
+                letters,
+                panels: vec![panel(&P50), panel(&P99)],
+            },
+            "p50 and p99 end-to-end latency against the x axis; mean over seeds, bars 95 % CI",
+        ),
+        (
+            Figure {
+                name: format!("throughput_vs_{vs}{}", sanitize(suffix)),
+                width: Width::Single,
+                letters,
+                panels: vec![panel(&THROUGHPUT)],
+            },
+            "completions per second over the measured window; mean over seeds, bars 95 % CI",
+        ),
+    ];
+    if facet_rows.iter().any(|r| metric(r, SLO.name).is_some()) {
+        figures.push((
+            Figure {
+                name: format!("slo_violations_vs_{vs}{}", sanitize(suffix)),
+                width: Width::Single,
+                letters,
+                panels: vec![panel(&SLO)],
+            },
+            "completions slower than the scenario's slo_s; mean over seeds, bars 95 % CI",
+        ));
+    } else if first {
+        plotted
+            .notes
+            .push("no [simulation] slo_s in the scenario: no slo_violations_vs_<x> figure".into());
+    }
+    figures.push((
+        Figure {
+            name: format!("cold_starts_vs_{vs}{}", sanitize(suffix)),
+            width: Width::Single,
+            letters,
+            panels: vec![panel(&COLD)],
+        },
+        "share of measured completions that waited for a cold start; mean over seeds, bars 95 % CI",
+    ));
+    figures
+}
+
 /// How figure names call the x axis: `load`, `clients`, else the key.
 fn x_name(key: &str) -> String {
     match key {
@@ -315,96 +437,15 @@ fn plot_sweep(dir: &Path, out: &Path, opts: &PlotOptions) -> Result<Plotted, Str
             let _ = writeln!(index, "## {}\n", suffix.trim_start_matches('-'));
         }
         if let Some(xi) = x {
-            let vs = x_name(&info.axes[xi].key);
-            let xs: Vec<f64> = info.axes[xi]
-                .labels
-                .iter()
-                .enumerate()
-                .map(|(k, l)| l.parse::<f64>().unwrap_or(k as f64))
-                .collect();
-            let categories = (!numeric(xi)).then(|| info.axes[xi].labels.clone());
-            let panel = |m: &Metric| Panel {
-                x_label: axis_title(&info.axes[xi].key),
-                y_label: m.title.into(),
-                x_log: false,
-                y_log: m.log,
-                y_from_zero: !m.log,
-                x_categories: categories.clone(),
-                series: grouped
-                    .iter()
-                    .map(|(&s, by_x)| Series {
-                        label: series_label(s),
-                        style: s,
-                        markers: Markers::All,
-                        points: by_x
-                            .iter()
-                            .filter_map(|(&k, runs)| {
-                                let v: Vec<f64> = runs
-                                    .iter()
-                                    .filter(|r| {
-                                        !m.of_completions
-                                            || metric(r, "counts.measured_completed").is_some_and(|n| n > 0.0)
-                                    })
-                                    .filter_map(|r| metric(r, m.name))
-                                    .map(|v| v * m.factor)
-                                    .collect();
-                                (!v.is_empty()).then(|| {
-                                    let a = aggregate(&v);
-                                    Point {
-                                        x: xs[k],
-                                        y: a.mean,
-                                        err: (a.n > 1).then_some((a.ci95_low, a.ci95_high)),
-                                    }
-                                })
-                            })
-                            .collect(),
-                    })
-                    .collect(),
+            let facet = Facet {
+                info: &info,
+                xi,
+                grouped: &grouped,
+                rows: &facet_rows,
+                suffix: &suffix,
+                letters,
             };
-            let mut figures = vec![
-                (
-                    Figure {
-                        name: format!("latency_vs_{vs}{}", sanitize(&suffix)),
-                        width: Width::Double,
-                        letters,
-                        panels: vec![panel(&P50), panel(&P99)],
-                    },
-                    "p50 and p99 end-to-end latency against the x axis; mean over seeds, bars 95 % CI",
-                ),
-                (
-                    Figure {
-                        name: format!("throughput_vs_{vs}{}", sanitize(&suffix)),
-                        width: Width::Single,
-                        letters,
-                        panels: vec![panel(&THROUGHPUT)],
-                    },
-                    "completions per second over the measured window; mean over seeds, bars 95 % CI",
-                ),
-            ];
-            if facet_rows.iter().any(|r| metric(r, SLO.name).is_some()) {
-                figures.push((
-                    Figure {
-                        name: format!("slo_violations_vs_{vs}{}", sanitize(&suffix)),
-                        width: Width::Single,
-                        letters,
-                        panels: vec![panel(&SLO)],
-                    },
-                    "completions slower than the scenario's slo_s; mean over seeds, bars 95 % CI",
-                ));
-            } else if c == 0 {
-                plotted
-                    .notes
-                    .push("no [simulation] slo_s in the scenario: no slo_violations_vs_<x> figure".into());
-            }
-            figures.push((
-                Figure {
-                    name: format!("cold_starts_vs_{vs}{}", sanitize(&suffix)),
-                    width: Width::Single,
-                    letters,
-                    panels: vec![panel(&COLD)],
-                },
-                "share of measured completions that waited for a cold start; mean over seeds, bars 95 % CI",
-            ));
+            let figures = versus_figures(&facet, &series_label, c == 0, &mut plotted);
             for (fig, what) in figures {
                 plotted.files.extend(render(&fig, out)?);
                 let _ = writeln!(index, "- `{}` — {what}", fig.name);

@@ -202,131 +202,136 @@ fn function(name: String, mapper: &Mapper, i: usize) -> Function {
     }
 }
 
+/// Builds an Azure 2019 workload (read, or generated on the fly).
+fn azure2019(spec: &WorkloadSpec, env: &Env<'_>, at: &DocPath) -> Result<Traced, BuildError> {
+    let WorkloadSpec::Azure2019 {
+        path,
+        generate,
+        spread,
+        shift,
+        durations,
+        days,
+        start_minute,
+        minutes,
+        select,
+        target_rps,
+        skip_bad_rows,
+        mapping,
+    } = spec
+    else {
+        unreachable!("an Azure 2019 workload")
+    };
+    let mapper = Mapper::new(mapping, env, &at.key("mapping"))?;
+    select
+        .check()
+        .map_err(|(f, m)| ConfigError::at(at.key("select").key(f), m))?;
+    let mut notes = Vec::new();
+    let (paths, _generated): (Vec<std::path::PathBuf>, Option<TempDir>) = match (path, generate) {
+        (Some(p), None) => (vec![env.base_dir.join(p)], None),
+        (None, Some(cfg)) => {
+            let dir = generated(cfg, &at.key("generate"))?;
+            notes.push(format!(
+                "azure2019: generated {} functions × {} day(s), seed {}",
+                cfg.functions, cfg.days, cfg.seed
+            ));
+            (vec![dir.path().to_path_buf()], Some(dir))
+        }
+        _ => {
+            return Err(ConfigError::at(
+                at.clone(),
+                "give either `path` (a trace directory or file) or `generate` (a synthetic trace)",
+            )
+            .into());
+        }
+    };
+    if let Some([a, b]) = days {
+        if *a == 0 || a > b {
+            return Err(ConfigError::at(
+                at.key("days"),
+                format!("must be [first, last] with 1 ≤ first ≤ last, got [{a}, {b}]"),
+            )
+            .into());
+        }
+    }
+    if *minutes == Some(0) {
+        return Err(ConfigError::at(at.key("minutes"), "must be at least 1").into());
+    }
+    let files = azure2019::discover(&paths)?;
+    let window = match (start_minute, minutes) {
+        (None, None) => None,
+        (s, m) => Some((s.unwrap_or(0), m.unwrap_or(u32::MAX / 2))),
+    };
+    let opts = ReadOptions {
+        days: days.map(|[a, b]| (a, b)),
+        window,
+        skip_bad_rows: *skip_bad_rows,
+    };
+    let mut trace = azure2019::read(&files, &opts).map_err(|e| match e {
+        TraceError::Selection { option, message } => ConfigError::at(at.key(option), message).into(),
+        e => BuildError::Trace(e),
+    })?;
+    trace.functions = select.apply(std::mem::take(&mut trace.functions), env.seed);
+    if trace.functions.is_empty() {
+        return Err(ConfigError::at(
+            at.clone(),
+            "no function of the trace is left after the window and selection",
+        )
+        .into());
+    }
+    let total: u64 = trace.functions.iter().map(|f| f.total).sum();
+    let window_s = f64::from(trace.window.1 - trace.window.0) * 60.0;
+    let scale = match target_rps {
+        Some(r) if r.is_finite() && *r > 0.0 => r * window_s / total as f64,
+        Some(r) => {
+            return Err(ConfigError::at(at.key("target_rps"), format!("must be a positive rate, got {r}")).into());
+        }
+        None => 1.0,
+    };
+    notes.push(format!(
+        "azure2019: {} functions, {total} invocations in minutes [{}, {}) (rescaled ×{scale:.4})\n{}",
+        trace.functions.len(),
+        trace.window.0,
+        trace.window.1,
+        trace.report
+    ));
+    let names = short_names(
+        trace
+            .functions
+            .iter()
+            .map(|f| (f.key.app.as_str(), f.key.function.as_str())),
+    );
+    let functions = trace
+        .functions
+        .iter()
+        .zip(names)
+        .map(|(f, name)| {
+            let key = format!("{}/{}/{}", f.key.owner, f.key.app, f.key.function);
+            let mean_ms = f.durations.map(|d| d.average).filter(|a| *a > 0.0);
+            function(name, &mapper, mapper.pick(&key, mean_ms))
+        })
+        .collect();
+    let opts = StreamOptions {
+        spread: *spread,
+        shift: *shift,
+        durations: *durations,
+        scale,
+        seed: env.seed,
+    };
+    Ok(Traced {
+        functions,
+        workload: Workload::Azure2019 {
+            trace: Arc::new(trace),
+            opts,
+        },
+        notes,
+    })
+}
+
 /// Builds a trace workload.
 pub(crate) fn build(spec: &WorkloadSpec, env: &Env<'_>) -> Result<Traced, BuildError> {
     let at = DocPath::default().key("workload");
     match spec {
-        WorkloadSpec::Azure2019 {
-            path,
-            generate,
-            spread,
-            shift,
-            durations,
-            days,
-            start_minute,
-            minutes,
-            select,
-            target_rps,
-            skip_bad_rows,
-            mapping,
-        } => {
-            let mapper = Mapper::new(mapping, env, &at.key("mapping"))?;
-            select
-                .check()
-                .map_err(|(f, m)| ConfigError::at(at.key("select").key(f), m))?;
-            let mut notes = Vec::new();
-            let (paths, _generated): (Vec<std::path::PathBuf>, Option<TempDir>) = match (path, generate) {
-                (Some(p), None) => (vec![env.base_dir.join(p)], None),
-                (None, Some(cfg)) => {
-                    let dir = generated(cfg, &at.key("generate"))?;
-                    notes.push(format!(
-                        "azure2019: generated {} functions × {} day(s), seed {}",
-                        cfg.functions, cfg.days, cfg.seed
-                    ));
-                    (vec![dir.path().to_path_buf()], Some(dir))
-                }
-                _ => {
-                    return Err(ConfigError::at(
-                        at.clone(),
-                        "give either `path` (a trace directory or file) or `generate` (a synthetic trace)",
-                    )
-                    .into());
-                }
-            };
-            if let Some([a, b]) = days {
-                if *a == 0 || a > b {
-                    return Err(ConfigError::at(
-                        at.key("days"),
-                        format!("must be [first, last] with 1 ≤ first ≤ last, got [{a}, {b}]"),
-                    )
-                    .into());
-                }
-            }
-            if *minutes == Some(0) {
-                return Err(ConfigError::at(at.key("minutes"), "must be at least 1").into());
-            }
-            let files = azure2019::discover(&paths)?;
-            let window = match (start_minute, minutes) {
-                (None, None) => None,
-                (s, m) => Some((s.unwrap_or(0), m.unwrap_or(u32::MAX / 2))),
-            };
-            let opts = ReadOptions {
-                days: days.map(|[a, b]| (a, b)),
-                window,
-                skip_bad_rows: *skip_bad_rows,
-            };
-            let mut trace = azure2019::read(&files, &opts).map_err(|e| match e {
-                TraceError::Selection { option, message } => ConfigError::at(at.key(option), message).into(),
-                e => BuildError::Trace(e),
-            })?;
-            trace.functions = select.apply(std::mem::take(&mut trace.functions), env.seed);
-            if trace.functions.is_empty() {
-                return Err(ConfigError::at(
-                    at.clone(),
-                    "no function of the trace is left after the window and selection",
-                )
-                .into());
-            }
-            let total: u64 = trace.functions.iter().map(|f| f.total).sum();
-            let window_s = f64::from(trace.window.1 - trace.window.0) * 60.0;
-            let scale = match target_rps {
-                Some(r) if r.is_finite() && *r > 0.0 => r * window_s / total as f64,
-                Some(r) => {
-                    return Err(
-                        ConfigError::at(at.key("target_rps"), format!("must be a positive rate, got {r}")).into(),
-                    );
-                }
-                None => 1.0,
-            };
-            notes.push(format!(
-                "azure2019: {} functions, {total} invocations in minutes [{}, {}) (rescaled ×{scale:.4})\n{}",
-                trace.functions.len(),
-                trace.window.0,
-                trace.window.1,
-                trace.report
-            ));
-            let names = short_names(
-                trace
-                    .functions
-                    .iter()
-                    .map(|f| (f.key.app.as_str(), f.key.function.as_str())),
-            );
-            let functions = trace
-                .functions
-                .iter()
-                .zip(names)
-                .map(|(f, name)| {
-                    let key = format!("{}/{}/{}", f.key.owner, f.key.app, f.key.function);
-                    let mean_ms = f.durations.map(|d| d.average).filter(|a| *a > 0.0);
-                    function(name, &mapper, mapper.pick(&key, mean_ms))
-                })
-                .collect();
-            let opts = StreamOptions {
-                spread: *spread,
-                shift: *shift,
-                durations: *durations,
-                scale,
-                seed: env.seed,
-            };
-            Ok(Traced {
-                functions,
-                workload: Workload::Azure2019 {
-                    trace: Arc::new(trace),
-                    opts,
-                },
-                notes,
-            })
-        }
+        WorkloadSpec::Azure2019 { .. } => azure2019(spec, env, &at),
         WorkloadSpec::Azure2021 {
             path,
             chunk_rows,
