@@ -439,3 +439,22 @@ fn a_folder_of_several_invitro_samples_is_refused_with_their_names() {
     );
     assert!(azure2019::discover(&[dir.join("20_inv.csv")]).is_ok());
 }
+
+/// A CSV of the folder that is none of the trace's is named in the report, not dropped silently.
+#[test]
+fn unrelated_files_of_the_folder_are_named() {
+    let dir = temp_dir("ignored");
+    invitro_files(&dir, "10", false);
+    std::fs::write(dir.join("notes.csv"), "a,b\n1,2\n").unwrap();
+    let files = azure2019::discover(&[dir.clone()]).unwrap();
+    assert_eq!(files.ignored, vec![dir.join("notes.csv")]);
+    let t = azure2019::read(&files, &all_opts()).unwrap();
+    assert!(
+        t.report
+            .to_string()
+            .contains("files ignored (not the trace's: no hash in their header): "),
+        "{}",
+        t.report
+    );
+    assert!(t.report.to_string().contains("notes.csv"));
+}

@@ -24,6 +24,9 @@ pub struct TraceFiles {
     pub invocations: Vec<(u32, PathBuf)>,
     pub durations: Vec<(u32, PathBuf)>,
     pub memory: Vec<(u32, PathBuf)>,
+    /// `.csv` files of a folder that are none of the trace's (no hash in their header): named in
+    /// the cleaning report, never dropped without a word.
+    pub ignored: Vec<PathBuf>,
 }
 
 /// Recognises a file's kind from its first line: the columns it names ([`super::layout`]).
@@ -178,6 +181,7 @@ pub fn discover(paths: &[PathBuf]) -> Result<TraceFiles, TraceError> {
                 if paths.contains(&path) || first.trim().is_empty() || looks_like_trace {
                     return Err(crate::rows::row_error(&path, 1, "header", not_a_trace_file(&first)));
                 }
+                files.ignored.push(path);
             }
         }
     }

@@ -118,6 +118,8 @@ pub struct CleaningReport {
     pub days_without_memory: Vec<u32>,
     /// Malformed rows skipped with `skip_bad_rows`.
     pub skipped: SkippedRows,
+    /// CSV files of the folder that are not the trace's (their header names no hash).
+    pub ignored_files: Vec<String>,
 }
 
 impl std::fmt::Display for CleaningReport {
@@ -148,6 +150,13 @@ impl std::fmt::Display for CleaningReport {
             self.memory_without_invocations
         )?;
         writeln!(f, "days without a memory file: {:?}", self.days_without_memory)?;
+        if !self.ignored_files.is_empty() {
+            writeln!(
+                f,
+                "files ignored (not the trace's: no hash in their header): {}",
+                self.ignored_files.join(", ")
+            )?;
+        }
         write!(f, "malformed rows skipped: {}", self.skipped.count)?;
         for e in &self.skipped.examples {
             write!(f, "\n  {e}")?;
@@ -213,7 +222,10 @@ fn check_selection(files: &TraceFiles, opts: &ReadOptions, days_read: u32) -> Re
 
 /// Reads the trace files.
 pub fn read(files: &TraceFiles, opts: &ReadOptions) -> Result<Azure2019, TraceError> {
-    let mut report = CleaningReport::default();
+    let mut report = CleaningReport {
+        ignored_files: files.ignored.iter().map(|p| p.display().to_string()).collect(),
+        ..CleaningReport::default()
+    };
     let in_days = |d: u32| opts.days.is_none_or(|(a, b)| d >= a && d <= b);
     let first_day = files
         .invocations
