@@ -432,7 +432,7 @@ fn a_folder_of_several_invitro_samples_is_refused_with_their_names() {
     let dir = temp_dir("invitro-many");
     invitro_files(&dir, "10", false);
     invitro_files(&dir, "20", false);
-    let e = azure2019::discover(&[dir.clone()]).unwrap_err().to_string();
+    let e = azure2019::discover(std::slice::from_ref(&dir)).unwrap_err().to_string();
     assert!(
         e.contains("2 invocation files are all of day 1") && e.contains("10_inv.csv") && e.contains("20_inv.csv"),
         "{e}"
@@ -446,7 +446,7 @@ fn unrelated_files_of_the_folder_are_named() {
     let dir = temp_dir("ignored");
     invitro_files(&dir, "10", false);
     std::fs::write(dir.join("notes.csv"), "a,b\n1,2\n").unwrap();
-    let files = azure2019::discover(&[dir.clone()]).unwrap();
+    let files = azure2019::discover(std::slice::from_ref(&dir)).unwrap();
     assert_eq!(files.ignored, vec![dir.join("notes.csv")]);
     let t = azure2019::read(&files, &all_opts()).unwrap();
     assert!(
