@@ -215,7 +215,7 @@ for scenario in ${ONLY:-quickstart contention}; do
     fi
   done
   if [ -d "$raw/$scenario/replay" ]; then
-    step "$scenario/compare" 30 "$bin" compare "$raw/$scenario/sim" "$raw/$scenario/replay" --out "$results/$scenario"
+    step "$scenario/compare" 30 "$bin" replay-compare "$raw/$scenario/sim" "$raw/$scenario/replay" --out "$results/$scenario"
     for r in "$raw/$scenario"/replay/*/; do
       p=$(basename "$r")
       cp "$r/replay.json" "$results/$scenario/replay-$p.json" 2>/dev/null

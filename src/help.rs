@@ -22,9 +22,12 @@ pub const COMPARE: &str = r#"Examples:
   # three policies side by side, one Markdown table
   gpushare compare scenarios/quickstart.toml --policy exclusive --policy mps --policy time-sharing
   # a policy table with a row label
-  gpushare compare scenarios/quickstart.toml --policy 'mps 50%: { name = "mps", active_thread_percentage = 50 }'
-  # prediction against measurement
-  gpushare compare out/quickstart out/quickstart-replay --out out/comparison"#;
+  gpushare compare scenarios/quickstart.toml --policy 'mps 50%: { name = "mps", active_thread_percentage = 50 }'"#;
+
+/// Examples of `replay-compare`.
+pub const REPLAY_COMPARE: &str = r#"Examples:
+  # the quickstart simulated, then replayed on a GPU: predicted against measured
+  gpushare replay-compare out/quickstart out/quickstart-replay --out out/comparison"#;
 
 /// Examples of `replay`.
 pub const REPLAY: &str = r#"Examples:

@@ -1,6 +1,7 @@
 //! The real-GPU commands: `replay`, `calibrate` and `compare SIM_DIR REPLAY_DIR`.
 
-use super::{Failure, ScenarioArgs, display, source, with_policy};
+use crate::Failure;
+use crate::scenario_cli::{ScenarioArgs, display, source, with_policy};
 use clap::Args;
 use gpushare_replay::calibrate::CalibrateOptions;
 use gpushare_replay::protocol::Backend;

@@ -233,14 +233,30 @@ fn an_emulated_replay_writes_the_simulators_schema_and_compares() {
     }
 
     let o = common::gpushare(&[
-        "compare",
+        "replay-compare",
         sim.to_str().unwrap(),
         rep.to_str().unwrap(),
         "--out",
         root.to_str().unwrap(),
     ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
     let md = String::from_utf8_lossy(&o.stdout);
+    // The old form still works for one release, and says what it is now.
+    let old = common::gpushare(&[
+        "compare",
+        sim.to_str().unwrap(),
+        rep.to_str().unwrap(),
+        "--out",
+        root.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&old), 0, "{}", stderr(&old));
+    assert_eq!(old.stdout, o.stdout);
+    assert!(
+        stderr(&old).contains("is now `gpushare replay-compare SIM_DIR REPLAY_DIR`"),
+        "{}",
+        stderr(&old)
+    );
     assert!(md.starts_with("**The replay was emulated (no GPU)"), "{md}");
     for policy in ["kaas", "time-sharing"] {
         for metric in [
@@ -266,7 +282,7 @@ fn compare_dirs_rejects_what_it_cannot_pair() {
     let root = common::temp_dir("compare-dirs");
     let empty = root.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    let o = common::gpushare(&["compare", empty.to_str().unwrap(), empty.to_str().unwrap()]);
+    let o = common::gpushare(&["replay-compare", empty.to_str().unwrap(), empty.to_str().unwrap()]);
     assert_eq!(code(&o), 2);
     assert!(
         stderr(&o).contains("no summary.json in it or in its subdirectories"),
