@@ -50,7 +50,7 @@ impl Placement for WholeGpu {
 
     fn fits_after_reclaiming(&self, ctx: &Ctx<'_>, func: FuncId, victim: InstId) -> bool {
         let gpu = ctx.instance(victim).gpu;
-        ctx.gpus()[gpu.ix()].instances == 1 && fits(ctx, func, gpu)
+        ctx.gpus()[gpu.ix()].instance_count == 1 && fits(ctx, func, gpu)
     }
 }
 

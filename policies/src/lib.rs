@@ -9,6 +9,7 @@ pub mod closed_loop;
 pub mod exclusive;
 pub mod fast_gshare;
 pub mod kaas;
+pub mod kaas_static;
 pub mod knix_vcuda;
 pub mod mig;
 pub mod mps;
@@ -16,7 +17,6 @@ pub mod null;
 pub mod pool;
 pub mod profiler;
 pub mod sage;
-pub mod static_pool;
 pub mod time_sharing;
 
 use gpushare_sim::Scenario;
@@ -100,7 +100,7 @@ pub fn registry() -> &'static [PolicyInfo] {
             name: "static",
             summary: "KaaS's static baseline: a fixed pool of whole-GPU instances per function from the start, never scaled",
             params: "instances = 1, max_queue",
-            build: static_pool::Static::build,
+            build: kaas_static::Static::build,
         },
         PolicyInfo {
             name: "null",

@@ -224,7 +224,7 @@ impl Placement for MigSlices {
         }
         // Reconfigure an idle GPU: keep its slices if the profile still fits beside them, else
         // start over; then add as many slices of the profile as fit.
-        let g = (0..self.layouts.len()).find(|&g| ctx.gpus()[g].instances == 0)?;
+        let g = (0..self.layouts.len()).find(|&g| ctx.gpus()[g].instance_count == 0)?;
         let prof = self.table[want];
         let (c, m) = self.used(g);
         if c + prof.compute > 7 || m + prof.memory_slices > 8 {
@@ -254,7 +254,7 @@ impl Placement for MigSlices {
         self.layouts[g]
             .iter()
             .any(|s| s.occupant == Some(victim) && s.profile == want)
-            || ctx.gpus()[g].instances == 1
+            || ctx.gpus()[g].instance_count == 1
     }
 
     fn placed(&mut self, inst: InstId) {

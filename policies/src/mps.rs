@@ -155,7 +155,7 @@ impl MpsPacking {
     fn fits(&self, ctx: &Ctx<'_>, func: FuncId, gpu: GpuId, freed: (u64, f64, u32)) -> bool {
         let g = &ctx.gpus()[gpu.ix()];
         let spec = self.spec(ctx, func, gpu);
-        g.instances - freed.2 < self.max_clients
+        g.instance_count - freed.2 < self.max_clients
             && spec.memory <= g.mem_free() + freed.0
             && g.sm_cap_sum - freed.1 + spec.sm_cap <= self.max_sm_sum + 1e-9
     }
@@ -174,7 +174,7 @@ impl Placement for MpsPacking {
         let best = match self.spread {
             Spread::LeastLoaded => room.min_by_key(|&g| {
                 let gpu = &ctx.gpus()[g.ix()];
-                (gpu.instances, std::cmp::Reverse(gpu.mem_free()), g)
+                (gpu.instance_count, std::cmp::Reverse(gpu.mem_free()), g)
             }),
             Spread::BestFit => room.min_by_key(|&g| (ctx.gpus()[g.ix()].mem_free(), g)),
         }?;

@@ -59,7 +59,8 @@ pub struct MemoryPacking {
 impl MemoryPacking {
     fn fits(&self, ctx: &Ctx<'_>, func: FuncId, gpu: GpuId, freed: (u64, u32)) -> bool {
         let g = &ctx.gpus()[gpu.ix()];
-        g.instances - freed.1 < self.max_contexts && ctx.default_instance(func, gpu).memory <= g.mem_free() + freed.0
+        g.instance_count - freed.1 < self.max_contexts
+            && ctx.default_instance(func, gpu).memory <= g.mem_free() + freed.0
     }
 }
 

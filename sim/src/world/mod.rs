@@ -123,8 +123,8 @@ pub struct Gpu {
     pub mem_capacity: u64,
     pub mem_used: u64,
     pub mem_peak: u64,
-    /// Instances placed on this GPU (any state but reclaimed).
-    pub instances: u32,
+    /// How many instances are placed on this GPU (any state but reclaimed).
+    pub instance_count: u32,
     /// Σ SM cap of those instances (MPS packing).
     pub sm_cap_sum: f64,
     /// Σ SM cap × time quota of those instances (FaST-GShare admission).
@@ -387,7 +387,7 @@ impl World {
                 mem_capacity: devices[device].memory_bytes(),
                 mem_used: 0,
                 mem_peak: 0,
-                instances: 0,
+                instance_count: 0,
                 sm_cap_sum: 0.0,
                 quota_sm_sum: 0.0,
                 phases: Vec::new(),
@@ -544,7 +544,7 @@ impl World {
         g.alloc_since = now;
         g.alloc_all += all;
         g.alloc_idle += idle;
-        if g.instances == 0 {
+        if g.instance_count == 0 {
             // Exact zero, so that float residue never lingers on an empty GPU.
             g.alloc_all = 0.0;
             g.alloc_idle = 0.0;
@@ -563,7 +563,7 @@ impl World {
         }
         g.mem_used += spec.memory;
         g.mem_peak = g.mem_peak.max(g.mem_used);
-        g.instances += 1;
+        g.instance_count += 1;
         g.sm_cap_sum += spec.sm_cap;
         g.quota_sm_sum += spec.sm_cap * spec.time_quota;
         self.empty_gpus.remove(&gpu.0);
@@ -691,7 +691,7 @@ impl World {
                 utilisation: (busy - prev.0) as f64 / dt as f64,
                 sm_occupancy: (sm - prev.1) / dt as f64,
                 memory: gpu.mem_used,
-                instances: gpu.instances,
+                instances: gpu.instance_count,
             };
             match self.sample_sink.as_mut() {
                 Some(sink) => {
@@ -774,10 +774,10 @@ impl World {
         }
         let g = &mut self.gpus[gpu.ix()];
         g.mem_used -= memory;
-        g.instances -= 1;
+        g.instance_count -= 1;
         g.sm_cap_sum -= cap;
         g.quota_sm_sum -= cap * quota;
-        if g.instances == 0 {
+        if g.instance_count == 0 {
             self.empty_gpus.insert(gpu.0);
             // Exact zero, so that float residue never blocks an empty GPU.
             g.sm_cap_sum = 0.0;
