@@ -68,13 +68,20 @@ impl<R: std::io::BufRead> LineFeeds<R> {
         run as u64
     }
 
-    /// Notes the empty lines among `out`, just written.
+    /// Notes the empty lines among `out`, just written (visiting its line ends only).
     fn note_written(&mut self, out: &[u8]) {
-        for (i, &b) in out.iter().enumerate() {
-            if b == b'\n' && self.at_line_start {
+        for i in memchr::memchr_iter(b'\n', out) {
+            let starts_line = if i == 0 {
+                self.at_line_start
+            } else {
+                out[i - 1] == b'\n'
+            };
+            if starts_line {
                 self.empty_lines.push(self.written + i as u64);
             }
-            self.at_line_start = b == b'\n';
+        }
+        if let Some(&last) = out.last() {
+            self.at_line_start = last == b'\n';
         }
         self.written += out.len() as u64;
     }
@@ -108,20 +115,24 @@ impl<R: std::io::BufRead> std::io::Read for LineFeeds<R> {
             }
             let mut used = 0;
             while used < input.len() && n < out.len() {
-                let b = input[used];
-                used += 1;
-                if b == b'\r' {
-                    match input.get(used) {
-                        Some(b'\n') => continue,
-                        Some(_) => {}
-                        None => {
-                            self.held_cr = true;
-                            continue;
-                        }
-                    }
+                // Copy up to the next CR in one go; a CR is dropped before an LF, held at the
+                // end of the chunk, kept otherwise.
+                let room = (out.len() - n).min(input.len() - used);
+                let run = memchr::memchr(b'\r', &input[used..used + room]).unwrap_or(room);
+                out[n..n + run].copy_from_slice(&input[used..used + run]);
+                (n, used) = (n + run, used + run);
+                if run == room {
+                    break;
                 }
-                out[n] = b;
-                n += 1;
+                used += 1; // the CR
+                match input.get(used) {
+                    Some(b'\n') => {}
+                    Some(_) => {
+                        out[n] = b'\r';
+                        n += 1;
+                    }
+                    None => self.held_cr = true,
+                }
             }
             self.inner.consume(used);
             if n > 0 {
