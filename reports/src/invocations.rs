@@ -17,7 +17,6 @@ pub const HEADER: &str = "id,function,arrival_s,start_s,end_s,queue_s,setup_s,ex
 /// Writes invocation records to a CSV file, atomically on [`RecordSink::finish`].
 pub struct InvocationCsv {
     file: Option<AtomicFile>,
-    path: std::path::PathBuf,
     line: String,
 }
 
@@ -28,7 +27,6 @@ impl InvocationCsv {
         file.writer().write_all(HEADER.as_bytes())?;
         Ok(InvocationCsv {
             file: Some(file),
-            path: path.to_owned(),
             line: String::with_capacity(256),
         })
     }
@@ -83,9 +81,7 @@ impl RecordSink for InvocationCsv {
             .file
             .as_mut()
             .ok_or_else(|| io::Error::other("invocations.csv is finished"))?;
-        file.writer()
-            .write_all(l.as_bytes())
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.path.display())))
+        file.append(l.as_bytes())
     }
 
     fn finish(&mut self) -> io::Result<()> {

@@ -80,9 +80,7 @@ impl SampleSink for TimeseriesCsv {
             .file
             .as_mut()
             .ok_or_else(|| io::Error::other("timeseries.csv is finished"))?;
-        file.writer()
-            .write_all(l.as_bytes())
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.path.display())))
+        file.append(l.as_bytes())
     }
 
     fn finish(&mut self) -> io::Result<()> {

@@ -61,6 +61,14 @@ impl AtomicFile {
         self.out.as_mut().expect("not yet committed")
     }
 
+    /// Appends `bytes`; an error names the file (`dest: …`), for writers that stream rows.
+    pub fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let dest = &self.dest;
+        let out = self.out.as_mut().expect("not yet committed");
+        out.write_all(bytes)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dest.display())))
+    }
+
     /// Flushes and renames into place.
     pub fn commit(mut self) -> io::Result<()> {
         let out = self.out.as_mut().expect("committed once");

@@ -9,33 +9,19 @@
 use crate::rows::{SkippedRows, line_at};
 use crate::{Arrival, ArrivalSource, TraceError, secs_to_ns};
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
-/// FNV-1a: function names are short and not chosen by an adversary, so the std map's SipHash
-/// (a few hundred instructions a lookup, per row) buys nothing here.
-#[derive(Default)]
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
-        for &b in bytes {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3);
-        }
-        self.0 = h;
-    }
-}
+use std::hash::BuildHasherDefault;
 use std::path::{Path, PathBuf};
+
+/// Function names are short and not chosen by an adversary: FNV-1a instead of the std map's
+/// SipHash (a few hundred instructions a lookup, per row).
+type Names = HashMap<String, u32, BuildHasherDefault<crate::rng::Fnv1a>>;
 
 /// Streams arrivals from a plain `time,func[,duration]` CSV file.
 pub struct PlainCsvSource {
     path: PathBuf,
     reader: csv::Reader<crate::rows::CsvFile>,
     record: csv::StringRecord,
-    names: HashMap<String, u32, BuildHasherDefault<Fnv>>,
+    names: Names,
     duration_col: Option<usize>,
     last_time: f64,
     skip_bad_rows: bool,

@@ -253,11 +253,11 @@ impl ScenarioSource {
     /// `--resume` reuses a run whose recorded fingerprint is this one. Trace files the scenario
     /// names are not read: a trace changed in place is not noticed.
     pub fn fingerprint(&self) -> String {
-        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        use std::hash::Hasher;
+        let mut h = gpushare_traces::rng::Fnv1a::default();
         let mut eat = |bytes: &[u8]| {
-            for &b in bytes.iter().chain(&[0xff]) {
-                h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3);
-            }
+            h.write(bytes);
+            h.write(&[0xff]);
         };
         eat(env!("CARGO_PKG_VERSION").as_bytes());
         eat(self.text.as_bytes());
@@ -265,6 +265,7 @@ impl ScenarioSource {
             eat(path.to_string().as_bytes());
             eat(value.to_string().as_bytes());
         }
+        let h = h.finish();
         format!("{h:016x}")
     }
 

@@ -58,9 +58,7 @@ pub(crate) struct Env<'a> {
 
 /// FNV-1a of a function key: a stable hash, the same on every platform and run.
 fn stable_unit(key: &str) -> f64 {
-    let h = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3)
-    });
+    let h = gpushare_traces::rng::fnv1a(key.as_bytes());
     (h >> 11) as f64 / (1u64 << 53) as f64
 }
 

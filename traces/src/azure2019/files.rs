@@ -31,9 +31,14 @@ pub struct TraceFiles {
 
 /// Recognises a file's kind from its first line: the columns it names ([`super::layout`]).
 pub fn kind_of(path: &Path) -> Result<Option<FileKind>, TraceError> {
+    Ok(kind_of_header(&first_line(path)?))
+}
+
+/// The kind a first line (a header) names, if any.
+fn kind_of_header(first: &str) -> Option<FileKind> {
     use super::layout::{DurationColumns, InvocationColumns, MemoryColumns, fields};
-    let header = fields(&first_line(path)?);
-    Ok(if InvocationColumns::of(&header).is_ok() {
+    let header = fields(first);
+    if InvocationColumns::of(&header).is_ok() {
         Some(FileKind::Invocations)
     } else if DurationColumns::of(&header).is_ok() {
         Some(FileKind::Durations)
@@ -41,7 +46,7 @@ pub fn kind_of(path: &Path) -> Result<Option<FileKind>, TraceError> {
         Some(FileKind::Memory)
     } else {
         None
-    })
+    }
 }
 
 /// The first line of `path`, without a byte-order mark or line end.
@@ -168,7 +173,8 @@ pub fn discover(paths: &[PathBuf]) -> Result<TraceFiles, TraceError> {
     }
     for path in candidates {
         let day = day_of(&path);
-        match kind_of(&path)? {
+        let first = first_line(&path)?;
+        match kind_of_header(&first) {
             Some(FileKind::Invocations) => files.invocations.push((day, path)),
             Some(FileKind::Durations) => files.durations.push((day, path)),
             Some(FileKind::Memory) => files.memory.push((day, path)),
@@ -176,7 +182,6 @@ pub fn discover(paths: &[PathBuf]) -> Result<TraceFiles, TraceError> {
                 // A file given by name, an empty file, or one that looks like the trace's (its
                 // header names a hash) but is none of its kinds: refused, never dropped
                 // without a word (a swapped header would silently lose the durations).
-                let first = first_line(&path)?;
                 let looks_like_trace = first.contains("HashOwner") || first.contains("HashFunction");
                 if paths.contains(&path) || first.trim().is_empty() || looks_like_trace {
                     return Err(crate::rows::row_error(&path, 1, "header", not_a_trace_file(&first)));

@@ -15,7 +15,7 @@
 //! Every column is found by its name, so the order of the columns never matters; a header that
 //! lacks one is refused with the names it needs.
 
-use super::parse::MINUTES_PER_DAY;
+use super::parse::{DURATIONS_HEADER, MINUTES_PER_DAY};
 
 /// The trigger of a function whose invocation file has no `Trigger` column (InVitro's).
 pub const NO_TRIGGER: &str = "unknown";
@@ -45,20 +45,9 @@ pub struct DurationColumns {
     pub stats: [usize; 11],
 }
 
-/// The names of [`DurationColumns::stats`], in order.
-pub const DURATION_STATS: [&str; 11] = [
-    "Average",
-    "Count",
-    "Minimum",
-    "Maximum",
-    "percentile_Average_0",
-    "percentile_Average_1",
-    "percentile_Average_25",
-    "percentile_Average_50",
-    "percentile_Average_75",
-    "percentile_Average_99",
-    "percentile_Average_100",
-];
+/// The names of [`DurationColumns::stats`], in order: the dataset's durations header after
+/// its three hashes.
+pub const DURATION_STATS: &[&str] = DURATIONS_HEADER.split_at(3).1;
 
 /// The columns of a memory file: per app, or per function where it has `HashFunction`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,12 +112,16 @@ impl DurationColumns {
         let want = || {
             format!(
                 "expected `HashOwner`, `HashApp`, `HashFunction` and {}",
-                DURATION_STATS.map(|s| format!("`{s}`")).join(", ")
+                DURATION_STATS
+                    .iter()
+                    .map(|s| format!("`{s}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         };
         let key = key_columns(header).ok_or_else(want)?;
         let mut stats = [0; 11];
-        for (slot, name) in stats.iter_mut().zip(DURATION_STATS) {
+        for (slot, &name) in stats.iter_mut().zip(DURATION_STATS) {
             *slot = find(header, name).ok_or_else(|| format!("no `{name}` column; {}", want()))?;
         }
         if header.len() != 14 {
