@@ -1,9 +1,10 @@
 //! `gpushare policies` and `gpushare catalog`: what a scenario can name.
 
-pub(crate) fn list_policies() {
-    for p in gpushare_policies::registry() {
-        println!("{:<12} {}", p.name, p.summary);
-        println!("{:<12} parameters: {}", "", p.params);
+pub(crate) fn list_policies(markdown: bool) {
+    if markdown {
+        print!("{}", gpushare_policies::docs::policies_markdown());
+    } else {
+        print!("{}", gpushare_policies::docs::policies_text());
     }
 }
 

@@ -114,7 +114,9 @@ pub const FIDELITY: &str = r#"Examples:
 /// Examples of `policies`.
 pub const POLICIES: &str = r#"Examples:
   # every policy and its parameters
-  gpushare policies"#;
+  gpushare policies
+  # README's policy tables, generated from the same declarations
+  gpushare policies --markdown"#;
 
 /// Examples of `catalog`.
 pub const CATALOG: &str = r#"Examples:

@@ -180,9 +180,14 @@ enum Command {
     /// against predicted, per set and source, and a figure) into reports/fidelity.
     #[command(after_help = help::FIDELITY)]
     Fidelity(fidelity_cli::FidelityArgs),
-    /// List the policies a scenario can name, with their parameters.
+    /// List the policies a scenario can name, with their parameters and defaults, the
+    /// placements and the keep-alive plug-ins.
     #[command(after_help = help::POLICIES)]
-    Policies,
+    Policies {
+        /// Print README's policy tables (Markdown) instead.
+        #[arg(long)]
+        markdown: bool,
+    },
     /// List the built-in GPUs, function profiles and LLMs.
     #[command(after_help = help::CATALOG)]
     Catalog,
@@ -333,8 +338,8 @@ fn main() -> ExitCode {
         } => plot(dir, x, series, out, panel_letters),
         Command::Fit(args) => fidelity_cli::fit(args),
         Command::Fidelity(args) => fidelity_cli::fidelity(args),
-        Command::Policies => {
-            list_policies();
+        Command::Policies { markdown } => {
+            list_policies(markdown);
             Ok(())
         }
         Command::Catalog => {

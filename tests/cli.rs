@@ -247,7 +247,35 @@ fn poisson_rate_with_a_csv_workload_is_refused() {
 fn policies_lists_the_registry() {
     let o = common::gpushare(&["policies"]);
     assert!(o.status.success());
-    assert!(String::from_utf8_lossy(&o.stdout).contains("exclusive"));
+    let text = String::from_utf8_lossy(&o.stdout);
+    for p in gpushare_policies::registry() {
+        assert!(text.contains(&format!("{}\n", p.name)), "{} missing", p.name);
+        for d in (p.params)() {
+            assert!(text.contains(&format!("  {}", d.key)), "{}.{} missing", p.name, d.key);
+        }
+    }
+    for r in gpushare_policies::placement::rankings() {
+        assert!(text.contains(&format!("  {:<13} {}", r.name, r.summary)), "{}", r.name);
+    }
+}
+
+/// README's policy tables are what `gpushare policies --markdown` prints, so no key or default
+/// in them is kept by hand.
+#[test]
+fn readme_policy_tables_are_generated() {
+    let readme = std::fs::read_to_string(common::repo_root().join("README.md")).unwrap();
+    let block = readme
+        .split_once("<!-- policies: begin -->\n")
+        .and_then(|(_, rest)| rest.split_once("<!-- policies: end -->"))
+        .expect("README has a policies block")
+        .0;
+    let o = common::gpushare(&["policies", "--markdown"]);
+    assert!(o.status.success());
+    assert_eq!(
+        block,
+        String::from_utf8(o.stdout).unwrap(),
+        "README's policy tables are stale: replace them with `gpushare policies --markdown`"
+    );
 }
 
 const TRACE: &str = r#"[simulation]

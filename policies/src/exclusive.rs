@@ -29,13 +29,13 @@
 //! retried); here the victim finishes its running invocation first, and an instance that has not
 //! yet served one is never a victim — the same cold start per switch, without losing requests.
 
-use crate::pool::{Placement, Pool, PoolParams};
-use gpushare_sim::policy::{Ctx, InstanceSpec, Policy};
+use crate::placement::{Fit, Placement};
+use crate::pool::{Pool, PoolParams, PoolPolicy, Pooled};
+use gpushare_sim::policy::{Ctx, Policy};
 use gpushare_sim::scenario::{ConfigError, PolicySpec};
 use gpushare_sim::{FuncId, GpuId, InstId, Scenario};
-use serde::Deserialize;
 
-/// Whole GPUs: the lowest-numbered empty GPU where the function fits.
+/// Whole GPUs: an instance fits an empty GPU with the memory it needs.
 pub struct WholeGpu;
 
 fn fits(ctx: &Ctx<'_>, func: FuncId, gpu: GpuId) -> bool {
@@ -43,9 +43,13 @@ fn fits(ctx: &Ctx<'_>, func: FuncId, gpu: GpuId) -> bool {
 }
 
 impl Placement for WholeGpu {
-    fn place(&mut self, ctx: &Ctx<'_>, func: FuncId) -> Option<(GpuId, InstanceSpec)> {
-        let gpu = ctx.empty_gpus().find(|&g| fits(ctx, func, g))?;
-        Some((gpu, ctx.default_instance(func, gpu)))
+    fn fit(&self, ctx: &Ctx<'_>, func: FuncId, gpu: GpuId) -> Option<Fit> {
+        let empty = ctx.gpus()[gpu.ix()].instance_count == 0;
+        (empty && fits(ctx, func, gpu)).then(|| Fit::plain(ctx.default_instance(func, gpu)))
+    }
+
+    fn only_empty_gpus(&self) -> bool {
+        true
     }
 
     fn fits_after_reclaiming(&self, ctx: &Ctx<'_>, func: FuncId, victim: InstId) -> bool {
@@ -54,30 +58,87 @@ impl Placement for WholeGpu {
     }
 }
 
-/// `exclusive`'s own parameter.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ExclusiveParams {
-    #[serde(default)]
-    kill_largest: bool,
+crate::params! {
+    /// `exclusive`'s own parameter.
+    pub struct ExclusiveParams {
+        /// KaaS's `exclusive` eviction: a client with no instance takes the GPU of the largest group's instance once it finishes its invocation, so with more clients than GPUs requests thrash into cold starts.
+        kill_largest: bool = false,
+    }
 }
 
 /// The exclusive policy.
-pub struct Exclusive(Pool<WholeGpu>);
+pub struct Exclusive {
+    pool: Pool<WholeGpu>,
+    kill_largest: bool,
+}
 
 impl Exclusive {
     /// Builds it from `[policy]`.
     pub fn build(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
-        let (p, own): (PoolParams, ExclusiveParams) = crate::pool::split_params(spec, &["kill_largest"])?;
-        let mut pool = Pool::new(&p, WholeGpu, scenario)?;
-        pool.kill_largest = own.kill_largest;
-        Ok(Box::new(Exclusive(pool)))
+        let (p, own): (PoolParams, ExclusiveParams) = crate::pool::split_params(spec)?;
+        Ok(Pooled::boxed(Exclusive {
+            pool: Pool::new(&p, WholeGpu, scenario)?,
+            kill_largest: own.kill_largest,
+        }))
+    }
+
+    /// With `kill_largest`: if a function with no instance is waiting for room and `inst` (which
+    /// has served at least once) belongs to a group with the most instances, `inst` is reclaimed
+    /// even though its own function may have work queued, and the starved function starts in its
+    /// room; the victim's queue then waits for room in turn. With more clients than GPUs this
+    /// thrashes: every switch is a cold start, as KaaS reports for its `exclusive` baseline. It
+    /// is not a livelock: a new instance always serves its first request before it can be
+    /// chosen, so each GPU completes one request per cold start — GPUs / (setup + request) per
+    /// second (`tests/kaas_baselines.rs`).
+    fn yield_to_starved(&mut self, ctx: &mut Ctx<'_>, inst: InstId) -> bool {
+        let pool = &mut self.pool;
+        if pool.waiting().next().is_none() || ctx.instance(inst).served == 0 {
+            return false;
+        }
+        let func = ctx.instance(inst).func;
+        let largest = (0..pool.functions() as u32)
+            .map(|f| ctx.alive(FuncId(f)))
+            .max()
+            .unwrap_or(0);
+        if ctx.alive(func) < largest {
+            return false;
+        }
+        let starved = pool.waiting().find(|&w| {
+            ctx.alive(w) == 0 && pool.needs_instance(ctx, w) && pool.placement.fits_after_reclaiming(ctx, w, inst)
+        });
+        let Some(starved) = starved else {
+            return false;
+        };
+        pool.stop_waiting(starved);
+        pool.reclaim(ctx, inst);
+        pool.scale_up(ctx, starved);
+        pool.scale_up(ctx, func);
+        true
+    }
+
+    /// An instance is idle: it may yield to a starved function first.
+    fn idle(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
+        if !(self.kill_largest && self.yield_to_starved(ctx, inst)) {
+            self.pool.idle(ctx, inst);
+        }
     }
 }
 
-impl Policy for Exclusive {
+impl PoolPolicy for Exclusive {
+    type Placement = WholeGpu;
     fn name(&self) -> &str {
         "exclusive"
     }
-    crate::pool_callbacks!(0);
+    fn pool(&self) -> &Pool<WholeGpu> {
+        &self.pool
+    }
+    fn pool_mut(&mut self) -> &mut Pool<WholeGpu> {
+        &mut self.pool
+    }
+    fn on_instance_ready(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
+        self.idle(ctx, inst);
+    }
+    fn on_complete(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
+        self.idle(ctx, inst);
+    }
 }

@@ -11,22 +11,18 @@
 //! `max_queue` and `prewarm` (instances start set up). Keep-alive does not apply: instances live for the whole run.
 
 use crate::exclusive::WholeGpu;
-use crate::pool::{Pool, PoolParams};
+use crate::pool::{Pool, PoolParams, PoolPolicy, Pooled};
 use gpushare_sim::FuncId;
 use gpushare_sim::policy::{Ctx, Policy};
 use gpushare_sim::scenario::{ConfigError, PolicySpec};
-use gpushare_sim::{InstId, InvId, Scenario};
-use serde::Deserialize;
+use gpushare_sim::{InvId, Scenario};
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StaticParams {
-    #[serde(default = "one")]
-    instances: u32,
-}
-
-fn one() -> u32 {
-    1
+crate::params! {
+    /// `static`'s own parameter.
+    pub(crate) struct StaticParams {
+        /// Whole-GPU instances per function, started at time 0 (at most the number of GPUs); they live for the whole run, whatever `keep_alive_s` and `evict_idle` say.
+        instances: u32 = 1,
+    }
 }
 
 /// The static policy.
@@ -41,7 +37,7 @@ pub struct Static {
 impl Static {
     /// Builds it from `[policy]`.
     pub fn build(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
-        let (mut pool, p): (PoolParams, StaticParams) = crate::pool::split_params(spec, &["instances"])?;
+        let (mut pool, p): (PoolParams, StaticParams) = crate::pool::split_params(spec)?;
         let gpus = scenario.gpus.len();
         if p.instances == 0 || p.instances as usize > gpus {
             return Err(ConfigError::at(
@@ -54,10 +50,8 @@ impl Static {
         }
         pool.keep_alive_s = f64::INFINITY;
         pool.evict_idle = false;
-        let mut pool = Pool::new(&pool, WholeGpu, scenario)?;
-        pool.autoscaled = true;
-        Ok(Box::new(Static {
-            pool,
+        Ok(Pooled::boxed(Static {
+            pool: Pool::new(&pool, WholeGpu, scenario)?,
             instances: p.instances,
             functions: scenario.functions.len(),
             placed: 0,
@@ -65,9 +59,16 @@ impl Static {
     }
 }
 
-impl Policy for Static {
+impl PoolPolicy for Static {
+    type Placement = WholeGpu;
     fn name(&self) -> &str {
         "static"
+    }
+    fn pool(&self) -> &Pool<WholeGpu> {
+        &self.pool
+    }
+    fn pool_mut(&mut self) -> &mut Pool<WholeGpu> {
+        &mut self.pool
     }
     fn on_start(&mut self, ctx: &mut Ctx<'_>) {
         for _ in 0..self.instances {
@@ -82,13 +83,8 @@ impl Policy for Static {
         }
     }
     fn on_arrival(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
-        self.pool.arrive(ctx, inv);
-    }
-    fn on_instance_ready(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        self.pool.idle(ctx, inst);
-    }
-    fn on_complete(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        self.pool.idle(ctx, inst);
+        // The instances are fixed: invocations only queue for them.
+        self.pool.enqueue(ctx, inv);
     }
     fn report(&self) -> Vec<String> {
         let asked = u64::from(self.instances) * self.functions as u64;

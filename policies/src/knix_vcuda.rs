@@ -24,13 +24,13 @@
 //! single-concurrency); the concurrency target counts queued and running requests per sandbox.
 //! The paper measured framework-specific overheads of vCUDA that were not available to us.
 
-use crate::pool::{Placement, Pool, PoolParams, param_path};
-use crate::time_sharing::MemoryPacking;
+use crate::placement::{Fit, Placement};
+use crate::pool::{Pool, PoolParams, PoolPolicy, Pooled, param_path};
+use crate::time_sharing::TimeSlicedContexts;
 use gpushare_sim::policy::{ActivePhase, Ctx, InstanceSpec, Policy, Sharing};
 use gpushare_sim::scenario::{ConfigError, PolicySpec};
 use gpushare_sim::time::{NS_PER_S, Nanos, ms_to_ns};
 use gpushare_sim::{FuncId, GpuId, InstId, InvId, Scenario};
-use serde::Deserialize;
 use std::collections::BTreeMap;
 
 /// vCUDA's launch retry tick.
@@ -40,48 +40,27 @@ const SCALE_PERIOD: Nanos = 2 * NS_PER_S;
 /// Memory is granted in 256 MB units.
 const MEMORY_UNIT: u64 = 256 << 20;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KnixParams {
-    #[serde(default = "hundred")]
-    gpu_usage: f64,
-    #[serde(default)]
-    usage: BTreeMap<String, f64>,
-    #[serde(default = "twenty")]
-    concurrency_target: u32,
-    #[serde(default = "one")]
-    min_scale: u32,
-    #[serde(default = "five")]
-    max_scale: u32,
-    #[serde(default = "hundred")]
-    bucket_ms: f64,
+crate::params! {
+    /// `knix-vcuda`'s own parameters (Knative's values from the paper).
+    pub(crate) struct KnixParams {
+        /// Every sandbox's core percentage (vCUDA's cap).
+        gpu_usage: f64 = 100.0,
+        /// Per-function core percentages, `{ function = percent }`.
+        usage: BTreeMap<String, f64> = BTreeMap::new(),
+        /// Knative's concurrency target: queued and running requests per sandbox.
+        concurrency_target: u32 = 20,
+        /// Sandboxes always kept per function (no scale to zero).
+        min_scale: u32 = 1,
+        /// The most sandboxes per function.
+        max_scale: u32 = 5,
+        /// The token bucket's depth at a 100 % cap, ms (assumed).
+        bucket_ms: f64 = 100.0,
+    }
 }
-
-fn hundred() -> f64 {
-    100.0
-}
-fn twenty() -> u32 {
-    20
-}
-fn one() -> u32 {
-    1
-}
-fn five() -> u32 {
-    5
-}
-
-const KNIX_KEYS: [&str; 6] = [
-    "gpu_usage",
-    "usage",
-    "concurrency_target",
-    "min_scale",
-    "max_scale",
-    "bucket_ms",
-];
 
 /// Memory packing with memory rounded up to 256 MB units and the sandbox's core cap.
 pub struct SandboxPlacement {
-    inner: MemoryPacking,
+    inner: TimeSlicedContexts,
     caps: Vec<f64>,
 }
 
@@ -101,10 +80,10 @@ impl SandboxPlacement {
 }
 
 impl Placement for SandboxPlacement {
-    fn place(&mut self, ctx: &Ctx<'_>, func: FuncId) -> Option<(GpuId, InstanceSpec)> {
-        let (gpu, _) = self.inner.place(ctx, func)?;
+    fn fit(&self, ctx: &Ctx<'_>, func: FuncId, gpu: GpuId) -> Option<Fit> {
+        self.inner.fit(ctx, func, gpu)?;
         let spec = self.spec(ctx, func, gpu);
-        (spec.memory <= ctx.gpus()[gpu.ix()].mem_free()).then_some((gpu, spec))
+        (spec.memory <= ctx.gpus()[gpu.ix()].mem_free()).then(|| Fit::plain(spec))
     }
     fn fits_after_reclaiming(&self, ctx: &Ctx<'_>, func: FuncId, victim: InstId) -> bool {
         self.inner.fits_after_reclaiming(ctx, func, victim)
@@ -200,7 +179,7 @@ pub struct KnixVcuda {
 impl KnixVcuda {
     /// Builds it from `[policy]`.
     pub fn build(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
-        let (pool, p): (PoolParams, KnixParams) = crate::pool::split_params(spec, &KNIX_KEYS)?;
+        let (pool, p): (PoolParams, KnixParams) = crate::pool::split_params(spec)?;
         let caps = crate::pool::per_function_percent(scenario, p.gpu_usage, "gpu_usage", &p.usage, "usage")?;
         if p.concurrency_target == 0 {
             return Err(ConfigError::at(param_path("concurrency_target"), "must be at least 1"));
@@ -218,13 +197,11 @@ impl KnixVcuda {
             ));
         }
         let placement = SandboxPlacement {
-            inner: MemoryPacking { max_contexts: u32::MAX },
+            inner: TimeSlicedContexts { max_contexts: u32::MAX },
             caps,
         };
-        let mut pool = Pool::new(&pool, placement, scenario)?;
-        pool.autoscaled = true;
-        Ok(Box::new(KnixVcuda {
-            pool,
+        Ok(Pooled::boxed(KnixVcuda {
+            pool: Pool::new(&pool, placement, scenario)?,
             target: p.concurrency_target,
             min: p.min_scale,
             max: p.max_scale,
@@ -257,9 +234,16 @@ fn idle_count(ctx: &Ctx<'_>, func: FuncId) -> u32 {
     ctx.idle_lru().filter(|&i| ctx.instance(i).func == func).count() as u32
 }
 
-impl Policy for KnixVcuda {
+impl PoolPolicy for KnixVcuda {
+    type Placement = SandboxPlacement;
     fn name(&self) -> &str {
         "knix-vcuda"
+    }
+    fn pool(&self) -> &Pool<SandboxPlacement> {
+        &self.pool
+    }
+    fn pool_mut(&mut self) -> &mut Pool<SandboxPlacement> {
+        &mut self.pool
     }
     fn sharing(&self) -> Box<dyn Sharing> {
         Box::new(VcudaCaps {
@@ -267,21 +251,13 @@ impl Policy for KnixVcuda {
             buckets: BTreeMap::new(),
         })
     }
-    fn on_start(&mut self, ctx: &mut Ctx<'_>) {
-        self.pool.start_prewarmed(ctx);
-    }
     fn on_arrival(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
         if !self.ticking {
             self.ticking = true;
             self.scale(ctx);
         }
-        self.pool.arrive(ctx, inv);
-    }
-    fn on_instance_ready(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        self.pool.idle(ctx, inst);
-    }
-    fn on_complete(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        self.pool.idle(ctx, inst);
+        // Knative's autoscaler starts sandboxes, not the queue.
+        self.pool.enqueue(ctx, inv);
     }
     fn on_idle_expired(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
         // minScale: the last sandboxes stay.
@@ -292,11 +268,7 @@ impl Policy for KnixVcuda {
             ctx.keep_alive(inst, None);
         }
     }
-    fn on_timer(&mut self, ctx: &mut Ctx<'_>, token: u64) {
-        if token & crate::pool::POOL_TIMER != 0 {
-            self.pool.on_timer(ctx, token);
-        } else {
-            self.scale(ctx);
-        }
+    fn on_timer(&mut self, ctx: &mut Ctx<'_>, _token: u64) {
+        self.scale(ctx);
     }
 }

@@ -33,13 +33,13 @@
 //! occupy) are reduced to the sums of compute (≤ 7) and memory (≤ 8) slices; GPU-seconds are
 //! charged by compute slices (N/7).
 
-use crate::pool::{Placement, Pool, PoolParams, param_path};
+use crate::placement::{Fit, Placement};
+use crate::pool::{Pool, PoolParams, PoolPolicy, Pooled, param_path};
 use gpushare_sim::contention::PartitionShare;
 use gpushare_sim::policy::{ActivePhase, Ctx, InstanceSpec, Partition, Policy, Sharing};
 use gpushare_sim::scenario::{ConfigError, PolicySpec};
 use gpushare_sim::time::{Nanos, secs_to_ns};
 use gpushare_sim::{FuncId, GpuId, InstId, Scenario};
-use serde::Deserialize;
 use std::collections::BTreeMap;
 
 /// One MIG profile: name, compute slices (of 7), memory slices (of 8), its SMs, memory in MiB.
@@ -146,22 +146,17 @@ pub fn profiles_for(geometry: &str) -> &'static [MigProfile] {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MigParams {
-    #[serde(default)]
-    profiles: BTreeMap<String, String>,
-    #[serde(default = "two")]
-    reconfigure_s: f64,
-    #[serde(default)]
-    layout: Vec<String>,
+crate::params! {
+    /// `mig`'s own parameters.
+    pub(crate) struct MigParams {
+        /// Each function's slice profile, `{ function = "3g.40gb" }` (unset: the smallest that fits).
+        profiles: BTreeMap<String, String> = BTreeMap::new(),
+        /// What a layout change costs, s; added to the setup of the instance that caused it.
+        reconfigure_s: f64 = 2.0,
+        /// Every GPU's initial layout, e.g. `["3g.40gb", "3g.40gb"]` (unset: none until placements create one).
+        layout: Vec<String> = Vec::new(),
+    }
 }
-
-fn two() -> f64 {
-    2.0
-}
-
-const MIG_KEYS: [&str; 3] = ["profiles", "reconfigure_s", "layout"];
 
 #[derive(Clone, Debug)]
 struct Slice {
@@ -213,18 +208,20 @@ impl MigSlices {
     }
 }
 
-impl Placement for MigSlices {
-    fn place(&mut self, ctx: &Ctx<'_>, func: FuncId) -> Option<(GpuId, InstanceSpec)> {
+impl MigSlices {
+    /// A free slice of `func`'s profile on GPU `g`.
+    fn free_slice(&self, func: FuncId, g: usize) -> Option<usize> {
         let want = self.profile_of[func.ix()];
-        for (g, layout) in self.layouts.iter().enumerate() {
-            if let Some(k) = layout.iter().position(|s| s.profile == want && s.occupant.is_none()) {
-                self.pending = Some((g, k));
-                return Some((GpuId(g as u32), self.spec(ctx, func, GpuId(g as u32), k)));
-            }
-        }
-        // Reconfigure an idle GPU: keep its slices if the profile still fits beside them, else
-        // start over; then add as many slices of the profile as fit.
-        let g = (0..self.layouts.len()).find(|&g| ctx.gpus()[g].instance_count == 0)?;
+        self.layouts[g]
+            .iter()
+            .position(|s| s.profile == want && s.occupant.is_none())
+    }
+
+    /// Reconfigures idle GPU `g` for `func`'s profile: keeps its slices if the profile still
+    /// fits beside them, else starts over; then adds as many slices of the profile as fit.
+    /// Returns the first new slice.
+    fn reconfigure(&mut self, now: Nanos, func: FuncId, g: usize) -> usize {
+        let want = self.profile_of[func.ix()];
         let prof = self.table[want];
         let (c, m) = self.used(g);
         if c + prof.compute > 7 || m + prof.memory_slices > 8 {
@@ -242,9 +239,32 @@ impl Placement for MigSlices {
             });
         }
         self.reconfigurations += 1;
-        self.ready_at[g] = ctx.now() + self.reconfigure;
+        self.ready_at[g] = now + self.reconfigure;
+        first
+    }
+}
+
+impl Placement for MigSlices {
+    /// A free slice of the profile first; else an idle GPU, reconfigured.
+    fn fit(&self, ctx: &Ctx<'_>, func: FuncId, gpu: GpuId) -> Option<Fit> {
+        if let Some(k) = self.free_slice(func, gpu.ix()) {
+            return Some(Fit::plain(self.spec(ctx, func, gpu, k)));
+        }
+        (ctx.gpus()[gpu.ix()].instance_count == 0).then(|| Fit {
+            spec: self.spec(ctx, func, gpu, 0),
+            preference: (1, 0),
+        })
+    }
+
+    fn take(&mut self, ctx: &mut Ctx<'_>, func: FuncId, gpu: GpuId, fit: Fit) -> InstanceSpec {
+        let g = gpu.ix();
+        if let Some(k) = self.free_slice(func, g) {
+            self.pending = Some((g, k));
+            return fit.spec;
+        }
+        let first = self.reconfigure(ctx.now(), func, g);
         self.pending = Some((g, first));
-        Some((GpuId(g as u32), self.spec(ctx, func, GpuId(g as u32), first)))
+        self.spec(ctx, func, gpu, first)
     }
 
     fn fits_after_reclaiming(&self, ctx: &Ctx<'_>, func: FuncId, victim: InstId) -> bool {
@@ -295,7 +315,7 @@ pub struct Mig(Pool<MigSlices>);
 impl Mig {
     /// Builds it from `[policy]`.
     pub fn build(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
-        let (pool, p): (PoolParams, MigParams) = crate::pool::split_params(spec, &MIG_KEYS)?;
+        let (pool, p): (PoolParams, MigParams) = crate::pool::split_params(spec)?;
         if scenario.devices.len() != 1 {
             return Err(ConfigError::at(
                 param_path("name"),
@@ -385,18 +405,24 @@ impl Mig {
             pending: None,
             reconfigurations: 0,
         };
-        Ok(Box::new(Mig(Pool::new(&pool, slices, scenario)?)))
+        Ok(Pooled::boxed(Mig(Pool::new(&pool, slices, scenario)?)))
     }
 }
 
-impl Policy for Mig {
+impl PoolPolicy for Mig {
+    type Placement = MigSlices;
     fn name(&self) -> &str {
         "mig"
+    }
+    fn pool(&self) -> &Pool<MigSlices> {
+        &self.0
+    }
+    fn pool_mut(&mut self) -> &mut Pool<MigSlices> {
+        &mut self.0
     }
     fn sharing(&self) -> Box<dyn Sharing> {
         Box::new(Isolated)
     }
-    crate::pool_callbacks!(0);
     fn report(&self) -> Vec<String> {
         vec![format!("MIG reconfigurations: {}", self.0.placement.reconfigurations)]
     }

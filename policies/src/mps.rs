@@ -22,10 +22,9 @@
 //! - `caps = { function = percent, … }`: per-function caps;
 //! - `max_sm_sum` (default unlimited): the most Σ caps a GPU may hold (above 1 oversubscribes);
 //! - `max_clients` (default and limit 48: the MPS server's client limit on Volta and later);
-//! - `placement` (default `least-loaded`): where a new client goes among the GPUs with room —
-//!   `least-loaded`, the GPU with the fewest clients (then the most free memory), as a cluster
-//!   scheduler's default least-allocated scoring spreads replicas; or `best-fit`, the GPU with
-//!   the least free memory that fits (packing);
+//! - `placement` (the pool's; default here `least-loaded`): the GPU with the fewest clients (then
+//!   the most free memory), as a cluster scheduler's default least-allocated scoring spreads
+//!   replicas; `best-fit` packs by memory; any ranking of [`crate::placement::rankings`];
 //! - `memory_limit_mib` (`CUDA_MPS_PINNED_DEVICE_MEM_LIMIT`): a function whose footprint exceeds
 //!   it is refused when the scenario loads;
 //! - `estimate = [function, …]`: long-running (training) functions whose clients start at their
@@ -44,104 +43,66 @@
 //! context is not modelled); faults are drawn at 1 s granularity; GPU time is charged by cap
 //! (`gpu_fraction` = cap).
 
-use crate::pool::{Placement, Pool, PoolParams, param_path};
+use crate::placement::{Fit, Placement};
+use crate::pool::{Pool, PoolParams, PoolPolicy, Pooled, param_path};
 use gpushare_sim::policy::{CappedShares, Ctx, InstanceSpec, Policy, Sharing};
 use gpushare_sim::scenario::{ConfigError, PolicySpec};
 use gpushare_sim::time::{NS_PER_S, Nanos};
 use gpushare_sim::usage_estimator::{EstimatorConfig, UsageEstimator};
 use gpushare_sim::world::InstState;
 use gpushare_sim::{FuncId, GpuId, InstId, InvId, Scenario};
-use serde::Deserialize;
 use std::collections::BTreeMap;
 
 /// The MPS server's client limit (Volta and later).
 pub const MPS_MAX_CLIENTS: u32 = 48;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MpsParams {
-    #[serde(default = "full")]
-    active_thread_percentage: f64,
-    #[serde(default)]
-    caps: BTreeMap<String, f64>,
-    #[serde(default = "unlimited")]
-    max_sm_sum: f64,
-    #[serde(default = "max_clients")]
-    max_clients: u32,
-    memory_limit_mib: Option<f64>,
-    #[serde(default)]
-    estimate: Vec<String>,
-    #[serde(default = "headroom")]
-    estimate_headroom: f64,
-    #[serde(default = "window")]
-    estimate_window: usize,
-    #[serde(default = "patience")]
-    estimate_patience: usize,
-    #[serde(default)]
-    fault_rate_per_hour: f64,
-    #[serde(default)]
-    fault_coupling: bool,
-    #[serde(default)]
-    placement: Spread,
+crate::params! {
+    /// `mps`'s own parameters.
+    pub struct MpsParams {
+        /// Every client's cap, percent (`CUDA_MPS_ACTIVE_THREAD_PERCENTAGE`; MPS's own default is 100).
+        active_thread_percentage: f64 = 100.0,
+        /// Per-function caps, `{ function = percent }`.
+        caps: BTreeMap<String, f64> = BTreeMap::new(),
+        /// The most Σ caps a GPU may hold (above 1 oversubscribes; `inf`: no limit).
+        max_sm_sum: f64 = f64::INFINITY,
+        /// Clients per GPU (the MPS server's limit on Volta and later is 48).
+        max_clients: u32 = MPS_MAX_CLIENTS,
+        /// `CUDA_MPS_PINNED_DEVICE_MEM_LIMIT`, MiB: a function whose footprint exceeds it is refused when the scenario loads.
+        memory_limit_mib: Option<f64> = None,
+        /// Long-running (training) functions whose caps come from the ETRI-style usage estimator.
+        estimate: Vec<String> = Vec::new(),
+        /// Headroom added to an estimated usage, as a fraction.
+        estimate_headroom: f64 = 0.1,
+        /// Usage samples (one per second) the estimator keeps.
+        estimate_window: usize = 300,
+        /// Samples the estimator waits for before trusting its estimate.
+        estimate_patience: usize = 60,
+        /// Fatal faults per client per hour of running kernels.
+        fault_rate_per_hour: f64 = 0.0,
+        /// MPS gives no fault isolation: a crash takes down every client running kernels on its GPU.
+        fault_coupling: bool = false,
+    }
 }
 
-/// Where a new client goes among the GPUs with room for it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-enum Spread {
-    /// Fewest clients, then most free memory.
-    #[default]
-    LeastLoaded,
-    /// Least free memory (packing).
-    BestFit,
-}
-
-fn headroom() -> f64 {
-    0.1
-}
-fn window() -> usize {
-    300
-}
-fn patience() -> usize {
-    60
-}
-
-fn full() -> f64 {
-    100.0
-}
-fn unlimited() -> f64 {
-    f64::INFINITY
-}
-fn max_clients() -> u32 {
-    MPS_MAX_CLIENTS
-}
-
-const MPS_KEYS: [&str; 12] = [
-    "active_thread_percentage",
-    "caps",
-    "max_sm_sum",
-    "max_clients",
-    "memory_limit_mib",
-    "estimate",
-    "estimate_headroom",
-    "estimate_window",
-    "estimate_patience",
-    "fault_rate_per_hour",
-    "fault_coupling",
-    "placement",
-];
-
-/// Places clients on the least-loaded GPU (or best fit by memory, as configured), under the
-/// SM-cap, client and memory limits.
-pub struct MpsPacking {
+/// MPS clients under the SM-cap, client and memory limits.
+pub struct MpsClients {
     /// Per function: its cap as a fraction.
     caps: Vec<f64>,
     max_sm_sum: f64,
     max_clients: u32,
-    spread: Spread,
 }
 
-impl MpsPacking {
+impl MpsClients {
+    /// MPS's defaults for `scenario`: every client at 100 % active threads, no limit on Σ caps,
+    /// 48 clients per GPU.
+    pub fn new(scenario: &Scenario) -> Self {
+        MpsClients {
+            caps: vec![1.0; scenario.functions.len()],
+            max_sm_sum: f64::INFINITY,
+            max_clients: MPS_MAX_CLIENTS,
+        }
+    }
+
     fn spec(&self, ctx: &Ctx<'_>, func: FuncId, gpu: GpuId) -> InstanceSpec {
         let cap = self.caps[func.ix()];
         InstanceSpec {
@@ -161,24 +122,10 @@ impl MpsPacking {
     }
 }
 
-impl MpsPacking {
-    /// Nothing to forget: the packing keeps no per-instance state (the world's counts do).
-    fn forget(&mut self, _inst: InstId) {}
-}
-
-impl Placement for MpsPacking {
-    fn place(&mut self, ctx: &Ctx<'_>, func: FuncId) -> Option<(GpuId, InstanceSpec)> {
-        let room = (0..ctx.gpus().len() as u32)
-            .map(GpuId)
-            .filter(|&g| self.fits(ctx, func, g, (0, 0.0, 0)));
-        let best = match self.spread {
-            Spread::LeastLoaded => room.min_by_key(|&g| {
-                let gpu = &ctx.gpus()[g.ix()];
-                (gpu.instance_count, std::cmp::Reverse(gpu.mem_free()), g)
-            }),
-            Spread::BestFit => room.min_by_key(|&g| (ctx.gpus()[g.ix()].mem_free(), g)),
-        }?;
-        Some((best, self.spec(ctx, func, best)))
+impl Placement for MpsClients {
+    fn fit(&self, ctx: &Ctx<'_>, func: FuncId, gpu: GpuId) -> Option<Fit> {
+        self.fits(ctx, func, gpu, (0, 0.0, 0))
+            .then(|| Fit::plain(self.spec(ctx, func, gpu)))
     }
 
     fn fits_after_reclaiming(&self, ctx: &Ctx<'_>, func: FuncId, victim: InstId) -> bool {
@@ -199,7 +146,7 @@ struct Tracked {
 pub struct Mps {
     /// `mps`, or `fractional` for KaaS's baseline.
     name: &'static str,
-    pool: Pool<MpsPacking>,
+    pool: Pool<MpsClients>,
     /// Functions whose clients' caps come from usage estimation.
     estimated: Vec<bool>,
     headroom: f64,
@@ -245,7 +192,6 @@ impl Mps {
         for inst in victims {
             funcs.push(ctx.instance(inst).func);
             self.tracked.remove(&inst);
-            self.pool.placement.forget(inst);
             ctx.crash(inst);
         }
         for f in funcs {
@@ -317,24 +263,9 @@ impl Mps {
 }
 
 impl Mps {
-    /// KaaS's `fractional` baseline (Pemberton et al., arXiv 2212.08146): MPS with every client
-    /// capped at 1/8 of the SMs and at most 8 clients per GPU, packed (best fit); any of
-    /// `[policy]`'s MPS parameters still override these defaults.
-    pub fn build_fractional(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
-        let mut spec = spec.clone();
-        for (k, v) in [
-            ("active_thread_percentage", toml::Value::Float(12.5)),
-            ("max_clients", toml::Value::Integer(8)),
-            ("placement", toml::Value::String("best-fit".into())),
-        ] {
-            spec.params.entry(k.to_string()).or_insert(v);
-        }
-        Self::build(&spec, scenario)
-    }
-
     /// Builds it from `[policy]`.
     pub fn build(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
-        let (pool, p): (PoolParams, MpsParams) = crate::pool::split_params(spec, &MPS_KEYS)?;
+        let (pool, p): (PoolParams, MpsParams) = crate::pool::split_params(spec)?;
         let caps = crate::pool::per_function_percent(
             scenario,
             p.active_thread_percentage,
@@ -406,13 +337,12 @@ impl Mps {
             patience: p.estimate_patience,
             ..EstimatorConfig::default()
         };
-        let placement = MpsPacking {
+        let placement = MpsClients {
             caps,
             max_sm_sum: p.max_sm_sum,
-            spread: p.placement,
             max_clients: p.max_clients,
         };
-        Ok(Box::new(Mps {
+        Ok(Pooled::boxed(Mps {
             name: if spec.name == "fractional" { "fractional" } else { "mps" },
             pool: Pool::new(&pool, placement, scenario)?,
             estimated,
@@ -429,15 +359,19 @@ impl Mps {
     }
 }
 
-impl Policy for Mps {
+impl PoolPolicy for Mps {
+    type Placement = MpsClients;
     fn name(&self) -> &str {
         self.name
     }
+    fn pool(&self) -> &Pool<MpsClients> {
+        &self.pool
+    }
+    fn pool_mut(&mut self) -> &mut Pool<MpsClients> {
+        &mut self.pool
+    }
     fn sharing(&self) -> Box<dyn Sharing> {
         Box::new(CappedShares)
-    }
-    fn on_start(&mut self, ctx: &mut Ctx<'_>) {
-        self.pool.start_prewarmed(ctx);
     }
     fn on_arrival(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
         if self.fault_rate > 0.0 && !self.ticking {
@@ -450,19 +384,12 @@ impl Policy for Mps {
         self.track(ctx, inst);
         self.pool.idle(ctx, inst);
     }
-    fn on_complete(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        self.pool.idle(ctx, inst);
-    }
     fn on_idle_expired(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
         self.tracked.remove(&inst);
         self.pool.expired(ctx, inst);
     }
-    fn on_timer(&mut self, ctx: &mut Ctx<'_>, token: u64) {
-        if token & crate::pool::POOL_TIMER != 0 {
-            self.pool.on_timer(ctx, token);
-        } else {
-            self.tick(ctx);
-        }
+    fn on_timer(&mut self, ctx: &mut Ctx<'_>, _token: u64) {
+        self.tick(ctx);
     }
     fn report(&self) -> Vec<String> {
         let mut r = self.report.clone();

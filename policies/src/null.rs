@@ -7,11 +7,6 @@ use gpushare_sim::policy::{Ctx, Policy};
 use gpushare_sim::record::RejectReason;
 use gpushare_sim::scenario::{ConfigError, PolicySpec};
 use gpushare_sim::{InstId, InvId, Scenario};
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Params {}
 
 /// The null policy.
 pub struct Null;
@@ -19,7 +14,7 @@ pub struct Null;
 impl Null {
     /// Builds it; `[policy]` may hold nothing but `name`.
     pub fn build(spec: &PolicySpec, _scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
-        let _: Params = spec.params()?;
+        let _: crate::params::NoParams = spec.params()?;
         Ok(Box::new(Null))
     }
 }

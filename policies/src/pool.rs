@@ -1,91 +1,58 @@
-//! The queueing and scaling core shared by instance-per-function policies (`exclusive`, `mps`).
+//! The queueing and scaling core shared by the instance-per-function policies.
 //!
 //! Invocations of a function wait in one FIFO queue; an idle instance of the function takes the
 //! head. When the queue is longer than the instances already starting, a new instance is placed
-//! by the policy's [`Placement`] — and, with `evict_idle`, idle instances of any function are
-//! reclaimed, least recently used first, until it fits. An instance left idle with nothing queued
-//! first makes room for a function waiting for capacity (with `evict_idle`), else stays warm for
-//! the keep-alive and is then reclaimed. With `prewarm`, every function's instances
-//! (`max_instances`, default 1) exist from time 0 with their setup done — the state a real-GPU
-//! replay starts in, so that a simulation compared with one starts alike.
+//! where the policy's [`Placement`] fits it, on the GPU its [`Ranking`] prefers — and, with
+//! `evict_idle`, idle instances of any function are reclaimed, least recently used first, until
+//! it fits. An instance left idle with nothing queued first makes room for a function waiting
+//! for capacity (with `evict_idle`), else goes to the keep-alive plug-in
+//! ([`crate::keep_alive`]), which keeps it for a while or unloads it and pre-warms later. With
+//! `prewarm`, every function's instances (`max_instances`, default 1) exist from time 0 with
+//! their setup done — the state a real-GPU replay starts in. A policy on the pool is a
+//! [`PoolPolicy`]: its callbacks forward to the pool unless it overrides them.
 
-use gpushare_sim::keepalive::{HybridConfig, HybridHistogram};
-use gpushare_sim::policy::{Ctx, FixedTtl, IdleAction, InstanceSpec, KeepAlive};
+use crate::params::Params;
+pub use crate::placement::{Fit, Placement, Ranking};
+use gpushare_sim::policy::{Ctx, IdleAction, IdleInstance, KeepAlive, Policy, Sharing};
 use gpushare_sim::record::RejectReason;
 use gpushare_sim::scenario::{ConfigError, DocPath, PolicySpec, Seg};
 use gpushare_sim::time::{Nanos, secs_to_ns};
-use gpushare_sim::{FuncId, GpuId, InstId, InvId};
+use gpushare_sim::{FuncId, InstId, InvId};
 use serde::Deserialize;
 use std::collections::VecDeque;
 
-/// Where a new instance goes.
-pub trait Placement {
-    /// A GPU and instance spec for a new instance of `func` that fits now, if any.
-    fn place(&mut self, ctx: &Ctx<'_>, func: FuncId) -> Option<(GpuId, InstanceSpec)>;
-
-    /// Whether reclaiming idle instance `victim` would let an instance of `func` fit.
-    fn fits_after_reclaiming(&self, ctx: &Ctx<'_>, func: FuncId, victim: InstId) -> bool;
-
-    /// Called right after [`Placement::place`] and before the instance starts: make the room
-    /// the placement counted on (evict resident state, reserve shared memory).
-    fn prepare(&mut self, _ctx: &mut Ctx<'_>) {}
-
-    /// The instance just started where [`Placement::place`] said.
-    fn placed(&mut self, _inst: InstId) {}
-
-    /// The instance is about to be reclaimed.
-    fn released(&mut self, _ctx: &Ctx<'_>, _inst: InstId) {}
-}
-
-/// Timer tokens with this bit set belong to the pool (pre-warming); policies forward them to
-/// [`Pool::on_timer`].
+/// Timer tokens with this bit set belong to the pool (pre-warming); [`Pooled`] hands them to
+/// [`Pool::on_timer`], the others to the policy.
 pub const POOL_TIMER: u64 = 1 << 63;
 
-/// Which keep-alive policy the pool uses.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KeepAliveKind {
-    #[default]
-    Fixed,
-    Hybrid,
+crate::params! {
+    /// The pool parameters every instance-based policy shares (`[policy]`).
+    pub struct PoolParams {
+        /// Keep an idle instance this long after its last use, s (`inf`: forever); the `fixed` keep-alive, and every other's fallback. 600 s is the platform default studied in "Serverless in the Wild" (ATC '20).
+        keep_alive_s: f64 = 600.0,
+        /// The keep-alive plug-in: `fixed` or `hybrid` (`gpushare policies` lists them).
+        keep_alive_policy: String = "fixed".into(),
+        /// The keep-alive plug-in's own parameters, e.g. `{ head = 0.05, tail = 0.99 }` for `hybrid`.
+        keep_alive_params: toml::Table = toml::Table::new(),
+        /// The `hybrid` keep-alive's parameters (the same as `keep_alive_params`, kept for older scenarios).
+        hybrid: toml::Table = toml::Table::new(),
+        /// Where a new instance goes among the GPUs it fits: `first`, `best-fit`, `least-loaded`, `most-loaded`, `spread` or `random` (`gpushare policies` lists them); each policy has its own default.
+        placement: String = "first".into(),
+        /// Instances per function: one limit for all, or `{ function = n, … }` (the others unlimited).
+        max_instances: Option<MaxInstances> = None,
+        /// Invocations queued per function; beyond it they are rejected (`queue_full`). Unset: unlimited.
+        max_queue: Option<u64> = None,
+        /// Reclaim idle instances of other functions, least recently used first, to make room.
+        evict_idle: bool = true,
+        /// Start every function's instances (`max_instances`, default 1) at time 0 with their setup done: the state `gpushare replay` starts in.
+        prewarm: bool = false,
+    }
 }
 
-/// `[policy] hybrid = { … }`: the hybrid histogram's parameters (defaults: the paper's).
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct HybridParams {
-    pub bin_s: Option<f64>,
-    pub bins: Option<usize>,
-    pub head: Option<f64>,
-    pub tail: Option<f64>,
-    pub margin: Option<f64>,
-    pub min_samples: Option<u32>,
-    pub min_cv: Option<f64>,
-}
-
-/// The pool parameters every instance-based policy shares (`[policy]`).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PoolParams {
-    #[serde(default = "default_keep_alive")]
-    pub keep_alive_s: f64,
-    /// `fixed` (keep `keep_alive_s`) or `hybrid` (the histogram policy, falling back to
-    /// `keep_alive_s`).
-    #[serde(default)]
-    pub keep_alive_policy: KeepAliveKind,
-    #[serde(default)]
-    pub hybrid: HybridParams,
-    /// Instances per function: one limit for all, or `{ function = n, … }` (the others
-    /// unlimited).
-    pub max_instances: Option<MaxInstances>,
-    pub max_queue: Option<u64>,
-    #[serde(default = "yes")]
-    pub evict_idle: bool,
-    /// Start every function's instances (`max_instances`, default 1) at time 0 with their
-    /// setup already done — the state `gpushare replay` starts in, so that a simulation set
-    /// against a replay starts where the replay does.
-    #[serde(default)]
-    pub prewarm: bool,
+impl crate::params::ShowDefault for toml::Table {
+    fn show(&self) -> Option<String> {
+        Some(toml::Value::Table(self.clone()).to_string())
+    }
 }
 
 /// `max_instances`: one limit for every function, or one per function.
@@ -96,22 +63,22 @@ pub enum MaxInstances {
     Each(std::collections::BTreeMap<String, u32>),
 }
 
-fn default_keep_alive() -> f64 {
-    600.0
-}
-fn yes() -> bool {
-    true
+impl crate::params::ShowDefault for MaxInstances {
+    fn show(&self) -> Option<String> {
+        match self {
+            MaxInstances::All(n) => n.show(),
+            MaxInstances::Each(map) => map.show(),
+        }
+    }
 }
 
-/// Splits `[policy]` into the pool's parameters and a policy's own (the keys in `own_keys`),
-/// each deserialised with errors located under `policy.`.
-pub fn split_params<T: serde::de::DeserializeOwned>(
-    spec: &PolicySpec,
-    own_keys: &[&str],
-) -> Result<(PoolParams, T), ConfigError> {
+/// Splits `[policy]` into the pool's parameters and a policy's own (`T`'s keys), each
+/// deserialised with errors located under `policy.`.
+pub fn split_params<T: Params>(spec: &PolicySpec) -> Result<(PoolParams, T), ConfigError> {
+    let own_keys = T::keys();
     let mut pool_table = spec.params.clone();
     let mut own = toml::Table::new();
-    for k in own_keys {
+    for k in &own_keys {
         if let Some(v) = pool_table.remove(*k) {
             own.insert(k.to_string(), v);
         }
@@ -137,29 +104,118 @@ pub fn split_params<T: serde::de::DeserializeOwned>(
     Ok((pool, mine))
 }
 
-/// Implements a policy's callbacks by handing them to its pool (`$pool` is the field path).
-#[macro_export]
-macro_rules! pool_callbacks {
-    ($($pool:tt).+) => {
-        fn on_start(&mut self, ctx: &mut gpushare_sim::policy::Ctx<'_>) {
-            self.$($pool).+.start_prewarmed(ctx);
+/// A policy built on the [`Pool`]: it overrides only the callbacks it changes; the others hand
+/// the event to the pool. Box it as a [`Policy`] with [`Pooled`].
+pub trait PoolPolicy {
+    /// Its placement mechanism.
+    type Placement: Placement;
+
+    /// The name scenarios use.
+    fn name(&self) -> &str;
+    /// Its pool.
+    fn pool(&self) -> &Pool<Self::Placement>;
+    /// Its pool, to act on.
+    fn pool_mut(&mut self) -> &mut Pool<Self::Placement>;
+
+    /// How concurrent kernels share a GPU's SMs (see [`Policy::sharing`]).
+    fn sharing(&self) -> Box<dyn Sharing> {
+        Box::new(gpushare_sim::policy::CappedShares)
+    }
+    /// The run starts: pre-warmed instances, with `prewarm`.
+    fn on_start(&mut self, ctx: &mut Ctx<'_>) {
+        self.pool_mut().start_prewarmed(ctx);
+    }
+    /// An invocation arrived: to its function's queue (or an idle instance).
+    fn on_arrival(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
+        self.pool_mut().arrive(ctx, inv);
+    }
+    /// An instance finished its setup.
+    fn on_instance_ready(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
+        self.pool_mut().idle(ctx, inst);
+    }
+    /// An instance finished its invocation.
+    fn on_complete(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
+        self.pool_mut().idle(ctx, inst);
+    }
+    /// An idle instance's keep-alive ran out.
+    fn on_idle_expired(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
+        self.pool_mut().expired(ctx, inst);
+    }
+    /// One of the policy's own timers fired (the pool's own never reach it).
+    fn on_timer(&mut self, _ctx: &mut Ctx<'_>, _token: u64) {}
+    /// The policy's lines for `policy_report` (the pool adds its keep-alive's after them).
+    fn report(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// A pool and nothing else: a policy that changes none of the pool's callbacks (experiments
+/// with a placement, ranking or keep-alive of one's own).
+pub struct PoolOnly<P> {
+    pub name: &'static str,
+    pub pool: Pool<P>,
+}
+
+impl<P: Placement> PoolPolicy for PoolOnly<P> {
+    type Placement = P;
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn pool(&self) -> &Pool<P> {
+        &self.pool
+    }
+    fn pool_mut(&mut self) -> &mut Pool<P> {
+        &mut self.pool
+    }
+}
+
+/// A [`PoolPolicy`] as the engine's [`Policy`].
+pub struct Pooled<T>(pub T);
+
+impl<T: PoolPolicy> Pooled<T> {
+    /// `policy` boxed for the engine.
+    pub fn boxed(policy: T) -> Box<dyn Policy>
+    where
+        T: 'static,
+    {
+        Box::new(Pooled(policy))
+    }
+}
+
+impl<T: PoolPolicy> Policy for Pooled<T> {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn sharing(&self) -> Box<dyn Sharing> {
+        self.0.sharing()
+    }
+    fn on_start(&mut self, ctx: &mut Ctx<'_>) {
+        self.0.on_start(ctx);
+    }
+    fn on_arrival(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
+        self.0.on_arrival(ctx, inv);
+    }
+    fn on_instance_ready(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
+        self.0.on_instance_ready(ctx, inst);
+    }
+    fn on_complete(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
+        self.0.on_complete(ctx, inst);
+    }
+    fn on_idle_expired(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
+        self.0.on_idle_expired(ctx, inst);
+    }
+    fn on_timer(&mut self, ctx: &mut Ctx<'_>, token: u64) {
+        if token & POOL_TIMER != 0 {
+            self.0.pool_mut().on_timer(ctx, token);
+        } else {
+            self.0.on_timer(ctx, token);
         }
-        fn on_arrival(&mut self, ctx: &mut gpushare_sim::policy::Ctx<'_>, inv: gpushare_sim::InvId) {
-            self.$($pool).+.arrive(ctx, inv);
-        }
-        fn on_instance_ready(&mut self, ctx: &mut gpushare_sim::policy::Ctx<'_>, inst: gpushare_sim::InstId) {
-            self.$($pool).+.idle(ctx, inst);
-        }
-        fn on_complete(&mut self, ctx: &mut gpushare_sim::policy::Ctx<'_>, inst: gpushare_sim::InstId) {
-            self.$($pool).+.idle(ctx, inst);
-        }
-        fn on_idle_expired(&mut self, ctx: &mut gpushare_sim::policy::Ctx<'_>, inst: gpushare_sim::InstId) {
-            self.$($pool).+.expired(ctx, inst);
-        }
-        fn on_timer(&mut self, ctx: &mut gpushare_sim::policy::Ctx<'_>, token: u64) {
-            self.$($pool).+.on_timer(ctx, token);
-        }
-    };
+    }
+    fn report(&self) -> Vec<String> {
+        let mut lines = self.0.report();
+        self.0.pool().keep_alive.report(&mut lines);
+        lines
+    }
 }
 
 /// Per-function fractions from a default percentage (`default_field`) and a `{ function =
@@ -202,6 +258,7 @@ pub fn param_path(field: &str) -> DocPath {
 /// FIFO queues per function, scale-up, keep-alive and idle eviction over a placement.
 pub struct Pool<P> {
     pub placement: P,
+    ranking: Box<dyn Ranking>,
     keep_alive: Box<dyn KeepAlive>,
     /// Per function: the keep-alive of its pending pre-warm, and whether an instance is being
     /// pre-warmed.
@@ -212,11 +269,6 @@ pub struct Pool<P> {
     prewarm: bool,
     evict_idle: bool,
     queues: Vec<VecDeque<InvId>>,
-    /// Instances are started by an autoscaler ([`Pool::start_now`]), not by queue length.
-    pub autoscaled: bool,
-    /// KaaS's `exclusive` eviction: a function with no instance takes the room of the largest
-    /// group's instance as soon as that instance finishes its invocation ([`Pool::idle`]).
-    pub kill_largest: bool,
     /// Functions that need an instance but found no room, in the order they asked.
     waiting: VecDeque<FuncId>,
     is_waiting: Vec<bool>,
@@ -266,47 +318,22 @@ impl<P: Placement> Pool<P> {
             ));
         }
         let fixed = p.keep_alive_s.is_finite().then(|| secs_to_ns(p.keep_alive_s));
-        let keep_alive: Box<dyn KeepAlive> = match p.keep_alive_policy {
-            KeepAliveKind::Fixed => Box::new(FixedTtl(fixed)),
-            KeepAliveKind::Hybrid => {
-                let h = &p.hybrid;
-                let d = HybridConfig::default();
-                let fraction = |v: Option<f64>, f: &str, dv: f64| -> Result<f64, ConfigError> {
-                    match v {
-                        Some(x) if !(0.0..=1.0).contains(&x) => Err(ConfigError::at(
-                            param_path("hybrid").key(f),
-                            format!("must be in [0, 1], got {x}"),
-                        )),
-                        Some(x) => Ok(x),
-                        None => Ok(dv),
-                    }
-                };
-                let bin = match h.bin_s {
-                    Some(b) if !(b.is_finite() && b > 0.0) => {
-                        return Err(ConfigError::at(
-                            param_path("hybrid").key("bin_s"),
-                            format!("must be a positive number of seconds, got {b}"),
-                        ));
-                    }
-                    Some(b) => secs_to_ns(b),
-                    None => d.bin,
-                };
-                let cfg = HybridConfig {
-                    bin,
-                    bins: h.bins.unwrap_or(d.bins).max(1),
-                    head: fraction(h.head, "head", d.head)?,
-                    tail: fraction(h.tail, "tail", d.tail)?,
-                    margin: fraction(h.margin, "margin", d.margin)?,
-                    min_samples: h.min_samples.unwrap_or(d.min_samples),
-                    max_out_of_bounds: d.max_out_of_bounds,
-                    min_cv: h.min_cv.unwrap_or(d.min_cv),
-                    fallback: fixed,
-                };
-                Box::new(HybridHistogram::new(cfg, functions))
-            }
+        let (table, table_key) = if p.keep_alive_params.is_empty() && p.keep_alive_policy == "hybrid" {
+            (&p.hybrid, "hybrid")
+        } else {
+            (&p.keep_alive_params, "keep_alive_params")
         };
+        let args = crate::keep_alive::KeepAliveArgs {
+            fixed,
+            functions,
+            table,
+            table_key,
+        };
+        let keep_alive = crate::keep_alive::keep_alive(&p.keep_alive_policy, &args)?;
+        let ranking = crate::placement::ranking(&p.placement, scenario.seed)?;
         Ok(Pool {
             placement,
+            ranking,
             keep_alive,
             prewarm_keep: vec![None; functions],
             max_instances,
@@ -314,19 +341,29 @@ impl<P: Placement> Pool<P> {
             evict_idle: p.evict_idle,
             prewarm: p.prewarm,
             queues: vec![VecDeque::new(); functions],
-            autoscaled: false,
-            kill_largest: false,
             waiting: VecDeque::new(),
             is_waiting: vec![false; functions],
         })
     }
 
+    /// The pool with `ranking` instead of the one `placement` names (a ranking of one's own,
+    /// not in [`crate::placement::rankings`]).
+    pub fn with_ranking(mut self, ranking: Box<dyn Ranking>) -> Self {
+        self.ranking = ranking;
+        self
+    }
+
+    /// The pool with `keep_alive` instead of the one `keep_alive_policy` names (a plug-in of
+    /// one's own, not in [`crate::keep_alive::keep_alives`]).
+    pub fn with_keep_alive(mut self, keep_alive: Box<dyn KeepAlive>) -> Self {
+        self.keep_alive = keep_alive;
+        self
+    }
+
     /// True when `func` has more queued invocations than instances starting for them, and may
     /// start another instance.
-    fn needs_instance(&self, ctx: &Ctx<'_>, func: FuncId) -> bool {
-        !self.autoscaled
-            && self.queues[func.ix()].len() > ctx.starting(func) as usize
-            && ctx.alive(func) < self.max_instances[func.ix()]
+    pub fn needs_instance(&self, ctx: &Ctx<'_>, func: FuncId) -> bool {
+        self.queues[func.ix()].len() > ctx.starting(func) as usize && ctx.alive(func) < self.max_instances[func.ix()]
     }
 
     /// Starts one instance of `func` now (for autoscalers), evicting idle instances if allowed.
@@ -337,11 +374,6 @@ impl<P: Placement> Pool<P> {
     /// Invocations of `func` waiting in its queue.
     pub fn queue_len(&self, func: FuncId) -> usize {
         self.queues[func.ix()].len()
-    }
-
-    /// Reclaims an idle instance now (for autoscalers).
-    pub fn scale_down(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        self.reclaim(ctx, inst);
     }
 
     /// With `prewarm`, starts every function's instances (`max_instances`, default 1), set up
@@ -375,14 +407,15 @@ impl<P: Placement> Pool<P> {
     /// `Pool::start`; `warm` skips the setup.
     pub fn start_with(&mut self, ctx: &mut Ctx<'_>, func: FuncId, warm: bool) -> bool {
         loop {
-            if let Some((gpu, mut spec)) = self.placement.place(ctx, func) {
+            if let Some((gpu, fit)) = crate::placement::choose(&self.placement, self.ranking.as_mut(), ctx, func) {
+                let mut spec = self.placement.take(ctx, func, gpu, fit);
                 if warm {
                     spec.setup = 0;
                 }
-                self.placement.prepare(ctx);
                 return match ctx.start_instance(func, gpu, spec) {
                     Ok(inst) => {
                         self.placement.placed(inst);
+                        self.ranking.placed(ctx, inst);
                         true
                     }
                     Err(_) => false,
@@ -429,32 +462,39 @@ impl<P: Placement> Pool<P> {
         }
     }
 
-    /// An invocation arrived.
+    /// An invocation arrived: an idle instance runs it, else it queues and instances start
+    /// for the queue.
     pub fn arrive(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
+        if self.enqueue(ctx, inv) {
+            self.scale_up(ctx, ctx.invocation(inv).func);
+        }
+    }
+
+    /// An invocation arrived under a policy that starts instances itself (an autoscaler, with
+    /// [`Pool::start_now`]): an idle instance runs it, else it queues (or is rejected when the
+    /// queue is full). True when it queued.
+    pub fn enqueue(&mut self, ctx: &mut Ctx<'_>, inv: InvId) -> bool {
         let func = ctx.invocation(inv).func;
         self.keep_alive.arrived(func, ctx.now());
         let queue = &mut self.queues[func.ix()];
         if queue.is_empty() {
             if let Some(inst) = ctx.idle_instance(func) {
                 ctx.run(inv, inst);
-                return;
+                return false;
             }
         }
         if queue.len() as u64 >= self.max_queue {
             ctx.reject(inv, RejectReason::QueueFull);
-            return;
+            return false;
         }
         queue.push_back(inv);
-        self.scale_up(ctx, func);
+        true
     }
 
     /// An instance is idle: its own queue first, then a function waiting for room, else
     /// keep-alive.
     pub fn idle(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
         let func = ctx.instance(inst).func;
-        if self.kill_largest && self.yield_to_starved(ctx, inst) {
-            return;
-        }
         if let Some(inv) = self.queues[func.ix()].pop_front() {
             ctx.run(inv, inst);
             return;
@@ -481,7 +521,15 @@ impl<P: Placement> Pool<P> {
                 return;
             }
         }
-        match self.keep_alive.idle(func, ctx.now()) {
+        let i = ctx.instance(inst);
+        let idle = IdleInstance {
+            func,
+            inst,
+            now: ctx.now(),
+            setup: i.ready_at.saturating_sub(i.created),
+            served: i.served,
+        };
+        match self.keep_alive.idle(&idle) {
             IdleAction::KeepFor(ttl) => ctx.keep_alive(inst, ttl),
             IdleAction::UnloadThenPrewarm {
                 prewarm_after,
@@ -494,37 +542,22 @@ impl<P: Placement> Pool<P> {
         }
     }
 
-    /// With `kill_largest`: if a function with no instance is waiting for room and `inst` (which
-    /// has served at least once) belongs to a group with the most instances, `inst` is reclaimed
-    /// even though its own function may have work queued, and the starved function starts in its
-    /// room; the victim's queue then waits for room in turn. With more clients than GPUs this
-    /// thrashes: every switch is a cold start, as KaaS reports for its `exclusive` baseline. It
-    /// is not a livelock: a new instance always serves its first request before it can be
-    /// chosen, so each GPU completes one request per cold start — GPUs / (setup + request) per
-    /// second (`tests/kaas_baselines.rs`).
-    fn yield_to_starved(&mut self, ctx: &mut Ctx<'_>, inst: InstId) -> bool {
-        if self.waiting.is_empty() || ctx.instance(inst).served == 0 {
-            return false;
+    /// The functions waiting for room, in the order they asked.
+    pub fn waiting(&self) -> impl Iterator<Item = FuncId> + '_ {
+        self.waiting.iter().copied()
+    }
+
+    /// `func` no longer waits for room (it was given some).
+    pub fn stop_waiting(&mut self, func: FuncId) {
+        if self.is_waiting[func.ix()] {
+            self.is_waiting[func.ix()] = false;
+            self.waiting.retain(|&f| f != func);
         }
-        let func = ctx.instance(inst).func;
-        let largest = (0..self.queues.len() as u32)
-            .map(|f| ctx.alive(FuncId(f)))
-            .max()
-            .unwrap_or(0);
-        if ctx.alive(func) < largest {
-            return false;
-        }
-        let starved = self.waiting.iter().position(|&w| {
-            ctx.alive(w) == 0 && self.needs_instance(ctx, w) && self.placement.fits_after_reclaiming(ctx, w, inst)
-        });
-        let Some(starved) = starved.and_then(|i| self.waiting.remove(i)) else {
-            return false;
-        };
-        self.is_waiting[starved.ix()] = false;
-        self.reclaim(ctx, inst);
-        self.scale_up(ctx, starved);
-        self.scale_up(ctx, func);
-        true
+    }
+
+    /// How many functions there are.
+    pub fn functions(&self) -> usize {
+        self.queues.len()
     }
 
     /// A pool timer fired: pre-warm its function unless an instance is already there.
@@ -541,8 +574,10 @@ impl<P: Placement> Pool<P> {
         self.serve_waiting(ctx);
     }
 
-    fn reclaim(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
+    /// Reclaims instance `inst` (idle), telling the placement and the ranking.
+    pub fn reclaim(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
         self.placement.released(ctx, inst);
+        self.ranking.released(ctx, inst);
         ctx.reclaim(inst);
     }
 }

@@ -23,30 +23,25 @@
 //! numbers (11.3× shorter durations, 1.22× density) come with setup breakdowns that were not
 //! available, so `scenarios/sage_setup.toml` states the breakdown it assumes.
 
-use crate::pool::{Placement, Pool, PoolParams};
+use crate::placement::{Fit, Placement};
+use crate::pool::{Pool, PoolParams, PoolPolicy, Pooled};
 use gpushare_sim::policy::{Ctx, InstanceSpec, Policy};
 use gpushare_sim::scenario::{ConfigError, PolicySpec};
 use gpushare_sim::time::Nanos;
 use gpushare_sim::{FuncId, GpuId, InstId, Scenario};
-use serde::Deserialize;
 use std::collections::BTreeMap;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SageParams {
-    #[serde(default = "yes")]
-    parallel_setup: bool,
-    #[serde(default = "yes")]
-    share_weights: bool,
-    #[serde(default = "yes")]
-    share_context: bool,
+crate::params! {
+    /// `sage`'s own parameters: its three mechanisms, each of which can be turned off.
+    pub(crate) struct SageParams {
+        /// Load the model while the context and runtime start (setup = container + max(context, load)).
+        parallel_setup: bool = true,
+        /// A function's weights are shared by its instances on a GPU and kept resident.
+        share_weights: bool = true,
+        /// A function's context is shared by its instances on a GPU and kept resident.
+        share_context: bool = true,
+    }
 }
-
-fn yes() -> bool {
-    true
-}
-
-const SAGE_KEYS: [&str; 3] = ["parallel_setup", "share_weights", "share_context"];
 
 #[derive(Clone, Copy, Debug)]
 struct Resident {
@@ -55,11 +50,10 @@ struct Resident {
     last_used: Nanos,
 }
 
+/// Where the last [`Placement::take`] put which function, for [`Placement::placed`].
 struct Plan {
     gpu: usize,
     func: FuncId,
-    new_resident: u64,
-    room: u64,
 }
 
 /// Placement with resident shared state per (GPU, function).
@@ -121,26 +115,22 @@ impl SagePlacement {
 }
 
 impl Placement for SagePlacement {
-    fn place(&mut self, ctx: &Ctx<'_>, func: FuncId) -> Option<(GpuId, InstanceSpec)> {
-        // Resident GPUs first (cheapest setup), then best fit by free memory.
-        let best = (0..self.residents.len())
-            .filter_map(|g| self.fits(ctx, func, g, 0).map(|(spec, nr)| (g, spec, nr)))
-            .min_by_key(|(g, _, _)| (!self.residents[*g].contains_key(&func), ctx.gpus()[*g].mem_free(), *g))?;
-        let (g, spec, new_resident) = best;
-        self.pending = Some(Plan {
-            gpu: g,
-            func,
-            new_resident,
-            room: spec.memory + new_resident,
-        });
-        Some((GpuId(g as u32), spec))
+    /// Resident GPUs first (the cheapest setup); the ranking orders the rest.
+    fn fit(&self, ctx: &Ctx<'_>, func: FuncId, gpu: GpuId) -> Option<Fit> {
+        let (spec, _) = self.fits(ctx, func, gpu.ix(), 0)?;
+        let resident = self.residents[gpu.ix()].contains_key(&func);
+        Some(Fit {
+            spec,
+            preference: (u64::from(!resident), 0),
+        })
     }
 
-    fn prepare(&mut self, ctx: &mut Ctx<'_>) {
-        let Some(plan) = self.pending.as_ref() else { return };
-        let (g, func) = (plan.gpu, plan.func);
+    fn take(&mut self, ctx: &mut Ctx<'_>, func: FuncId, gpu: GpuId, fit: Fit) -> InstanceSpec {
+        let g = gpu.ix();
+        let (_, new_resident) = self.spec(ctx, func, gpu);
+        let room = fit.spec.memory + new_resident;
         // Evict unused residents, least recently used first, until the room is there.
-        while ctx.gpus()[g].mem_free() < plan.room {
+        while ctx.gpus()[g].mem_free() < room {
             let victim = self.residents[g]
                 .iter()
                 .filter(|(f, r)| **f != func && r.live == 0)
@@ -148,18 +138,20 @@ impl Placement for SagePlacement {
                 .map(|(f, r)| (*f, r.bytes));
             let Some((f, bytes)) = victim else { break };
             self.residents[g].remove(&f);
-            ctx.release(GpuId(g as u32), bytes);
+            ctx.release(gpu, bytes);
         }
-        if plan.new_resident > 0 && ctx.reserve(GpuId(g as u32), plan.new_resident).is_ok() {
+        if new_resident > 0 && ctx.reserve(gpu, new_resident).is_ok() {
             self.residents[g].insert(
                 func,
                 Resident {
-                    bytes: plan.new_resident,
+                    bytes: new_resident,
                     live: 0,
                     last_used: ctx.now(),
                 },
             );
         }
+        self.pending = Some(Plan { gpu: g, func });
+        fit.spec
     }
 
     fn fits_after_reclaiming(&self, ctx: &Ctx<'_>, func: FuncId, victim: InstId) -> bool {
@@ -201,7 +193,7 @@ pub struct Sage(Pool<SagePlacement>);
 impl Sage {
     /// Builds it from `[policy]`.
     pub fn build(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
-        let (pool, p): (PoolParams, SageParams) = crate::pool::split_params(spec, &SAGE_KEYS)?;
+        let (pool, p): (PoolParams, SageParams) = crate::pool::split_params(spec)?;
         let n = scenario.gpus.len();
         let placement = SagePlacement {
             parallel: p.parallel_setup,
@@ -212,15 +204,21 @@ impl Sage {
             pending: None,
             peak_per_gpu: 0,
         };
-        Ok(Box::new(Sage(Pool::new(&pool, placement, scenario)?)))
+        Ok(Pooled::boxed(Sage(Pool::new(&pool, placement, scenario)?)))
     }
 }
 
-impl Policy for Sage {
+impl PoolPolicy for Sage {
+    type Placement = SagePlacement;
     fn name(&self) -> &str {
         "sage"
     }
-    crate::pool_callbacks!(0);
+    fn pool(&self) -> &Pool<SagePlacement> {
+        &self.0
+    }
+    fn pool_mut(&mut self) -> &mut Pool<SagePlacement> {
+        &mut self.0
+    }
     fn report(&self) -> Vec<String> {
         vec![format!(
             "density: at most {} instances on one GPU at once",

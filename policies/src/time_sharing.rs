@@ -23,40 +23,48 @@
 //! whose slice it is (copy engines are separate); a context that runs out of kernels mid-slice
 //! yields at once.
 
-use crate::pool::{Placement, Pool, PoolParams, param_path};
+use crate::placement::{Fit, Placement};
+use crate::pool::{Pool, PoolParams, PoolPolicy, Pooled, param_path};
 use gpushare_sim::device::DeviceSpec;
-use gpushare_sim::policy::{ActivePhase, Ctx, InstanceSpec, Policy, Sharing};
+use gpushare_sim::policy::{ActivePhase, Ctx, Policy, Sharing};
 use gpushare_sim::scenario::{ConfigError, PolicySpec};
 use gpushare_sim::time::{Nanos, ms_to_ns};
 use gpushare_sim::{FuncId, GpuId, InstId, Scenario};
-use serde::Deserialize;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum Mode {
+pub enum Mode {
     #[default]
     Fluid,
     Exact,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TsParams {
-    #[serde(default)]
-    mode: Mode,
-    slice_ms: Option<f64>,
-    switch_us: Option<f64>,
-    max_contexts: Option<u32>,
+impl crate::params::ShowDefault for Mode {
+    fn show(&self) -> Option<String> {
+        Some(if *self == Mode::Fluid { "\"fluid\"" } else { "\"exact\"" }.into())
+    }
 }
 
-const TS_KEYS: [&str; 4] = ["mode", "slice_ms", "switch_us", "max_contexts"];
+crate::params! {
+    /// `time-sharing`'s own parameters.
+    pub struct TsParams {
+        /// `fluid` (each of n contexts holds the GPU 1/n of the time, less switches) or `exact` (slice by slice, round robin).
+        mode: Mode = Mode::Fluid,
+        /// The time slice, ms (unset: each device's `time_slice_ms`).
+        slice_ms: Option<f64> = None,
+        /// A context switch, µs (unset: each device's `context_switch_us`).
+        switch_us: Option<f64> = None,
+        /// Contexts per GPU (unset: as many as memory holds).
+        max_contexts: Option<u32> = None,
+    }
+}
 
-/// Packs instances best-fit by memory, up to a number of contexts per GPU.
-pub struct MemoryPacking {
+/// Contexts by memory, up to a number of contexts per GPU.
+pub struct TimeSlicedContexts {
     pub max_contexts: u32,
 }
 
-impl MemoryPacking {
+impl TimeSlicedContexts {
     fn fits(&self, ctx: &Ctx<'_>, func: FuncId, gpu: GpuId, freed: (u64, u32)) -> bool {
         let g = &ctx.gpus()[gpu.ix()];
         g.instance_count - freed.1 < self.max_contexts
@@ -64,13 +72,10 @@ impl MemoryPacking {
     }
 }
 
-impl Placement for MemoryPacking {
-    fn place(&mut self, ctx: &Ctx<'_>, func: FuncId) -> Option<(GpuId, InstanceSpec)> {
-        let best = (0..ctx.gpus().len() as u32)
-            .map(GpuId)
-            .filter(|&g| self.fits(ctx, func, g, (0, 0)))
-            .min_by_key(|&g| (ctx.gpus()[g.ix()].mem_free(), g))?;
-        Some((best, ctx.default_instance(func, best)))
+impl Placement for TimeSlicedContexts {
+    fn fit(&self, ctx: &Ctx<'_>, func: FuncId, gpu: GpuId) -> Option<Fit> {
+        self.fits(ctx, func, gpu, (0, 0))
+            .then(|| Fit::plain(ctx.default_instance(func, gpu)))
     }
 
     fn fits_after_reclaiming(&self, ctx: &Ctx<'_>, func: FuncId, victim: InstId) -> bool {
@@ -201,7 +206,7 @@ impl Sharing for TimeSlice {
 
 /// The time-sharing policy.
 pub struct TimeSharing {
-    pool: Pool<MemoryPacking>,
+    pool: Pool<TimeSlicedContexts>,
     exact: bool,
     slicing: Vec<Slicing>,
 }
@@ -209,7 +214,7 @@ pub struct TimeSharing {
 impl TimeSharing {
     /// Builds it from `[policy]`.
     pub fn build(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
-        let (pool, p): (PoolParams, TsParams) = crate::pool::split_params(spec, &TS_KEYS)?;
+        let (pool, p): (PoolParams, TsParams) = crate::pool::split_params(spec)?;
         if let Some(v) = p.slice_ms.filter(|v| !(v.is_finite() && *v > 0.0)) {
             return Err(ConfigError::at(
                 param_path("slice_ms"),
@@ -225,7 +230,7 @@ impl TimeSharing {
         if p.max_contexts == Some(0) {
             return Err(ConfigError::at(param_path("max_contexts"), "must be at least 1"));
         }
-        let placement = MemoryPacking {
+        let placement = TimeSlicedContexts {
             max_contexts: p.max_contexts.unwrap_or(u32::MAX),
         };
         let slicing = scenario
@@ -233,7 +238,7 @@ impl TimeSharing {
             .iter()
             .map(|&(_, device)| Slicing::of(&scenario.devices[device], p.slice_ms, p.switch_us))
             .collect();
-        Ok(Box::new(TimeSharing {
+        Ok(Pooled::boxed(TimeSharing {
             pool: Pool::new(&pool, placement, scenario)?,
             exact: p.mode == Mode::Exact,
             slicing,
@@ -241,9 +246,16 @@ impl TimeSharing {
     }
 }
 
-impl Policy for TimeSharing {
+impl PoolPolicy for TimeSharing {
+    type Placement = TimeSlicedContexts;
     fn name(&self) -> &str {
         "time-sharing"
+    }
+    fn pool(&self) -> &Pool<TimeSlicedContexts> {
+        &self.pool
+    }
+    fn pool_mut(&mut self) -> &mut Pool<TimeSlicedContexts> {
+        &mut self.pool
     }
     fn sharing(&self) -> Box<dyn Sharing> {
         Box::new(TimeSlice {
@@ -252,5 +264,4 @@ impl Policy for TimeSharing {
             slots: Vec::new(),
         })
     }
-    crate::pool_callbacks!(pool);
 }

@@ -35,6 +35,7 @@
 //! as fit, the rest a spin kernel.
 
 use crate::calibration::ReplayCalibration;
+use gpushare_policies::replay_mapping::{ReplayMechanism, replay_mapping};
 use gpushare_sim::Scenario;
 use gpushare_sim::contention::KernelDemand;
 use gpushare_sim::device::DeviceSpec;
@@ -267,40 +268,15 @@ pub struct Layout {
     pub workers: Vec<WorkerSpec>,
 }
 
-fn param_u32(s: &Scenario, key: &str) -> Option<u32> {
-    s.policy
-        .params
-        .get(key)
-        .and_then(|v| v.as_integer())
-        .map(|v| v.max(1) as u32)
-}
-
-/// A per-function count: `key = n` for all, or `key = { function = n }` (`None` when absent for
-/// this function).
-fn per_function_u32(s: &Scenario, key: &str, func: u32) -> Option<u32> {
-    let v = s.policy.params.get(key)?;
-    let v = match v.as_table() {
-        Some(t) => t.get(&s.functions[func as usize].name)?,
-        None => v,
-    };
-    v.as_integer().map(|v| v.max(1) as u32)
-}
-
-fn param_f64(s: &Scenario, key: &str) -> Option<f64> {
-    s.policy
-        .params
-        .get(key)
-        .and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
-}
-
-/// The layout of `scenario`'s policy on `gpus` GPUs (ordinals 0..gpus), or why it cannot be
-/// replayed.
+/// The layout of `scenario`'s policy on `gpus` GPUs (ordinals 0..gpus), from the mechanism
+/// and instances its registry entry declares ([`gpushare_policies::replay_mapping`]), or why it
+/// cannot be replayed.
 pub fn layout(scenario: &Scenario, gpus: u32) -> Result<Layout, String> {
     let policy = scenario.policy.name.clone();
-    let n = scenario.functions.len() as u32;
     if gpus == 0 {
         return Err("no GPU to replay on".into());
     }
+    let mapping = replay_mapping(scenario)?;
     let mut workers = Vec::new();
     let mut add = |gpu: u32, functions: Vec<u32>, mps: Option<f64>, lanes: u32| {
         let id = workers.len();
@@ -312,13 +288,10 @@ pub fn layout(scenario: &Scenario, gpus: u32) -> Result<Layout, String> {
             lanes,
         });
     };
-    let mechanism = match policy.as_str() {
-        "exclusive" | "static" => {
-            let per = |f: u32| {
-                param_u32(scenario, "instances")
-                    .or_else(|| per_function_u32(scenario, "max_instances", f))
-                    .unwrap_or(1)
-            };
+    let n = scenario.functions.len() as u32;
+    let per = |f: u32| mapping.instances[f as usize];
+    let mechanism = match &mapping.mechanism {
+        ReplayMechanism::ProcessPerGpu => {
             let total: u32 = (0..n).map(per).sum();
             if total > gpus {
                 return Err(format!(
@@ -334,49 +307,36 @@ pub fn layout(scenario: &Scenario, gpus: u32) -> Result<Layout, String> {
             }
             Mechanism::Exclusive
         }
-        "time-sharing" | "mps" | "fractional" => {
-            let default_pct = param_f64(scenario, "active_thread_percentage")
-                .unwrap_or(if policy == "fractional" { 12.5 } else { 100.0 });
-            let caps = scenario.policy.params.get("caps").and_then(|v| v.as_table());
+        ReplayMechanism::TimeSlicing | ReplayMechanism::Mps { .. } => {
+            let percent = match &mapping.mechanism {
+                ReplayMechanism::Mps { percent } => Some(percent),
+                _ => None,
+            };
             let mut k = 0;
             for f in 0..n {
-                let pct = caps
-                    .and_then(|c| c.get(&scenario.functions[f as usize].name))
-                    .and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
-                    .unwrap_or(default_pct);
-                for _ in 0..per_function_u32(scenario, "max_instances", f).unwrap_or(1) {
-                    let mps = (policy != "time-sharing").then_some(pct);
-                    add(k % gpus, vec![f], mps, 1);
+                for _ in 0..per(f) {
+                    add(k % gpus, vec![f], percent.map(|p| p[f as usize]), 1);
                     k += 1;
                 }
             }
-            if policy == "time-sharing" {
-                Mechanism::TimeSlicing
-            } else {
+            if percent.is_some() {
                 Mechanism::Mps
+            } else {
+                Mechanism::TimeSlicing
             }
         }
-        "kaas" => {
+        ReplayMechanism::KernelServer => {
             for g in 0..gpus {
                 add(g, (0..n).collect(), None, 1);
             }
             Mechanism::KernelServer
         }
-        "sage" => {
+        ReplayMechanism::SharedContext => {
             for f in 0..n {
-                let lanes = per_function_u32(scenario, "max_instances", f).unwrap_or(1);
-                add(f % gpus, vec![f], None, lanes);
+                add(f % gpus, vec![f], None, per(f));
             }
             Mechanism::SharedContext
         }
-        "mig" => return Err("`mig` is not replayed: it would change the GPU's MIG layout, which this harness never does".into()),
-        "fast-gshare" => {
-            return Err("`fast-gshare` is not replayed: it needs FaST-GShare's FaST-Manager launch hook, which this harness does not have".into())
-        }
-        "knix-vcuda" => {
-            return Err("`knix-vcuda` is not replayed: it needs vCUDA's launch hook (LD_PRELOAD token bucket), which this harness does not have".into())
-        }
-        other => return Err(format!("`{other}` is not replayed (replayable: exclusive, static, time-sharing, mps, fractional, kaas, sage)")),
     };
     Ok(Layout {
         policy,

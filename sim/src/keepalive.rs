@@ -15,7 +15,7 @@
 //! idle times exceed the range is not modelled (the fixed keep-alive is used instead).
 
 use crate::ids::FuncId;
-use crate::policy::{IdleAction, KeepAlive};
+use crate::policy::{IdleAction, IdleInstance, KeepAlive};
 use crate::time::{NS_PER_S, Nanos};
 
 /// Parameters of the hybrid histogram policy.
@@ -125,8 +125,9 @@ impl KeepAlive for HybridHistogram {
         }
     }
 
-    fn idle(&mut self, func: FuncId, now: Nanos) -> IdleAction {
-        self.funcs[func.ix()].idle_since.get_or_insert(now);
+    fn idle(&mut self, idle: &IdleInstance) -> IdleAction {
+        let func = idle.func;
+        self.funcs[func.ix()].idle_since.get_or_insert(idle.now);
         match self.windows(func) {
             None => IdleAction::KeepFor(self.cfg.fallback),
             Some((0, keep_end)) => IdleAction::KeepFor(Some(keep_end)),
@@ -141,6 +142,17 @@ impl KeepAlive for HybridHistogram {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::InstId;
+
+    fn idle_at(func: FuncId, now: Nanos) -> IdleInstance {
+        IdleInstance {
+            func,
+            inst: InstId(0),
+            now,
+            setup: 0,
+            served: 1,
+        }
+    }
 
     #[test]
     fn learns_a_periodic_function_and_falls_back_before() {
@@ -149,7 +161,7 @@ mod tests {
         let min = 60 * NS_PER_S;
         let mut t = 0;
         for i in 0..12 {
-            let a = k.idle(f, t);
+            let a = k.idle(&idle_at(f, t));
             if i < 10 {
                 assert_eq!(a, IdleAction::KeepFor(Some(600 * NS_PER_S)), "not representative yet");
             }
@@ -157,7 +169,7 @@ mod tests {
             k.arrived(f, t);
         }
         // Idle times all in the 20-minute bin: prewarm at 18 min, keep until 23.1 min.
-        let a = k.idle(f, t);
+        let a = k.idle(&idle_at(f, t));
         assert_eq!(
             a,
             IdleAction::UnloadThenPrewarm {
@@ -173,7 +185,7 @@ mod tests {
         let f = FuncId(0);
         let mut t = 0;
         for i in 0..240u64 {
-            k.idle(f, t);
+            k.idle(&idle_at(f, t));
             t += i * 60 * NS_PER_S + 1;
             k.arrived(f, t);
         }

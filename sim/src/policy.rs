@@ -169,20 +169,37 @@ pub enum IdleAction {
     UnloadThenPrewarm { prewarm_after: Nanos, keep_for: Nanos },
 }
 
-/// When idle instances are reclaimed (and re-warmed): reusable by every policy.
+/// What a keep-alive sees of an instance that became idle with nothing queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdleInstance {
+    pub func: FuncId,
+    pub inst: InstId,
+    /// When it became idle.
+    pub now: Nanos,
+    /// What its setup (cold start) took: from its creation to being ready.
+    pub setup: Nanos,
+    /// Invocations it has completed.
+    pub served: u64,
+}
+
+/// When idle instances are reclaimed (and re-warmed): reusable by every policy; the pool's
+/// keep-alive plug-ins (`policies/src/keep_alive.rs`) implement it.
 pub trait KeepAlive {
     /// An invocation of `func` arrived at `now` (lets a policy learn idle times).
     fn arrived(&mut self, _func: FuncId, _now: Nanos) {}
 
-    /// An instance of `func` became idle at `now` with nothing queued.
-    fn idle(&mut self, func: FuncId, now: Nanos) -> IdleAction;
+    /// An instance became idle with nothing queued: keep it, or unload it and pre-warm later.
+    fn idle(&mut self, idle: &IdleInstance) -> IdleAction;
+
+    /// Lines for the run's `policy_report` (what it decided, how often).
+    fn report(&self, _lines: &mut Vec<String>) {}
 }
 
 /// A fixed keep-alive (time-to-live) after the last use, as in OpenWhisk and most platforms.
 pub struct FixedTtl(pub Option<Nanos>);
 
 impl KeepAlive for FixedTtl {
-    fn idle(&mut self, _func: FuncId, _now: Nanos) -> IdleAction {
+    fn idle(&mut self, _idle: &IdleInstance) -> IdleAction {
         IdleAction::KeepFor(self.0)
     }
 }

@@ -36,7 +36,8 @@
 pub mod manager;
 pub mod maxrects;
 
-use crate::pool::{Placement, Pool, PoolParams, param_path};
+use crate::placement::{Fit, Placement, ordered};
+use crate::pool::{Pool, PoolParams, PoolPolicy, Pooled, param_path};
 use crate::profiler;
 use gpushare_sim::policy::{Ctx, InstanceSpec, Policy, Sharing};
 use gpushare_sim::scenario::{ConfigError, PolicySpec};
@@ -44,12 +45,11 @@ use gpushare_sim::time::{NS_PER_S, Nanos};
 use gpushare_sim::world::InstState;
 use gpushare_sim::{FuncId, GpuId, InstId, InvId, Scenario};
 use maxrects::{MaxRects, Rect};
-use serde::Deserialize;
 use std::collections::BTreeMap;
 
-#[derive(Deserialize)]
+#[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Config {
+pub(crate) struct Config {
     /// SM partition, percent.
     sm: f64,
     /// Time quota (request), a fraction.
@@ -57,22 +57,26 @@ struct Config {
     quota_limit: Option<f64>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FastParams {
-    #[serde(default)]
-    configs: BTreeMap<String, Config>,
-    #[serde(default = "yes")]
-    model_sharing: bool,
-    #[serde(default = "yes")]
-    autoscale: bool,
+impl crate::params::ShowDefault for Config {
+    fn show(&self) -> Option<String> {
+        let limit = self
+            .quota_limit
+            .map_or(String::new(), |l| format!(", quota_limit = {l}"));
+        Some(format!("{{ sm = {}, quota = {}{limit} }}", self.sm, self.quota))
+    }
 }
 
-fn yes() -> bool {
-    true
+crate::params! {
+    /// `fast-gshare`'s own parameters.
+    pub(crate) struct FastParams {
+        /// Per-function configurations, `{ function = { sm = 12, quota = 0.4, quota_limit = 1.0 } }` (SM partition in percent, time quota request and limit as fractions); unset: the profiler's most efficient cell.
+        configs: BTreeMap<String, Config> = BTreeMap::new(),
+        /// Instances of a function on one GPU share its weights.
+        model_sharing: bool = true,
+        /// The FaST-Scheduler starts and stops instances (10 s rate + 30 s trend, most efficient cell first, cheapest residual, greedy scale-down); off: instances start as queues grow.
+        autoscale: bool = true,
+    }
 }
-
-const FAST_KEYS: [&str; 3] = ["configs", "model_sharing", "autoscale"];
 
 /// Rectangle packing with FaST's admission and model sharing.
 pub struct FastPlacement {
@@ -116,38 +120,53 @@ impl FastPlacement {
         }
     }
 
-    fn best(&self, ctx: &Ctx<'_>, func: FuncId, skip: Option<InstId>) -> Option<((f64, f64), usize, Rect)> {
+    /// The best rectangle for `func` on GPU `g` (Maximal Rectangles' best short side fit) once
+    /// `skip` is gone, if its memory and partition fit.
+    fn rect_on(&self, ctx: &Ctx<'_>, func: FuncId, g: usize, skip: Option<InstId>) -> Option<((f64, f64), Rect)> {
         let (sm, quota, _) = self.config(func);
-        let mut best: Option<((f64, f64), usize, Rect)> = None;
-        for (g, used) in self.used.iter().enumerate() {
-            let freed: u64 = skip
-                .filter(|&v| ctx.instance(v).gpu.ix() == g)
-                .map_or(0, |v| ctx.instance(v).memory);
-            if self.spec(ctx, func, GpuId(g as u32)).memory > ctx.gpus()[g].mem_free() + freed {
-                continue;
-            }
-            let rects: Vec<Rect> = used.iter().filter(|(i, _)| Some(*i) != skip).map(|(_, r)| *r).collect();
-            if let Some((score, r)) = MaxRects::from_used(&rects).find(sm, quota) {
-                if best.as_ref().is_none_or(|b| score < b.0) {
-                    best = Some((score, g, r));
-                }
-            }
+        let freed: u64 = skip
+            .filter(|&v| ctx.instance(v).gpu.ix() == g)
+            .map_or(0, |v| ctx.instance(v).memory);
+        if self.spec(ctx, func, GpuId(g as u32)).memory > ctx.gpus()[g].mem_free() + freed {
+            return None;
         }
-        best
+        let rects: Vec<Rect> = self.used[g]
+            .iter()
+            .filter(|(i, _)| Some(*i) != skip)
+            .map(|(_, r)| *r)
+            .collect();
+        MaxRects::from_used(&rects).find(sm, quota)
     }
 }
 
 impl Placement for FastPlacement {
-    fn place(&mut self, ctx: &Ctx<'_>, func: FuncId) -> Option<(GpuId, InstanceSpec)> {
-        let (_, g, r) = self.best(ctx, func, None)?;
-        self.pending = Some((g, r, func));
-        self.pending_limit = self.config(func).2;
-        Some((GpuId(g as u32), self.spec(ctx, func, GpuId(g as u32))))
+    /// The mechanism's preference is the rectangle's fit: the tightest GPU first.
+    fn fit(&self, ctx: &Ctx<'_>, func: FuncId, gpu: GpuId) -> Option<Fit> {
+        let (score, _) = self.rect_on(ctx, func, gpu.ix(), None)?;
+        Some(Fit {
+            spec: self.spec(ctx, func, gpu),
+            preference: (ordered(score.0), ordered(score.1)),
+        })
     }
 
+    fn take(&mut self, ctx: &mut Ctx<'_>, func: FuncId, gpu: GpuId, fit: Fit) -> InstanceSpec {
+        let (_, r) = self.rect_on(ctx, func, gpu.ix(), None).expect("it fitted");
+        self.pending = Some((gpu.ix(), r, func));
+        self.pending_limit = self.config(func).2;
+        fit.spec
+    }
+
+    /// Only the victim's own GPU can gain room from it.
     fn fits_after_reclaiming(&self, ctx: &Ctx<'_>, func: FuncId, victim: InstId) -> bool {
-        self.best(ctx, func, Some(victim))
-            .is_some_and(|(_, g, _)| g == ctx.instance(victim).gpu.ix())
+        let g = ctx.instance(victim).gpu.ix();
+        let best_elsewhere = |score: (f64, f64)| {
+            (0..self.used.len()).any(|o| {
+                self.rect_on(ctx, func, o, Some(victim))
+                    .is_some_and(|(s, _)| if o < g { s <= score } else { s < score })
+            })
+        };
+        self.rect_on(ctx, func, g, Some(victim))
+            .is_some_and(|(s, _)| !best_elsewhere(s))
     }
 
     fn placed(&mut self, inst: InstId) {
@@ -265,7 +284,7 @@ impl FastGShare {
                 idle.sort_by(|a, b| (b.1.0 * b.1.1).total_cmp(&(a.1.0 * a.1.1)).then(a.0.cmp(&b.0)));
                 for (inst, c) in idle {
                     if capacity - c.2 >= predicted && self.pool.queue_len(func) == 0 {
-                        self.pool.scale_down(ctx, inst);
+                        self.pool.reclaim(ctx, inst);
                         capacity -= c.2;
                     }
                 }
@@ -282,7 +301,7 @@ impl FastGShare {
 impl FastGShare {
     /// Builds it from `[policy]`.
     pub fn build(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
-        let (pool, p): (PoolParams, FastParams) = crate::pool::split_params(spec, &FAST_KEYS)?;
+        let (pool, p): (PoolParams, FastParams) = crate::pool::split_params(spec)?;
         if let Some(name) = p
             .configs
             .keys()
@@ -358,81 +377,80 @@ impl FastGShare {
             limits,
             pending_limit: 1.0,
         };
-        let mut pool = Pool::new(&pool, placement, scenario)?;
+        let pool = Pool::new(&pool, placement, scenario)?;
         let scaler = if p.autoscale {
-            pool.autoscaled = true;
-            let mut cells = Vec::new();
-            let mut efficient = Vec::new();
-            let mut by_profile: BTreeMap<String, (Vec<Cell>, Cell)> = BTreeMap::new();
-            for (i, f) in scenario.functions.iter().enumerate() {
-                let key = format!("{:?}", f.profile);
-                if !by_profile.contains_key(&key) {
-                    let grid =
-                        profiler::profile(scenario, i, &profiler::QUOTAS, &profiler::SM_SHARES, 20.0).map_err(|e| {
-                            ConfigError::at(param_path("autoscale"), format!("profiling `{}` failed: {e}", f.name))
-                        })?;
-                    let mut c: Vec<Cell> = grid.iter().map(|p| (p.sm, p.quota, p.qps)).collect();
-                    c.sort_by(|a, b| (a.0 * a.1).total_cmp(&(b.0 * b.1)).then(b.2.total_cmp(&a.2)));
-                    let eff = *c
-                        .iter()
-                        .max_by(|a, b| (a.2 / (a.0 * a.1)).total_cmp(&(b.2 / (b.0 * b.1))))
-                        .expect("non-empty");
-                    by_profile.insert(key.clone(), (c, eff));
-                }
-                let (c, eff) = &by_profile[&key];
-                cells.push(c.clone());
-                efficient.push(*eff);
-            }
-            Some(Autoscaler {
-                buckets: vec![[0; 30]; scenario.functions.len()],
-                second: 0,
-                cells,
-                efficient,
-                ticking: false,
-            })
+            Some(Autoscaler::new(scenario)?)
         } else {
             None
         };
-        Ok(Box::new(FastGShare { pool, scaler }))
+        Ok(Pooled::boxed(FastGShare { pool, scaler }))
     }
 }
 
-impl Policy for FastGShare {
+impl Autoscaler {
+    /// Profiles each function's cells (once per profile) for the autoscaler.
+    fn new(scenario: &Scenario) -> Result<Self, ConfigError> {
+        let mut cells = Vec::new();
+        let mut efficient = Vec::new();
+        let mut by_profile: BTreeMap<String, (Vec<Cell>, Cell)> = BTreeMap::new();
+        for (i, f) in scenario.functions.iter().enumerate() {
+            let key = format!("{:?}", f.profile);
+            if !by_profile.contains_key(&key) {
+                let grid =
+                    profiler::profile(scenario, i, &profiler::QUOTAS, &profiler::SM_SHARES, 20.0).map_err(|e| {
+                        ConfigError::at(param_path("autoscale"), format!("profiling `{}` failed: {e}", f.name))
+                    })?;
+                let mut c: Vec<Cell> = grid.iter().map(|p| (p.sm, p.quota, p.qps)).collect();
+                c.sort_by(|a, b| (a.0 * a.1).total_cmp(&(b.0 * b.1)).then(b.2.total_cmp(&a.2)));
+                let eff = *c
+                    .iter()
+                    .max_by(|a, b| (a.2 / (a.0 * a.1)).total_cmp(&(b.2 / (b.0 * b.1))))
+                    .expect("non-empty");
+                by_profile.insert(key.clone(), (c, eff));
+            }
+            let (c, eff) = &by_profile[&key];
+            cells.push(c.clone());
+            efficient.push(*eff);
+        }
+        Ok(Autoscaler {
+            buckets: vec![[0; 30]; scenario.functions.len()],
+            second: 0,
+            cells,
+            efficient,
+            ticking: false,
+        })
+    }
+}
+impl PoolPolicy for FastGShare {
+    type Placement = FastPlacement;
     fn name(&self) -> &str {
         "fast-gshare"
+    }
+    fn pool(&self) -> &Pool<FastPlacement> {
+        &self.pool
+    }
+    fn pool_mut(&mut self) -> &mut Pool<FastPlacement> {
+        &mut self.pool
     }
     fn sharing(&self) -> Box<dyn Sharing> {
         Box::new(manager::FastManager::with_limits(self.pool.placement.limits.clone()))
     }
-    fn on_start(&mut self, ctx: &mut Ctx<'_>) {
-        self.pool.start_prewarmed(ctx);
-    }
     fn on_arrival(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
-        if let Some(sc) = self.scaler.as_mut() {
-            sc.advance(ctx.now());
-            let f = ctx.invocation(inv).func.ix();
-            sc.buckets[f][(sc.second % 30) as usize] += 1;
-            if !sc.ticking {
-                sc.ticking = true;
-                ctx.set_timer(ctx.now() + NS_PER_S, 0);
-            }
+        let Some(sc) = self.scaler.as_mut() else {
+            self.pool.arrive(ctx, inv);
+            return;
+        };
+        sc.advance(ctx.now());
+        let f = ctx.invocation(inv).func.ix();
+        sc.buckets[f][(sc.second % 30) as usize] += 1;
+        if !sc.ticking {
+            sc.ticking = true;
+            ctx.set_timer(ctx.now() + NS_PER_S, 0);
         }
-        self.pool.arrive(ctx, inv);
+        // The FaST-Scheduler starts instances, not the queue.
+        self.pool.enqueue(ctx, inv);
     }
-    fn on_instance_ready(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        self.pool.idle(ctx, inst);
-    }
-    fn on_complete(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        self.pool.idle(ctx, inst);
-    }
-    fn on_idle_expired(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        self.pool.expired(ctx, inst);
-    }
-    fn on_timer(&mut self, ctx: &mut Ctx<'_>, token: u64) {
-        if token & crate::pool::POOL_TIMER != 0 {
-            self.pool.on_timer(ctx, token);
-        } else {
-            self.tick(ctx);
-        }
+    fn on_timer(&mut self, ctx: &mut Ctx<'_>, _token: u64) {
+        self.tick(ctx);
     }
 }

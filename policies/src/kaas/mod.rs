@@ -57,42 +57,27 @@ use gpushare_sim::record::RejectReason;
 use gpushare_sim::scenario::{ConfigError, PolicySpec};
 use gpushare_sim::time::{Nanos, ms_to_ns, secs_to_ns};
 use gpushare_sim::{FuncId, GpuId, InstId, InvId, Scenario};
-use serde::Deserialize;
 
 use crate::pool::param_path;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KaasParams {
-    #[serde(default = "default_worker_start")]
-    worker_start_s: f64,
-    #[serde(default = "default_reserve")]
-    reserve_mib: f64,
-    #[serde(default = "default_module_load")]
-    module_load_ms: f64,
-    #[serde(default = "default_penalty")]
-    off_affinity_penalty: f64,
-    #[serde(default = "yes")]
-    affinity: bool,
-    #[serde(default = "yes")]
-    buffer_cache: bool,
-    max_queue: Option<u64>,
-}
-
-fn default_worker_start() -> f64 {
-    0.5
-}
-fn default_reserve() -> f64 {
-    300.0
-}
-fn default_module_load() -> f64 {
-    5.0
-}
-fn default_penalty() -> f64 {
-    10.0
-}
-fn yes() -> bool {
-    true
+crate::params! {
+    /// `kaas`'s parameters (KaaS's artifact values).
+    pub(crate) struct KaasParams {
+        /// Starting a GPU's worker (process and context, once), s.
+        worker_start_s: f64 = 0.5,
+        /// Memory reserved on each GPU besides the buffer cache, MiB.
+        reserve_mib: f64 = 300.0,
+        /// Loading a kernel module the first time a worker runs it, ms.
+        module_load_ms: f64 = 5.0,
+        /// CFS: a client served off its affinity GPU pays this many times its GPU time in virtual time.
+        off_affinity_penalty: f64 = 10.0,
+        /// Clients prefer the GPUs their affinity packs them onto.
+        affinity: bool = true,
+        /// An LRU buffer cache per GPU keeps constant buffers between requests.
+        buffer_cache: bool = true,
+        /// Requests queued per client; beyond it they are rejected (`queue_full`). Unset: unlimited.
+        max_queue: Option<u64> = None,
+    }
 }
 
 /// A function as the pool sees it.

@@ -1,0 +1,111 @@
+//! The policies' documentation, generated from the registries and the typed parameters: what
+//! `gpushare policies` prints and README's policy tables (`gpushare policies --markdown`), so
+//! no listing of keys or defaults is kept by hand.
+
+use crate::keep_alive::keep_alives;
+use crate::params::{ParamDoc, Params};
+use crate::placement::rankings;
+use crate::pool::PoolParams;
+use crate::{PolicyInfo, registry};
+use std::fmt::Write;
+
+/// `key = default` (or `key` when unset by default), in backticks.
+fn key_default(p: &ParamDoc) -> String {
+    match &p.default {
+        Some(d) => format!("`{} = {d}`", p.key),
+        None => format!("`{}`", p.key),
+    }
+}
+
+/// A policy's own parameters with defaults (its own defaults where they differ), one line.
+fn own_params_line(info: &PolicyInfo) -> String {
+    let all = info.all_params();
+    let own: Vec<String> = all.iter().take((info.params)().len()).map(key_default).collect();
+    let changed: Vec<String> = all
+        .iter()
+        .skip((info.params)().len())
+        .filter(|p| info.defaults.iter().any(|(k, _)| *k == p.key))
+        .map(key_default)
+        .collect();
+    let mut line = if own.is_empty() {
+        "none".to_string()
+    } else {
+        own.join(", ")
+    };
+    if info.pool {
+        line.push_str("; + the pool parameters");
+        if !changed.is_empty() {
+            let _ = write!(line, ", with {}", changed.join(", "));
+        }
+    }
+    line
+}
+
+/// What `gpushare policies` prints: every policy, its parameters and their defaults, then the
+/// pool's parameters, placements and keep-alive plug-ins.
+pub fn policies_text() -> String {
+    let mut out = String::new();
+    for info in registry() {
+        let _ = writeln!(out, "{}\n  {}", info.name, info.summary);
+        for p in info.all_params().iter().take((info.params)().len()) {
+            let _ = writeln!(out, "  {}  {}", key_default(p).replace('`', ""), p.doc);
+        }
+        if info.pool {
+            let _ = writeln!(out, "  + the pool parameters (below){}", {
+                let changed: Vec<String> = info.defaults.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                if changed.is_empty() {
+                    String::new()
+                } else {
+                    format!(", with {}", changed.join(", "))
+                }
+            });
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(out, "pool parameters (every policy built on the pool):");
+    for p in PoolParams::docs() {
+        let _ = writeln!(out, "  {}  {}", key_default(&p).replace('`', ""), p.doc);
+    }
+    let _ = writeln!(out, "\nplacements (`placement = \"…\"`):");
+    for r in rankings() {
+        let _ = writeln!(out, "  {:<13} {}", r.name, r.summary);
+    }
+    let _ = writeln!(out, "\nkeep-alive plug-ins (`keep_alive_policy = \"…\"`):");
+    for k in keep_alives() {
+        let _ = writeln!(out, "  {:<13} {}", k.name, k.summary);
+    }
+    out
+}
+
+/// README's policy section tables (between its `policies` markers).
+pub fn policies_markdown() -> String {
+    let mut out = String::new();
+    out.push_str("Pool parameters, shared by every policy built on the pool:\n\n| parameter | default | meaning |\n| --- | --- | --- |\n");
+    for p in PoolParams::docs() {
+        let d = p.default.as_deref().map_or("unset".to_string(), |d| format!("`{d}`"));
+        let _ = writeln!(out, "| `{}` | {d} | {} |", p.key, p.doc.replace('|', "\\|"));
+    }
+    out.push_str("\nPlacements (`placement`): ");
+    let r: Vec<String> = rankings()
+        .iter()
+        .map(|r| format!("`{}`, {}", r.name, r.summary))
+        .collect();
+    out.push_str(&r.join("; "));
+    out.push_str(".\n\nKeep-alive plug-ins (`keep_alive_policy`): ");
+    let k: Vec<String> = keep_alives()
+        .iter()
+        .map(|k| format!("`{}`, {}", k.name, k.summary))
+        .collect();
+    out.push_str(&k.join("; "));
+    out.push_str(".\n\n| name | what it models | parameters (defaults) |\n| --- | --- | --- |\n");
+    for info in registry() {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} |",
+            info.name,
+            info.summary.replace('|', "\\|"),
+            own_params_line(info).replace('|', "\\|")
+        );
+    }
+    out
+}
