@@ -9,7 +9,8 @@
 
 use super::error::{ConfigError, DocPath};
 use super::file::{MappingSpec, WorkloadSpec};
-use super::{Function, ProfileBook, Workload};
+use super::functions::ProfileBook;
+use super::{Function, Workload};
 use crate::device::{DeviceSpec, MIB};
 use crate::profile::{FunctionProfile, KernelPhase, ModelSource, Phase};
 use gpushare_traces::azure2019::{self, ReadOptions, StreamOptions};
