@@ -81,3 +81,26 @@ fn unknown_keys_are_refused_with_the_declared_ones_listed() {
         }
     }
 }
+
+#[test]
+fn every_keep_alive_plug_in_runs_with_its_documented_defaults() {
+    for k in gpushare_policies::keep_alive::keep_alives() {
+        let policy = format!(
+            "name = \"exclusive\"\nkeep_alive_s = 5.0\nkeep_alive_policy = {:?}",
+            k.name
+        );
+        let bare = common::simulate(&scenario(&policy));
+        let params: Vec<String> = (k.params)()
+            .iter()
+            .filter_map(|p| p.default.as_ref().map(|d| format!("{} = {d}", p.key)))
+            .collect();
+        let spelled = format!("{policy}\nkeep_alive_params = {{ {} }}", params.join(", "));
+        let full = common::simulate(&scenario(&spelled));
+        assert_eq!(
+            serde_json::to_value(&bare).unwrap(),
+            serde_json::to_value(&full).unwrap(),
+            "{}: {spelled}",
+            k.name
+        );
+    }
+}

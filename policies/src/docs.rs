@@ -73,6 +73,9 @@ pub fn policies_text() -> String {
     let _ = writeln!(out, "\nkeep-alive plug-ins (`keep_alive_policy = \"…\"`):");
     for k in keep_alives() {
         let _ = writeln!(out, "  {:<13} {}", k.name, k.summary);
+        for p in (k.params)() {
+            let _ = writeln!(out, "  {:<13}   {}  {}", "", key_default(&p).replace('`', ""), p.doc);
+        }
     }
     out
 }

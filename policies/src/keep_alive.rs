@@ -11,12 +11,12 @@
 //! Built in: `fixed` (`keep_alive_s` after the last use) and `hybrid` (the hybrid histogram of
 //! "Serverless in the Wild", [`gpushare_sim::keepalive`], falling back to `keep_alive_s`).
 
+use crate::params::Params;
 use crate::pool::param_path;
 use gpushare_sim::keepalive::{HybridConfig, HybridHistogram};
 pub use gpushare_sim::policy::{FixedTtl, IdleAction, IdleInstance, KeepAlive};
 use gpushare_sim::scenario::{ConfigError, DocPath, PolicySpec};
 use gpushare_sim::time::{Nanos, secs_to_ns};
-use serde::Deserialize;
 
 /// What a keep-alive plug-in is built from.
 pub struct KeepAliveArgs<'a> {
@@ -59,6 +59,8 @@ pub struct KeepAliveInfo {
     pub name: &'static str,
     /// One line: what it keeps and when.
     pub summary: &'static str,
+    /// Its parameters (`keep_alive_params`), from their typed declaration.
+    pub params: fn() -> Vec<crate::params::ParamDoc>,
     pub build: KeepAliveBuilder,
 }
 
@@ -68,11 +70,13 @@ pub fn keep_alives() -> &'static [KeepAliveInfo] {
         KeepAliveInfo {
             name: "fixed",
             summary: "keep an idle instance `keep_alive_s` after its last use (OpenWhisk's and most platforms' policy)",
+            params: crate::params::NoParams::docs,
             build: |a| Ok(Box::new(FixedTtl(a.fixed))),
         },
         KeepAliveInfo {
             name: "hybrid",
-            summary: "Serverless in the Wild's hybrid histogram: per-function idle-time histograms; unload after use and pre-warm at the head percentile, keep until the tail; `keep_alive_s` until representative (params: bin_s, bins, head, tail, margin, min_samples, min_cv)",
+            summary: "Serverless in the Wild's hybrid histogram: per-function idle-time histograms; unload after use and pre-warm at the head percentile, keep until the tail; `keep_alive_s` until representative",
+            params: HybridParams::docs,
             build: hybrid,
         },
     ]
@@ -92,50 +96,50 @@ pub fn keep_alive(name: &str, args: &KeepAliveArgs<'_>) -> Result<Box<dyn KeepAl
     }
 }
 
-/// The hybrid histogram's parameters (defaults: the paper's, [`HybridConfig::default`]).
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct HybridParams {
-    bin_s: Option<f64>,
-    bins: Option<usize>,
-    head: Option<f64>,
-    tail: Option<f64>,
-    margin: Option<f64>,
-    min_samples: Option<u32>,
-    min_cv: Option<f64>,
+crate::params! {
+    /// The hybrid histogram's parameters (defaults: the paper's, [`HybridConfig::default`]).
+    pub struct HybridParams {
+        /// Width of a histogram bin, s.
+        bin_s: f64 = HybridConfig::default().bin as f64 / 1e9,
+        /// Bins (idle times beyond them are out of bounds).
+        bins: usize = HybridConfig::default().bins,
+        /// Percentile of idle times at which to pre-warm (the head).
+        head: f64 = HybridConfig::default().head,
+        /// Percentile of idle times until which to keep warm (the tail).
+        tail: f64 = HybridConfig::default().tail,
+        /// Margin taken off the head and added to the tail, as a fraction.
+        margin: f64 = HybridConfig::default().margin,
+        /// Idle times seen before the histogram is trusted.
+        min_samples: u32 = HybridConfig::default().min_samples,
+        /// Least coefficient of variation of the bin counts for a representative histogram.
+        min_cv: f64 = HybridConfig::default().min_cv,
+    }
 }
 
 fn hybrid(args: &KeepAliveArgs<'_>) -> Result<Box<dyn KeepAlive>, ConfigError> {
     let h: HybridParams = args.params()?;
-    let d = HybridConfig::default();
-    let fraction = |v: Option<f64>, f: &str, dv: f64| -> Result<f64, ConfigError> {
-        match v {
-            Some(x) if !(0.0..=1.0).contains(&x) => {
-                Err(ConfigError::at(args.path(f), format!("must be in [0, 1], got {x}")))
-            }
-            Some(x) => Ok(x),
-            None => Ok(dv),
+    let fraction = |x: f64, f: &str| -> Result<f64, ConfigError> {
+        if (0.0..=1.0).contains(&x) {
+            Ok(x)
+        } else {
+            Err(ConfigError::at(args.path(f), format!("must be in [0, 1], got {x}")))
         }
     };
-    let bin = match h.bin_s {
-        Some(b) if !(b.is_finite() && b > 0.0) => {
-            return Err(ConfigError::at(
-                args.path("bin_s"),
-                format!("must be a positive number of seconds, got {b}"),
-            ));
-        }
-        Some(b) => secs_to_ns(b),
-        None => d.bin,
-    };
+    if !(h.bin_s.is_finite() && h.bin_s > 0.0) {
+        return Err(ConfigError::at(
+            args.path("bin_s"),
+            format!("must be a positive number of seconds, got {}", h.bin_s),
+        ));
+    }
     let cfg = HybridConfig {
-        bin,
-        bins: h.bins.unwrap_or(d.bins).max(1),
-        head: fraction(h.head, "head", d.head)?,
-        tail: fraction(h.tail, "tail", d.tail)?,
-        margin: fraction(h.margin, "margin", d.margin)?,
-        min_samples: h.min_samples.unwrap_or(d.min_samples),
-        max_out_of_bounds: d.max_out_of_bounds,
-        min_cv: h.min_cv.unwrap_or(d.min_cv),
+        bin: secs_to_ns(h.bin_s),
+        bins: h.bins.max(1),
+        head: fraction(h.head, "head")?,
+        tail: fraction(h.tail, "tail")?,
+        margin: fraction(h.margin, "margin")?,
+        min_samples: h.min_samples,
+        max_out_of_bounds: HybridConfig::default().max_out_of_bounds,
+        min_cv: h.min_cv,
         fallback: args.fixed,
     };
     Ok(Box::new(HybridHistogram::new(cfg, args.functions)))
