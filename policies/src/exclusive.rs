@@ -66,9 +66,8 @@ crate::params! {
     }
 }
 
-/// The exclusive policy.
+/// The exclusive policy: the pool, and KaaS's eviction when asked for.
 pub struct Exclusive {
-    pool: Pool<WholeGpu>,
     kill_largest: bool,
 }
 
@@ -76,10 +75,13 @@ impl Exclusive {
     /// Builds it from `[policy]`.
     pub fn build(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
         let (p, own): (PoolParams, ExclusiveParams) = crate::pool::split_params(spec)?;
-        Ok(Pooled::boxed(Exclusive {
-            pool: Pool::new(&p, WholeGpu, scenario)?,
-            kill_largest: own.kill_largest,
-        }))
+        let pool = Pool::new(&p, WholeGpu, scenario)?;
+        Ok(Pooled::boxed(
+            pool,
+            Exclusive {
+                kill_largest: own.kill_largest,
+            },
+        ))
     }
 
     /// With `kill_largest`: if a function with no instance is waiting for room and `inst` (which
@@ -90,8 +92,7 @@ impl Exclusive {
     /// is not a livelock: a new instance always serves its first request before it can be
     /// chosen, so each GPU completes one request per cold start — GPUs / (setup + request) per
     /// second (`tests/kaas_baselines.rs`).
-    fn yield_to_starved(&mut self, ctx: &mut Ctx<'_>, inst: InstId) -> bool {
-        let pool = &mut self.pool;
+    fn yield_to_starved(pool: &mut Pool<WholeGpu>, ctx: &mut Ctx<'_>, inst: InstId) -> bool {
         if pool.waiting().next().is_none() || ctx.instance(inst).served == 0 {
             return false;
         }
@@ -117,9 +118,9 @@ impl Exclusive {
     }
 
     /// An instance is idle: it may yield to a starved function first.
-    fn idle(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        if !(self.kill_largest && self.yield_to_starved(ctx, inst)) {
-            self.pool.idle(ctx, inst);
+    fn idle(&self, pool: &mut Pool<WholeGpu>, ctx: &mut Ctx<'_>, inst: InstId) {
+        if !(self.kill_largest && Self::yield_to_starved(pool, ctx, inst)) {
+            pool.idle(ctx, inst);
         }
     }
 }
@@ -129,16 +130,10 @@ impl PoolPolicy for Exclusive {
     fn name(&self) -> &str {
         "exclusive"
     }
-    fn pool(&self) -> &Pool<WholeGpu> {
-        &self.pool
+    fn on_instance_ready(&mut self, pool: &mut Pool<WholeGpu>, ctx: &mut Ctx<'_>, inst: InstId) {
+        self.idle(pool, ctx, inst);
     }
-    fn pool_mut(&mut self) -> &mut Pool<WholeGpu> {
-        &mut self.pool
-    }
-    fn on_instance_ready(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        self.idle(ctx, inst);
-    }
-    fn on_complete(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        self.idle(ctx, inst);
+    fn on_complete(&mut self, pool: &mut Pool<WholeGpu>, ctx: &mut Ctx<'_>, inst: InstId) {
+        self.idle(pool, ctx, inst);
     }
 }

@@ -27,7 +27,6 @@ crate::params! {
 
 /// The static policy.
 pub struct Static {
-    pool: Pool<WholeGpu>,
     instances: u32,
     functions: usize,
     /// Instances placed at the start, of `instances × functions` asked for.
@@ -50,12 +49,13 @@ impl Static {
         }
         pool.keep_alive_s = f64::INFINITY;
         pool.evict_idle = false;
-        Ok(Pooled::boxed(Static {
-            pool: Pool::new(&pool, WholeGpu, scenario)?,
+        let pool = Pool::new(&pool, WholeGpu, scenario)?;
+        let policy = Static {
             instances: p.instances,
             functions: scenario.functions.len(),
             placed: 0,
-        }))
+        };
+        Ok(Pooled::boxed(pool, policy))
     }
 }
 
@@ -64,29 +64,23 @@ impl PoolPolicy for Static {
     fn name(&self) -> &str {
         "static"
     }
-    fn pool(&self) -> &Pool<WholeGpu> {
-        &self.pool
-    }
-    fn pool_mut(&mut self) -> &mut Pool<WholeGpu> {
-        &mut self.pool
-    }
-    fn on_start(&mut self, ctx: &mut Ctx<'_>) {
+    fn on_start(&mut self, pool: &mut Pool<WholeGpu>, ctx: &mut Ctx<'_>) {
         for _ in 0..self.instances {
             for f in 0..self.functions {
-                let started = if self.pool.prewarmed() {
-                    self.pool.start_with(ctx, FuncId(f as u32), true)
+                let started = if pool.prewarmed() {
+                    pool.start_with(ctx, FuncId(f as u32), true)
                 } else {
-                    self.pool.start_now(ctx, FuncId(f as u32))
+                    pool.start_now(ctx, FuncId(f as u32))
                 };
                 self.placed += u64::from(started);
             }
         }
     }
-    fn on_arrival(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
+    fn on_arrival(&mut self, pool: &mut Pool<WholeGpu>, ctx: &mut Ctx<'_>, inv: InvId) {
         // The instances are fixed: invocations only queue for them.
-        self.pool.enqueue(ctx, inv);
+        pool.enqueue(ctx, inv);
     }
-    fn report(&self) -> Vec<String> {
+    fn report(&self, _pool: &Pool<WholeGpu>) -> Vec<String> {
         let asked = u64::from(self.instances) * self.functions as u64;
         vec![format!(
             "instances placed at the start: {} of {asked} ({} per function × {} functions; one per GPU)",

@@ -167,7 +167,6 @@ impl Sharing for VcudaCaps {
 
 /// The KNIX vCUDA policy.
 pub struct KnixVcuda {
-    pool: Pool<SandboxPlacement>,
     target: u32,
     min: u32,
     max: u32,
@@ -200,28 +199,29 @@ impl KnixVcuda {
             inner: TimeSlicedContexts { max_contexts: u32::MAX },
             caps,
         };
-        Ok(Pooled::boxed(KnixVcuda {
-            pool: Pool::new(&pool, placement, scenario)?,
+        let pool = Pool::new(&pool, placement, scenario)?;
+        let policy = KnixVcuda {
             target: p.concurrency_target,
             min: p.min_scale,
             max: p.max_scale,
             depth: ms_to_ns(p.bucket_ms),
             ticking: false,
             functions: scenario.functions.len(),
-        }))
+        };
+        Ok(Pooled::boxed(pool, policy))
     }
 
     /// Knative's rule: ⌈(queued + running) / target⌉ sandboxes within [min, max].
-    fn scale(&mut self, ctx: &mut Ctx<'_>) {
+    fn scale(&self, pool: &mut Pool<SandboxPlacement>, ctx: &mut Ctx<'_>) {
         for f in 0..self.functions {
             let func = FuncId(f as u32);
             let alive = ctx.alive(func);
             let starting = ctx.starting(func);
             let busy = alive - starting - idle_count(ctx, func);
-            let demand = self.pool.queue_len(func) as u32 + busy;
+            let demand = pool.queue_len(func) as u32 + busy;
             let wanted = demand.div_ceil(self.target).clamp(self.min, self.max);
             for _ in alive..wanted {
-                if !self.pool.start_now(ctx, func) {
+                if !pool.start_now(ctx, func) {
                     break;
                 }
             }
@@ -239,36 +239,30 @@ impl PoolPolicy for KnixVcuda {
     fn name(&self) -> &str {
         "knix-vcuda"
     }
-    fn pool(&self) -> &Pool<SandboxPlacement> {
-        &self.pool
-    }
-    fn pool_mut(&mut self) -> &mut Pool<SandboxPlacement> {
-        &mut self.pool
-    }
-    fn sharing(&self) -> Box<dyn Sharing> {
+    fn sharing(&self, _pool: &Pool<SandboxPlacement>) -> Box<dyn Sharing> {
         Box::new(VcudaCaps {
             depth: self.depth,
             buckets: BTreeMap::new(),
         })
     }
-    fn on_arrival(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
+    fn on_arrival(&mut self, pool: &mut Pool<SandboxPlacement>, ctx: &mut Ctx<'_>, inv: InvId) {
         if !self.ticking {
             self.ticking = true;
-            self.scale(ctx);
+            self.scale(pool, ctx);
         }
         // Knative's autoscaler starts sandboxes, not the queue.
-        self.pool.enqueue(ctx, inv);
+        pool.enqueue(ctx, inv);
     }
-    fn on_idle_expired(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
+    fn on_idle_expired(&mut self, pool: &mut Pool<SandboxPlacement>, ctx: &mut Ctx<'_>, inst: InstId) {
         // minScale: the last sandboxes stay.
         let func = ctx.instance(inst).func;
         if ctx.alive(func) > self.min {
-            self.pool.expired(ctx, inst);
+            pool.expired(ctx, inst);
         } else {
             ctx.keep_alive(inst, None);
         }
     }
-    fn on_timer(&mut self, ctx: &mut Ctx<'_>, _token: u64) {
-        self.scale(ctx);
+    fn on_timer(&mut self, pool: &mut Pool<SandboxPlacement>, ctx: &mut Ctx<'_>, _token: u64) {
+        self.scale(pool, ctx);
     }
 }

@@ -310,7 +310,7 @@ impl Sharing for Isolated {
 }
 
 /// The MIG policy.
-pub struct Mig(Pool<MigSlices>);
+pub struct Mig;
 
 impl Mig {
     /// Builds it from `[policy]`.
@@ -405,7 +405,7 @@ impl Mig {
             pending: None,
             reconfigurations: 0,
         };
-        Ok(Pooled::boxed(Mig(Pool::new(&pool, slices, scenario)?)))
+        Ok(Pooled::boxed(Pool::new(&pool, slices, scenario)?, Mig))
     }
 }
 
@@ -414,16 +414,10 @@ impl PoolPolicy for Mig {
     fn name(&self) -> &str {
         "mig"
     }
-    fn pool(&self) -> &Pool<MigSlices> {
-        &self.0
-    }
-    fn pool_mut(&mut self) -> &mut Pool<MigSlices> {
-        &mut self.0
-    }
-    fn sharing(&self) -> Box<dyn Sharing> {
+    fn sharing(&self, _pool: &Pool<MigSlices>) -> Box<dyn Sharing> {
         Box::new(Isolated)
     }
-    fn report(&self) -> Vec<String> {
-        vec![format!("MIG reconfigurations: {}", self.0.placement.reconfigurations)]
+    fn report(&self, pool: &Pool<MigSlices>) -> Vec<String> {
+        vec![format!("MIG reconfigurations: {}", pool.placement.reconfigurations)]
     }
 }

@@ -146,7 +146,6 @@ struct Tracked {
 pub struct Mps {
     /// `mps`, or `fractional` for KaaS's baseline.
     name: &'static str,
-    pool: Pool<MpsClients>,
     /// Functions whose clients' caps come from usage estimation.
     estimated: Vec<bool>,
     headroom: f64,
@@ -164,7 +163,7 @@ pub struct Mps {
 
 impl Mps {
     /// Draws this second's fatal faults among clients running kernels.
-    fn faults(&mut self, ctx: &mut Ctx<'_>) {
+    fn faults(&mut self, pool: &mut Pool<MpsClients>, ctx: &mut Ctx<'_>) {
         use rand::RngExt;
         let mut victims: Vec<InstId> = Vec::new();
         for g in ctx.gpus() {
@@ -195,12 +194,12 @@ impl Mps {
             ctx.crash(inst);
         }
         for f in funcs {
-            self.pool.scale_up(ctx, f);
+            pool.scale_up(ctx, f);
         }
     }
 
     /// Every second: one usage sample per estimated client; a trusted estimate sets its cap.
-    fn tick(&mut self, ctx: &mut Ctx<'_>) {
+    fn tick(&mut self, pool: &mut Pool<MpsClients>, ctx: &mut Ctx<'_>) {
         let now = ctx.now();
         let ids: Vec<InstId> = self.tracked.keys().copied().collect();
         for inst in ids {
@@ -233,7 +232,7 @@ impl Mps {
             }
         }
         if self.fault_rate > 0.0 {
-            self.faults(ctx);
+            self.faults(pool, ctx);
         }
         self.ticking = !self.tracked.is_empty() || self.fault_rate > 0.0;
         if self.ticking {
@@ -342,9 +341,9 @@ impl Mps {
             max_sm_sum: p.max_sm_sum,
             max_clients: p.max_clients,
         };
-        Ok(Pooled::boxed(Mps {
+        let pool = Pool::new(&pool, placement, scenario)?;
+        let policy = Mps {
             name: if spec.name == "fractional" { "fractional" } else { "mps" },
-            pool: Pool::new(&pool, placement, scenario)?,
             estimated,
             headroom: p.estimate_headroom,
             estimator,
@@ -355,7 +354,8 @@ impl Mps {
             fault_coupling: p.fault_coupling,
             rng: gpushare_sim::rng::stream(scenario.seed, "mps-faults", 0),
             crashes: (0, 0),
-        }))
+        };
+        Ok(Pooled::boxed(pool, policy))
     }
 }
 
@@ -364,34 +364,28 @@ impl PoolPolicy for Mps {
     fn name(&self) -> &str {
         self.name
     }
-    fn pool(&self) -> &Pool<MpsClients> {
-        &self.pool
-    }
-    fn pool_mut(&mut self) -> &mut Pool<MpsClients> {
-        &mut self.pool
-    }
-    fn sharing(&self) -> Box<dyn Sharing> {
+    fn sharing(&self, _pool: &Pool<MpsClients>) -> Box<dyn Sharing> {
         Box::new(CappedShares)
     }
-    fn on_arrival(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
+    fn on_arrival(&mut self, pool: &mut Pool<MpsClients>, ctx: &mut Ctx<'_>, inv: InvId) {
         if self.fault_rate > 0.0 && !self.ticking {
             self.ticking = true;
             ctx.set_timer(ctx.now() + NS_PER_S, 0);
         }
-        self.pool.arrive(ctx, inv);
+        pool.arrive(ctx, inv);
     }
-    fn on_instance_ready(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
+    fn on_instance_ready(&mut self, pool: &mut Pool<MpsClients>, ctx: &mut Ctx<'_>, inst: InstId) {
         self.track(ctx, inst);
-        self.pool.idle(ctx, inst);
+        pool.idle(ctx, inst);
     }
-    fn on_idle_expired(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
+    fn on_idle_expired(&mut self, pool: &mut Pool<MpsClients>, ctx: &mut Ctx<'_>, inst: InstId) {
         self.tracked.remove(&inst);
-        self.pool.expired(ctx, inst);
+        pool.expired(ctx, inst);
     }
-    fn on_timer(&mut self, ctx: &mut Ctx<'_>, _token: u64) {
-        self.tick(ctx);
+    fn on_timer(&mut self, pool: &mut Pool<MpsClients>, ctx: &mut Ctx<'_>, _token: u64) {
+        self.tick(pool, ctx);
     }
-    fn report(&self) -> Vec<String> {
+    fn report(&self, _pool: &Pool<MpsClients>) -> Vec<String> {
         let mut r = self.report.clone();
         if self.fault_rate > 0.0 {
             r.push(format!(

@@ -105,115 +105,112 @@ pub fn split_params<T: Params>(spec: &PolicySpec) -> Result<(PoolParams, T), Con
 }
 
 /// A policy built on the [`Pool`]: it overrides only the callbacks it changes; the others hand
-/// the event to the pool. Box it as a [`Policy`] with [`Pooled`].
+/// the event to the pool, which each callback receives. [`Pooled`] pairs it with its pool as
+/// a [`Policy`].
 pub trait PoolPolicy {
     /// Its placement mechanism.
     type Placement: Placement;
 
     /// The name scenarios use.
     fn name(&self) -> &str;
-    /// Its pool.
-    fn pool(&self) -> &Pool<Self::Placement>;
-    /// Its pool, to act on.
-    fn pool_mut(&mut self) -> &mut Pool<Self::Placement>;
 
     /// How concurrent kernels share a GPU's SMs (see [`Policy::sharing`]).
-    fn sharing(&self) -> Box<dyn Sharing> {
+    fn sharing(&self, _pool: &Pool<Self::Placement>) -> Box<dyn Sharing> {
         Box::new(gpushare_sim::policy::CappedShares)
     }
     /// The run starts: pre-warmed instances, with `prewarm`.
-    fn on_start(&mut self, ctx: &mut Ctx<'_>) {
-        self.pool_mut().start_prewarmed(ctx);
+    fn on_start(&mut self, pool: &mut Pool<Self::Placement>, ctx: &mut Ctx<'_>) {
+        pool.start_prewarmed(ctx);
     }
     /// An invocation arrived: to its function's queue (or an idle instance).
-    fn on_arrival(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
-        self.pool_mut().arrive(ctx, inv);
+    fn on_arrival(&mut self, pool: &mut Pool<Self::Placement>, ctx: &mut Ctx<'_>, inv: InvId) {
+        pool.arrive(ctx, inv);
     }
     /// An instance finished its setup.
-    fn on_instance_ready(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        self.pool_mut().idle(ctx, inst);
+    fn on_instance_ready(&mut self, pool: &mut Pool<Self::Placement>, ctx: &mut Ctx<'_>, inst: InstId) {
+        pool.idle(ctx, inst);
     }
     /// An instance finished its invocation.
-    fn on_complete(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        self.pool_mut().idle(ctx, inst);
+    fn on_complete(&mut self, pool: &mut Pool<Self::Placement>, ctx: &mut Ctx<'_>, inst: InstId) {
+        pool.idle(ctx, inst);
     }
     /// An idle instance's keep-alive ran out.
-    fn on_idle_expired(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        self.pool_mut().expired(ctx, inst);
+    fn on_idle_expired(&mut self, pool: &mut Pool<Self::Placement>, ctx: &mut Ctx<'_>, inst: InstId) {
+        pool.expired(ctx, inst);
     }
     /// One of the policy's own timers fired (the pool's own never reach it).
-    fn on_timer(&mut self, _ctx: &mut Ctx<'_>, _token: u64) {}
+    fn on_timer(&mut self, _pool: &mut Pool<Self::Placement>, _ctx: &mut Ctx<'_>, _token: u64) {}
     /// The policy's lines for `policy_report` (the pool adds its keep-alive's after them).
-    fn report(&self) -> Vec<String> {
+    fn report(&self, _pool: &Pool<Self::Placement>) -> Vec<String> {
         Vec::new()
     }
 }
 
-/// A pool and nothing else: a policy that changes none of the pool's callbacks (experiments
-/// with a placement, ranking or keep-alive of one's own).
-pub struct PoolOnly<P> {
-    pub name: &'static str,
-    pub pool: Pool<P>,
-}
+/// A pool policy with nothing of its own but a name: the pool alone ([`Pool::into_policy`]).
+pub struct PoolOnlyOf<P>(std::marker::PhantomData<P>, &'static str);
 
-impl<P: Placement> PoolPolicy for PoolOnly<P> {
+impl<P: Placement> PoolPolicy for PoolOnlyOf<P> {
     type Placement = P;
     fn name(&self) -> &str {
-        self.name
-    }
-    fn pool(&self) -> &Pool<P> {
-        &self.pool
-    }
-    fn pool_mut(&mut self) -> &mut Pool<P> {
-        &mut self.pool
+        self.1
     }
 }
 
-/// A [`PoolPolicy`] as the engine's [`Policy`].
-pub struct Pooled<T>(pub T);
+/// A [`PoolPolicy`] with its pool: the engine's [`Policy`].
+pub struct Pooled<T: PoolPolicy> {
+    pub pool: Pool<T::Placement>,
+    pub policy: T,
+}
 
-impl<T: PoolPolicy> Pooled<T> {
-    /// `policy` boxed for the engine.
-    pub fn boxed(policy: T) -> Box<dyn Policy>
+impl<T: PoolPolicy + 'static> Pooled<T> {
+    /// `policy` on `pool`, boxed for the engine.
+    pub fn boxed(pool: Pool<T::Placement>, policy: T) -> Box<dyn Policy>
     where
-        T: 'static,
+        T::Placement: 'static,
     {
-        Box::new(Pooled(policy))
+        Box::new(Pooled { pool, policy })
+    }
+}
+
+impl<P: Placement + 'static> Pool<P> {
+    /// This pool alone as a policy called `name`: every event handled by the pool.
+    pub fn into_policy(self, name: &'static str) -> Box<dyn Policy> {
+        Pooled::boxed(self, PoolOnlyOf(std::marker::PhantomData, name))
     }
 }
 
 impl<T: PoolPolicy> Policy for Pooled<T> {
     fn name(&self) -> &str {
-        self.0.name()
+        self.policy.name()
     }
     fn sharing(&self) -> Box<dyn Sharing> {
-        self.0.sharing()
+        self.policy.sharing(&self.pool)
     }
     fn on_start(&mut self, ctx: &mut Ctx<'_>) {
-        self.0.on_start(ctx);
+        self.policy.on_start(&mut self.pool, ctx);
     }
     fn on_arrival(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
-        self.0.on_arrival(ctx, inv);
+        self.policy.on_arrival(&mut self.pool, ctx, inv);
     }
     fn on_instance_ready(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        self.0.on_instance_ready(ctx, inst);
+        self.policy.on_instance_ready(&mut self.pool, ctx, inst);
     }
     fn on_complete(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        self.0.on_complete(ctx, inst);
+        self.policy.on_complete(&mut self.pool, ctx, inst);
     }
     fn on_idle_expired(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
-        self.0.on_idle_expired(ctx, inst);
+        self.policy.on_idle_expired(&mut self.pool, ctx, inst);
     }
     fn on_timer(&mut self, ctx: &mut Ctx<'_>, token: u64) {
         if token & POOL_TIMER != 0 {
-            self.0.pool_mut().on_timer(ctx, token);
+            self.pool.on_timer(ctx, token);
         } else {
-            self.0.on_timer(ctx, token);
+            self.policy.on_timer(&mut self.pool, ctx, token);
         }
     }
     fn report(&self) -> Vec<String> {
-        let mut lines = self.0.report();
-        self.0.pool().keep_alive.report(&mut lines);
+        let mut lines = self.policy.report(&self.pool);
+        self.pool.keep_alive.report(&mut lines);
         lines
     }
 }

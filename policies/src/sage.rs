@@ -188,7 +188,7 @@ impl Placement for SagePlacement {
 }
 
 /// The SAGE policy.
-pub struct Sage(Pool<SagePlacement>);
+pub struct Sage;
 
 impl Sage {
     /// Builds it from `[policy]`.
@@ -204,7 +204,7 @@ impl Sage {
             pending: None,
             peak_per_gpu: 0,
         };
-        Ok(Pooled::boxed(Sage(Pool::new(&pool, placement, scenario)?)))
+        Ok(Pooled::boxed(Pool::new(&pool, placement, scenario)?, Sage))
     }
 }
 
@@ -213,16 +213,10 @@ impl PoolPolicy for Sage {
     fn name(&self) -> &str {
         "sage"
     }
-    fn pool(&self) -> &Pool<SagePlacement> {
-        &self.0
-    }
-    fn pool_mut(&mut self) -> &mut Pool<SagePlacement> {
-        &mut self.0
-    }
-    fn report(&self) -> Vec<String> {
+    fn report(&self, pool: &Pool<SagePlacement>) -> Vec<String> {
         vec![format!(
             "density: at most {} instances on one GPU at once",
-            self.0.placement.peak_per_gpu
+            pool.placement.peak_per_gpu
         )]
     }
 }

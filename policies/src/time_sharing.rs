@@ -206,7 +206,6 @@ impl Sharing for TimeSlice {
 
 /// The time-sharing policy.
 pub struct TimeSharing {
-    pool: Pool<TimeSlicedContexts>,
     exact: bool,
     slicing: Vec<Slicing>,
 }
@@ -238,11 +237,13 @@ impl TimeSharing {
             .iter()
             .map(|&(_, device)| Slicing::of(&scenario.devices[device], p.slice_ms, p.switch_us))
             .collect();
-        Ok(Pooled::boxed(TimeSharing {
-            pool: Pool::new(&pool, placement, scenario)?,
-            exact: p.mode == Mode::Exact,
-            slicing,
-        }))
+        Ok(Pooled::boxed(
+            Pool::new(&pool, placement, scenario)?,
+            TimeSharing {
+                exact: p.mode == Mode::Exact,
+                slicing,
+            },
+        ))
     }
 }
 
@@ -251,13 +252,7 @@ impl PoolPolicy for TimeSharing {
     fn name(&self) -> &str {
         "time-sharing"
     }
-    fn pool(&self) -> &Pool<TimeSlicedContexts> {
-        &self.pool
-    }
-    fn pool_mut(&mut self) -> &mut Pool<TimeSlicedContexts> {
-        &mut self.pool
-    }
-    fn sharing(&self) -> Box<dyn Sharing> {
+    fn sharing(&self, _pool: &Pool<TimeSlicedContexts>) -> Box<dyn Sharing> {
         Box::new(TimeSlice {
             exact: self.exact,
             slicing: self.slicing.clone(),

@@ -235,20 +235,18 @@ impl Autoscaler {
 
 /// The FaST-GShare policy.
 pub struct FastGShare {
-    pool: Pool<FastPlacement>,
     scaler: Option<Autoscaler>,
 }
 
 impl FastGShare {
-    fn tick(&mut self, ctx: &mut Ctx<'_>) {
+    fn tick(&mut self, pool: &mut Pool<FastPlacement>, ctx: &mut Ctx<'_>) {
         let Some(sc) = self.scaler.as_mut() else { return };
         sc.advance(ctx.now());
         let mut any = false;
         for f in 0..sc.buckets.len() {
             let func = FuncId(f as u32);
             let predicted = sc.predicted(f);
-            let mine: Vec<(InstId, Cell)> = self
-                .pool
+            let mine: Vec<(InstId, Cell)> = pool
                 .placement
                 .inst_config
                 .iter()
@@ -256,9 +254,9 @@ impl FastGShare {
                 .map(|(i, c)| (*i, *c))
                 .collect();
             let mut capacity: f64 = mine.iter().map(|(_, c)| c.2).sum();
-            any |= predicted > 0.0 || !mine.is_empty() || self.pool.queue_len(func) > 0;
+            any |= predicted > 0.0 || !mine.is_empty() || pool.queue_len(func) > 0;
             let eff = sc.efficient[f];
-            if predicted > capacity || (mine.is_empty() && self.pool.queue_len(func) > 0) {
+            if predicted > capacity || (mine.is_empty() && pool.queue_len(func) > 0) {
                 let deficit = (predicted - capacity).max(1e-9);
                 let n = (deficit / eff.2).floor() as usize;
                 let residual = deficit - n as f64 * eff.2;
@@ -267,9 +265,9 @@ impl FastGShare {
                     plan.push(*sc.cells[f].iter().find(|c| c.2 >= residual).unwrap_or(&eff));
                 }
                 for c in plan {
-                    self.pool.placement.next_config = Some((c.0, c.1, c.1));
-                    let ok = self.pool.start_now(ctx, func);
-                    self.pool.placement.next_config = None;
+                    pool.placement.next_config = Some((c.0, c.1, c.1));
+                    let ok = pool.start_now(ctx, func);
+                    pool.placement.next_config = None;
                     if !ok {
                         break;
                     }
@@ -283,8 +281,8 @@ impl FastGShare {
                     .collect();
                 idle.sort_by(|a, b| (b.1.0 * b.1.1).total_cmp(&(a.1.0 * a.1.1)).then(a.0.cmp(&b.0)));
                 for (inst, c) in idle {
-                    if capacity - c.2 >= predicted && self.pool.queue_len(func) == 0 {
-                        self.pool.reclaim(ctx, inst);
+                    if capacity - c.2 >= predicted && pool.queue_len(func) == 0 {
+                        pool.reclaim(ctx, inst);
                         capacity -= c.2;
                     }
                 }
@@ -383,7 +381,7 @@ impl FastGShare {
         } else {
             None
         };
-        Ok(Pooled::boxed(FastGShare { pool, scaler }))
+        Ok(Pooled::boxed(pool, FastGShare { scaler }))
     }
 }
 
@@ -426,18 +424,12 @@ impl PoolPolicy for FastGShare {
     fn name(&self) -> &str {
         "fast-gshare"
     }
-    fn pool(&self) -> &Pool<FastPlacement> {
-        &self.pool
+    fn sharing(&self, pool: &Pool<FastPlacement>) -> Box<dyn Sharing> {
+        Box::new(manager::FastManager::with_limits(pool.placement.limits.clone()))
     }
-    fn pool_mut(&mut self) -> &mut Pool<FastPlacement> {
-        &mut self.pool
-    }
-    fn sharing(&self) -> Box<dyn Sharing> {
-        Box::new(manager::FastManager::with_limits(self.pool.placement.limits.clone()))
-    }
-    fn on_arrival(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
+    fn on_arrival(&mut self, pool: &mut Pool<FastPlacement>, ctx: &mut Ctx<'_>, inv: InvId) {
         let Some(sc) = self.scaler.as_mut() else {
-            self.pool.arrive(ctx, inv);
+            pool.arrive(ctx, inv);
             return;
         };
         sc.advance(ctx.now());
@@ -448,9 +440,9 @@ impl PoolPolicy for FastGShare {
             ctx.set_timer(ctx.now() + NS_PER_S, 0);
         }
         // The FaST-Scheduler starts instances, not the queue.
-        self.pool.enqueue(ctx, inv);
+        pool.enqueue(ctx, inv);
     }
-    fn on_timer(&mut self, ctx: &mut Ctx<'_>, _token: u64) {
-        self.tick(ctx);
+    fn on_timer(&mut self, pool: &mut Pool<FastPlacement>, ctx: &mut Ctx<'_>, _token: u64) {
+        self.tick(pool, ctx);
     }
 }
