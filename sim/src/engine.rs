@@ -249,27 +249,27 @@ impl Simulation {
     fn dispatch(&mut self, event: Event, finished: &mut Vec<(InstId, u32)>) {
         let ctx = &mut Ctx { w: &mut self.world };
         match event {
-            Event::SetupDone { inst, epoch } => {
-                if let Some(i) = ctx.w.setup_done(inst, epoch) {
+            Event::SetupDone { inst, state_version } => {
+                if let Some(i) = ctx.w.setup_done(inst, state_version) {
                     self.policy.on_instance_ready(ctx, i);
                 }
             }
-            Event::HostStepDone { inst, epoch } => {
-                if let Some(i) = ctx.w.host_step_done(inst, epoch) {
+            Event::HostStepDone { inst, state_version } => {
+                if let Some(i) = ctx.w.host_step_done(inst, state_version) {
                     self.policy.on_complete(ctx, i);
                 }
             }
-            Event::GpuPhaseDone { gpu, generation } => {
-                ctx.w.gpu_phase_done(gpu, generation, finished);
-                for (i, epoch) in finished.drain(..) {
+            Event::GpuPhaseDone { gpu, rates_version } => {
+                ctx.w.gpu_phase_done(gpu, rates_version, finished);
+                for (i, state_version) in finished.drain(..) {
                     // An earlier callback of this event may have reclaimed or reused it.
-                    if ctx.w.unchanged_since(i, epoch) {
+                    if ctx.w.unchanged_since(i, state_version) {
                         self.policy.on_complete(ctx, i);
                     }
                 }
             }
-            Event::IdleExpired { inst, incarnation } => {
-                if let Some(i) = ctx.w.idle_expired(inst, incarnation) {
+            Event::IdleExpired { inst, life_version } => {
+                if let Some(i) = ctx.w.idle_expired(inst, life_version) {
                     self.policy.on_idle_expired(ctx, i);
                 }
             }

@@ -2,7 +2,7 @@
 //!
 //! Events are small `Copy` values, never boxed. The sequence number makes the order of events at
 //! the same instant the order in which they were scheduled, so runs are deterministic. Events
-//! that may be superseded carry a generation (`epoch` or `generation`) checked when they fire; stale ones
+//! that may be superseded carry a version counter (an instance's `state_version` or `life_version`, a GPU's `rates_version`) checked when they fire; stale ones
 //! are dropped instead of being searched for and removed.
 //!
 //! Timers (keep-alive expiries and policy timers) sit in a heap of their own: there is about one
@@ -19,13 +19,13 @@ use std::collections::BinaryHeap;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
     /// An instance finished its setup (cold start).
-    SetupDone { inst: InstId, epoch: u32 },
+    SetupDone { inst: InstId, state_version: u32 },
     /// An instance finished a host (CPU) step of its current invocation.
-    HostStepDone { inst: InstId, epoch: u32 },
-    /// The earliest phase completion on a GPU, valid while the GPU's generation is `generation`.
-    GpuPhaseDone { gpu: GpuId, generation: u32 },
+    HostStepDone { inst: InstId, state_version: u32 },
+    /// The earliest phase completion on a GPU, valid while the GPU's rates have not changed since (`rates_version`).
+    GpuPhaseDone { gpu: GpuId, rates_version: u32 },
     /// An instance's keep-alive deadline may have passed (checked when it fires).
-    IdleExpired { inst: InstId, incarnation: u32 },
+    IdleExpired { inst: InstId, life_version: u32 },
     /// An invocation's host code, running on the CPU without an instance, ended.
     InvHostDone { inv: InvId },
     /// A timer a policy set for itself.
@@ -144,7 +144,7 @@ mod tests {
         let t = |token| Event::PolicyTimer { token };
         let h = |n| Event::HostStepDone {
             inst: InstId(n),
-            epoch: 0,
+            state_version: 0,
         };
         q.push(5, t(1));
         q.push(3, h(2));

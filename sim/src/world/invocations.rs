@@ -143,7 +143,7 @@ impl World {
         v.waited += now - v.ready_since - v.setup;
         let i = &mut self.instances[inst.ix()];
         i.state = InstState::Busy;
-        i.epoch = i.epoch.wrapping_add(1);
+        i.state_version = i.state_version.wrapping_add(1);
         i.current = inv;
         i.exec_func = func;
         i.scale = scale;
@@ -164,8 +164,8 @@ impl World {
         }
         if self.advance(inst) {
             // Nothing to execute: complete through the event loop, never inside a callback.
-            let epoch = self.instances[inst.ix()].epoch;
-            self.events.push(now, Event::HostStepDone { inst, epoch });
+            let state_version = self.instances[inst.ix()].state_version;
+            self.events.push(now, Event::HostStepDone { inst, state_version });
         }
     }
 
@@ -265,11 +265,11 @@ impl World {
         loop {
             let i = &mut self.instances[inst.ix()];
             i.step = i.step.wrapping_add(1);
-            let (gpu, step, scale, epoch, sm_cap, time_quota, planned, func, partition) = (
+            let (gpu, step, scale, state_version, sm_cap, time_quota, planned, func, partition) = (
                 i.gpu,
                 i.step,
                 i.scale,
-                i.epoch,
+                i.state_version,
                 i.sm_cap,
                 i.time_quota,
                 i.planned,
@@ -293,7 +293,8 @@ impl World {
                     let ns = scale_ns(ns, scale);
                     if ns > 0 {
                         self.instances[inst.ix()].step_since = self.now;
-                        self.events.push(self.now + ns, Event::HostStepDone { inst, epoch });
+                        self.events
+                            .push(self.now + ns, Event::HostStepDone { inst, state_version });
                         return false;
                     }
                 }
@@ -339,9 +340,9 @@ impl World {
     }
 
     /// Handles a `HostStepDone` event; returns the instance if its invocation just finished.
-    pub(crate) fn host_step_done(&mut self, inst: InstId, epoch: u32) -> Option<InstId> {
+    pub(crate) fn host_step_done(&mut self, inst: InstId, state_version: u32) -> Option<InstId> {
         let i = &self.instances[inst.ix()];
-        if i.state != InstState::Busy || i.epoch != epoch {
+        if i.state != InstState::Busy || i.state_version != state_version {
             return None;
         }
         if self.timeline.is_some() && i.step_since < self.now {

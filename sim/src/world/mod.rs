@@ -4,7 +4,7 @@
 //! lifecycle (starting → idle ↔ busy → reclaimed), per-GPU memory accounting that refuses
 //! overcommit, and the GPU execution model — phases progress at rates set by the policy's
 //! [`Sharing`] discipline and the speed model, and only the earliest completion per GPU is in the
-//! event queue, cancelled by a generation counter when rates change. Policies reach it only
+//! event queue, cancelled by a version counter (`rates_version`) when rates change. Policies reach it only
 //! through [`Ctx`].
 
 use crate::contention::{self, KernelDemand, PartitionShare};
@@ -130,7 +130,9 @@ pub struct Gpu {
     /// Σ SM cap × time quota of those instances (FaST-GShare admission).
     pub quota_sm_sum: f64,
     phases: Vec<ActivePhase>,
-    generation: u32,
+    /// Counts changes of its phases' rates, so a pending phase-completion event computed at old
+    /// rates is ignored.
+    rates_version: u32,
     last_update: Nanos,
     dirty: bool,
     /// Some phase's share may differ from its bound (the discipline divided the SMs, or a cap
@@ -209,9 +211,11 @@ pub struct Instance {
     /// Time during which one of its kernels ran (time share > 0), ns, up to its last finished
     /// kernel phase; [`Ctx::kernel_busy_ns`] includes the one running now.
     pub kernel_busy_ns: u64,
-    epoch: u32,
+    /// Counts its state changes (ready, run, reclaimed), so a pending setup or host-step event
+    /// fires only on the state it was scheduled for.
+    state_version: u32,
     /// Counts the lives of this slot, so events of a reclaimed instance never touch its successor.
-    incarnation: u32,
+    life_version: u32,
     /// Keep-alive deadline of the current idle period, if the policy set one.
     expiry: Option<Nanos>,
     /// Time of the earliest `IdleExpired` event pending for this instance, if any.
@@ -391,7 +395,7 @@ impl World {
                 sm_cap_sum: 0.0,
                 quota_sm_sum: 0.0,
                 phases: Vec::new(),
-                generation: 0,
+                rates_version: 0,
                 last_update: 0,
                 dirty: false,
                 rebound: false,
@@ -512,7 +516,7 @@ impl World {
         let i = &mut self.instances[inst.ix()];
         i.state = InstState::Idle;
         i.expiry = None;
-        i.epoch = i.epoch.wrapping_add(1);
+        i.state_version = i.state_version.wrapping_add(1);
         let (gpu, fraction) = (i.gpu, i.gpu_fraction);
         self.list_push_front(0, inst);
         self.list_push_front(1, inst);
@@ -581,8 +585,8 @@ impl World {
             gpu_fraction: spec.gpu_fraction,
             partition: spec.partition,
             kernel_busy_ns: 0,
-            epoch: 0,
-            incarnation: 0,
+            state_version: 0,
+            life_version: 0,
             expiry: None,
             expiry_event_at: None,
             current: InvId(NIL),
@@ -599,10 +603,11 @@ impl World {
         let id = match self.free_instances.pop() {
             Some(slot) => {
                 let old = &self.instances[slot as usize];
-                let (epoch, incarnation) = (old.epoch.wrapping_add(1), old.incarnation.wrapping_add(1));
+                let (state_version, life_version) =
+                    (old.state_version.wrapping_add(1), old.life_version.wrapping_add(1));
                 self.instances[slot as usize] = Instance {
-                    epoch,
-                    incarnation,
+                    state_version,
+                    life_version,
                     ..inst
                 };
                 InstId(slot)
@@ -617,19 +622,24 @@ impl World {
             self.func_starting[func.ix()] += 1;
         }
         self.metrics.instance_created();
-        let epoch = self.instances[id.ix()].epoch;
-        self.events
-            .push(self.now + spec.setup, Event::SetupDone { inst: id, epoch });
+        let state_version = self.instances[id.ix()].state_version;
+        self.events.push(
+            self.now + spec.setup,
+            Event::SetupDone {
+                inst: id,
+                state_version,
+            },
+        );
         Ok(id)
     }
 
-    /// True when `inst` is still in the state it had at `epoch`: not run, reclaimed or reused
+    /// True when `inst` is still in the state it had at `state_version`: not run, reclaimed or reused
     /// since. Several instances can finish in one GPU event; the policy's callback for the first
     /// may reclaim the second (already idle) and start a new instance in its slot, and the
     /// second's callback must then not be delivered.
-    pub(crate) fn unchanged_since(&self, inst: InstId, epoch: u32) -> bool {
+    pub(crate) fn unchanged_since(&self, inst: InstId, state_version: u32) -> bool {
         let i = &self.instances[inst.ix()];
-        i.state == InstState::Idle && i.epoch == epoch
+        i.state == InstState::Idle && i.state_version == state_version
     }
 
     /// Handles a `SetupDone` event; returns the instance if the event was current.
@@ -709,9 +719,9 @@ impl World {
         }
     }
 
-    pub(crate) fn setup_done(&mut self, inst: InstId, epoch: u32) -> Option<InstId> {
+    pub(crate) fn setup_done(&mut self, inst: InstId, state_version: u32) -> Option<InstId> {
         let i = &mut self.instances[inst.ix()];
-        if i.state != InstState::Starting || i.epoch != epoch {
+        if i.state != InstState::Starting || i.state_version != state_version {
             return None;
         }
         i.ready_at = self.now;
@@ -730,10 +740,10 @@ impl World {
     /// earliest deadline set. When it fires, a later deadline (the instance was used meanwhile and
     /// idled again) re-arms it instead of expiring. This keeps the heap at O(instances) instead of
     /// one stale event per completion.
-    pub(crate) fn idle_expired(&mut self, inst: InstId, incarnation: u32) -> Option<InstId> {
+    pub(crate) fn idle_expired(&mut self, inst: InstId, life_version: u32) -> Option<InstId> {
         let now = self.now;
         let i = &mut self.instances[inst.ix()];
-        if i.incarnation != incarnation || i.state == InstState::Free {
+        if i.life_version != life_version || i.state == InstState::Free {
             return None;
         }
         if i.expiry_event_at == Some(now) {
@@ -746,7 +756,7 @@ impl World {
             }
             (InstState::Idle, Some(deadline)) if i.expiry_event_at.is_none() => {
                 i.expiry_event_at = Some(deadline);
-                self.events.push(deadline, Event::IdleExpired { inst, incarnation });
+                self.events.push(deadline, Event::IdleExpired { inst, life_version });
                 None
             }
             _ => None,
@@ -765,7 +775,7 @@ impl World {
         self.leave_idle(inst);
         let i = &mut self.instances[inst.ix()];
         i.state = InstState::Free;
-        i.epoch = i.epoch.wrapping_add(1);
+        i.state_version = i.state_version.wrapping_add(1);
         let (func, gpu, memory, created, fraction) = (i.func, i.gpu, i.memory, i.created, i.gpu_fraction);
         let (cap, quota) = (i.sm_cap, i.time_quota);
         self.free_instances.push(inst.0);
@@ -803,8 +813,8 @@ impl World {
         if let Some(deadline) = i.expiry {
             if i.expiry_event_at.is_none_or(|at| at > deadline) {
                 i.expiry_event_at = Some(deadline);
-                let incarnation = i.incarnation;
-                self.events.push(deadline, Event::IdleExpired { inst, incarnation });
+                let life_version = i.life_version;
+                self.events.push(deadline, Event::IdleExpired { inst, life_version });
             }
         }
     }
