@@ -5,13 +5,9 @@
 # instructions per completion in Simulation::run over 5 simulated seconds — the stable figure.
 # Usage: scripts/bench-contention.sh [RUNS]   (default 5)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-runs=${1:-5}
-cargo build --release -q
-bin=target/release/gpushare
-pin=""
-command -v taskset >/dev/null && pin="taskset -c 0"
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+. "$(dirname "$0")/bench-lib.sh"
+bench_setup 5 "$@"
+machine
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 for k in 1 10 40; do
@@ -21,7 +17,7 @@ for k in 1 10 40; do
     line=$($pin "$bin" run scenarios/bench/mps_colocation.toml --no-invocations --out "$out/run" "${sets[@]}" | grep '^performance')
     speeds+=("$(echo "$line" | grep -oE '[0-9.]+ M invocations/s' | awk '{print $1}')")
   done
-  median=$(printf '%s\n' "${speeds[@]}" | sort -g | sed -n "$(( (runs + 1) / 2 ))p")
+  median=$(echo "${speeds[@]}" | median)
   per=""
   if command -v valgrind >/dev/null; then
     valgrind --tool=callgrind --callgrind-out-file="$out/cg" "$bin" run scenarios/bench/mps_colocation.toml \

@@ -3,13 +3,9 @@
 # prints min / median / max wall time, invocations per second and peak resident memory.
 # Usage: scripts/bench-engine.sh [RUNS]   (default 7)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-runs=${1:-7}
-cargo build --release -q
-bin=target/release/gpushare
-pin=""
-command -v taskset >/dev/null && pin="taskset -c 0"
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/ {print $2}') GiB"
+. "$(dirname "$0")/bench-lib.sh"
+bench_setup 7 "$@"
+machine ", $(free -g | awk '/Mem:/ {print $2}') GiB"
 for scenario in scenarios/bench/reference_1h.toml scenarios/bench/reference_24h.toml; do
   out=$(mktemp -d)
   walls=(); rss=0; n=0
@@ -23,7 +19,7 @@ for scenario in scenarios/bench/reference_1h.toml scenarios/bench/reference_24h.
   rm -rf "$out"
   sorted=$(printf '%s\n' "${walls[@]}" | sort -g)
   min=$(echo "$sorted" | head -1); max=$(echo "$sorted" | tail -1)
-  med=$(echo "$sorted" | sed -n "$(( (runs + 1) / 2 ))p")
+  med=$(echo "$sorted" | median)
   awk -v s="$scenario" -v n="$n" -v a="$min" -v m="$med" -v b="$max" -v r="$rss" -v k="$runs" 'BEGIN {
     printf "%s: %d invocations; wall min %.3f / median %.3f / max %.3f s over %d runs; median %.2f M invocations/s (best %.2f); peak RSS %d MiB\n",
       s, n, a, m, b, k, n / m / 1e6, n / a / 1e6, r }'

@@ -4,14 +4,12 @@
 # each and the speed-up.
 # Usage: scripts/bench-sweep.sh [RUNS]   (default 5)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-runs=${1:-5}
-cargo build --release -q
-bin=target/release/gpushare
+. "$(dirname "$0")/bench-lib.sh"
+bench_setup 5 "$@"
 scenario=scenarios/sweeps/policies_vs_load.toml
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+machine
 declare -A walls
 for _ in $(seq "$runs"); do
   for j in 1 2; do
@@ -21,7 +19,6 @@ for _ in $(seq "$runs"); do
     walls[$j]+="$(echo "$end - $start" | bc) "
   done
 done
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
 m1=$(echo "${walls[1]}" | median)
 m2=$(echo "${walls[2]}" | median)
 cmp -s "$out/j1/runs.csv" "$out/j2/runs.csv" && same="identical" || same="DIFFERENT"

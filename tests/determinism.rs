@@ -5,8 +5,7 @@ mod common;
 fn run(scenario: &str, out: &std::path::Path, extra: &[&str]) {
     let mut args = vec!["run", scenario, "--quiet", "--out", out.to_str().unwrap()];
     args.extend_from_slice(extra);
-    let o = common::gpushare(&args);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    common::gpushare_ok(&args);
 }
 
 #[test]

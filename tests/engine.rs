@@ -5,9 +5,21 @@ mod common;
 
 use gpushare_sim::policy::{Ctx, Policy, Refusal};
 use gpushare_sim::record::{NullSink, VecSink};
-use gpushare_sim::{GpuId, InstId, InvId, ScenarioSource, SimError, Simulation};
+use gpushare_sim::{FuncId, GpuId, InstId, InvId, ScenarioSource, SimError, Simulation};
 use std::collections::VecDeque;
 use std::path::Path;
+
+/// Starts an instance of `func` on GPU 0 with the function's default spec.
+fn start_on_gpu0(ctx: &mut Ctx<'_>, func: FuncId) -> Result<InstId, Refusal> {
+    let spec = ctx.default_instance(func, GpuId(0));
+    ctx.start_instance(func, GpuId(0), spec)
+}
+
+/// Starts an instance of `inv`'s function on GPU 0 (for the invocation to run on once ready).
+fn start_for(ctx: &mut Ctx<'_>, inv: InvId) -> Result<InstId, Refusal> {
+    let func = ctx.invocation(inv).func;
+    start_on_gpu0(ctx, func)
+}
 
 /// Packs every instance onto GPU 0 (no isolation at all) and runs each invocation on a new
 /// instance; records refusals. `reclaim_busy` makes it break an engine rule on purpose.
@@ -22,9 +34,7 @@ impl Policy for PackOnGpu0 {
         "pack-on-gpu0"
     }
     fn on_arrival(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
-        let func = ctx.invocation(inv).func;
-        let spec = ctx.default_instance(func, GpuId(0));
-        match ctx.start_instance(func, GpuId(0), spec) {
+        match start_for(ctx, inv) {
             Ok(_) => self.waiting.push_back(inv),
             Err(Refusal::Memory { .. }) => self.refusals.set(self.refusals.get() + 1),
         }
@@ -98,14 +108,19 @@ fn run_packed(csv: &str, reclaim_busy: bool) -> (Result<gpushare_sim::RunOutput,
     (out, refusals.get())
 }
 
+/// [`run_packed`] without rule breaking: the summary, and the refusals.
+fn packed(csv: &str) -> (gpushare_sim::Summary, u32) {
+    let (out, refusals) = run_packed(csv, false);
+    (out.unwrap().summary, refusals)
+}
+
 #[test]
 fn co_running_kernels_share_the_gpu_equally() {
     // Two 100 ms kernels of demand 1.0 start together on one GPU with a hard-knee speed curve:
     // each gets half the SMs, runs at half speed, and both end at 200 ms.
-    let (out, _) = run_packed("time,func\n0,f-0\n0,f-1\n", false);
-    let s = out.unwrap().summary;
-    assert_eq!(s.latency_s.execution.max, 0.2);
-    assert_eq!(s.latency_s.execution.mean, 0.2);
+    let (s, _) = packed("time,func\n0,f-0\n0,f-1\n");
+    let execution = &s.latency_s.execution;
+    assert_eq!((execution.max, execution.mean), (0.2, 0.2));
     // SM occupancy: the GPU was fully used for 0.2 s of the 100 s window, GPU 1 never.
     assert!(
         (s.gpus[0].sm_occupancy - 0.002).abs() < 1e-12,
@@ -119,11 +134,9 @@ fn co_running_kernels_share_the_gpu_equally() {
 fn a_kernel_joining_midway_slows_the_others() {
     // f-0 runs alone for 50 ms (half done), then f-1 joins: both at half speed, f-0 finishes its
     // remaining 50 ms of work in 100 ms (at 150 ms), f-1 then runs alone and ends at 200 ms.
-    let (out, _) = run_packed("time,func\n0,f-0\n0.05,f-1\n", false);
-    let s = out.unwrap().summary;
-    assert_eq!(s.latency_s.execution.max, 0.15);
-    assert_eq!(s.latency_s.execution.mean, 0.15);
-    assert_eq!(s.end_s, 100.0);
+    let (s, _) = packed("time,func\n0,f-0\n0.05,f-1\n");
+    let execution = &s.latency_s.execution;
+    assert_eq!((execution.max, execution.mean, s.end_s), (0.15, 0.15, 100.0));
     assert!((s.gpus[0].utilisation - 0.002).abs() < 1e-12);
 }
 
@@ -131,8 +144,7 @@ fn a_kernel_joining_midway_slows_the_others() {
 fn memory_overcommit_is_refused() {
     // Each instance takes 500 MiB context + 500 MiB activations; the GPU has 3000 MiB: three fit,
     // the fourth is refused.
-    let (out, refusals) = run_packed("time,func\n0,f-0\n0,f-1\n0,f-0\n0,f-1\n", false);
-    let s = out.unwrap().summary;
+    let (s, refusals) = packed("time,func\n0,f-0\n0,f-1\n0,f-0\n0,f-1\n");
     assert_eq!(refusals, 1);
     assert_eq!(s.gpus[0].peak_memory_mib, 3000.0);
     // The refused invocation was never run or rejected: it is reported unfinished, not lost.
@@ -205,9 +217,7 @@ impl Policy for ReclaimOthers {
         "reclaim-others"
     }
     fn on_arrival(&mut self, ctx: &mut Ctx<'_>, inv: InvId) {
-        let func = ctx.invocation(inv).func;
-        let spec = ctx.default_instance(func, GpuId(0));
-        ctx.start_instance(func, GpuId(0), spec).unwrap();
+        start_for(ctx, inv).unwrap();
         self.waiting.push_back(inv);
     }
     fn on_instance_ready(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
@@ -224,8 +234,7 @@ impl Policy for ReclaimOthers {
         for i in idle {
             ctx.reclaim(i);
         }
-        let spec = ctx.default_instance(gpushare_sim::FuncId(0), GpuId(0));
-        ctx.start_instance(gpushare_sim::FuncId(0), GpuId(0), spec).unwrap();
+        start_on_gpu0(ctx, FuncId(0)).unwrap();
     }
 }
 

@@ -7,7 +7,7 @@
 
 mod common;
 
-use gpushare_sim::{ScenarioSource, Simulation, Summary};
+use gpushare_sim::{ScenarioSource, Summary};
 
 fn run(file: &str, policy: Option<&str>) -> Summary {
     run_seed(file, policy, 1)
@@ -68,33 +68,18 @@ fn spatio_temporal_sharing_beats_time_sharing() {
 
 #[test]
 fn consolidation_fits_one_gpu_and_meets_resnets_slo() {
-    use gpushare_sim::record::{InvocationRecord, Outcome, RecordSink};
-    use std::cell::RefCell;
-    use std::rc::Rc;
-    struct Resnet(Rc<RefCell<(u64, u64)>>);
-    impl RecordSink for Resnet {
-        fn record(&mut self, r: &InvocationRecord<'_>) -> std::io::Result<()> {
-            if r.function == "resnet" && r.outcome == Outcome::Completed && r.arrival >= 60_000_000_000 {
-                let mut t = self.0.borrow_mut();
-                t.0 += 1;
-                t.1 += u64::from(r.end.unwrap() - r.arrival > 69_000_000);
-            }
-            Ok(())
-        }
-    }
+    use gpushare_sim::record::{InvocationRecord, Outcome};
+    // Of each ResNet completion after 60 s: whether it was over the SLO.
+    let resnet_late = |r: &InvocationRecord<'_>| {
+        let measured = r.function == "resnet" && r.outcome == Outcome::Completed && r.arrival >= 60_000_000_000;
+        measured.then(|| r.end.unwrap() - r.arrival > 69_000_000)
+    };
     let path = common::repo_root().join("scenarios/fastgshare_consolidation.toml");
     let late = common::over_seeds(|seed| {
         let mut src = ScenarioSource::load(&path).unwrap();
         src.set(&format!("simulation.seed={seed}")).unwrap();
-        let sc = src.parse().unwrap();
-        let policy = gpushare_policies::build(&sc).unwrap();
-        let tally = Rc::new(RefCell::new((0, 0)));
-        let s = Simulation::new(&sc, policy, Box::new(Resnet(tally.clone())))
-            .unwrap()
-            .run()
-            .unwrap()
-            .summary;
-        let (n, late) = *tally.borrow();
+        let (s, over_slo) = common::simulate_keeping(&src, resnet_late);
+        let (n, late) = (over_slo.len(), over_slo.iter().filter(|&&l| l).count());
         assert_eq!(s.instances.peak_alive, 8, "4 ResNet + 2 RNN-T + 2 BERT");
         assert_eq!(s.counts.rejected, 0);
         assert!(n > 5000);

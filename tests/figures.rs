@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{SWEEP, scenario};
+use common::{SWEEP, gpushare_ok, scenario};
 
 const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
 
@@ -18,10 +18,8 @@ fn check_pair(dir: &std::path::Path, name: &str) {
 fn a_sweep_gets_its_whole_figure_set() {
     let s = scenario("fig-sweep", SWEEP);
     let out = s.parent().unwrap().join("out");
-    let o = common::gpushare(&["sweep", s.to_str().unwrap(), "-q", "--out", out.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = common::gpushare(&["plot", out.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    gpushare_ok(&["sweep", s.to_str().unwrap(), "-q", "--out", out.to_str().unwrap()]);
+    gpushare_ok(&["plot", out.to_str().unwrap()]);
     let figs = out.join("figures");
     for name in [
         "latency_vs_load",
@@ -50,14 +48,13 @@ fn a_sweep_gets_its_whole_figure_set() {
         &std::fs::read_to_string(figs.join("latency_vs_load.svg")).unwrap()
     ));
     let lettered = s.parent().unwrap().join("lettered");
-    let o = common::gpushare(&[
+    gpushare_ok(&[
         "plot",
         out.to_str().unwrap(),
         "--panel-letters",
         "--out",
         lettered.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(letters(
         &std::fs::read_to_string(lettered.join("latency_vs_load.svg")).unwrap()
     ));
@@ -70,7 +67,7 @@ fn a_sweep_gets_its_whole_figure_set() {
     assert!(index.contains("`latency_cdf` — end-to-end latency CDF") && index.contains("simulation.load_scale = 1.0"));
     // Plotting again gives the same files.
     let before = std::fs::read(figs.join("latency_vs_load.png")).unwrap();
-    assert!(common::gpushare(&["plot", out.to_str().unwrap()]).status.success());
+    gpushare_ok(&["plot", out.to_str().unwrap()]);
     assert!(before == std::fs::read(figs.join("latency_vs_load.png")).unwrap());
 }
 
@@ -78,45 +75,31 @@ fn a_sweep_gets_its_whole_figure_set() {
 fn other_axes_facet_and_a_single_run_plots_too() {
     let s = scenario("fig-facets", SWEEP);
     let out = s.parent().unwrap().join("out");
-    let o = common::gpushare(&[
-        "sweep",
-        s.to_str().unwrap(),
-        "-q",
-        "--seeds",
-        "1",
-        "--axis",
-        "cluster.gpus_per_node=1,2",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(common::gpushare(&["plot", out.to_str().unwrap()]).status.success());
+    common::sweep_over_gpus_per_node(&s, &out);
+    gpushare_ok(&["plot", out.to_str().unwrap()]);
     check_pair(&out.join("figures"), "throughput_vs_load-cluster.gpus_per_node=1");
     check_pair(&out.join("figures"), "throughput_vs_load-cluster.gpus_per_node=2");
     // --x and --series choose the axes.
-    let o = common::gpushare(&[
+    let by_gpus = out.join("by-gpus");
+    let (from, to) = (out.to_str().unwrap(), by_gpus.to_str().unwrap());
+    gpushare_ok(&[
         "plot",
-        out.to_str().unwrap(),
+        from,
         "--x",
         "cluster.gpus_per_node",
         "--series",
         "policy",
         "--out",
-        out.join("by-gpus").to_str().unwrap(),
+        to,
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     check_pair(
-        &out.join("by-gpus"),
+        &by_gpus,
         "throughput_vs_cluster.gpus_per_node-simulation.load_scale=0.5",
     );
     // A run's directory: its CDF and samples over time.
     let run = s.parent().unwrap().join("run");
-    assert!(
-        common::gpushare(&["run", s.to_str().unwrap(), "-q", "--out", run.to_str().unwrap()])
-            .status
-            .success()
-    );
-    assert!(common::gpushare(&["plot", run.to_str().unwrap()]).status.success());
+    gpushare_ok(&common::run_args(s.to_str().unwrap(), &run, &[]));
+    gpushare_ok(&["plot", run.to_str().unwrap()]);
     check_pair(&run.join("figures"), "latency_cdf");
     check_pair(&run.join("figures"), "gpu_memory_over_time");
 }
@@ -124,9 +107,7 @@ fn other_axes_facet_and_a_single_run_plots_too() {
 #[test]
 fn plotting_something_else_is_bad_input() {
     let dir = common::temp_dir("fig-bad");
-    let o = common::gpushare(&["plot", dir.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("neither a sweep's output"));
+    common::gpushare_refuses(&["plot", dir.to_str().unwrap()], "neither a sweep's output");
 }
 
 #[test]
@@ -134,17 +115,15 @@ fn the_committed_figures_are_what_the_readme_commands_make() {
     // README: `gpushare sweep scenarios/sweeps/policies_vs_load.toml`, then `gpushare plot`.
     let dir = common::temp_dir("fig-readme");
     let out = dir.join("sweep");
-    let o = common::gpushare(&[
+    gpushare_ok(&[
         "sweep",
         "scenarios/sweeps/policies_vs_load.toml",
         "-q",
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let figs = dir.join("figures");
-    let o = common::gpushare(&["plot", out.to_str().unwrap(), "--out", figs.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    gpushare_ok(&["plot", out.to_str().unwrap(), "--out", figs.to_str().unwrap()]);
     let committed = common::repo_root().join("reports/figures");
     let mut names: Vec<String> = std::fs::read_dir(&committed)
         .unwrap()

@@ -4,29 +4,11 @@
 
 mod common;
 
-use gpushare_sim::record::{InvocationRecord, Outcome, RecordSink};
-use gpushare_sim::{ScenarioSource, Simulation};
-use std::cell::RefCell;
-use std::rc::Rc;
+use gpushare_sim::ScenarioSource;
+use gpushare_sim::record::{InvocationRecord, Outcome};
 
 /// (function, exec, setup, gpu, end) of each completed invocation.
 type Rec = (String, u64, u64, u32, u64);
-
-struct Recs(Rc<RefCell<Vec<Rec>>>);
-impl RecordSink for Recs {
-    fn record(&mut self, r: &InvocationRecord<'_>) -> std::io::Result<()> {
-        if r.outcome == Outcome::Completed {
-            self.0.borrow_mut().push((
-                r.function.to_string(),
-                r.exec.unwrap(),
-                r.setup.unwrap(),
-                r.gpu.unwrap(),
-                r.end.unwrap(),
-            ));
-        }
-        Ok(())
-    }
-}
 
 /// `n` functions of one 70 ms kernel that needs every SM (no DRAM traffic) on H100s under MIG.
 fn run(n: usize, gpus: u32, csv: &str, extra_policy: &str) -> Vec<Rec> {
@@ -45,16 +27,20 @@ fn run(n: usize, gpus: u32, csv: &str, extra_policy: &str) -> Vec<Rec> {
     let t = t
         .replace("gpu = \"h\"", "gpu = \"h100-80gb\"")
         .replace("reference_gpu = \"h\"", "reference_gpu = \"h100-80gb\"");
-    let sc = ScenarioSource::from_text(&dir.join("s.toml"), &t)
-        .parse()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let policy = gpushare_policies::build(&sc).unwrap_or_else(|e| panic!("{e:?}"));
-    let recs = Rc::new(RefCell::new(Vec::new()));
-    Simulation::new(&sc, policy, Box::new(Recs(recs.clone())))
-        .unwrap()
-        .run()
-        .unwrap();
-    recs.borrow().clone()
+    let src = ScenarioSource::from_text(&dir.join("s.toml"), &t);
+    let completed = |r: &InvocationRecord<'_>| {
+        (r.outcome == Outcome::Completed).then(|| {
+            let function = r.function.to_string();
+            (
+                function,
+                r.exec.unwrap(),
+                r.setup.unwrap(),
+                r.gpu.unwrap(),
+                r.end.unwrap(),
+            )
+        })
+    };
+    common::simulate_keeping(&src, completed).1
 }
 
 #[test]

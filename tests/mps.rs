@@ -9,24 +9,14 @@
 
 mod common;
 
-use gpushare_sim::record::{InvocationRecord, Outcome, RecordSink};
-use gpushare_sim::{ScenarioSource, Simulation};
-use std::cell::RefCell;
+use gpushare_sim::ScenarioSource;
+use gpushare_sim::record::{InvocationRecord, Outcome};
 use std::path::Path;
-use std::rc::Rc;
 
-/// Keeps (function, exec ns) of warm completions that started after 10 s (both clients warm).
-struct Execs(Rc<RefCell<Vec<(String, f64)>>>);
-
-impl RecordSink for Execs {
-    fn record(&mut self, r: &InvocationRecord<'_>) -> std::io::Result<()> {
-        if r.outcome == Outcome::Completed && !r.cold && r.start.unwrap() > 10_000_000_000 {
-            self.0
-                .borrow_mut()
-                .push((r.function.to_string(), r.exec.unwrap() as f64 / 1e6));
-        }
-        Ok(())
-    }
+/// (function, exec ms) of a warm completion that started after 10 s (both clients warm).
+fn warm_exec(r: &InvocationRecord<'_>) -> Option<(String, f64)> {
+    let warm = r.outcome == Outcome::Completed && !r.cold && r.start.unwrap() > 10_000_000_000;
+    warm.then(|| (r.function.to_string(), r.exec.unwrap() as f64 / 1e6))
 }
 
 /// Mean execution latency (ms) of each function, each an MPS client with its cap (percent).
@@ -43,16 +33,7 @@ fn latencies(caps: &[(&str, u32)], seed: u64) -> Vec<f64> {
         "[workload]\nkind = \"poisson\"\n[policy]\nname = \"mps\"\nmax_instances = 1\nevict_idle = false\ncaps = {{ {} }}\n",
         caps_table.join(", ")
     ));
-    let sc = ScenarioSource::from_text(Path::new("mps.toml"), &text)
-        .parse()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let policy = gpushare_policies::build(&sc).unwrap();
-    let execs = Rc::new(RefCell::new(Vec::new()));
-    Simulation::new(&sc, policy, Box::new(Execs(execs.clone())))
-        .unwrap()
-        .run()
-        .unwrap();
-    let execs = execs.borrow();
+    let (_, execs) = common::simulate_keeping(&ScenarioSource::from_text(Path::new("mps.toml"), &text), warm_exec);
     caps.iter()
         .map(|(name, _)| {
             let v: Vec<f64> = execs.iter().filter(|(f, _)| f == name).map(|(_, e)| *e).collect();
@@ -113,42 +94,17 @@ fn training_clients_get_their_estimated_usage_as_active_thread_percentage() {
          activation_mib = 4000.0\ncontainer_start_s = 1.0\nframework_init_s = 0.0\nphases = [{phases}]\n\
          [workload]\nkind = \"poisson\"\n[policy]\nname = \"mps\"\nestimate = [\"train\"]\nestimate_window = 60\nestimate_patience = 30\n"
     );
-    let dir = std::env::temp_dir().join(format!("gpushare-mps-train-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::temp_dir("mps-train");
     std::fs::write(dir.join("w.csv"), "time,func\n0,train\n").unwrap();
     let text = text
         .replace("rate_per_s = 0.0\n", "")
         .replace("kind = \"poisson\"", "kind = \"csv\"\npath = \"w.csv\"");
-    let sc = ScenarioSource::from_text(&dir.join("s.toml"), &text)
-        .parse()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let policy = gpushare_policies::build(&sc).unwrap();
-    let s = Simulation::new(&sc, policy, Box::new(gpushare_sim::record::NullSink))
-        .unwrap()
-        .run()
-        .unwrap()
-        .summary;
+    let s = common::simulate_file(&dir.join("s.toml"), &text);
     println!("{:?}", s.policy_report);
     assert_eq!(s.policy_report.len(), 1, "{:?}", s.policy_report);
     let line = &s.policy_report[0];
-    let usage: f64 = line
-        .split("estimated at ")
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let pct: u32 = line
-        .split("set to ")
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let usage: f64 = common::number_after(line, "estimated at ");
+    let pct: u32 = common::number_after(line, "set to ");
     assert!((usage - 50.0 / 60.0).abs() / (50.0 / 60.0) < 0.10, "{usage}");
     assert_eq!(pct, ((usage + 0.1) * 100.0).ceil() as u32);
     assert_eq!(s.counts.completed, 1);

@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::{gpushare_fails, gpushare_refuses};
 use std::path::{Path, PathBuf};
 
 fn sweep(dir: &Path, out: &str, extra: &[&str]) -> PathBuf {
@@ -26,13 +27,8 @@ fn sweep(dir: &Path, out: &str, extra: &[&str]) -> PathBuf {
         out.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    let o = common::gpushare(&args);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    common::gpushare_ok(&args);
     out
-}
-
-fn err(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 #[test]
@@ -41,18 +37,10 @@ fn a_shard_cut_short_does_not_merge_and_a_missing_one_is_named() {
     let s1 = sweep(&dir, "s1", &["--axis", "policy.keep_alive_s=1,2", "--shard", "1/2"]);
     let s2 = sweep(&dir, "s2", &["--axis", "policy.keep_alive_s=1,2", "--shard", "2/2"]);
     let merged = dir.join("m");
-    let o = common::gpushare(&[
-        "merge",
-        s1.to_str().unwrap(),
-        "/nonexistent-shard",
-        "--out",
-        merged.to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        err(&o).contains("/nonexistent-shard: no such shard directory"),
-        "{}",
-        err(&o)
+    let (first, into) = (s1.to_str().unwrap(), merged.to_str().unwrap());
+    gpushare_refuses(
+        &["merge", first, "/nonexistent-shard", "--out", into],
+        "/nonexistent-shard: no such shard directory",
     );
     let summary = std::fs::read_dir(s1.join("runs"))
         .unwrap()
@@ -63,15 +51,10 @@ fn a_shard_cut_short_does_not_merge_and_a_missing_one_is_named() {
         .join("summary.json");
     let text = std::fs::read_to_string(&summary).unwrap();
     std::fs::write(&summary, &text[..text.len() / 2]).unwrap();
-    let o = common::gpushare(&[
-        "merge",
-        s1.to_str().unwrap(),
-        s2.to_str().unwrap(),
-        "--out",
-        merged.to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(err(&o).contains("not a whole summary"), "{}", err(&o));
+    gpushare_refuses(
+        &["merge", first, s2.to_str().unwrap(), "--out", into],
+        "not a whole summary",
+    );
     assert!(!merged.join("sweep.json").exists(), "nothing merged");
 }
 
@@ -79,9 +62,7 @@ fn a_shard_cut_short_does_not_merge_and_a_missing_one_is_named() {
 fn a_shard_is_not_plotted_as_the_sweep() {
     let dir = common::temp_dir("safety-plot-shard");
     let s1 = sweep(&dir, "s1", &["--axis", "policy.keep_alive_s=1,2", "--shard", "1/2"]);
-    let o = common::gpushare(&["plot", s1.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(err(&o).contains("shard 1/2 of a sweep"), "{}", err(&o));
+    gpushare_refuses(&["plot", s1.to_str().unwrap()], "shard 1/2 of a sweep");
     assert!(!s1.join("figures").exists(), "no figures folder left behind");
 }
 
@@ -105,18 +86,10 @@ fn a_trace_is_never_converted_or_sampled_over_itself() {
     let dir = common::temp_dir("safety-convert");
     let csv = dir.join("t.csv");
     std::fs::write(&csv, "time,func\n0.1,a\n").unwrap();
-    let o = common::gpushare(&[
-        "trace",
-        "convert",
-        csv.to_str().unwrap(),
-        "--out",
-        csv.to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        err(&o).contains("the trace would be overwritten while it is read"),
-        "{}",
-        err(&o)
+    let trace = csv.to_str().unwrap();
+    gpushare_refuses(
+        &["trace", "convert", trace, "--out", trace],
+        "the trace would be overwritten while it is read",
     );
     assert_eq!(std::fs::read_to_string(&csv).unwrap(), "time,func\n0.1,a\n");
     let az = dir.join("az");
@@ -129,32 +102,17 @@ fn a_trace_is_never_converted_or_sampled_over_itself() {
         .unwrap();
     }
     let before = std::fs::read(az.join("invocations.csv")).unwrap();
-    let into_input = az.join("invocations.csv");
-    let o = common::gpushare(&[
-        "trace",
-        "convert",
-        az.to_str().unwrap(),
-        "--out",
-        into_input.to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
-    let o = common::gpushare(&["trace", "sample", az.to_str().unwrap(), "--out", az.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    let (folder, into_input) = (az.to_str().unwrap(), az.join("invocations.csv"));
+    gpushare_fails(2, &["trace", "convert", folder, "--out", into_input.to_str().unwrap()]);
+    gpushare_fails(2, &["trace", "sample", folder, "--out", folder]);
     assert_eq!(
         std::fs::read(az.join("invocations.csv")).unwrap(),
         before,
         "the input is untouched"
     );
     // A folder that cannot be written: exit 1 (not bad input), the path named once.
-    let o = common::gpushare(&[
-        "trace",
-        "convert",
-        csv.to_str().unwrap(),
-        "--out",
-        "/proc/no-such-dir/x.csv",
-    ]);
-    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
-    assert_eq!(err(&o).matches("/proc/no-such-dir/x.csv").count(), 1, "{}", err(&o));
+    let e = gpushare_fails(1, &["trace", "convert", trace, "--out", "/proc/no-such-dir/x.csv"]);
+    assert_eq!(e.matches("/proc/no-such-dir/x.csv").count(), 1, "{e}");
 }
 
 /// A disk that fills during a run (an output's temporary made a link to /dev/full): exit 1, the
@@ -174,13 +132,10 @@ fn a_disk_that_fills_mid_run_names_the_file_and_leaves_nothing() {
         let out = dir.join("out");
         std::fs::create_dir_all(&out).unwrap();
         std::os::unix::fs::symlink("/dev/full", out.join(format!("{file}.tmp"))).unwrap();
-        let mut args = vec!["run", "scenarios/quickstart.toml", "-q", "--out", out.to_str().unwrap()];
-        if let Some(set) = extra {
-            args.extend(["--set", set]);
-        }
-        let o = common::gpushare(&args);
-        let e = err(&o);
-        assert_eq!(o.status.code(), Some(1), "{file}: {e}");
+        let e = gpushare_fails(
+            1,
+            &common::run_args("scenarios/quickstart.toml", &out, extra.as_slice()),
+        );
         assert!(e.contains(&format!("{file}: No space left on device")), "{file}: {e}");
         assert!(!e.contains("policy"), "{file}: the policy is blamed: {e}");
         let left: Vec<_> = std::fs::read_dir(&out)

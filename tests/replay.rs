@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::{gpushare_ok, gpushare_refuses};
 use serde_json::Value;
 use std::path::Path;
 
@@ -89,27 +90,23 @@ fn what_cannot_be_replayed_is_refused_with_the_reason() {
         ),
     ];
     for (args, says) in cases {
-        let r = common::gpushare(args);
-        assert_eq!(code(&r), 2, "{args:?}: {}", stderr(&r));
-        assert!(stderr(&r).contains(says), "{args:?}: {}", stderr(&r));
+        gpushare_refuses(args, says);
     }
     // A calibration of another GPU than the scenario's.
     let cal = out.join("other.toml");
     std::fs::write(&cal, calibration_text(80)).unwrap();
-    let r = common::gpushare(&[
-        "replay",
-        "scenarios/validation/quickstart.toml",
-        "--emulate",
-        "--calibration",
-        cal.to_str().unwrap(),
-        "--out",
-        o,
-    ]);
-    assert_eq!(code(&r), 2);
-    assert!(
-        stderr(&r).contains("with 80 SMs, the scenario's GPU `h100-80gb` has 132"),
-        "{}",
-        stderr(&r)
+    let (scenario, calibration) = ("scenarios/validation/quickstart.toml", cal.to_str().unwrap());
+    gpushare_refuses(
+        &[
+            "replay",
+            scenario,
+            "--emulate",
+            "--calibration",
+            calibration,
+            "--out",
+            o,
+        ],
+        "with 80 SMs, the scenario's GPU `h100-80gb` has 132",
     );
 }
 
@@ -156,19 +153,18 @@ fn an_emulated_replay_writes_the_simulators_schema_and_compares() {
         ),
     ] {
         let out = rep.join(label);
-        let o = common::gpushare(&[
+        let (scenario, into) = ("scenarios/validation/contention.toml", out.to_str().unwrap());
+        let stdout = gpushare_ok(&[
             "replay",
-            "scenarios/validation/contention.toml",
+            scenario,
             "--emulate",
             "--time-scale",
             "10",
             "--policy",
             table,
             "--out",
-            out.to_str().unwrap(),
+            into,
         ]);
-        assert_eq!(code(&o), 0, "{label}: {}", stderr(&o));
-        let stdout = String::from_utf8_lossy(&o.stdout);
         assert!(
             stdout.contains("emulated: no GPU was used, these are not measurements"),
             "{stdout}"
@@ -214,48 +210,31 @@ fn an_emulated_replay_writes_the_simulators_schema_and_compares() {
         // The prediction, as replay.json says to simulate it.
         let cmd = report["prediction_command"].as_str().unwrap();
         assert!(cmd.contains("simulation.load_scale=10"), "{cmd}");
-        let o = common::gpushare(&[
-            "run",
-            "scenarios/validation/contention.toml",
-            "--set",
-            &format!("policy={table}"),
-            "--set",
+        let policy = format!("policy={table}");
+        let sets = [
+            &policy,
             "simulation.load_scale=10",
-            "--set",
             "simulation.horizon_s=6",
-            "--set",
             "simulation.warmup_s=0.5",
-            "--out",
-            sim.join(label).to_str().unwrap(),
-            "-q",
-        ]);
-        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        ];
+        gpushare_ok(&common::run_args(scenario, &sim.join(label), &sets));
     }
 
-    let o = common::gpushare(&[
-        "replay-compare",
-        sim.to_str().unwrap(),
-        rep.to_str().unwrap(),
-        "--out",
-        root.to_str().unwrap(),
-    ]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
-    let md = String::from_utf8_lossy(&o.stdout);
+    // `replay-compare SIM_DIR REPLAY_DIR`, and what it printed and said.
+    let (sim_dir, replay_dir, into) = (sim.to_str().unwrap(), rep.to_str().unwrap(), root.to_str().unwrap());
+    let compare = |command: &str| {
+        let o = common::gpushare(&[command, sim_dir, replay_dir, "--out", into]);
+        assert_eq!(code(&o), 0, "{command}: {}", stderr(&o));
+        (String::from_utf8_lossy(&o.stdout).into_owned(), stderr(&o))
+    };
+    let (md, said) = compare("replay-compare");
+    assert!(said.is_empty(), "{said}");
     // The old form still works for one release, and says what it is now.
-    let old = common::gpushare(&[
-        "compare",
-        sim.to_str().unwrap(),
-        rep.to_str().unwrap(),
-        "--out",
-        root.to_str().unwrap(),
-    ]);
-    assert_eq!(code(&old), 0, "{}", stderr(&old));
-    assert_eq!(old.stdout, o.stdout);
+    let (old, said) = compare("compare");
+    assert_eq!(old, md);
     assert!(
-        stderr(&old).contains("is now `gpushare replay-compare SIM_DIR REPLAY_DIR`"),
-        "{}",
-        stderr(&old)
+        said.contains("is now `gpushare replay-compare SIM_DIR REPLAY_DIR`"),
+        "{said}"
     );
     assert!(md.starts_with("**The replay was emulated (no GPU)"), "{md}");
     for policy in ["kaas", "time-sharing"] {
@@ -282,19 +261,13 @@ fn compare_dirs_rejects_what_it_cannot_pair() {
     let root = common::temp_dir("compare-dirs");
     let empty = root.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    let o = common::gpushare(&["replay-compare", empty.to_str().unwrap(), empty.to_str().unwrap()]);
-    assert_eq!(code(&o), 2);
-    assert!(
-        stderr(&o).contains("no summary.json in it or in its subdirectories"),
-        "{}",
-        stderr(&o)
+    let empty = empty.to_str().unwrap();
+    gpushare_refuses(
+        &["replay-compare", empty, empty],
+        "no summary.json in it or in its subdirectories",
     );
-    let o = common::gpushare(&["compare", "scenarios/quickstart.toml"]);
-    assert_eq!(code(&o), 2);
-    assert!(stderr(&o).contains("needs at least one --policy"), "{}", stderr(&o));
-    let o = common::gpushare(&["compare", "a", "b", "--policy", "mps"]);
-    assert_eq!(code(&o), 2);
-    assert!(stderr(&o).contains("takes no --policy"), "{}", stderr(&o));
+    gpushare_refuses(&["compare", "scenarios/quickstart.toml"], "needs at least one --policy");
+    gpushare_refuses(&["compare", "a", "b", "--policy", "mps"], "takes no --policy");
 }
 
 #[test]
@@ -347,9 +320,7 @@ fn a_calibration_file_is_a_device_profile_the_simulator_loads() {
 
 #[test]
 fn the_overhead_benchmark_times_both_ways() {
-    let o = common::gpushare(&["replay-overhead", "--emulate", "--function", "kaas-cgemm", "--n", "20"]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let s = String::from_utf8_lossy(&o.stdout);
+    let s = gpushare_ok(&["replay-overhead", "--emulate", "--function", "kaas-cgemm", "--n", "20"]);
     assert!(
         s.starts_with("kaas-cgemm (emulated), 20 invocations each way: planned 25.025 ms"),
         "{s}"
@@ -358,11 +329,8 @@ fn the_overhead_benchmark_times_both_ways() {
         s.contains("bare loop p50") && s.contains("through the harness p50"),
         "{s}"
     );
-    let o = common::gpushare(&["replay-overhead", "--emulate", "--function", "nope"]);
-    assert_eq!(code(&o), 2);
-    assert!(
-        stderr(&o).contains("--function nope: not a catalog profile"),
-        "{}",
-        stderr(&o)
+    gpushare_refuses(
+        &["replay-overhead", "--emulate", "--function", "nope"],
+        "--function nope: not a catalog profile",
     );
 }

@@ -128,15 +128,15 @@ fn a_second_signal_still_ends_every_worker() {
 fn the_probe_and_the_colocation_matrix_run_without_a_gpu() {
     let dir = common::temp_dir("probe-colocate");
     let env = dir.join("probe.env");
-    let o = common::gpushare(&["probe", "--emulate", "--env", env.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    common::gpushare_ok(&["probe", "--emulate", "--env", env.to_str().unwrap()]);
     let text = std::fs::read_to_string(&env).unwrap();
     assert!(
         text.contains("PROBE_CONTEXT=1") && text.contains("PROBE_MPS=1"),
         "{text}"
     );
 
-    let o = common::gpushare(&[
+    let out = dir.to_str().unwrap();
+    common::gpushare_ok(&[
         "colocate",
         "--emulate",
         "--cell-s",
@@ -144,16 +144,13 @@ fn the_probe_and_the_colocation_matrix_run_without_a_gpu() {
         "--label",
         "emu",
         "--out",
-        dir.to_str().unwrap(),
+        out,
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let csv = std::fs::read_to_string(dir.join("colocation.csv")).unwrap();
     // Alone: 5 kernels under time slicing, 100 %, 50 %, and 25 % and 75 %; pairs: 15 + 15 + 15 + 25.
     assert_eq!(csv.lines().filter(|l| l.contains(",alone,")).count(), 25);
     assert_eq!(csv.lines().filter(|l| l.contains(",pair,")).count(), 70);
     assert!(csv.lines().skip(1).all(|l| l.starts_with("emu,emulated,")));
     // Emulated figures never enter the dataset.
-    let o = common::gpushare(&["colocate", "--add-to-dataset", dir.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("only measurements on a GPU"));
+    common::gpushare_refuses(&["colocate", "--add-to-dataset", out], "only measurements on a GPU");
 }

@@ -59,17 +59,7 @@ fn sage_packs_more_instances_per_gpu() {
         "simulation.horizon_s=900.0",
         "simulation.warmup_s=300.0",
     ];
-    let density = |s: &Summary| -> f64 {
-        s.policy_report[0]
-            .split("at most ")
-            .nth(1)
-            .unwrap()
-            .split(' ')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
+    let density = |s: &Summary| -> f64 { common::number_after(&s.policy_report[0], "at most ") };
     let gain = common::over_seeds(|seed| {
         let sage = run_seed(&burst, seed);
         let base = run_seed(&[&burst[..], &BASELINE[..]].concat(), seed);

@@ -3,15 +3,9 @@
 
 mod common;
 
-use common::{SWEEP, scenario};
+use common::{SWEEP, gpushare_ok, gpushare_refuses, scenario};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-fn gpushare_ok(args: &[&str]) -> String {
-    let o = common::gpushare(args);
-    assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap()
-}
 
 /// Every file under `dir`, by relative path.
 fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -44,24 +38,17 @@ fn results_do_not_depend_on_the_thread_count() {
     let s = scenario("sweep-threads", SWEEP);
     let dir = s.parent().unwrap();
     let (one, two) = (dir.join("j1"), dir.join("j2"));
-    gpushare_ok(&[
-        "sweep",
-        s.to_str().unwrap(),
-        "-q",
-        "-j",
-        "1",
-        "--out",
-        one.to_str().unwrap(),
-    ]);
-    gpushare_ok(&[
-        "sweep",
-        s.to_str().unwrap(),
-        "-q",
-        "-j",
-        "2",
-        "--out",
-        two.to_str().unwrap(),
-    ]);
+    for (threads, out) in [("1", &one), ("2", &two)] {
+        gpushare_ok(&[
+            "sweep",
+            s.to_str().unwrap(),
+            "-q",
+            "-j",
+            threads,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+    }
     assert_same_tree(&one, &two);
     // 2 × 2 points × 2 seeds, each with its summary, CDF, samples and point.json.
     let files = tree(&one);
@@ -95,15 +82,17 @@ fn shards_merge_into_exactly_the_unsharded_sweep() {
     gpushare_ok(&args);
     assert_same_tree(&whole, &merged);
     // Two shards of three are not the whole sweep.
-    let o = common::gpushare(&[
-        "merge",
-        shards[0].to_str().unwrap(),
-        shards[1].to_str().unwrap(),
-        "--out",
-        dir.join("partial").to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("hold 6 of the sweep's 8 runs"));
+    let (first, second, partial) = (&shards[0], &shards[1], dir.join("partial"));
+    gpushare_refuses(
+        &[
+            "merge",
+            first.to_str().unwrap(),
+            second.to_str().unwrap(),
+            "--out",
+            partial.to_str().unwrap(),
+        ],
+        "hold 6 of the sweep's 8 runs",
+    );
 }
 
 #[test]
@@ -154,12 +143,9 @@ fn bad_sweeps_are_refused_before_anything_runs() {
     let bad_policy = SWEEP.replace("\"mps\", { label", "\"mpz\", { label");
     let s = scenario("sweep-bad", &bad_policy);
     let out = s.parent().unwrap().join("out");
-    let o = common::gpushare(&["sweep", s.to_str().unwrap(), "-q", "--out", out.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("in [sweep] axis `policy`, value 1 (`mpz`): policy.name: unknown policy `mpz`"),
-        "{err}"
+    gpushare_refuses(
+        &["sweep", s.to_str().unwrap(), "-q", "--out", out.to_str().unwrap()],
+        "in [sweep] axis `policy`, value 1 (`mpz`): policy.name: unknown policy `mpz`",
     );
     assert!(!out.exists(), "nothing is written for bad input");
     let s = scenario("sweep-bad2", SWEEP);
@@ -171,13 +157,7 @@ fn bad_sweeps_are_refused_before_anything_runs() {
     ] {
         let mut a = vec!["sweep", s.to_str().unwrap(), "-q"];
         a.extend(args);
-        let o = common::gpushare(&a);
-        assert_eq!(o.status.code(), Some(2), "{a:?}");
-        assert!(
-            String::from_utf8_lossy(&o.stderr).contains(says),
-            "{a:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        gpushare_refuses(&a, says);
     }
 }
 
@@ -185,17 +165,7 @@ fn bad_sweeps_are_refused_before_anything_runs() {
 fn command_line_axes_add_to_the_file() {
     let s = scenario("sweep-axis", SWEEP);
     let out = s.parent().unwrap().join("out");
-    let printed = gpushare_ok(&[
-        "sweep",
-        s.to_str().unwrap(),
-        "-q",
-        "--seeds",
-        "1",
-        "--axis",
-        "cluster.gpus_per_node=1,2",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let printed = common::sweep_over_gpus_per_node(&s, &out);
     assert!(printed.starts_with("8 runs (8 points × 1 seeds)"), "{printed}");
     let info: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).unwrap()).unwrap();

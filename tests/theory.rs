@@ -68,6 +68,21 @@ keep_alive_s = {keep_alive}
     )
 }
 
+/// Prints a measured figure beside its closed form (`what` names both) and asserts that they
+/// agree within the 3 % tolerance.
+fn agrees(what: &str, measured: f64, theory: f64) {
+    let err = (measured - theory).abs() / theory;
+    println!(
+        "{what}: measured {measured:.6}, theory {theory:.6}, error {:.2} %",
+        err * 100.0
+    );
+    assert!(
+        err < 0.03,
+        "{what}: measured {measured}, theory {theory} ({:.2} % off)",
+        err * 100.0
+    );
+}
+
 /// M/D/1: one server, Poisson arrivals at λ, deterministic service D = 1/μ. Mean wait in queue
 /// Wq = ρ / (2 μ (1 − ρ)).
 fn md1(rho: f64) {
@@ -87,16 +102,10 @@ fn md1(rho: f64) {
         warmup_s: 100.0,
     }));
     let expected = rho / (2.0 * mu * (1.0 - rho));
-    let measured = s.latency_s.queueing.mean;
-    let err = (measured - expected).abs() / expected;
-    println!(
-        "M/D/1 rho={rho}: Wq measured {measured:.6} s, theory {expected:.6} s, error {:.2} %",
-        err * 100.0
-    );
-    assert!(
-        err < 0.03,
-        "M/D/1 at rho = {rho}: Wq = {measured} s, theory {expected} s ({:.2} % off)",
-        err * 100.0
+    agrees(
+        &format!("M/D/1 at rho = {rho}: Wq (s)"),
+        s.latency_s.queueing.mean,
+        expected,
     );
     // The server is busy a fraction rho of the time.
     assert!(
@@ -131,16 +140,10 @@ fn cold_ratio(lambda: f64, keep_alive_s: f64) {
         warmup_s: 0.0,
     }));
     let expected = (-lambda * keep_alive_s).exp();
-    let measured = s.cold_start_ratio;
-    let err = (measured - expected).abs() / expected;
-    println!(
-        "cold ratio lambda={lambda} T={keep_alive_s}: measured {measured:.5}, theory {expected:.5}, error {:.2} %",
-        err * 100.0
-    );
-    assert!(
-        err < 0.03,
-        "cold-start ratio {measured}, theory e^(-λT) = {expected} ({:.2} % off)",
-        err * 100.0
+    agrees(
+        &format!("cold-start ratio at lambda = {lambda}, T = {keep_alive_s} (theory e^(-λT))"),
+        s.cold_start_ratio,
+        expected,
     );
 }
 

@@ -4,10 +4,8 @@
 
 mod common;
 
-use gpushare_sim::record::{InvocationRecord, Outcome, RecordSink};
-use gpushare_sim::{ScenarioSource, Simulation, Summary};
-use std::cell::RefCell;
-use std::rc::Rc;
+use gpushare_sim::record::{InvocationRecord, Outcome};
+use gpushare_sim::{ScenarioSource, Summary};
 
 /// `n` functions of one kernel that fills the GPU (100 % SM) of `solo_ms` each, on one GPU, time-shared.
 fn scenario(n: usize, solo_ms: f64, workload: &str, mode: &str, horizon_s: f64) -> String {
@@ -26,29 +24,12 @@ fn scenario(n: usize, solo_ms: f64, workload: &str, mode: &str, horizon_s: f64) 
     t
 }
 
-struct Ends(Rc<RefCell<Vec<(String, u64)>>>);
-impl RecordSink for Ends {
-    fn record(&mut self, r: &InvocationRecord<'_>) -> std::io::Result<()> {
-        if r.outcome == Outcome::Completed {
-            self.0.borrow_mut().push((r.function.to_string(), r.exec.unwrap()));
-        }
-        Ok(())
-    }
-}
-
+/// The summary, and (function, exec ns) of each completion.
 fn run(text: &str) -> (Summary, Vec<(String, u64)>) {
     let dir = common::temp_dir(&format!("ts-{}", text.len()));
-    let sc = ScenarioSource::from_text(&dir.join("s.toml"), text)
-        .parse()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let policy = gpushare_policies::build(&sc).unwrap();
-    let ends = Rc::new(RefCell::new(Vec::new()));
-    let out = Simulation::new(&sc, policy, Box::new(Ends(ends.clone())))
-        .unwrap()
-        .run()
-        .unwrap();
-    let e = ends.borrow().clone();
-    (out.summary, e)
+    let completed =
+        |r: &InvocationRecord<'_>| (r.outcome == Outcome::Completed).then(|| (r.function.to_string(), r.exec.unwrap()));
+    common::simulate_keeping(&ScenarioSource::from_text(&dir.join("s.toml"), text), completed)
 }
 
 #[test]

@@ -5,18 +5,8 @@ mod common;
 #[test]
 fn timeline_spans_nest_on_their_tracks_within_the_window() {
     let out = common::temp_dir("timeline");
-    let o = common::gpushare(&[
-        "run",
-        "scenarios/kaas_contention.toml",
-        "-q",
-        "--out",
-        out.to_str().unwrap(),
-        "--set",
-        "output.timeline=true",
-        "--set",
-        "output.timeline_window_s=[30.0, 31.0]",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let sets = ["output.timeline=true", "output.timeline_window_s=[30.0, 31.0]"];
+    common::gpushare_ok(&common::run_args("scenarios/kaas_contention.toml", &out, &sets));
     let trace: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("timeline.json")).unwrap()).unwrap();
     let events = trace["traceEvents"].as_array().unwrap();
     let named: Vec<&str> = events

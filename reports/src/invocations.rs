@@ -5,10 +5,10 @@
 //! invocation never reached is empty. Rows appear in the order invocations end; `id` is the
 //! arrival order. `outcome` is `completed`, `rejected:<reason>` or `unfinished`.
 
-use crate::atomic::AtomicFile;
+use crate::atomic::StreamedFile;
 use gpushare_sim::record::{InvocationRecord, RecordSink};
 use gpushare_sim::time::{Nanos, write_secs};
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
 /// The header line.
@@ -16,17 +16,15 @@ pub const HEADER: &str = "id,function,arrival_s,start_s,end_s,queue_s,setup_s,ex
 
 /// Writes invocation records to a CSV file, atomically on [`RecordSink::finish`].
 pub struct InvocationCsv {
-    file: Option<AtomicFile>,
+    file: StreamedFile,
     line: String,
 }
 
 impl InvocationCsv {
     /// Starts `path` (written as `path.tmp` until finished).
     pub fn create(path: &Path) -> io::Result<Self> {
-        let mut file = AtomicFile::create(path)?;
-        file.writer().write_all(HEADER.as_bytes())?;
         Ok(InvocationCsv {
-            file: Some(file),
+            file: StreamedFile::create(path, HEADER, "invocations.csv")?,
             line: String::with_capacity(256),
         })
     }
@@ -77,17 +75,10 @@ impl RecordSink for InvocationCsv {
         opt_u32(l, r.gpu);
         l.push_str(r.outcome.name());
         l.push('\n');
-        let file = self
-            .file
-            .as_mut()
-            .ok_or_else(|| io::Error::other("invocations.csv is finished"))?;
-        file.append(l.as_bytes())
+        self.file.append(l.as_bytes())
     }
 
     fn finish(&mut self) -> io::Result<()> {
-        match self.file.take() {
-            Some(f) => f.commit(),
-            None => Ok(()),
-        }
+        self.file.finish()
     }
 }

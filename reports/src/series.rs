@@ -7,14 +7,13 @@
 //! one row per GPU per interval (utilisation and SM occupancy averaged over the interval ending
 //! at `time_s`, memory and instances at that instant).
 
-use crate::atomic::{AtomicFile, write_atomic};
+use crate::atomic::{StreamedFile, write_atomic};
 use gpushare_sim::device::MIB;
 use gpushare_sim::record::SampleSink;
 use gpushare_sim::time::write_secs;
 use gpushare_sim::world::GpuSample;
 use std::fmt::Write;
 use std::io;
-use std::io::Write as _;
 use std::path::Path;
 
 /// Header of `latency_cdf.csv`.
@@ -43,7 +42,7 @@ pub fn write_timeseries(dir: &Path, samples: &[GpuSample]) -> io::Result<()> {
 /// Streams `timeseries.csv` as the run takes its samples (written under a temporary name and
 /// renamed when the run finishes), so that a long run at a fine interval never holds them all.
 pub struct TimeseriesCsv {
-    file: Option<AtomicFile>,
+    file: StreamedFile,
     path: std::path::PathBuf,
     line: String,
 }
@@ -52,10 +51,8 @@ impl TimeseriesCsv {
     /// Starts `dir/timeseries.csv`.
     pub fn create(dir: &Path) -> io::Result<Self> {
         let path = dir.join("timeseries.csv");
-        let mut file = AtomicFile::create(&path)?;
-        file.writer().write_all(TIMESERIES_HEADER.as_bytes())?;
         Ok(TimeseriesCsv {
-            file: Some(file),
+            file: StreamedFile::create(&path, TIMESERIES_HEADER, "timeseries.csv")?,
             path,
             line: String::with_capacity(96),
         })
@@ -76,20 +73,14 @@ impl SampleSink for TimeseriesCsv {
             format_args!("{:.3}", s.memory as f64 / MIB as f64),
             s.instances
         );
-        let file = self
-            .file
-            .as_mut()
-            .ok_or_else(|| io::Error::other("timeseries.csv is finished"))?;
-        file.append(l.as_bytes())
+        self.file.append(l.as_bytes())
     }
 
     fn finish(&mut self) -> io::Result<()> {
-        match self.file.take() {
-            Some(f) => f
-                .commit()
-                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.path.display()))),
-            None => Ok(()),
-        }
+        let path = &self.path;
+        self.file
+            .finish()
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
     }
 }
 

@@ -173,6 +173,30 @@ pub trait KernelState {
     }
 }
 
+/// [`KernelState`]'s accessors for a type that keeps the model's state in its own fields, named
+/// in the order demand, SM grant, time share, rate, bandwidth ask: the one definition the
+/// engine's phases and this module's tests share (`compute_bound` stays each type's own).
+macro_rules! kernel_state_fields {
+    ($demand:ident, $grant:ident, $time_share:ident, $rate:ident, $ask:ident) => {
+        fn demand(&self) -> &$crate::contention::KernelDemand {
+            &self.$demand
+        }
+        fn grant(&self) -> f64 {
+            self.$grant
+        }
+        fn time_share(&self) -> f64 {
+            self.$time_share
+        }
+        fn rate_mut(&mut self) -> &mut f64 {
+            &mut self.$rate
+        }
+        fn ask_mut(&mut self) -> &mut f64 {
+            &mut self.$ask
+        }
+    };
+}
+pub(crate) use kernel_state_fields;
+
 /// What one partition uses after [`solve`]: SMs and DRAM bandwidth, fractions of the device.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Usage {
@@ -335,21 +359,7 @@ mod tests {
     }
 
     impl KernelState for Running {
-        fn demand(&self) -> &KernelDemand {
-            &self.demand
-        }
-        fn grant(&self) -> f64 {
-            self.grant
-        }
-        fn time_share(&self) -> f64 {
-            self.time_share
-        }
-        fn rate_mut(&mut self) -> &mut f64 {
-            &mut self.rate
-        }
-        fn ask_mut(&mut self) -> &mut f64 {
-            &mut self.ask
-        }
+        kernel_state_fields!(demand, grant, time_share, rate, ask);
     }
 
     fn kernel(footprint: f64, dram: f64) -> KernelDemand {
@@ -380,6 +390,11 @@ mod tests {
         (ks.iter().map(|k| k.rate).collect(), usage)
     }
 
+    /// Two copies of `k` on the whole GPU, each granted half its SMs full time.
+    fn halves(k: KernelDemand, coeff: Coefficients) -> (Vec<f64>, Usage) {
+        run(&[(k, 0.5, 1.0); 2], PartitionShare::WHOLE, coeff)
+    }
+
     const NO_COEFF: Coefficients = Coefficients {
         dram_queueing: 0.0,
         l2_contention: 0.0,
@@ -407,11 +422,7 @@ mod tests {
 
     #[test]
     fn two_full_gpu_kernels_halved_make_one_gpu_and_no_more() {
-        let (rates, usage) = run(
-            &[(kernel(1.0, 0.0), 0.5, 1.0), (kernel(1.0, 0.0), 0.5, 1.0)],
-            PartitionShare::WHOLE,
-            NO_COEFF,
-        );
+        let (rates, usage) = halves(kernel(1.0, 0.0), NO_COEFF);
         assert_eq!(rates, vec![0.5, 0.5]);
         assert!((usage.sms - 1.0).abs() < 1e-12);
     }
@@ -419,11 +430,7 @@ mod tests {
     #[test]
     fn memory_bound_pair_cannot_exceed_the_bandwidth() {
         // Each alone moves 90 % of peak bandwidth: together at most 1 / 0.9 of one.
-        let (rates, usage) = run(
-            &[(kernel(0.5, 0.9), 0.5, 1.0), (kernel(0.5, 0.9), 0.5, 1.0)],
-            PartitionShare::WHOLE,
-            NO_COEFF,
-        );
+        let (rates, usage) = halves(kernel(0.5, 0.9), NO_COEFF);
         let combined: f64 = rates.iter().sum();
         assert!(combined <= 1.0 / 0.9 + 1e-12, "{combined}");
         assert!(usage.dram <= 1.0 + 1e-12);
@@ -448,7 +455,7 @@ mod tests {
             dram_queueing: 0.0,
             l2_contention: 2.0,
         };
-        let (rates, usage) = run(&[(k, 0.5, 1.0), (k, 0.5, 1.0)], PartitionShare::WHOLE, coeff);
+        let (rates, usage) = halves(k, coeff);
         // Each keeps 20 of the 30 MiB it had cached alone: φ = 1 + 2 · 10/30, so each asks
         // 0.8 · 5/3 of the bandwidth, gets half, and runs at 0.5 / (4/3) = 0.375.
         let combined: f64 = rates.iter().sum();

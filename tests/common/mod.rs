@@ -1,10 +1,12 @@
 //! Helpers shared by the end-to-end tests.
 #![allow(dead_code)]
 
-use gpushare_sim::record::NullSink;
+use gpushare_sim::record::{InvocationRecord, NullSink, RecordSink};
 use gpushare_sim::{ScenarioSource, Simulation, Summary};
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::rc::Rc;
 
 /// Simulates a scenario given as TOML text, without writing files.
 pub fn simulate(text: &str) -> Summary {
@@ -23,12 +25,48 @@ pub fn simulate_source(src: &ScenarioSource) -> Summary {
     run(&scenario, policy)
 }
 
+/// Parses and simulates a scenario source, handing every invocation record to `keep`: the
+/// summary and what `keep` returned of the records, in the order they were written.
+pub fn simulate_keeping<T: 'static>(
+    src: &ScenarioSource,
+    keep: impl FnMut(&InvocationRecord<'_>) -> Option<T> + 'static,
+) -> (Summary, Vec<T>) {
+    struct Keep<T, F>(Rc<RefCell<Vec<T>>>, F);
+    impl<T, F: FnMut(&InvocationRecord<'_>) -> Option<T>> RecordSink for Keep<T, F> {
+        fn record(&mut self, r: &InvocationRecord<'_>) -> std::io::Result<()> {
+            self.0.borrow_mut().extend((self.1)(r));
+            Ok(())
+        }
+    }
+    let scenario = src.parse().unwrap_or_else(|e| panic!("{e}"));
+    let policy = gpushare_policies::build(&scenario).unwrap_or_else(|e| panic!("{}", src.locate(e)));
+    let kept = Rc::new(RefCell::new(Vec::new()));
+    let out = Simulation::new(&scenario, policy, Box::new(Keep(kept.clone(), keep)))
+        .unwrap()
+        .run()
+        .unwrap();
+    (out.summary, kept.take())
+}
+
 fn run(scenario: &gpushare_sim::Scenario, policy: Box<dyn gpushare_sim::policy::Policy>) -> Summary {
     Simulation::new(scenario, policy, Box::new(NullSink))
         .unwrap()
         .run()
         .unwrap()
         .summary
+}
+
+/// The number that follows `before` in `text`, up to the next space (e.g. a figure in a
+/// policy's report line).
+pub fn number_after<T: std::str::FromStr>(text: &str, before: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    let after = text
+        .split(before)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no `{before}` in {text:?}"));
+    after.split(' ').next().unwrap().parse().unwrap()
 }
 
 /// Runs the `gpushare` binary with `args` from the repository root.
@@ -42,6 +80,53 @@ pub fn gpushare(args: &[&str]) -> Output {
         .current_dir(repo_root())
         .output()
         .expect("gpushare runs")
+}
+
+/// Runs the `gpushare` binary with `args`, asserting that it succeeds; returns what it printed.
+pub fn gpushare_ok(args: &[&str]) -> String {
+    let o = gpushare(args);
+    assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// Runs the `gpushare` binary with `args`, asserting that it exits with `code`; returns what it
+/// said on standard error.
+pub fn gpushare_fails(code: i32, args: &[&str]) -> String {
+    let o = gpushare(args);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
+    err
+}
+
+/// [`gpushare_fails`] with exit code 2 (bad input), asserting that the error says `says`.
+pub fn gpushare_refuses(args: &[&str], says: &str) {
+    let err = gpushare_fails(2, args);
+    assert!(err.contains(says), "{args:?}: {err}");
+}
+
+/// The arguments of `gpushare run SCENARIO -q --out OUT`, with `--set` before each of `sets`.
+pub fn run_args<'a>(scenario: &'a str, out: &'a Path, sets: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["run", scenario, "-q", "--out", out.to_str().unwrap()];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    args
+}
+
+/// `gpushare sweep` of `scenario` (a copy of [`SWEEP`]) into `out` with one seed and a third
+/// axis from the command line, `cluster.gpus_per_node=1,2`: 8 runs. Returns what it printed.
+pub fn sweep_over_gpus_per_node(scenario: &Path, out: &Path) -> String {
+    gpushare_ok(&[
+        "sweep",
+        scenario.to_str().unwrap(),
+        "-q",
+        "--seeds",
+        "1",
+        "--axis",
+        "cluster.gpus_per_node=1,2",
+        "--out",
+        out.to_str().unwrap(),
+    ])
 }
 
 pub fn repo_root() -> PathBuf {

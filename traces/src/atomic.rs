@@ -94,6 +94,38 @@ impl Drop for AtomicFile {
     }
 }
 
+/// An [`AtomicFile`] that a record sink streams rows into, with its header first, until the
+/// sink is finished: appending after that is an error that names the file as `name`, and
+/// finishing again does nothing.
+pub struct StreamedFile {
+    file: Option<AtomicFile>,
+    name: &'static str,
+}
+
+impl StreamedFile {
+    /// Starts `dest` with `header`.
+    pub fn create(dest: &Path, header: &str, name: &'static str) -> io::Result<Self> {
+        let mut file = AtomicFile::create(dest)?;
+        file.writer().write_all(header.as_bytes())?;
+        Ok(StreamedFile { file: Some(file), name })
+    }
+
+    /// Appends `bytes` (whole rows).
+    pub fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let name = self.name;
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other(format!("{name} is finished")))?;
+        file.append(bytes)
+    }
+
+    /// Commits the file, the first time.
+    pub fn finish(&mut self) -> io::Result<()> {
+        self.file.take().map_or(Ok(()), AtomicFile::commit)
+    }
+}
+
 /// Writes `bytes` to `dest` atomically.
 pub fn write_atomic(dest: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut f = AtomicFile::create(dest)?;
@@ -107,9 +139,8 @@ mod tests {
 
     #[test]
     fn uncommitted_file_leaves_nothing() {
-        let dir = std::env::temp_dir().join(format!("gpushare-atomic-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let dest = dir.join("x.csv");
+        let dir = crate::tempdir::TempDir::new("atomic").unwrap();
+        let dest = dir.path().join("x.csv");
         {
             let mut f = AtomicFile::create(&dest).unwrap();
             f.writer().write_all(b"partial").unwrap();
@@ -123,6 +154,5 @@ mod tests {
         drop(f);
         write_atomic(&dest, b"whole").unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"whole");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

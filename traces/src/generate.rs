@@ -27,8 +27,9 @@
 //! is drawn per minute directly (counts with variance mean × CV², the renewal process's limit:
 //! gamma–Poisson when CV > 1, normal below) to keep generation fast.
 
-use crate::azure2019::parse::{DURATIONS_HEADER, MEMORY_HEADER, MINUTES_PER_DAY, TRIGGERS};
+use crate::azure2019::parse::{DURATIONS_HEADER, DurationStats, MEMORY_HEADER, MINUTES_PER_DAY, TRIGGERS};
 use crate::rng;
+use crate::write::{day_file, invocations_header, write_csv, write_durations_row};
 use rand::RngExt;
 use rand_distr::{Distribution, Gamma, Poisson, StandardNormal};
 use serde::Deserialize;
@@ -103,6 +104,17 @@ struct GenFunction {
     avg_duration_s: f64,
 }
 
+impl GenFunction {
+    /// Its (HashOwner, HashApp, HashFunction) under `seed`.
+    fn hashes(&self, seed: u64) -> [String; 3] {
+        [
+            hash(seed, "owner", self.owner),
+            hash(seed, "app", self.app),
+            hash(seed, "function", self.index),
+        ]
+    }
+}
+
 /// A 64-hex-digit pseudo hash, deterministic in (kind, n, seed).
 fn hash(seed: u64, kind: &str, n: usize) -> String {
     let mut s = String::with_capacity(64);
@@ -149,6 +161,15 @@ fn burr12<R: rand::Rng>(rng: &mut R, c: f64, k: f64, lambda: f64) -> f64 {
     lambda * ((1.0 - u).powf(-1.0 / k) - 1.0).powf(1.0 / c)
 }
 
+/// Checks that every one of the named `values` is `what` (`ok` says which are); the first that
+/// is not, with a message.
+fn all_are(what: &str, values: &[(&'static str, f64)], ok: impl Fn(f64) -> bool) -> Result<(), (&'static str, String)> {
+    match values.iter().find(|&&(_, v)| !ok(v)) {
+        Some(&(field, v)) => Err((field, format!("must be {what}, got {v}"))),
+        None => Ok(()),
+    }
+}
+
 impl GeneratorConfig {
     /// Checks ranges; returns (field, message) for the first bad one.
     pub fn check(&self) -> Result<(), (&'static str, String)> {
@@ -168,7 +189,7 @@ impl GeneratorConfig {
         {
             return Err(("trigger_mix", "weights must be non-negative with a positive sum".into()));
         }
-        for (f, v) in [
+        let positive = [
             ("daily_median", self.daily_median),
             ("cv_median", self.cv_median),
             ("memory_burr_c", self.memory_burr_c),
@@ -176,21 +197,15 @@ impl GeneratorConfig {
             ("memory_burr_lambda", self.memory_burr_lambda),
             ("apps_per_owner_mean", self.apps_per_owner_mean),
             ("functions_per_app_mean", self.functions_per_app_mean),
-        ] {
-            if !(v.is_finite() && v > 0.0) {
-                return Err((f, format!("must be positive, got {v}")));
-            }
-        }
-        for (f, v) in [
+        ];
+        all_are("positive", &positive, |v| v.is_finite() && v > 0.0)?;
+        let non_negative = [
             ("daily_sigma", self.daily_sigma),
             ("cv_sigma", self.cv_sigma),
             ("duration_sigma", self.duration_sigma),
             ("duration_spread_sigma", self.duration_spread_sigma),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err((f, format!("must be non-negative, got {v}")));
-            }
-        }
+        ];
+        all_are("non-negative", &non_negative, |v| v.is_finite() && v >= 0.0)?;
         if !(0.0..=1.0).contains(&self.diurnal_amplitude) {
             return Err((
                 "diurnal_amplitude",
@@ -322,88 +337,74 @@ impl GeneratorConfig {
             });
         }
         for day in 1..=self.days {
-            let name = |kind: &str| dir.join(format!("{kind}.anon.d{day:02}.csv"));
-            let mut inv_file = crate::atomic::AtomicFile::create(&name("invocations_per_function_md"))?;
-            let inv = inv_file.writer();
-            let mut line = String::from("HashOwner,HashApp,HashFunction,Trigger");
-            for m in 1..=MINUTES_PER_DAY {
-                let _ = write!(line, ",{m}");
-            }
-            writeln!(inv, "{line}")?;
             let day_slice = ((day - 1) * MINUTES_PER_DAY) as usize..(day * MINUTES_PER_DAY) as usize;
-            for (f, counts) in fns.iter().zip(&all_counts) {
-                line.clear();
-                let _ = write!(
-                    line,
-                    "{},{},{},{}",
-                    hash(self.seed, "owner", f.owner),
-                    hash(self.seed, "app", f.app),
-                    hash(self.seed, "function", f.index),
-                    TRIGGERS[f.trigger]
-                );
-                for &c in &counts[day_slice.clone()] {
-                    total += u64::from(c);
-                    let _ = write!(line, ",{c}");
+            write_csv(
+                &day_file(dir, "invocations_per_function_md", day),
+                &invocations_header(),
+                |w| {
+                    let mut line = String::new();
+                    for (f, counts) in fns.iter().zip(&all_counts) {
+                        line.clear();
+                        let [owner, app, function] = f.hashes(self.seed);
+                        let _ = write!(line, "{owner},{app},{function},{}", TRIGGERS[f.trigger]);
+                        for &c in &counts[day_slice.clone()] {
+                            total += u64::from(c);
+                            let _ = write!(line, ",{c}");
+                        }
+                        writeln!(w, "{line}")?;
+                    }
+                    Ok(())
+                },
+            )?;
+            let durations = day_file(dir, "function_durations_percentiles", day);
+            write_csv(&durations, &DURATIONS_HEADER.join(","), |w| {
+                for (f, counts) in fns.iter().zip(&all_counts) {
+                    let n: u64 = counts[day_slice.clone()].iter().map(|&c| u64::from(c)).sum();
+                    if n == 0 {
+                        continue;
+                    }
+                    // Percentiles of a log-normal with mean avg and σ = spread.
+                    let s = self.duration_spread_sigma;
+                    let mu = (f.avg_duration_s * 1e3).ln() - s * s / 2.0;
+                    let q = |z: f64| (mu + s * z).exp();
+                    let p = [q(-3.09), q(-2.326), q(-0.674), q(0.0), q(0.674), q(2.326), q(3.09)];
+                    let d = DurationStats {
+                        average: f.avg_duration_s * 1e3,
+                        count: n as f64,
+                        minimum: p[0],
+                        maximum: p[6],
+                        percentiles: p,
+                    };
+                    let key = f.hashes(self.seed);
+                    write_durations_row(w, key.each_ref().map(String::as_str), &d, Some(3))?;
                 }
-                writeln!(inv, "{line}")?;
-            }
-            inv_file.commit()?;
-
-            let mut dur_file = crate::atomic::AtomicFile::create(&name("function_durations_percentiles"))?;
-            let dur = dur_file.writer();
-            writeln!(dur, "{}", DURATIONS_HEADER.join(","))?;
-            for (f, counts) in fns.iter().zip(&all_counts) {
-                let n: u64 = counts[day_slice.clone()].iter().map(|&c| u64::from(c)).sum();
-                if n == 0 {
-                    continue;
-                }
-                // Percentiles of a log-normal with mean avg and σ = spread.
-                let s = self.duration_spread_sigma;
-                let mu = (f.avg_duration_s * 1e3).ln() - s * s / 2.0;
-                let q = |z: f64| (mu + s * z).exp();
-                let p = [q(-3.09), q(-2.326), q(-0.674), q(0.0), q(0.674), q(2.326), q(3.09)];
-                writeln!(
-                    dur,
-                    "{},{},{},{:.3},{n},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3}",
-                    hash(self.seed, "owner", f.owner),
-                    hash(self.seed, "app", f.app),
-                    hash(self.seed, "function", f.index),
-                    f.avg_duration_s * 1e3,
-                    p[0],
-                    p[6],
-                    p[0],
-                    p[1],
-                    p[2],
-                    p[3],
-                    p[4],
-                    p[5],
-                    p[6]
-                )?;
-            }
-            dur_file.commit()?;
-
-            let mut mem_file = crate::atomic::AtomicFile::create(&name("app_memory_percentiles"))?;
-            let mem = mem_file.writer();
-            writeln!(mem, "{}", MEMORY_HEADER.join(","))?;
-            for (app, (owner, mb)) in &app_memory {
-                let p = |f: f64| mb * f;
-                writeln!(
-                    mem,
-                    "{},{},1440,{:.1},{:.1},{:.1},{:.1},{:.1},{:.1},{:.1},{:.1},{:.1}",
-                    hash(self.seed, "owner", *owner),
-                    hash(self.seed, "app", *app),
-                    mb,
-                    p(0.8),
-                    p(0.85),
-                    p(0.95),
-                    p(1.0),
-                    p(1.05),
-                    p(1.15),
-                    p(1.2),
-                    p(1.3)
-                )?;
-            }
-            mem_file.commit()?;
+                Ok(())
+            })?;
+            write_csv(
+                &day_file(dir, "app_memory_percentiles", day),
+                &MEMORY_HEADER.join(","),
+                |w| {
+                    for (app, (owner, mb)) in &app_memory {
+                        let p = |f: f64| mb * f;
+                        writeln!(
+                            w,
+                            "{},{},1440,{:.1},{:.1},{:.1},{:.1},{:.1},{:.1},{:.1},{:.1},{:.1}",
+                            hash(self.seed, "owner", *owner),
+                            hash(self.seed, "app", *app),
+                            mb,
+                            p(0.8),
+                            p(0.85),
+                            p(0.95),
+                            p(1.0),
+                            p(1.05),
+                            p(1.15),
+                            p(1.2),
+                            p(1.3)
+                        )?;
+                    }
+                    Ok(())
+                },
+            )?;
         }
         Ok(total)
     }

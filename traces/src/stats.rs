@@ -2,7 +2,7 @@
 //! memory. Memory is per function and per hour, never per invocation.
 
 use crate::any::Opened;
-use crate::{NS_PER_S, Nanos, TraceError};
+use crate::{Arrival, NS_PER_S, Nanos, TraceError};
 use hdrhistogram::Histogram;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -23,12 +23,62 @@ pub struct TraceStats {
     pub wall_s: f64,
 }
 
+/// Each function's inter-arrival gaps, taken one arrival at a time (in time order): for their
+/// coefficient of variation.
+pub struct InterArrivals(Vec<Gaps>);
+
+/// One function's last arrival and its gaps so far: count, Σgap and Σgap² (seconds).
+#[derive(Clone, Copy)]
+struct Gaps {
+    last: Nanos,
+    count: u64,
+    sum: f64,
+    sum_sq: f64,
+}
+
+impl InterArrivals {
+    /// For `functions` functions, none of them seen yet.
+    pub fn new(functions: usize) -> Self {
+        let none = Gaps {
+            last: u64::MAX,
+            count: 0,
+            sum: 0.0,
+            sum_sq: 0.0,
+        };
+        InterArrivals(vec![none; functions])
+    }
+
+    /// Adds the gap since its function's previous arrival.
+    pub fn add(&mut self, a: &Arrival) {
+        let e = &mut self.0[a.func as usize];
+        if e.last != u64::MAX {
+            let g = (a.time - e.last) as f64 / NS_PER_S as f64;
+            e.count += 1;
+            e.sum += g;
+            e.sum_sq += g * g;
+        }
+        e.last = a.time;
+    }
+
+    /// Each function's number of gaps and their CV (0 when the mean gap is 0), in function order.
+    pub fn cvs(&self) -> impl Iterator<Item = (u64, f64)> + '_ {
+        self.0.iter().map(|e| {
+            let mean = e.sum / e.count as f64;
+            let cv = if mean > 0.0 {
+                ((e.sum_sq / e.count as f64 - mean * mean).max(0.0)).sqrt() / mean
+            } else {
+                0.0
+            };
+            (e.count, cv)
+        })
+    }
+}
+
 /// Streams the whole trace once.
 pub fn compute(mut t: Opened) -> Result<(TraceStats, Opened), TraceError> {
     let started = std::time::Instant::now();
     let n = t.names.len();
-    // Per function: last time, gaps, Σgap, Σgap² (seconds).
-    let mut acc = vec![(u64::MAX, 0u64, 0.0f64, 0.0f64); n];
+    let mut gaps = InterArrivals::new(n);
     let mut per_hour: Vec<u64> = Vec::new();
     let mut durations = Histogram::<u64>::new_with_bounds(1, 1 << 40, 3).expect("valid bounds");
     let (mut count, mut first, mut last) = (0u64, None, 0);
@@ -44,27 +94,9 @@ pub fn compute(mut t: Opened) -> Result<(TraceStats, Opened), TraceError> {
         if let Some(d) = a.duration {
             durations.saturating_record((d / 1_000_000).max(1));
         }
-        let e = &mut acc[a.func as usize];
-        if e.0 != u64::MAX {
-            let g = (a.time - e.0) as f64 / NS_PER_S as f64;
-            e.1 += 1;
-            e.2 += g;
-            e.3 += g * g;
-        }
-        e.0 = a.time;
+        gaps.add(&a);
     }
-    let cvs = acc
-        .iter()
-        .filter(|e| e.1 >= 9)
-        .map(|&(_, k, s1, s2)| {
-            let mean = s1 / k as f64;
-            if mean > 0.0 {
-                ((s2 / k as f64 - mean * mean).max(0.0)).sqrt() / mean
-            } else {
-                0.0
-            }
-        })
-        .collect();
+    let cvs = gaps.cvs().filter(|&(k, _)| k >= 9).map(|(_, cv)| cv).collect();
     let apps: BTreeSet<&String> = t.apps.iter().collect();
     let stats = TraceStats {
         functions: n,

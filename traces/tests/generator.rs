@@ -4,17 +4,19 @@
 //! files, and through the reader and stream for inter-arrival CVs). Each tolerance is about three
 //! standard errors of the estimate at this sample size, computed in the comment beside it.
 
+use gpushare_traces::ArrivalSource;
 use gpushare_traces::azure2019::{self, DurationModel, ReadOptions, Spread, StreamOptions};
 use gpushare_traces::generate::GeneratorConfig;
-use gpushare_traces::{ArrivalSource, NS_PER_S};
+use gpushare_traces::stats::InterArrivals;
 use std::path::PathBuf;
 
-fn generate(seed: u64) -> (PathBuf, GeneratorConfig) {
-    let dir = std::env::temp_dir().join(format!("gpushare-gen-{}-{seed}", std::process::id()));
+/// A day of `functions` functions generated with `seed` (the other settings the defaults),
+/// written into a fresh folder named after `tag`.
+fn generate(functions: usize, seed: u64, tag: &str) -> (PathBuf, GeneratorConfig) {
+    let dir = std::env::temp_dir().join(format!("gpushare-gen-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let cfg = GeneratorConfig {
-        functions: 3000,
-        days: 1,
+        functions,
         seed,
         ..Default::default()
     };
@@ -37,7 +39,7 @@ fn median(v: &mut [f64]) -> f64 {
 
 #[test]
 fn generated_day_matches_published_statistics() {
-    let (dir, cfg) = generate(42);
+    let (dir, cfg) = generate(3000, 42, "42");
     let inv = read_rows(dir.join("invocations_per_function_md.anon.d01.csv"));
     assert_eq!(inv.len(), 3000);
 
@@ -112,7 +114,7 @@ fn inter_arrival_cv_follows_the_trigger() {
     // for a CV and few enough invocations that the generator draws them one by one: 200–20,000
     // a day; for timers 100–720 a day (a period of at least 2 minutes: a faster timer fires
     // several times in one minute, and the format keeps only the per-minute count).
-    let (dir, _) = generate(7);
+    let (dir, _) = generate(3000, 7, "7");
     let files = azure2019::discover(std::slice::from_ref(&dir)).unwrap();
     let t = azure2019::read(
         &files,
@@ -132,26 +134,16 @@ fn inter_arrival_cv_follows_the_trigger() {
         seed: 1,
     };
     let mut s = azure2019::Azure2019Stream::new(t, opts);
-    // Per function: last time, n, Σgap, Σgap².
-    let mut acc = vec![(u64::MAX, 0.0f64, 0.0f64, 0.0f64); timer.len()];
+    let mut gaps = InterArrivals::new(timer.len());
     while let Some(a) = s.next_arrival().unwrap() {
-        let e = &mut acc[a.func as usize];
-        if e.0 != u64::MAX {
-            let g = (a.time - e.0) as f64 / NS_PER_S as f64;
-            e.1 += 1.0;
-            e.2 += g;
-            e.3 += g * g;
-        }
-        e.0 = a.time;
+        gaps.add(&a);
     }
     let (mut timer_low, mut timers, mut other_high, mut others) = (0, 0, 0, 0);
-    for (i, (_, n, s1, s2)) in acc.into_iter().enumerate() {
-        let range = if timer[i] { 100.0..=720.0 } else { 200.0..=20_000.0 };
+    for (i, (n, cv)) in gaps.cvs().enumerate() {
+        let range = if timer[i] { 100..=720 } else { 200..=20_000 };
         if !range.contains(&n) {
             continue;
         }
-        let mean = s1 / n;
-        let cv = ((s2 / n - mean * mean).max(0.0)).sqrt() / mean;
         if timer[i] {
             timers += 1;
             timer_low += usize::from(cv < 0.5);
@@ -174,17 +166,7 @@ fn inter_arrival_cv_follows_the_trigger() {
 
 #[test]
 fn generation_is_deterministic_by_seed() {
-    let a = GeneratorConfig {
-        functions: 50,
-        seed: 3,
-        ..Default::default()
-    };
-    let (d1, d2) = (
-        std::env::temp_dir().join(format!("gp-gen-a-{}", std::process::id())),
-        std::env::temp_dir().join(format!("gp-gen-b-{}", std::process::id())),
-    );
-    a.write(&d1).unwrap();
-    a.write(&d2).unwrap();
+    let ((d1, _), (d2, _)) = (generate(50, 3, "a"), generate(50, 3, "b"));
     for f in [
         "invocations_per_function_md.anon.d01.csv",
         "function_durations_percentiles.anon.d01.csv",

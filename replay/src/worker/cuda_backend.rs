@@ -12,7 +12,7 @@ use super::{Executor, Timing, host_wait};
 use crate::cuda::{self, DeviceBuffer, PinnedBuffer, err};
 use crate::kernels::{self, Kernels};
 use crate::plan::{Op, STREAM_BUFFER_BYTES};
-use crate::protocol::{Ready, Setup, now_ns};
+use crate::protocol::{Ready, Setup};
 use cudarc::cublas::CudaBlas;
 use cudarc::driver::sys::CUdeviceptr;
 use cudarc::driver::{CudaContext, CudaEvent, CudaStream};
@@ -214,13 +214,11 @@ impl Executor for CudaExecutor {
         self.ctx.bind_to_thread().map_err(err("binding the context"))?;
         let mut guard = self.lanes[lane as usize].lock().unwrap_or_else(|p| p.into_inner());
         let l = &mut *guard;
-        let start_ns = now_ns();
-        let (mut gpu_ns, mut gpu_end_ns, mut open) = (0, start_ns, false);
+        let (mut t, mut open) = (Timing::start(), false);
         for &(op, repeat, _) in ops {
             if let Op::Host { ns } = op {
                 if open {
-                    gpu_ns += Self::close_segment(l)?;
-                    gpu_end_ns = now_ns();
+                    t.gpu_segment(Self::close_segment(l)?);
                     open = false;
                 }
                 host_wait(ns);
@@ -235,14 +233,8 @@ impl Executor for CudaExecutor {
             }
         }
         if open {
-            gpu_ns += Self::close_segment(l)?;
-            gpu_end_ns = now_ns();
+            t.gpu_segment(Self::close_segment(l)?);
         }
-        Ok(Timing {
-            start_ns,
-            end_ns: now_ns(),
-            gpu_end_ns,
-            gpu_ns,
-        })
+        Ok(t.end())
     }
 }

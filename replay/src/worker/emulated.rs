@@ -5,7 +5,7 @@
 
 use super::{Executor, Timing, host_wait};
 use crate::plan::Op;
-use crate::protocol::{Ready, Setup, now_ns};
+use crate::protocol::{Ready, Setup};
 
 pub(super) struct Emulated;
 
@@ -24,21 +24,14 @@ pub(super) fn build(setup: &Setup) -> (Box<dyn Executor>, Ready) {
 
 impl Executor for Emulated {
     fn run(&self, _lane: u32, ops: &[(Op, u32, u64)]) -> Result<Timing, String> {
-        let start_ns = now_ns();
-        let (mut gpu_ns, mut gpu_end_ns) = (0, start_ns);
+        let mut t = Timing::start();
         for &(op, repeat, ns) in ops {
             let total = ns * u64::from(repeat);
             host_wait(total);
             if op.on_gpu() {
-                gpu_ns += total;
-                gpu_end_ns = now_ns();
+                t.gpu_segment(total);
             }
         }
-        Ok(Timing {
-            start_ns,
-            end_ns: now_ns(),
-            gpu_end_ns,
-            gpu_ns,
-        })
+        Ok(t.end())
     }
 }

@@ -24,6 +24,33 @@ pub(crate) struct Timing {
     pub gpu_ns: u64,
 }
 
+impl Timing {
+    /// The timing of an invocation that starts now: no GPU time yet.
+    fn start() -> Timing {
+        let now = now_ns();
+        Timing {
+            start_ns: now,
+            end_ns: now,
+            gpu_end_ns: now,
+            gpu_ns: 0,
+        }
+    }
+
+    /// Adds a segment of `ns` GPU time that ended just now.
+    fn gpu_segment(&mut self, ns: u64) {
+        self.gpu_ns += ns;
+        self.gpu_end_ns = now_ns();
+    }
+
+    /// The invocation ends now.
+    fn end(self) -> Timing {
+        Timing {
+            end_ns: now_ns(),
+            ..self
+        }
+    }
+}
+
 /// Runs invocations on a backend.
 pub(crate) trait Executor: Send + Sync {
     /// Runs `ops` of one invocation on lane `lane`.

@@ -55,18 +55,12 @@ pub struct Plotted {
 
 /// Why `plot` did not complete: bad input (exit 2) or a figure folder that cannot be written
 /// (exit 1).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlotError {
+    #[error("{0}")]
     Input(String),
+    #[error("{0}")]
     Write(String),
-}
-
-impl std::fmt::Display for PlotError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PlotError::Input(m) | PlotError::Write(m) => f.write_str(m),
-        }
-    }
 }
 
 /// Creates the figure folder `out` and checks that a file can be written in it.
@@ -225,34 +219,39 @@ fn versus_figures(
             })
             .collect(),
     };
-    let mut figures = vec![
+    // `{stem}_vs_{x}{suffix}`: a panel per metric.
+    let figure = |stem: &str, width: Width, metrics: &[&Metric], shows: &'static str| {
+        let name = format!("{stem}_vs_{vs}{}", sanitize(suffix));
+        let panels = metrics.iter().map(|m| panel(m)).collect();
         (
             Figure {
-                name: format!("latency_vs_{vs}{}", sanitize(suffix)),
-                width: Width::Double,
+                name,
+                width,
                 letters,
-                panels: vec![panel(&P50), panel(&P99)],
+                panels,
             },
+            shows,
+        )
+    };
+    let mut figures = vec![
+        figure(
+            "latency",
+            Width::Double,
+            &[&P50, &P99],
             "p50 and p99 end-to-end latency against the x axis; mean over seeds, bars 95 % CI",
         ),
-        (
-            Figure {
-                name: format!("throughput_vs_{vs}{}", sanitize(suffix)),
-                width: Width::Single,
-                letters,
-                panels: vec![panel(&THROUGHPUT)],
-            },
+        figure(
+            "throughput",
+            Width::Single,
+            &[&THROUGHPUT],
             "completions per second over the measured window; mean over seeds, bars 95 % CI",
         ),
     ];
     if facet_rows.iter().any(|r| metric(r, SLO.name).is_some()) {
-        figures.push((
-            Figure {
-                name: format!("slo_violations_vs_{vs}{}", sanitize(suffix)),
-                width: Width::Single,
-                letters,
-                panels: vec![panel(&SLO)],
-            },
+        figures.push(figure(
+            "slo_violations",
+            Width::Single,
+            &[&SLO],
             "completions slower than the scenario's slo_s; mean over seeds, bars 95 % CI",
         ));
     } else if first {
@@ -260,13 +259,10 @@ fn versus_figures(
             .notes
             .push("no [simulation] slo_s in the scenario: no slo_violations_vs_<x> figure".into());
     }
-    figures.push((
-        Figure {
-            name: format!("cold_starts_vs_{vs}{}", sanitize(suffix)),
-            width: Width::Single,
-            letters,
-            panels: vec![panel(&COLD)],
-        },
+    figures.push(figure(
+        "cold_starts",
+        Width::Single,
+        &[&COLD],
         "share of measured completions that waited for a cold start; mean over seeds, bars 95 % CI",
     ));
     figures

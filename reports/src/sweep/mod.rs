@@ -31,20 +31,14 @@ use table::{AxisInfo, RunRow, SweepInfo};
 pub type PolicyBuilder = dyn Fn(&Scenario) -> Result<Box<dyn Policy>, ConfigError> + Sync;
 
 /// Why a sweep stopped.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum SweepError {
     /// Bad input (a scenario, an axis, a shard): nothing was run.
+    #[error("{0}")]
     Input(String),
     /// A run failed or its files could not be written.
+    #[error("{0}")]
     Run(String),
-}
-
-impl std::fmt::Display for SweepError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SweepError::Input(m) | SweepError::Run(m) => f.write_str(m),
-        }
-    }
 }
 
 /// One run to do.

@@ -55,10 +55,10 @@ impl World {
     }
 
     /// Handles a `GpuPhaseDone` event: removes the finished phases and advances their
-    /// instances. Returns the instances whose invocations finished, each with its epoch as it
+    /// instances. Returns the instances whose invocations finished, each with its state_version as it
     /// became idle (see [`World::unchanged_since`]).
-    pub(crate) fn gpu_phase_done(&mut self, gpu: GpuId, generation: u32, finished: &mut Vec<(InstId, u32)>) {
-        if self.gpus[gpu.ix()].generation != generation {
+    pub(crate) fn gpu_phase_done(&mut self, gpu: GpuId, rates_version: u32, finished: &mut Vec<(InstId, u32)>) {
+        if self.gpus[gpu.ix()].rates_version != rates_version {
             return;
         }
         if self.timeline.is_some() {
@@ -85,7 +85,7 @@ impl World {
         for inst in done_phases.drain(..) {
             if self.advance(inst) {
                 self.finish(inst);
-                finished.push((inst, self.instances[inst.ix()].epoch));
+                finished.push((inst, self.instances[inst.ix()].state_version));
             }
         }
         self.scratch = done_phases;
@@ -119,7 +119,7 @@ impl World {
             self.integrate_gpu(gpu);
             let g = &mut self.gpus[gpu.ix()];
             g.dirty = false;
-            g.generation = g.generation.wrapping_add(1);
+            g.rates_version = g.rates_version.wrapping_add(1);
             if g.phases.is_empty() {
                 // Nothing runs: no shares to assign and no completion to schedule.
                 g.sm_used_now = 0.0;
@@ -137,8 +137,8 @@ impl World {
                 next = next.min(at - now);
             }
             if next != Nanos::MAX {
-                let generation = g.generation;
-                self.events.push(now + next, Event::GpuPhaseDone { gpu, generation });
+                let rates_version = g.rates_version;
+                self.events.push(now + next, Event::GpuPhaseDone { gpu, rates_version });
             } else {
                 self.fail(format!(
                     "the sharing discipline left every phase on GPU {} without SMs",
@@ -372,21 +372,7 @@ fn ceil_ns(x: f64) -> Nanos {
 }
 
 impl contention::KernelState for ActivePhase {
-    fn demand(&self) -> &KernelDemand {
-        &self.demand
-    }
-    fn grant(&self) -> f64 {
-        self.share
-    }
-    fn time_share(&self) -> f64 {
-        self.time_share
-    }
-    fn rate_mut(&mut self) -> &mut f64 {
-        &mut self.rate
-    }
-    fn ask_mut(&mut self) -> &mut f64 {
-        &mut self.ask
-    }
+    contention::kernel_state_fields!(demand, share, time_share, rate, ask);
     fn compute_bound(&mut self) -> f64 {
         // Bitwise equality (integer compares, cheaper than floating ones): the cache holds
         // exactly what the model would compute.

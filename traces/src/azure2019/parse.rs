@@ -130,25 +130,24 @@ impl std::fmt::Display for CleaningReport {
             "rows: {} invocation, {} duration, {} memory",
             self.invocation_rows, self.duration_rows, self.memory_rows
         )?;
-        writeln!(f, "duplicate rows (first kept): {}", self.duplicate_rows)?;
-        writeln!(
-            f,
-            "functions never invoked in the window (dropped): {}",
-            self.never_invoked
-        )?;
-        writeln!(f, "duration rows with Average = 0: {}", self.zero_average)?;
-        writeln!(f, "invoked functions without durations: {}", self.missing_durations)?;
-        writeln!(
-            f,
-            "duration rows without invocations (ignored): {}",
-            self.durations_without_invocations
-        )?;
-        writeln!(f, "apps without memory: {}", self.missing_memory)?;
-        writeln!(
-            f,
-            "memory rows without invocations (ignored): {}",
-            self.memory_without_invocations
-        )?;
+        let counts = [
+            ("duplicate rows (first kept)", self.duplicate_rows),
+            ("functions never invoked in the window (dropped)", self.never_invoked),
+            ("duration rows with Average = 0", self.zero_average),
+            ("invoked functions without durations", self.missing_durations),
+            (
+                "duration rows without invocations (ignored)",
+                self.durations_without_invocations,
+            ),
+            ("apps without memory", self.missing_memory),
+            (
+                "memory rows without invocations (ignored)",
+                self.memory_without_invocations,
+            ),
+        ];
+        for (what, n) in counts {
+            writeln!(f, "{what}: {n}")?;
+        }
         writeln!(f, "days without a memory file: {:?}", self.days_without_memory)?;
         if !self.ignored_files.is_empty() {
             writeln!(
@@ -227,20 +226,9 @@ pub fn read(files: &TraceFiles, opts: &ReadOptions) -> Result<Azure2019, TraceEr
         ..CleaningReport::default()
     };
     let in_days = |d: u32| opts.days.is_none_or(|(a, b)| d >= a && d <= b);
-    let first_day = files
-        .invocations
-        .iter()
-        .map(|(d, _)| *d)
-        .filter(|&d| in_days(d))
-        .min()
-        .unwrap_or(1);
-    let last_day = files
-        .invocations
-        .iter()
-        .map(|(d, _)| *d)
-        .filter(|&d| in_days(d))
-        .max()
-        .unwrap_or(first_day);
+    let days = || files.invocations.iter().map(|(d, _)| *d).filter(|&d| in_days(d));
+    let first_day = days().min().unwrap_or(1);
+    let last_day = days().max().unwrap_or(first_day);
     check_selection(files, opts, last_day - first_day + 1)?;
     let base = (first_day - 1) * MINUTES_PER_DAY;
     let (w_start, w_end) = match opts.window {
