@@ -80,6 +80,21 @@ pub fn policies_text() -> String {
     out
 }
 
+/// Plug-ins as one Markdown sentence: "`name`, summary (`keep_alive_params`: …); …".
+fn plug_ins<'a>(items: impl Iterator<Item = (&'a str, &'a str, Vec<ParamDoc>)>) -> String {
+    let described: Vec<String> = items
+        .map(|(name, summary, params)| {
+            let params: Vec<String> = params.iter().map(key_default).collect();
+            if params.is_empty() {
+                format!("`{name}`, {summary}")
+            } else {
+                format!("`{name}`, {summary} (`keep_alive_params`: {})", params.join(", "))
+            }
+        })
+        .collect();
+    described.join("; ")
+}
+
 /// README's policy section tables (between its `policies` markers).
 pub fn policies_markdown() -> String {
     let mut out = String::new();
@@ -88,19 +103,15 @@ pub fn policies_markdown() -> String {
         let d = p.default.as_deref().map_or("unset".to_string(), |d| format!("`{d}`"));
         let _ = writeln!(out, "| `{}` | {d} | {} |", p.key, p.doc.replace('|', "\\|"));
     }
-    out.push_str("\nPlacements (`placement`): ");
-    let r: Vec<String> = rankings()
-        .iter()
-        .map(|r| format!("`{}`, {}", r.name, r.summary))
-        .collect();
-    out.push_str(&r.join("; "));
-    out.push_str(".\n\nKeep-alive plug-ins (`keep_alive_policy`): ");
-    let k: Vec<String> = keep_alives()
-        .iter()
-        .map(|k| format!("`{}`, {}", k.name, k.summary))
-        .collect();
-    out.push_str(&k.join("; "));
-    out.push_str(".\n\n| name | what it models | parameters (defaults) |\n| --- | --- | --- |\n");
+    let rankings = rankings().iter().map(|r| (r.name, r.summary, Vec::new()));
+    let _ = write!(out, "\nPlacements (`placement`): {}.\n\n", plug_ins(rankings));
+    let keep_alives = keep_alives().iter().map(|k| (k.name, k.summary, (k.params)()));
+    let _ = write!(
+        out,
+        "Keep-alive plug-ins (`keep_alive_policy`): {}.\n\n",
+        plug_ins(keep_alives)
+    );
+    out.push_str("| name | what it models | parameters (defaults) |\n| --- | --- | --- |\n");
     for info in registry() {
         let _ = writeln!(
             out,

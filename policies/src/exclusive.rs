@@ -77,6 +77,7 @@ impl Exclusive {
         let (p, own): (PoolParams, ExclusiveParams) = crate::pool::split_params(spec)?;
         let pool = Pool::new(&p, WholeGpu, scenario)?;
         Ok(Pooled::boxed(
+            &spec.name,
             pool,
             Exclusive {
                 kill_largest: own.kill_largest,
@@ -127,9 +128,6 @@ impl Exclusive {
 
 impl PoolPolicy for Exclusive {
     type Placement = WholeGpu;
-    fn name(&self) -> &str {
-        "exclusive"
-    }
     fn on_instance_ready(&mut self, pool: &mut Pool<WholeGpu>, ctx: &mut Ctx<'_>, inst: InstId) {
         self.idle(pool, ctx, inst);
     }

@@ -55,15 +55,12 @@ impl Static {
             functions: scenario.functions.len(),
             placed: 0,
         };
-        Ok(Pooled::boxed(pool, policy))
+        Ok(Pooled::boxed(&spec.name, pool, policy))
     }
 }
 
 impl PoolPolicy for Static {
     type Placement = WholeGpu;
-    fn name(&self) -> &str {
-        "static"
-    }
     fn on_start(&mut self, pool: &mut Pool<WholeGpu>, ctx: &mut Ctx<'_>) {
         for _ in 0..self.instances {
             for f in 0..self.functions {

@@ -208,7 +208,7 @@ impl KnixVcuda {
             ticking: false,
             functions: scenario.functions.len(),
         };
-        Ok(Pooled::boxed(pool, policy))
+        Ok(Pooled::boxed(&spec.name, pool, policy))
     }
 
     /// Knative's rule: ⌈(queued + running) / target⌉ sandboxes within [min, max].
@@ -236,9 +236,6 @@ fn idle_count(ctx: &Ctx<'_>, func: FuncId) -> u32 {
 
 impl PoolPolicy for KnixVcuda {
     type Placement = SandboxPlacement;
-    fn name(&self) -> &str {
-        "knix-vcuda"
-    }
     fn sharing(&self, _pool: &Pool<SandboxPlacement>) -> Box<dyn Sharing> {
         Box::new(VcudaCaps {
             depth: self.depth,

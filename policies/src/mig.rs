@@ -370,16 +370,7 @@ impl Mig {
             };
             profile_of.push(i);
         }
-        if let Some(name) = p
-            .profiles
-            .keys()
-            .find(|n| !scenario.functions.iter().any(|f| &f.name == *n))
-        {
-            return Err(ConfigError::at(
-                param_path("profiles").key(name),
-                format!("no function `{name}` in the scenario"),
-            ));
-        }
+        crate::pool::check_function_keys(scenario, &p.profiles, "profiles")?;
         let mut initial = Vec::new();
         let mut budget = SliceBudget::default();
         for (k, name) in p.layout.iter().enumerate() {
@@ -405,15 +396,12 @@ impl Mig {
             pending: None,
             reconfigurations: 0,
         };
-        Ok(Pooled::boxed(Pool::new(&pool, slices, scenario)?, Mig))
+        Ok(Pooled::boxed(&spec.name, Pool::new(&pool, slices, scenario)?, Mig))
     }
 }
 
 impl PoolPolicy for Mig {
     type Placement = MigSlices;
-    fn name(&self) -> &str {
-        "mig"
-    }
     fn sharing(&self, _pool: &Pool<MigSlices>) -> Box<dyn Sharing> {
         Box::new(Isolated)
     }

@@ -144,8 +144,6 @@ struct Tracked {
 
 /// The MPS policy.
 pub struct Mps {
-    /// `mps`, or `fractional` for KaaS's baseline.
-    name: &'static str,
     /// Functions whose clients' caps come from usage estimation.
     estimated: Vec<bool>,
     headroom: f64,
@@ -305,12 +303,7 @@ impl Mps {
         }
         let mut estimated = vec![false; scenario.functions.len()];
         for (k, name) in p.estimate.iter().enumerate() {
-            let i = scenario.functions.iter().position(|f| &f.name == name).ok_or_else(|| {
-                ConfigError::at(
-                    param_path("estimate").index(k),
-                    format!("no function `{name}` in the scenario"),
-                )
-            })?;
+            let i = crate::pool::function_index(scenario, name, param_path("estimate").index(k))?;
             estimated[i] = true;
         }
         if !(0.0..=1.0).contains(&p.estimate_headroom) {
@@ -343,7 +336,6 @@ impl Mps {
         };
         let pool = Pool::new(&pool, placement, scenario)?;
         let policy = Mps {
-            name: if spec.name == "fractional" { "fractional" } else { "mps" },
             estimated,
             headroom: p.estimate_headroom,
             estimator,
@@ -355,15 +347,12 @@ impl Mps {
             rng: gpushare_sim::rng::stream(scenario.seed, "mps-faults", 0),
             crashes: (0, 0),
         };
-        Ok(Pooled::boxed(pool, policy))
+        Ok(Pooled::boxed(&spec.name, pool, policy))
     }
 }
 
 impl PoolPolicy for Mps {
     type Placement = MpsClients;
-    fn name(&self) -> &str {
-        self.name
-    }
     fn sharing(&self, _pool: &Pool<MpsClients>) -> Box<dyn Sharing> {
         Box::new(CappedShares)
     }

@@ -95,38 +95,43 @@ pub struct RankingInfo {
 
 /// Every ranking `placement` can name.
 pub fn rankings() -> &'static [RankingInfo] {
-    &[
-        RankingInfo {
-            name: "first",
-            summary: "the lowest-numbered GPU that fits (first fit)",
-            build: |_| Box::new(first),
-        },
-        RankingInfo {
-            name: "best-fit",
-            summary: "the least free memory that fits (packing by memory)",
-            build: |_| Box::new(best_fit),
-        },
-        RankingInfo {
-            name: "least-loaded",
-            summary: "the fewest instances, then the most free memory (spreading load)",
-            build: |_| Box::new(least_loaded),
-        },
-        RankingInfo {
-            name: "most-loaded",
-            summary: "the most instances, then the least free memory (packing by count)",
-            build: |_| Box::new(most_loaded),
-        },
-        RankingInfo {
-            name: "spread",
-            summary: "the fewest instances of the same function, then the fewest instances (anti-affinity)",
-            build: |_| Box::new(Spread::default()),
-        },
-        RankingInfo {
-            name: "random",
-            summary: "a random GPU among those that fit, drawn from the run's seed",
-            build: |seed| Box::new(RandomRanking::new(seed)),
-        },
-    ]
+    &RANKINGS
+}
+
+static RANKINGS: [RankingInfo; 6] = [
+    RankingInfo::new("first", "the lowest-numbered GPU that fits (first fit)", |_| {
+        Box::new(first)
+    }),
+    RankingInfo::new(
+        "best-fit",
+        "the least free memory that fits (packing by memory)",
+        |_| Box::new(best_fit),
+    ),
+    RankingInfo::new(
+        "least-loaded",
+        "the fewest instances, then the most free memory",
+        |_| Box::new(least_loaded),
+    ),
+    RankingInfo::new("most-loaded", "the most instances, then the least free memory", |_| {
+        Box::new(most_loaded)
+    }),
+    RankingInfo::new(
+        "spread",
+        "the fewest of the function's instances, then the fewest",
+        Spread::boxed,
+    ),
+    RankingInfo::new(
+        "random",
+        "a random GPU that fits, drawn from the run's seed",
+        RandomRanking::boxed,
+    ),
+];
+
+impl RankingInfo {
+    /// A registry line.
+    pub const fn new(name: &'static str, summary: &'static str, build: fn(u64) -> Box<dyn Ranking>) -> Self {
+        RankingInfo { name, summary, build }
+    }
 }
 
 /// The ranking called `name`, or an error at `[policy] placement` naming the valid ones.
@@ -168,6 +173,12 @@ struct Spread {
     per_gpu: HashMap<(GpuId, FuncId), u32>,
 }
 
+impl Spread {
+    fn boxed(_seed: u64) -> Box<dyn Ranking> {
+        Box::new(Spread::default())
+    }
+}
+
 impl Ranking for Spread {
     fn score(&mut self, ctx: &Ctx<'_>, func: FuncId, gpu: GpuId) -> Score {
         let same = self.per_gpu.get(&(gpu, func)).copied().unwrap_or(0);
@@ -189,8 +200,8 @@ impl Ranking for Spread {
 struct RandomRanking(gpushare_sim::rng::Xoshiro256PlusPlus);
 
 impl RandomRanking {
-    fn new(seed: u64) -> Self {
-        RandomRanking(gpushare_sim::rng::stream(seed, "placement", 0))
+    fn boxed(seed: u64) -> Box<dyn Ranking> {
+        Box::new(RandomRanking(gpushare_sim::rng::stream(seed, "placement", 0)))
     }
 }
 

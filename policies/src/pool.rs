@@ -111,9 +111,6 @@ pub trait PoolPolicy {
     /// Its placement mechanism.
     type Placement: Placement;
 
-    /// The name scenarios use.
-    fn name(&self) -> &str;
-
     /// How concurrent kernels share a GPU's SMs (see [`Policy::sharing`]).
     fn sharing(&self, _pool: &Pool<Self::Placement>) -> Box<dyn Sharing> {
         Box::new(gpushare_sim::policy::CappedShares)
@@ -146,42 +143,44 @@ pub trait PoolPolicy {
     }
 }
 
-/// A pool policy with nothing of its own but a name: the pool alone ([`Pool::into_policy`]).
-pub struct PoolOnlyOf<P>(std::marker::PhantomData<P>, &'static str);
+/// A pool policy with nothing of its own: the pool alone ([`Pool::into_policy`]).
+pub struct PoolOnly<P>(std::marker::PhantomData<P>);
 
-impl<P: Placement> PoolPolicy for PoolOnlyOf<P> {
+impl<P: Placement> PoolPolicy for PoolOnly<P> {
     type Placement = P;
-    fn name(&self) -> &str {
-        self.1
-    }
 }
 
-/// A [`PoolPolicy`] with its pool: the engine's [`Policy`].
+/// A [`PoolPolicy`] with its pool, under the name scenarios use: the engine's [`Policy`].
 pub struct Pooled<T: PoolPolicy> {
+    pub name: String,
     pub pool: Pool<T::Placement>,
     pub policy: T,
 }
 
 impl<T: PoolPolicy + 'static> Pooled<T> {
-    /// `policy` on `pool`, boxed for the engine.
-    pub fn boxed(pool: Pool<T::Placement>, policy: T) -> Box<dyn Policy>
+    /// `policy` on `pool`, called `name`, boxed for the engine.
+    pub fn boxed(name: &str, pool: Pool<T::Placement>, policy: T) -> Box<dyn Policy>
     where
         T::Placement: 'static,
     {
-        Box::new(Pooled { pool, policy })
+        Box::new(Pooled {
+            name: name.to_string(),
+            pool,
+            policy,
+        })
     }
 }
 
 impl<P: Placement + 'static> Pool<P> {
     /// This pool alone as a policy called `name`: every event handled by the pool.
-    pub fn into_policy(self, name: &'static str) -> Box<dyn Policy> {
-        Pooled::boxed(self, PoolOnlyOf(std::marker::PhantomData, name))
+    pub fn into_policy(self, name: &str) -> Box<dyn Policy> {
+        Pooled::boxed(name, self, PoolOnly(std::marker::PhantomData))
     }
 }
 
 impl<T: PoolPolicy> Policy for Pooled<T> {
     fn name(&self) -> &str {
-        self.policy.name()
+        &self.name
     }
     fn sharing(&self) -> Box<dyn Sharing> {
         self.policy.sharing(&self.pool)
@@ -237,14 +236,31 @@ pub fn per_function_percent(
     let mut out = vec![pct(default, param_path(default_field))?; scenario.functions.len()];
     for (name, v) in table {
         let at = param_path(table_field).key(name);
-        let i = scenario
-            .functions
-            .iter()
-            .position(|f| &f.name == name)
-            .ok_or_else(|| ConfigError::at(at.clone(), format!("no function `{name}` in the scenario")))?;
+        let i = function_index(scenario, name, at.clone())?;
         out[i] = pct(*v, at)?;
     }
     Ok(out)
+}
+
+/// The index of the function called `name`, or an error at `at` saying there is none.
+pub fn function_index(scenario: &gpushare_sim::Scenario, name: &str, at: DocPath) -> Result<usize, ConfigError> {
+    scenario
+        .functions
+        .iter()
+        .position(|f| f.name == name)
+        .ok_or_else(|| ConfigError::at(at, format!("no function `{name}` in the scenario")))
+}
+
+/// Every key of `table` (`[policy] field = { function = … }`) names a function of the scenario.
+pub fn check_function_keys<V>(
+    scenario: &gpushare_sim::Scenario,
+    table: &std::collections::BTreeMap<String, V>,
+    field: &str,
+) -> Result<(), ConfigError> {
+    for name in table.keys() {
+        function_index(scenario, name, param_path(field).key(name))?;
+    }
+    Ok(())
 }
 
 /// The path of a `[policy]` field, for errors.
@@ -287,12 +303,7 @@ fn instance_limits(limit: Option<&MaxInstances>, scenario: &gpushare_sim::Scenar
         Some(MaxInstances::Each(map)) => {
             for (name, &k) in map {
                 at_least_one(k, param_path("max_instances").key(name))?;
-                if !scenario.functions.iter().any(|f| &f.name == name) {
-                    return Err(ConfigError::at(
-                        param_path("max_instances").key(name),
-                        format!("no function `{name}` in the scenario"),
-                    ));
-                }
+                function_index(scenario, name, param_path("max_instances").key(name))?;
             }
             Ok(scenario
                 .functions

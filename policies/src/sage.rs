@@ -204,15 +204,12 @@ impl Sage {
             pending: None,
             peak_per_gpu: 0,
         };
-        Ok(Pooled::boxed(Pool::new(&pool, placement, scenario)?, Sage))
+        Ok(Pooled::boxed(&spec.name, Pool::new(&pool, placement, scenario)?, Sage))
     }
 }
 
 impl PoolPolicy for Sage {
     type Placement = SagePlacement;
-    fn name(&self) -> &str {
-        "sage"
-    }
     fn report(&self, pool: &Pool<SagePlacement>) -> Vec<String> {
         vec![format!(
             "density: at most {} instances on one GPU at once",

@@ -238,6 +238,7 @@ impl TimeSharing {
             .map(|&(_, device)| Slicing::of(&scenario.devices[device], p.slice_ms, p.switch_us))
             .collect();
         Ok(Pooled::boxed(
+            &spec.name,
             Pool::new(&pool, placement, scenario)?,
             TimeSharing {
                 exact: p.mode == Mode::Exact,
@@ -249,9 +250,6 @@ impl TimeSharing {
 
 impl PoolPolicy for TimeSharing {
     type Placement = TimeSlicedContexts;
-    fn name(&self) -> &str {
-        "time-sharing"
-    }
     fn sharing(&self, _pool: &Pool<TimeSlicedContexts>) -> Box<dyn Sharing> {
         Box::new(TimeSlice {
             exact: self.exact,

@@ -300,16 +300,7 @@ impl FastGShare {
     /// Builds it from `[policy]`.
     pub fn build(spec: &PolicySpec, scenario: &Scenario) -> Result<Box<dyn Policy>, ConfigError> {
         let (pool, p): (PoolParams, FastParams) = crate::pool::split_params(spec)?;
-        if let Some(name) = p
-            .configs
-            .keys()
-            .find(|n| !scenario.functions.iter().any(|f| &f.name == *n))
-        {
-            return Err(ConfigError::at(
-                param_path("configs").key(name),
-                format!("no function `{name}` in the scenario"),
-            ));
-        }
+        crate::pool::check_function_keys(scenario, &p.configs, "configs")?;
         let mut configs = Vec::with_capacity(scenario.functions.len());
         // Profiles are profiled once each, however many functions share them.
         let mut chosen: BTreeMap<String, (f64, f64)> = BTreeMap::new();
@@ -381,7 +372,7 @@ impl FastGShare {
         } else {
             None
         };
-        Ok(Pooled::boxed(pool, FastGShare { scaler }))
+        Ok(Pooled::boxed(&spec.name, pool, FastGShare { scaler }))
     }
 }
 
@@ -421,9 +412,6 @@ impl Autoscaler {
 }
 impl PoolPolicy for FastGShare {
     type Placement = FastPlacement;
-    fn name(&self) -> &str {
-        "fast-gshare"
-    }
     fn sharing(&self, pool: &Pool<FastPlacement>) -> Box<dyn Sharing> {
         Box::new(manager::FastManager::with_limits(pool.placement.limits.clone()))
     }

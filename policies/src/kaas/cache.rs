@@ -184,26 +184,13 @@ impl BufferCache {
 mod tests {
     use super::*;
 
-    const W: Buffer = Buffer {
-        bytes: 40,
-        role: BufferRole::Input,
-        constant: true,
-    };
-    const IN: Buffer = Buffer {
-        bytes: 1,
-        role: BufferRole::Input,
-        constant: false,
-    };
-    const OUT: Buffer = Buffer {
-        bytes: 2,
-        role: BufferRole::Output,
-        constant: false,
-    };
-    const STATE: Buffer = Buffer {
-        bytes: 30,
-        role: BufferRole::Output,
-        constant: true,
-    };
+    const fn buffer(bytes: u64, role: BufferRole, constant: bool) -> Buffer {
+        Buffer { bytes, role, constant }
+    }
+    const W: Buffer = buffer(40, BufferRole::Input, true);
+    const IN: Buffer = buffer(1, BufferRole::Input, false);
+    const OUT: Buffer = buffer(2, BufferRole::Output, false);
+    const STATE: Buffer = buffer(30, BufferRole::Output, true);
 
     #[test]
     fn constants_stay_ephemerals_come_and_go() {
