@@ -12,7 +12,7 @@ use gpushare_sim::Summary;
 use gpushare_sim::device::MIB;
 use gpushare_sim::metrics::Metrics;
 use gpushare_sim::record::{InvocationRecord, Outcome, RecordSink};
-use gpushare_sim::summary::{GpuSummary, SummaryParts, cdf_quantiles};
+use gpushare_sim::summary::{GpuSummary, RunId, SummaryParts, cdf_quantiles};
 use gpushare_sim::world::GpuSample;
 use std::io;
 use std::path::Path;
@@ -47,12 +47,8 @@ pub struct WorkerUse {
 
 /// Everything the summary is computed from.
 pub struct Inputs<'a> {
-    pub scenario: &'a str,
-    pub policy: &'a str,
-    pub seed: u64,
-    pub horizon: u64,
+    pub run: RunId<'a>,
     pub warmup: u64,
-    pub end: u64,
     pub slo: Option<u64>,
     pub functions: Vec<&'a str>,
     /// GPU ordinals, in summary order, with their device name and memory (MiB).
@@ -148,7 +144,7 @@ pub fn summarise(i: &Inputs<'_>) -> Summarised {
     // A GPU is allocated at most whole however many workers claim it (as the simulator counts),
     // idle for its workers' idle share of that.
     let mut per_gpu: Vec<(u32, f64, f64)> = Vec::new(); // (GPU, Σ fraction, Σ fraction × idle ns)
-    let window = i.end.saturating_sub(i.warmup);
+    let window = i.run.end.saturating_sub(i.warmup);
     for (w, use_) in i.workers.iter().enumerate() {
         m.instance_created();
         let mut busy: Vec<(u64, u64)> = i
@@ -157,7 +153,7 @@ pub fn summarise(i: &Inputs<'_>) -> Summarised {
             .filter(|r| r.worker == Some(w))
             .filter_map(|r| r.worker_busy)
             .collect();
-        let idle_ns: u64 = gaps(&mut busy, 0, i.end)
+        let idle_ns: u64 = gaps(&mut busy, 0, i.run.end)
             .into_iter()
             .map(|(a, b)| b.saturating_sub(a.max(i.warmup)))
             .sum();
@@ -183,7 +179,7 @@ pub fn summarise(i: &Inputs<'_>) -> Summarised {
             let readings: Vec<&crate::nvml::Sample> = i
                 .nvml
                 .iter()
-                .filter(|(t, s)| s.gpu == *ordinal && *t >= i.warmup && *t < i.end)
+                .filter(|(t, s)| s.gpu == *ordinal && *t >= i.warmup && *t < i.run.end)
                 .map(|(_, s)| s)
                 .collect();
             let utilisation = if !i.nvml.is_empty() {
@@ -202,7 +198,7 @@ pub fn summarise(i: &Inputs<'_>) -> Summarised {
                 if window == 0 {
                     0.0
                 } else {
-                    union_length(&mut busy, i.warmup, i.end) as f64 / window as f64
+                    union_length(&mut busy, i.warmup, i.run.end) as f64 / window as f64
                 }
             };
             let peak = i
@@ -226,11 +222,7 @@ pub fn summarise(i: &Inputs<'_>) -> Summarised {
     let summary = Summary::from_parts(
         &m,
         SummaryParts {
-            scenario: i.scenario,
-            policy: i.policy,
-            seed: i.seed,
-            horizon: i.horizon,
-            end: i.end,
+            run: i.run,
             gpus,
             functions: i.functions.clone(),
             unfinished,
@@ -348,12 +340,14 @@ mod tests {
             rec(3, 9 * s, 0, 0, Outcome::Unfinished),
         ];
         let i = Inputs {
-            scenario: "t",
-            policy: "exclusive",
-            seed: 1,
-            horizon: 10 * s,
+            run: RunId {
+                scenario: "t",
+                policy: "exclusive",
+                seed: 1,
+                horizon: 10 * s,
+                end: 10 * s,
+            },
             warmup: s,
-            end: 10 * s,
             slo: None,
             functions: vec!["f"],
             gpus: vec![(0, "h100".into(), 80_000.0)],

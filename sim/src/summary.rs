@@ -130,15 +130,21 @@ fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
-/// What a summary is made of besides the metrics: the run's identity and window, its GPUs'
-/// figures, its functions' names (in scenario order) and the invocations still in flight at the
-/// end. The engine fills it from its world; the replay harness from its measurements.
-pub struct SummaryParts<'a> {
+/// Which run a summary is of: scenario, policy, seed, and the run's horizon and end.
+#[derive(Clone, Copy, Debug)]
+pub struct RunId<'a> {
     pub scenario: &'a str,
     pub policy: &'a str,
     pub seed: u64,
     pub horizon: Nanos,
     pub end: Nanos,
+}
+
+/// What a summary is made of besides the metrics: the run's identity and window, its GPUs'
+/// figures, its functions' names (in scenario order) and the invocations still in flight at the
+/// end. The engine fills it from its world; the replay harness from its measurements.
+pub struct SummaryParts<'a> {
+    pub run: RunId<'a>,
     pub gpus: Vec<GpuSummary>,
     pub functions: Vec<&'a str>,
     pub unfinished: u64,
@@ -166,11 +172,13 @@ impl Summary {
             })
             .collect();
         let parts = SummaryParts {
-            scenario,
-            policy,
-            seed,
-            horizon,
-            end,
+            run: RunId {
+                scenario,
+                policy,
+                seed,
+                horizon,
+                end,
+            },
             gpus,
             functions: w.functions.iter().map(|f| f.name.as_str()).collect(),
             unfinished: w.live_invocations,
@@ -180,7 +188,8 @@ impl Summary {
 
     /// The summary of a run counted in `m`.
     pub fn from_parts(m: &Metrics, p: SummaryParts<'_>) -> Summary {
-        let window = p.end.saturating_sub(m.warmup);
+        let run = p.run;
+        let window = run.end.saturating_sub(m.warmup);
         let window_s = ns_to_secs(window);
         let rejected = m.rejected_total();
         let gpus = p.gpus;
@@ -192,12 +201,12 @@ impl Summary {
             }
         };
         Summary {
-            scenario: p.scenario.to_string(),
-            policy: p.policy.to_string(),
-            seed: p.seed,
-            horizon_s: ns_to_secs(p.horizon),
+            scenario: run.scenario.to_string(),
+            policy: run.policy.to_string(),
+            seed: run.seed,
+            horizon_s: ns_to_secs(run.horizon),
             warmup_s: ns_to_secs(m.warmup),
-            end_s: ns_to_secs(p.end),
+            end_s: ns_to_secs(run.end),
             counts: Counts {
                 arrivals: m.arrivals,
                 completed: m.completed,

@@ -11,7 +11,7 @@ use crate::measured::{self, Inputs, Record, Summarised, WorkerUse};
 use crate::nvml::{self, DeviceInfo};
 use crate::protocol::Backend;
 use gpushare_sim::Scenario;
-use gpushare_sim::summary::Summary;
+use gpushare_sim::summary::{RunId, Summary};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -145,12 +145,14 @@ fn summarise(p: &Prepared, opts: &ReplayOptions, device: Option<&DeviceInfo>, m:
         d.memory_total_bytes as f64 / gpushare_sim::device::MIB as f64
     });
     let inputs = Inputs {
-        scenario: &s.name,
-        policy: &s.policy.name,
-        seed: s.seed,
-        horizon: s.horizon,
+        run: RunId {
+            scenario: &s.name,
+            policy: &s.policy.name,
+            seed: s.seed,
+            horizon: s.horizon,
+            end: m.end,
+        },
         warmup: s.warmup,
-        end: m.end,
         slo: s.slo,
         functions: m.functions.to_vec(),
         gpus: opts.gpus.iter().map(|&g| (g, dev.name.clone(), memory_mib)).collect(),
