@@ -119,6 +119,7 @@ impl Exclusive {
     }
 
     /// An instance is idle: it may yield to a starved function first.
+    #[inline]
     fn idle(&self, pool: &mut Pool<WholeGpu>, ctx: &mut Ctx<'_>, inst: InstId) {
         if !(self.kill_largest && Self::yield_to_starved(pool, ctx, inst)) {
             pool.idle(ctx, inst);

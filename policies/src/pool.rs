@@ -481,6 +481,7 @@ impl<P: Placement> Pool<P> {
     /// An invocation arrived under a policy that starts instances itself (an autoscaler, with
     /// [`Pool::start_now`]): an idle instance runs it, else it queues (or is rejected when the
     /// queue is full). True when it queued.
+    #[inline]
     pub fn enqueue(&mut self, ctx: &mut Ctx<'_>, inv: InvId) -> bool {
         let func = ctx.invocation(inv).func;
         self.keep_alive.arrived(func, ctx.now());
