@@ -3,7 +3,8 @@
 //! `summary.json` is the [`Summary`] as it is. `summary.csv` is the same content in long form,
 //! one figure per row — `scope,metric,value` — ready for pandas or polars: scope `all` for
 //! run-wide figures (nested names joined with dots, e.g. `latency_s.end_to_end.p99`),
-//! `gpu:<id>` for each GPU and `function:<name>` for each function.
+//! `gpu:<id>` for each GPU listed, `gpu_type:<device>` for each device type and
+//! `function:<name>` for each function.
 
 use crate::atomic::write_atomic;
 use gpushare_sim::Summary;
@@ -45,11 +46,11 @@ pub fn summary_csv(summary: &Summary) -> String {
     };
     for (k, v) in &top {
         match (k.as_str(), v) {
-            ("gpus", Value::Array(items)) | ("functions", Value::Array(items)) => {
-                let (scope_kind, id_field) = if k == "gpus" {
-                    ("gpu", "id")
-                } else {
-                    ("function", "name")
+            ("gpus" | "functions" | "gpu_types", Value::Array(items)) => {
+                let (scope_kind, id_field) = match k.as_str() {
+                    "gpus" => ("gpu", "id"),
+                    "gpu_types" => ("gpu_type", "device"),
+                    _ => ("function", "name"),
                 };
                 for item in items {
                     let id = match &item[id_field] {
@@ -96,7 +97,10 @@ pub fn summary_metrics_of(summary: &Value) -> Vec<(String, f64)> {
     };
     let mut fields = Vec::new();
     for (k, v) in top {
-        if !matches!(k.as_str(), "gpus" | "functions" | "policy_report" | "workload_report") {
+        if !matches!(
+            k.as_str(),
+            "gpus" | "gpu_types" | "functions" | "policy_report" | "workload_report"
+        ) {
             flatten(k, v, &mut fields);
         }
     }

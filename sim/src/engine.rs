@@ -62,6 +62,8 @@ pub struct Simulation {
     last_arrival: Nanos,
     /// Interval of GPU samples, if wanted.
     sample_every: Option<Nanos>,
+    /// Which GPUs the summary lists one by one.
+    gpu_detail: crate::scenario::GpuDetail,
 }
 
 impl Simulation {
@@ -94,6 +96,7 @@ impl Simulation {
             source: scenario.open_workload()?,
             policy,
             scenario_name: scenario.name.clone(),
+            gpu_detail: scenario.output.gpu_detail,
             seed: scenario.seed,
             horizon: scenario.horizon,
             drain: scenario.drain,
@@ -232,6 +235,9 @@ impl Simulation {
             self.horizon,
             end,
         );
+        if !self.gpu_detail.lists(summary.gpus.len()) {
+            summary.gpus = Vec::new();
+        }
         summary.policy_report = self.policy.report();
         if let Some(skipped) = self.source.skipped_rows().filter(|s| s.count > 0) {
             summary.workload_report = skipped.to_string().lines().map(|l| l.trim().to_string()).collect();

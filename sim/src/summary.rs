@@ -54,6 +54,95 @@ pub struct GpuSummary {
     pub memory_mib: f64,
 }
 
+/// How a figure spreads over a set of GPUs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Spread {
+    pub mean: f64,
+    pub min: f64,
+    pub p10: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `values` (nearest-rank percentiles); zeros when there are none. NaN (not
+    /// measured) anywhere makes every figure NaN: a statistic of what is known would pass for a
+    /// measurement.
+    pub fn of(mut values: Vec<f64>) -> Spread {
+        if values.is_empty() || values.iter().any(|v| v.is_nan()) {
+            let x = if values.is_empty() { 0.0 } else { f64::NAN };
+            return Spread {
+                mean: x,
+                min: x,
+                p10: x,
+                p50: x,
+                p90: x,
+                max: x,
+            };
+        }
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        let rank = |q: f64| values[((q * n as f64).ceil() as usize).clamp(1, n) - 1];
+        Spread {
+            mean: values.iter().sum::<f64>() / n as f64,
+            min: values[0],
+            p10: rank(0.1),
+            p50: rank(0.5),
+            p90: rank(0.9),
+            max: values[n - 1],
+        }
+    }
+}
+
+/// The GPUs of one device type, summarised: what `summary.json` keeps of each GPU when it does
+/// not list them one by one.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GpuTypeSummary {
+    pub device: String,
+    pub count: usize,
+    pub memory_mib: f64,
+    pub utilisation: Spread,
+    pub sm_occupancy: Spread,
+    pub peak_memory_mib: Spread,
+}
+
+/// Per device type, in the order types first appear among `gpus` (one pass over the GPUs).
+pub fn gpu_types(gpus: &[GpuSummary]) -> Vec<GpuTypeSummary> {
+    // (device, memory, utilisation, SM occupancy, peak memory) per type.
+    type Columns<'a> = (&'a str, f64, Vec<f64>, Vec<f64>, Vec<f64>);
+    let mut types: Vec<Columns<'_>> = Vec::new();
+    for g in gpus {
+        let k = match types.iter().position(|t| t.0 == g.device) {
+            Some(k) => k,
+            None => {
+                types.push((&g.device, g.memory_mib, Vec::new(), Vec::new(), Vec::new()));
+                types.len() - 1
+            }
+        };
+        let t = &mut types[k];
+        t.2.push(g.utilisation);
+        t.3.push(g.sm_occupancy);
+        t.4.push(g.peak_memory_mib);
+    }
+    types
+        .into_iter()
+        .map(|(device, memory_mib, utilisation, sm_occupancy, peak)| GpuTypeSummary {
+            device: device.to_string(),
+            count: utilisation.len(),
+            memory_mib,
+            utilisation: Spread::of(utilisation),
+            sm_occupancy: Spread::of(sm_occupancy),
+            peak_memory_mib: Spread::of(peak),
+        })
+        .collect()
+}
+
+/// The most GPUs `summary.json` lists one by one under `[output] gpu_detail = "auto"`; above
+/// it, only the per-type summaries (`gpu_types`), so that writing a summary does not grow with
+/// the cluster.
+pub const GPU_DETAIL_AUTO_LIMIT: usize = 1024;
+
 /// Cluster-wide GPU figures.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GpuTotals {
@@ -114,7 +203,12 @@ pub struct Summary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slo_violation_ratio: Option<f64>,
     pub gpu: GpuTotals,
+    /// Per device type: count and the spread of each GPU's figures.
+    pub gpu_types: Vec<GpuTypeSummary>,
     pub instances: InstanceCounts,
+    /// Every GPU, when listed (`[output] gpu_detail`; by default up to
+    /// [`GPU_DETAIL_AUTO_LIMIT`] GPUs); absent from `summary.json` otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub gpus: Vec<GpuSummary>,
     pub functions: Vec<FunctionSummary>,
     pub events: u64,
@@ -248,6 +342,7 @@ impl Summary {
                 gpu_seconds_allocated: m.gpu_ns_allocated / 1e9,
                 gpu_seconds_idle: m.gpu_ns_idle / 1e9,
             },
+            gpu_types: gpu_types(&gpus),
             instances: InstanceCounts {
                 created: m.instances_created,
                 reclaimed: m.instances_reclaimed,

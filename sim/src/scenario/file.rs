@@ -255,6 +255,32 @@ pub struct OutputSpec {
     pub timeline: bool,
     /// Only this window of the run in the timeline, `[start_s, end_s]`.
     pub timeline_window_s: Option<[f64; 2]>,
+    /// Which GPUs `summary.json` lists one by one: `auto` (up to 1,024), `all` or `none`;
+    /// per-type summaries (`gpu_types`) are always there.
+    #[serde(default)]
+    pub gpu_detail: GpuDetail,
+}
+
+/// `[output] gpu_detail`: which GPUs the summary lists one by one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GpuDetail {
+    /// Every GPU of a cluster of at most [`crate::summary::GPU_DETAIL_AUTO_LIMIT`].
+    #[default]
+    Auto,
+    All,
+    None,
+}
+
+impl GpuDetail {
+    /// Whether a cluster of `gpus` GPUs is listed GPU by GPU.
+    pub fn lists(self, gpus: usize) -> bool {
+        match self {
+            GpuDetail::Auto => gpus <= crate::summary::GPU_DETAIL_AUTO_LIMIT,
+            GpuDetail::All => true,
+            GpuDetail::None => false,
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -269,6 +295,7 @@ impl Default for OutputSpec {
             timeseries_s: None,
             timeline: false,
             timeline_window_s: None,
+            gpu_detail: GpuDetail::Auto,
         }
     }
 }

@@ -22,7 +22,7 @@ mod traced;
 mod validate;
 
 pub use error::{ConfigError, DocPath, ScenarioError, Seg};
-pub use file::OutputSpec;
+pub use file::{GpuDetail, OutputSpec};
 pub use source::{ScenarioSource, from_value};
 pub use validate::{
     MAX_EXPECTED_ARRIVALS, MAX_FUNCTION_COUNT, MAX_GPUS, MAX_HORIZON_S, MAX_TIMESERIES_POINTS, MIN_HORIZON_S,
