@@ -13,6 +13,7 @@ pub mod azure2019;
 pub mod azure2021;
 pub mod error;
 pub mod generate;
+pub mod line_rows;
 pub mod llm;
 pub mod plain_csv;
 pub mod poisson;

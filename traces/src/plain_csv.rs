@@ -6,21 +6,23 @@
 //! streams in constant memory. Every malformed row is an error naming the file, line and field,
 //! or, with `skip_bad_rows`, skipped and counted ([`ArrivalSource::skipped_rows`]).
 
-use crate::rows::{SkippedRows, line_at};
+use crate::line_rows::{LineRows, Next, Row};
+use crate::rows::SkippedRows;
 use crate::{Arrival, ArrivalSource, TraceError, secs_to_ns};
 use std::collections::HashMap;
+use std::fs::File;
 use std::hash::BuildHasherDefault;
 use std::path::{Path, PathBuf};
 
 /// Function names are short and not chosen by an adversary: FNV-1a instead of the std map's
 /// SipHash (a few hundred instructions a lookup, per row).
-type Names = HashMap<String, u32, BuildHasherDefault<crate::rng::Fnv1a>>;
+type Names = HashMap<Box<[u8]>, u32, BuildHasherDefault<crate::rng::Fnv1a>>;
 
 /// Streams arrivals from a plain `time,func[,duration]` CSV file.
 pub struct PlainCsvSource {
     path: PathBuf,
-    reader: csv::Reader<crate::rows::CsvFile>,
-    record: csv::StringRecord,
+    rows: LineRows<File>,
+    row: Row,
     names: Names,
     duration_col: Option<usize>,
     last_time: f64,
@@ -32,20 +34,28 @@ impl PlainCsvSource {
     /// Opens `path`; `functions` are the scenario's function names, in order. With
     /// `skip_bad_rows`, a malformed row is skipped and counted instead of ending the read.
     pub fn open(path: &Path, functions: &[String], skip_bad_rows: bool) -> Result<Self, TraceError> {
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(true)
-            // Fields are trimmed where they are read: the csv crate's own trimming rebuilds every
-            // record (twice, with an allocation each), most of a row's cost.
-            .flexible(true)
-            .from_reader(crate::rows::open_lines(path)?);
+        let io = |source| TraceError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let file = File::open(path).map_err(io)?;
+        let mut rows = LineRows::new(file);
         let header_err = |message: String| TraceError::Row {
             path: path.to_owned(),
             line: 1,
             field: "header".into(),
             message,
         };
-        let headers = reader.headers().map_err(|e| header_err(e.to_string()))?.clone();
-        let cols: Vec<&str> = headers.iter().map(str::trim).collect();
+        let mut row = Row::default();
+        let cols: Vec<String> = match rows.next(&mut row).map_err(io)? {
+            Next::Row => (0..row.len())
+                .map(|i| row.field(i).map(|f| f.trim().to_string()))
+                .collect::<Result<_, _>>()
+                .map_err(|m| header_err(format!("the header {m}")))?,
+            Next::Bad(_, message) => return Err(header_err(message)),
+            Next::End => Vec::new(),
+        };
+        let cols: Vec<&str> = cols.iter().map(String::as_str).collect();
         let duration_col = match cols.as_slice() {
             ["time", "func"] => None,
             ["time", "func", "duration"] => Some(2),
@@ -64,12 +74,12 @@ impl PlainCsvSource {
         let names = functions
             .iter()
             .enumerate()
-            .map(|(i, n)| (n.clone(), i as u32))
+            .map(|(i, n)| (n.as_bytes().into(), i as u32))
             .collect();
         Ok(PlainCsvSource {
             path: path.to_owned(),
-            reader,
-            record: csv::StringRecord::new(),
+            rows,
+            row,
             names,
             duration_col,
             last_time: 0.0,
@@ -88,7 +98,7 @@ impl PlainCsvSource {
     }
 
     fn known_functions(&self) -> String {
-        let mut names: Vec<&str> = self.names.keys().map(String::as_str).collect();
+        let mut names: Vec<std::borrow::Cow<'_, str>> = self.names.keys().map(|n| String::from_utf8_lossy(n)).collect();
         names.sort_unstable();
         let shown = names.len().min(8);
         let more = if names.len() > shown {
@@ -100,19 +110,83 @@ impl PlainCsvSource {
     }
 }
 
+/// `bytes` as an `f64` when they are a plain decimal (`digits[.digits]`, at most 19 digits, at
+/// most 22 after the point, a mantissa below 2^53), the common case of a trace; `None`
+/// otherwise. Exact: the mantissa and the power of ten are both exact doubles, so one division
+/// rounds correctly — the same double as `str::parse` gives (Clinger's fast path, which
+/// `str::parse` takes itself after its slower scan).
+pub fn plain_decimal(bytes: &[u8]) -> Option<f64> {
+    const POW10: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+        1e20, 1e21, 1e22,
+    ];
+    if bytes.is_empty() || bytes.len() > 20 {
+        return None;
+    }
+    let (mut mantissa, mut point) = (0u64, None);
+    for (i, &b) in bytes.iter().enumerate() {
+        let digit = b.wrapping_sub(b'0');
+        if digit < 10 {
+            // Wraps only past 19 digits, which are refused below.
+            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(digit));
+        } else if b == b'.' && point.is_none() {
+            point = Some(i);
+        } else {
+            return None;
+        }
+    }
+    let digits = bytes.len() - usize::from(point.is_some());
+    let frac = point.map_or(0, |p| bytes.len() - p - 1);
+    if digits == 0 || digits > 19 || mantissa >= 1 << 53 || frac >= POW10.len() {
+        return None;
+    }
+    Some(mantissa as f64 / POW10[frac])
+}
+
+/// Field `i` of `row` without the whitespace around it (what `str::trim` removes), as bytes:
+/// ASCII whitespace trimmed byte by byte, Unicode only when a field ends in a non-ASCII byte.
+fn trimmed(row: &Row, i: usize) -> Result<&[u8], String> {
+    let is_space = |c: &u8| matches!(c, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r');
+    let bytes = row.bytes(i);
+    // The common case: nothing to trim, ASCII at both ends.
+    if let (Some(first), Some(last)) = (bytes.first(), bytes.last()) {
+        if !is_space(first) && !is_space(last) && *first < 0x80 && *last < 0x80 {
+            return Ok(bytes);
+        }
+    }
+    let start = bytes.iter().position(|c| !is_space(c)).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|c| !is_space(c)).map_or(start, |e| e + 1);
+    let field = &bytes[start..end];
+    if field.first().is_some_and(|&c| c >= 0x80) || field.last().is_some_and(|&c| c >= 0x80) {
+        return Ok(row.field(i)?.trim().as_bytes());
+    }
+    Ok(field)
+}
+
+/// The error for a field that is not UTF-8.
+fn not_utf8(bytes: &[u8]) -> String {
+    format!("`{}` is not valid UTF-8", String::from_utf8_lossy(bytes))
+}
+
 /// Parses a seconds value: finite and non-negative (or positive when `positive`).
-fn parse_secs(text: &str, positive: bool) -> Result<f64, String> {
+fn parse_secs(bytes: &[u8], positive: bool) -> Result<f64, String> {
     let want = if positive {
         "a positive number of seconds"
     } else {
         "a non-negative number of seconds"
     };
-    let v: f64 = text
-        .parse()
-        .map_err(|_| format!("`{text}` is not a number; expected {want}"))?;
+    let v = match plain_decimal(bytes) {
+        Some(v) => v,
+        None => {
+            let text = std::str::from_utf8(bytes).map_err(|_| not_utf8(bytes))?;
+            text.parse()
+                .map_err(|_| format!("`{text}` is not a number; expected {want}"))?
+        }
+    };
     if !v.is_finite() || v < 0.0 || (positive && v == 0.0) || v > crate::MAX_SECONDS {
         return Err(format!(
-            "`{text}` is out of range; expected {want}, at most {:e}",
+            "`{}` is out of range; expected {want}, at most {:e}",
+            String::from_utf8_lossy(bytes),
             crate::MAX_SECONDS
         ));
     }
@@ -121,16 +195,18 @@ fn parse_secs(text: &str, positive: bool) -> Result<f64, String> {
 
 impl PlainCsvSource {
     /// The time in seconds and the arrival of the record just read, on `line`.
-    fn parse_row(&self, line: u64) -> Result<(f64, Arrival), TraceError> {
+    fn parse_row(&self) -> Result<(f64, Arrival), TraceError> {
+        let (row, line) = (&self.row, self.row.line);
         let want_cols = if self.duration_col.is_some() { 3 } else { 2 };
-        if self.record.len() != want_cols {
+        if row.len() != want_cols {
             return Err(self.row_err(
                 line,
                 "row",
-                format!("has {} fields; the header has {want_cols}", self.record.len()),
+                format!("has {} fields; the header has {want_cols}", row.len()),
             ));
         }
-        let time = parse_secs(self.record[0].trim(), false).map_err(|m| self.row_err(line, "time", m))?;
+        let field = |i: usize, name: &str| trimmed(row, i).map_err(|m| self.row_err(line, name, m));
+        let time = parse_secs(field(0, "time")?, false).map_err(|m| self.row_err(line, "time", m))?;
         if time < self.last_time {
             return Err(self.row_err(
                 line,
@@ -141,16 +217,17 @@ impl PlainCsvSource {
                 ),
             ));
         }
-        let Some(&func) = self.names.get(self.record[1].trim()) else {
+        let name = field(1, "func")?;
+        let Some(&func) = self.names.get(name) else {
+            let name = std::str::from_utf8(name).map_err(|_| self.row_err(line, "func", not_utf8(name)))?;
             let msg = format!(
-                "unknown function `{}`; the scenario defines: {}",
-                self.record[1].trim(),
+                "unknown function `{name}`; the scenario defines: {}",
                 self.known_functions()
             );
             return Err(self.row_err(line, "func", msg));
         };
-        let duration = match self.duration_col.map(|c| self.record[c].trim()) {
-            None | Some("") => None,
+        let duration = match self.duration_col.map(|c| field(c, "duration")).transpose()? {
+            None | Some(b"") => None,
             Some(text) => Some(secs_to_ns(
                 parse_secs(text, true).map_err(|m| self.row_err(line, "duration", m))?,
             )),
@@ -167,11 +244,14 @@ impl PlainCsvSource {
 impl ArrivalSource for PlainCsvSource {
     fn next_arrival(&mut self) -> Result<Option<Arrival>, TraceError> {
         loop {
-            let read = self.reader.read_record(&mut self.record);
+            let read = self.rows.next(&mut self.row).map_err(|source| TraceError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
             let parsed = match read {
-                Ok(false) => return Ok(None),
-                Ok(true) => self.parse_row(line_at(&self.reader, self.record.position())),
-                Err(e) => Err(self.row_err(line_at(&self.reader, e.position()), "row", e.to_string())),
+                Next::End => return Ok(None),
+                Next::Row => self.parse_row(),
+                Next::Bad(line, message) => Err(self.row_err(line, "row", message)),
             };
             match parsed {
                 Ok((time, arrival)) => {

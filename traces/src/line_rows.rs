@@ -1,0 +1,271 @@
+//! A CSV row reader for simple, large files: one line is one row, split at its commas with
+//! `memchr`, nothing allocated per row. Lines with a quote or a stray CR — the rare rows that
+//! need CSV's full grammar — go to the csv crate, joined with the lines that follow while a
+//! quoted field stays open, so that every file reads as the csv crate reads it (fields, empty
+//! lines skipped, CRLF or LF line ends, a UTF-8 byte-order mark) with each row on the line of
+//! the file it starts on.
+//!
+//! Why: the csv crate's byte-by-byte state machine cost about 415 instructions per row of a
+//! plain `time,func,duration` trace, most of its reading (BENCHMARKS.md, "Traces: the plain-CSV
+//! reader").
+
+use std::collections::VecDeque;
+use std::io::Read;
+
+/// Bytes read from the input at a time.
+const CHUNK: usize = 1 << 16;
+
+/// A row as read: its line in the file and its fields as byte ranges of `text`.
+#[derive(Default)]
+pub struct Row {
+    pub line: u64,
+    text: Vec<u8>,
+    ends: Vec<(usize, usize)>,
+}
+
+impl Row {
+    /// How many fields it has.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether it has no field (never, for a row read).
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Field `i`'s bytes.
+    pub fn bytes(&self, i: usize) -> &[u8] {
+        let (a, b) = self.ends[i];
+        &self.text[a..b]
+    }
+
+    /// Field `i` as text, or why it is not.
+    pub fn field(&self, i: usize) -> Result<&str, String> {
+        std::str::from_utf8(self.bytes(i))
+            .map_err(|e| format!("is not valid UTF-8 (byte {} of the field)", e.valid_up_to()))
+    }
+
+    /// Fills the row from a simple line, split at every comma (a plain loop: fields are a few
+    /// bytes, shorter than a vectorised search needs to pay off). False, and the row unusable,
+    /// when the line has a quote or a CR: it needs the csv crate.
+    fn split(&mut self, line: u64, text: &[u8]) -> bool {
+        if memchr::memchr2(b'"', b'\r', text).is_some() {
+            return false;
+        }
+        self.line = line;
+        self.ends.clear();
+        let mut start = 0;
+        for (i, &b) in text.iter().enumerate() {
+            if b == b',' {
+                self.ends.push((start, i));
+                start = i + 1;
+            }
+        }
+        self.ends.push((start, text.len()));
+        self.text.clear();
+        self.text.extend_from_slice(text);
+        true
+    }
+
+    /// Fills the row from a record the csv crate read, on `line`.
+    fn set(&mut self, line: u64, record: &csv::ByteRecord) {
+        self.line = line;
+        self.text.clear();
+        self.ends.clear();
+        for field in record {
+            let start = self.text.len();
+            self.text.extend_from_slice(field);
+            self.ends.push((start, self.text.len()));
+        }
+    }
+}
+
+/// Reads rows from `input` one at a time (see the module doc).
+pub struct LineRows<R> {
+    input: R,
+    /// Input read but not yet split into lines: `chunk[start..]`.
+    chunk: Vec<u8>,
+    start: usize,
+    eof: bool,
+    /// Lines read so far (the line number of the last one).
+    line: u64,
+    /// Rows of a line the csv crate parsed (or its refusal), still to hand out, with their lines.
+    pending: VecDeque<(u64, Result<csv::ByteRecord, String>)>,
+    /// The line or lines being parsed.
+    raw: Vec<u8>,
+}
+
+/// What [`LineRows::next`] found.
+pub enum Next {
+    /// The next row is in the row given.
+    Row,
+    /// The csv crate refused the text starting at this line, for this reason.
+    Bad(u64, String),
+    End,
+}
+
+impl<R: Read> LineRows<R> {
+    pub fn new(input: R) -> Self {
+        LineRows {
+            input,
+            chunk: Vec::with_capacity(CHUNK),
+            start: 0,
+            eof: false,
+            line: 0,
+            pending: VecDeque::new(),
+            raw: Vec::new(),
+        }
+    }
+
+    /// The next line, as a range of `chunk` without its line end; `None` at the end of the
+    /// input.
+    fn next_line(&mut self) -> std::io::Result<Option<(usize, usize)>> {
+        loop {
+            if let Some(i) = memchr::memchr(b'\n', &self.chunk[self.start..]) {
+                let (a, mut b) = (self.start, self.start + i);
+                self.start = b + 1;
+                if b > a && self.chunk[b - 1] == b'\r' {
+                    b -= 1;
+                }
+                return Ok(Some(self.counted(a, b)));
+            }
+            if self.eof {
+                if self.start == self.chunk.len() {
+                    return Ok(None);
+                }
+                let (a, b) = (self.start, self.chunk.len());
+                self.start = b;
+                return Ok(Some(self.counted(a, b)));
+            }
+            // Keep the partial line, read more after it.
+            self.chunk.drain(..self.start);
+            self.start = 0;
+            let have = self.chunk.len();
+            self.chunk.resize(have + CHUNK, 0);
+            let n = loop {
+                match self.input.read(&mut self.chunk[have..]) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    other => break other,
+                }
+            };
+            self.chunk.truncate(have + n.as_ref().map_or(0, |&n| n));
+            self.eof = n? == 0;
+        }
+    }
+
+    /// Counts line `a..b` (and steps over a byte-order mark at the start of the file).
+    fn counted(&mut self, a: usize, b: usize) -> (usize, usize) {
+        self.line += 1;
+        if self.line == 1 && self.chunk[a..b].starts_with(b"\xEF\xBB\xBF") {
+            return (a + 3, b);
+        }
+        (a, b)
+    }
+
+    /// Reads the next line into `raw` without its line end; false at the end of the input.
+    fn read_line(&mut self) -> std::io::Result<bool> {
+        self.raw.clear();
+        match self.next_line()? {
+            Some((a, b)) => {
+                self.raw.extend_from_slice(&self.chunk[a..b]);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// The next row, into `row`.
+    pub fn next(&mut self, row: &mut Row) -> std::io::Result<Next> {
+        loop {
+            match self.pending.pop_front() {
+                Some((line, Ok(record))) => {
+                    row.set(line, &record);
+                    return Ok(Next::Row);
+                }
+                Some((line, Err(message))) => return Ok(Next::Bad(line, message)),
+                None => {}
+            }
+            let Some((a, b)) = self.next_line()? else {
+                return Ok(Next::End);
+            };
+            let text = &self.chunk[a..b];
+            if text.is_empty() {
+                continue;
+            }
+            if row.split(self.line, text) {
+                return Ok(Next::Row);
+            }
+            self.raw.clear();
+            self.raw.extend_from_slice(text);
+            self.parse_with_csv()?;
+        }
+    }
+
+    /// Parses the line in `raw` (and the lines after it while a quote stays open) with the csv
+    /// crate, queueing its rows.
+    fn parse_with_csv(&mut self) -> std::io::Result<()> {
+        // An empty line first, which the csv crate skips: it strips a byte-order mark at the
+        // start of its input, which is not the start of the file here.
+        let (first, mut text) = (self.line - 1, b"\n".to_vec());
+        text.append(&mut self.raw);
+        while ends_in_quotes(&text) && self.read_line()? {
+            text.push(b'\n');
+            text.extend_from_slice(&self.raw);
+        }
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(text.as_slice());
+        let mut record = csv::ByteRecord::new();
+        loop {
+            match reader.read_byte_record(&mut record) {
+                Ok(false) => return Ok(()),
+                Ok(true) => {
+                    let line = first + line_of(&text, record.position());
+                    self.pending.push_back((line, Ok(record.clone())));
+                }
+                Err(e) => {
+                    let line = first + line_of(&text, e.position());
+                    self.pending.push_back((line, Err(e.to_string())));
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Lines after the first of `text` up to a row the csv crate reports at `position`: the LFs
+/// before it and, since the csv crate reports a row that follows empty lines at the first of
+/// them, the empty lines it starts on.
+fn line_of(text: &[u8], position: Option<&csv::Position>) -> u64 {
+    let at = position.map_or(0, |p| p.byte() as usize).min(text.len());
+    let before = memchr::memchr_iter(b'\n', &text[..at]).count();
+    let empty = text[at..].iter().take_while(|&&b| b == b'\n').count();
+    (before + empty) as u64
+}
+
+/// Whether `text` (whole lines, without the last line end) leaves a quoted field open at its
+/// end, so that the csv crate would read on into the next line. Asks the csv state machine
+/// itself: after the text and a line end, a row still pending at the end of the input is one
+/// whose quote is open.
+fn ends_in_quotes(text: &[u8]) -> bool {
+    if memchr::memchr(b'"', text).is_none() {
+        return false;
+    }
+    let mut reader = csv_core::Reader::new();
+    let (mut out, mut ends) = ([0u8; 1024], [0usize; 64]);
+    let mut feed = |mut input: &[u8]| loop {
+        let (result, read, _, _) = reader.read_record(input, &mut out, &mut ends);
+        input = &input[read..];
+        match result {
+            csv_core::ReadRecordResult::InputEmpty if input.is_empty() => break,
+            csv_core::ReadRecordResult::End => break,
+            _ => {}
+        }
+    };
+    feed(text);
+    feed(b"\n");
+    let (result, ..) = reader.read_record(&[], &mut out, &mut ends);
+    result == csv_core::ReadRecordResult::Record
+}
