@@ -259,16 +259,24 @@ fn policies_lists_the_registry() {
     }
 }
 
+/// The text of README between `<!-- NAME: begin -->` and `<!-- NAME: end -->`.
+fn readme_block(name: &str) -> String {
+    let readme = std::fs::read_to_string(common::repo_root().join("README.md")).unwrap();
+    let begin = format!("<!-- {name}: begin -->");
+    let end = format!("<!-- {name}: end -->");
+    let (_, rest) = readme
+        .split_once(&begin)
+        .unwrap_or_else(|| panic!("README has no {begin}"));
+    let (block, _) = rest.split_once(&end).unwrap_or_else(|| panic!("README has no {end}"));
+    block.to_string()
+}
+
 /// README's policy tables are what `gpushare policies --markdown` prints, so no key or default
 /// in them is kept by hand.
 #[test]
 fn readme_policy_tables_are_generated() {
-    let readme = std::fs::read_to_string(common::repo_root().join("README.md")).unwrap();
-    let block = readme
-        .split_once("<!-- policies: begin -->\n")
-        .and_then(|(_, rest)| rest.split_once("<!-- policies: end -->"))
-        .expect("README has a policies block")
-        .0;
+    let block = readme_block("policies");
+    let block = block.strip_prefix('\n').expect("the block starts on its own line");
     let o = common::gpushare(&["policies", "--markdown"]);
     assert!(o.status.success());
     assert_eq!(
@@ -394,12 +402,7 @@ fn compare_tables_policies_in_order_deterministically() {
 /// README's side-by-side table is what its command prints today.
 #[test]
 fn readme_compare_table_is_reproduced_by_its_command() {
-    let readme = std::fs::read_to_string(common::repo_root().join("README.md")).unwrap();
-    let block = readme
-        .split_once("<!-- compare: begin -->")
-        .and_then(|(_, rest)| rest.split_once("<!-- compare: end -->"))
-        .expect("README has a compare block")
-        .0;
+    let block = readme_block("compare");
     let (_, rest) = block.split_once("```sh\n").expect("the block opens with the command");
     let (command, printed) = rest.split_once("```\n").expect("the command block closes");
     let command = command.replace("\\\n", " ");
