@@ -15,10 +15,13 @@ use std::io::Read;
 /// Bytes read from the input at a time.
 const CHUNK: usize = 1 << 16;
 
-/// A row as read: its line in the file and its fields as byte ranges of `text`.
+/// A row as read: its line in the file and its fields as byte ranges — of the reader's input
+/// buffer for a simple line (not copied), else of its own `text`. Read its fields through
+/// [`LineRows::bytes`] and [`LineRows::field`], before the next row is read.
 #[derive(Default)]
 pub struct Row {
     pub line: u64,
+    in_input: bool,
     text: Vec<u8>,
     ends: Vec<(usize, usize)>,
 }
@@ -34,43 +37,30 @@ impl Row {
         self.ends.is_empty()
     }
 
-    /// Field `i`'s bytes.
-    pub fn bytes(&self, i: usize) -> &[u8] {
-        let (a, b) = self.ends[i];
-        &self.text[a..b]
-    }
-
-    /// Field `i` as text, or why it is not.
-    pub fn field(&self, i: usize) -> Result<&str, String> {
-        std::str::from_utf8(self.bytes(i))
-            .map_err(|e| format!("is not valid UTF-8 (byte {} of the field)", e.valid_up_to()))
-    }
-
     /// Fills the row from a simple line, split at every comma (a plain loop: fields are a few
     /// bytes, shorter than a vectorised search needs to pay off). False, and the row unusable,
     /// when the line has a quote or a CR: it needs the csv crate.
-    fn split(&mut self, line: u64, text: &[u8]) -> bool {
-        if memchr::memchr2(b'"', b'\r', text).is_some() {
+    fn split(&mut self, line: u64, input: &[u8], (a, b): (usize, usize), plain: bool) -> bool {
+        let text = &input[a..b];
+        if !plain && memchr::memchr2(b'"', b'\r', text).is_some() {
             return false;
         }
-        self.line = line;
+        (self.line, self.in_input) = (line, true);
         self.ends.clear();
-        let mut start = 0;
-        for (i, &b) in text.iter().enumerate() {
-            if b == b',' {
-                self.ends.push((start, i));
-                start = i + 1;
+        let mut start = a;
+        for (i, &c) in text.iter().enumerate() {
+            if c == b',' {
+                self.ends.push((start, a + i));
+                start = a + i + 1;
             }
         }
-        self.ends.push((start, text.len()));
-        self.text.clear();
-        self.text.extend_from_slice(text);
+        self.ends.push((start, b));
         true
     }
 
     /// Fills the row from a record the csv crate read, on `line`.
     fn set(&mut self, line: u64, record: &csv::ByteRecord) {
-        self.line = line;
+        (self.line, self.in_input) = (line, false);
         self.text.clear();
         self.ends.clear();
         for field in record {
@@ -84,10 +74,15 @@ impl Row {
 /// Reads rows from `input` one at a time (see the module doc).
 pub struct LineRows<R> {
     input: R,
-    /// Input read but not yet split into lines: `chunk[start..]`.
+    /// Input read but not yet split into lines: `chunk[start..end]`.
     chunk: Vec<u8>,
     start: usize,
+    end: usize,
     eof: bool,
+    /// The first quote or CR in `chunk` at or after the line being read, if looked for since
+    /// the chunk last changed: lines before it need no check of their own (one vectorised
+    /// search serves many lines of a file without quotes).
+    special: Option<usize>,
     /// Lines read so far (the line number of the last one).
     line: u64,
     /// Rows of a line the csv crate parsed (or its refusal), still to hand out, with their lines.
@@ -109,9 +104,11 @@ impl<R: Read> LineRows<R> {
     pub fn new(input: R) -> Self {
         LineRows {
             input,
-            chunk: Vec::with_capacity(CHUNK),
+            chunk: Vec::new(),
             start: 0,
+            end: 0,
             eof: false,
+            special: None,
             line: 0,
             pending: VecDeque::new(),
             raw: Vec::new(),
@@ -122,7 +119,7 @@ impl<R: Read> LineRows<R> {
     /// input.
     fn next_line(&mut self) -> std::io::Result<Option<(usize, usize)>> {
         loop {
-            if let Some(i) = memchr::memchr(b'\n', &self.chunk[self.start..]) {
+            if let Some(i) = memchr::memchr(b'\n', &self.chunk[self.start..self.end]) {
                 let (a, mut b) = (self.start, self.start + i);
                 self.start = b + 1;
                 if b > a && self.chunk[b - 1] == b'\r' {
@@ -131,26 +128,30 @@ impl<R: Read> LineRows<R> {
                 return Ok(Some(self.counted(a, b)));
             }
             if self.eof {
-                if self.start == self.chunk.len() {
+                if self.start == self.end {
                     return Ok(None);
                 }
-                let (a, b) = (self.start, self.chunk.len());
+                let (a, b) = (self.start, self.end);
                 self.start = b;
                 return Ok(Some(self.counted(a, b)));
             }
             // Keep the partial line, read more after it.
-            self.chunk.drain(..self.start);
+            self.special = None;
+            self.chunk.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
             self.start = 0;
-            let have = self.chunk.len();
-            self.chunk.resize(have + CHUNK, 0);
+            // The buffer keeps its length between reads: zeroed once, when it grows.
+            if self.chunk.len() < self.end + CHUNK {
+                self.chunk.resize(self.end + CHUNK, 0);
+            }
             let n = loop {
-                match self.input.read(&mut self.chunk[have..]) {
+                match self.input.read(&mut self.chunk[self.end..]) {
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    other => break other,
+                    other => break other?,
                 }
             };
-            self.chunk.truncate(have + n.as_ref().map_or(0, |&n| n));
-            self.eof = n? == 0;
+            self.end += n;
+            self.eof = n == 0;
         }
     }
 
@@ -175,6 +176,22 @@ impl<R: Read> LineRows<R> {
         }
     }
 
+    /// Field `i` of `row` (the row [`LineRows::next`] gave last), as bytes.
+    pub fn bytes<'a>(&'a self, row: &'a Row, i: usize) -> &'a [u8] {
+        let (a, b) = row.ends[i];
+        if row.in_input {
+            &self.chunk[a..b]
+        } else {
+            &row.text[a..b]
+        }
+    }
+
+    /// Field `i` of `row` as text, or why it is not.
+    pub fn field<'a>(&'a self, row: &'a Row, i: usize) -> Result<&'a str, String> {
+        std::str::from_utf8(self.bytes(row, i))
+            .map_err(|e| format!("is not valid UTF-8 (byte {} of the field)", e.valid_up_to()))
+    }
+
     /// The next row, into `row`.
     pub fn next(&mut self, row: &mut Row) -> std::io::Result<Next> {
         loop {
@@ -189,15 +206,22 @@ impl<R: Read> LineRows<R> {
             let Some((a, b)) = self.next_line()? else {
                 return Ok(Next::End);
             };
-            let text = &self.chunk[a..b];
-            if text.is_empty() {
+            if a == b {
                 continue;
             }
-            if row.split(self.line, text) {
+            let special = match self.special {
+                Some(s) if s >= a => s,
+                _ => {
+                    let s = memchr::memchr2(b'"', b'\r', &self.chunk[a..self.end]).map_or(self.end, |i| a + i);
+                    self.special = Some(s);
+                    s
+                }
+            };
+            if row.split(self.line, &self.chunk, (a, b), b <= special) {
                 return Ok(Next::Row);
             }
             self.raw.clear();
-            self.raw.extend_from_slice(text);
+            self.raw.extend_from_slice(&self.chunk[a..b]);
             self.parse_with_csv()?;
         }
     }

@@ -14,9 +14,63 @@ use std::fs::File;
 use std::hash::BuildHasherDefault;
 use std::path::{Path, PathBuf};
 
-/// Function names are short and not chosen by an adversary: FNV-1a instead of the std map's
-/// SipHash (a few hundred instructions a lookup, per row).
-type Names = HashMap<Box<[u8]>, u32, BuildHasherDefault<crate::rng::Fnv1a>>;
+/// The scenario's function names, looked up once per row: by their FNV-1a hash (names are short
+/// and not chosen by an adversary; SipHash cost a few hundred instructions a lookup), then
+/// compared byte by byte. Names whose hashes collide go to a second table.
+struct Names {
+    by_hash: HashMap<u64, u32, BuildHasherDefault<HashIsKey>>,
+    names: Vec<Box<[u8]>>,
+    collided: HashMap<Box<[u8]>, u32>,
+}
+
+impl Names {
+    fn new(functions: &[String]) -> Self {
+        let mut names = Names {
+            by_hash: HashMap::default(),
+            names: functions.iter().map(|n| n.as_bytes().into()).collect(),
+            collided: HashMap::new(),
+        };
+        for (i, n) in functions.iter().enumerate() {
+            if let Some(other) = names.by_hash.insert(crate::rng::fnv1a(n.as_bytes()), i as u32) {
+                names
+                    .collided
+                    .insert(functions[other as usize].as_bytes().into(), other);
+                names.collided.insert(n.as_bytes().into(), i as u32);
+            }
+        }
+        names
+    }
+
+    fn get(&self, name: &[u8]) -> Option<u32> {
+        if let Some(&i) = self.by_hash.get(&crate::rng::fnv1a(name)) {
+            let known = &self.names[i as usize];
+            if known.len() == name.len() && known.iter().zip(name).all(|(a, b)| a == b) {
+                return Some(i);
+            }
+        }
+        self.collided.get(name).copied()
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.names.iter().map(|n| &n[..])
+    }
+}
+
+/// A hasher for keys that are hashes already.
+#[derive(Default)]
+struct HashIsKey(u64);
+
+impl std::hash::Hasher for HashIsKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = crate::rng::fnv1a(bytes);
+    }
+    fn write_u64(&mut self, key: u64) {
+        self.0 = key;
+    }
+}
 
 /// Streams arrivals from a plain `time,func[,duration]` CSV file.
 pub struct PlainCsvSource {
@@ -49,7 +103,7 @@ impl PlainCsvSource {
         let mut row = Row::default();
         let cols: Vec<String> = match rows.next(&mut row).map_err(io)? {
             Next::Row => (0..row.len())
-                .map(|i| row.field(i).map(|f| f.trim().to_string()))
+                .map(|i| rows.field(&row, i).map(|f| f.trim().to_string()))
                 .collect::<Result<_, _>>()
                 .map_err(|m| header_err(format!("the header {m}")))?,
             Next::Bad(_, message) => return Err(header_err(message)),
@@ -71,11 +125,7 @@ impl PlainCsvSource {
                 )));
             }
         };
-        let names = functions
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.as_bytes().into(), i as u32))
-            .collect();
+        let names = Names::new(functions);
         Ok(PlainCsvSource {
             path: path.to_owned(),
             rows,
@@ -145,9 +195,9 @@ pub fn plain_decimal(bytes: &[u8]) -> Option<f64> {
 
 /// Field `i` of `row` without the whitespace around it (what `str::trim` removes), as bytes:
 /// ASCII whitespace trimmed byte by byte, Unicode only when a field ends in a non-ASCII byte.
-fn trimmed(row: &Row, i: usize) -> Result<&[u8], String> {
+fn trimmed<'a>(rows: &'a LineRows<File>, row: &'a Row, i: usize) -> Result<&'a [u8], String> {
     let is_space = |c: &u8| matches!(c, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r');
-    let bytes = row.bytes(i);
+    let bytes = rows.bytes(row, i);
     // The common case: nothing to trim, ASCII at both ends.
     if let (Some(first), Some(last)) = (bytes.first(), bytes.last()) {
         if !is_space(first) && !is_space(last) && *first < 0x80 && *last < 0x80 {
@@ -158,7 +208,7 @@ fn trimmed(row: &Row, i: usize) -> Result<&[u8], String> {
     let end = bytes.iter().rposition(|c| !is_space(c)).map_or(start, |e| e + 1);
     let field = &bytes[start..end];
     if field.first().is_some_and(|&c| c >= 0x80) || field.last().is_some_and(|&c| c >= 0x80) {
-        return Ok(row.field(i)?.trim().as_bytes());
+        return Ok(rows.field(row, i)?.trim().as_bytes());
     }
     Ok(field)
 }
@@ -205,7 +255,7 @@ impl PlainCsvSource {
                 format!("has {} fields; the header has {want_cols}", row.len()),
             ));
         }
-        let field = |i: usize, name: &str| trimmed(row, i).map_err(|m| self.row_err(line, name, m));
+        let field = |i: usize, name: &str| trimmed(&self.rows, row, i).map_err(|m| self.row_err(line, name, m));
         let time = parse_secs(field(0, "time")?, false).map_err(|m| self.row_err(line, "time", m))?;
         if time < self.last_time {
             return Err(self.row_err(
@@ -218,7 +268,7 @@ impl PlainCsvSource {
             ));
         }
         let name = field(1, "func")?;
-        let Some(&func) = self.names.get(name) else {
+        let Some(func) = self.names.get(name) else {
             let name = std::str::from_utf8(name).map_err(|_| self.row_err(line, "func", not_utf8(name)))?;
             let msg = format!(
                 "unknown function `{name}`; the scenario defines: {}",
