@@ -189,6 +189,7 @@ impl Mps {
         for inst in victims {
             funcs.push(ctx.instance(inst).func);
             self.tracked.remove(&inst);
+            pool.forget(ctx, inst);
             ctx.crash(inst);
         }
         for f in funcs {

@@ -585,8 +585,14 @@ impl<P: Placement> Pool<P> {
 
     /// Reclaims instance `inst` (idle), telling the placement and the ranking.
     pub fn reclaim(&mut self, ctx: &mut Ctx<'_>, inst: InstId) {
+        self.forget(ctx, inst);
+        ctx.reclaim(inst);
+    }
+
+    /// Tells the placement and the ranking that `inst` is going (reclaimed, or crashed by the
+    /// policy with `Ctx::crash`), so that what they count of it goes with it.
+    pub fn forget(&mut self, ctx: &Ctx<'_>, inst: InstId) {
         self.placement.released(ctx, inst);
         self.ranking.released(ctx, inst);
-        ctx.reclaim(inst);
     }
 }
