@@ -285,8 +285,10 @@ fn run_all(
         .num_threads(opts.jobs.max(1))
         .build()
         .map_err(|e| SweepError::Run(format!("starting {} threads: {e}", opts.jobs)))?;
-    // Results come back in run order whatever order the threads finish in.
-    let rows: Vec<RunRow> = pool.install(|| plan.runs.par_iter().map(one).collect::<Result<_, _>>())?;
+    // Results come back in run order whatever order the threads finish in. One run per task:
+    // runs differ in length, and rayon's default blocks of runs left one thread idle at the end
+    // (1.64x on two threads instead of 1.86x; BENCHMARKS.md).
+    let rows: Vec<RunRow> = pool.install(|| plan.runs.par_iter().with_max_len(1).map(one).collect::<Result<_, _>>())?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
