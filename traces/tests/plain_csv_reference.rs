@@ -17,7 +17,7 @@ type Outcome = Vec<Result<Read, u64>>;
 type Read = (u64, u32, Option<u64>);
 
 fn names() -> Vec<String> {
-    vec!["a".into(), "b c".into(), "d,e".into()]
+    vec!["a".into(), "b c".into(), "d,e".into(), "f\r\ng".into(), "h\ni".into()]
 }
 
 /// The reference: the csv crate reads every record (skipping bad rows so that all are seen).
@@ -116,6 +116,8 @@ fn piece() -> impl Strategy<Value = &'static str> {
         "\"d,e\"",
         "\"a\"",
         "\"b \"\" c\"",
+        "\"f\r\ng\"",
+        "\"h\ni\"",
         ",",
         ",",
         ",",
