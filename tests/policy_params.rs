@@ -69,17 +69,40 @@ fn every_documented_default_is_the_default_the_policy_runs_with() {
 #[test]
 fn unknown_keys_are_refused_with_the_declared_ones_listed() {
     for info in registry() {
-        let text = scenario(&format!("name = {:?}\nno_such_key = 1", info.name));
-        let err = gpushare_sim::ScenarioSource::from_text(std::path::Path::new("p.toml"), &text)
-            .parse()
-            .map_err(|e| e.to_string())
-            .and_then(|s| gpushare_policies::build(&s).map(|_| ()).map_err(|e| e.message))
-            .expect_err(info.name);
+        let err = build_error(&format!("name = {:?}\nno_such_key = 1", info.name)).expect(info.name);
         assert!(err.contains("no_such_key"), "{}: {err}", info.name);
         for d in (info.params)() {
             assert!(err.contains(d.key), "{}: `{}` not listed in: {err}", info.name, d.key);
         }
     }
+}
+
+/// The error building `policy` under [`scenario`] gives, or `None` if it builds.
+fn build_error(policy: &str) -> Option<String> {
+    gpushare_sim::ScenarioSource::from_text(std::path::Path::new("p.toml"), &scenario(policy))
+        .parse()
+        .map_err(|e| e.to_string())
+        .and_then(|s| gpushare_policies::build(&s).map(|_| ()).map_err(|e| e.message))
+        .err()
+}
+
+#[test]
+fn keep_alive_parameters_are_checked_whichever_plug_in_runs() {
+    let fixed = "name = \"exclusive\"\nkeep_alive_policy = \"fixed\"";
+    let err =
+        build_error(&format!("{fixed}\nkeep_alive_params = {{ bin_s = 1.0 }}")).expect("fixed takes no parameters");
+    assert!(
+        err.contains("bin_s") && err.contains("`fixed` takes no parameters"),
+        "{err}"
+    );
+    // The older `hybrid` table is checked even when another plug-in runs (as before the
+    // plug-ins), and may stay in a scenario that sweeps `keep_alive_policy`.
+    let err = build_error(&format!("{fixed}\nhybrid = {{ bogus = 1 }}")).expect("unknown hybrid key");
+    assert!(err.contains("bogus") && err.contains("min_cv"), "{err}");
+    assert_eq!(build_error(&format!("{fixed}\nhybrid = {{ bin_s = 1.0 }}")), None);
+    let both = "name = \"exclusive\"\nkeep_alive_policy = \"hybrid\"\nhybrid = { bin_s = 1.0 }\nkeep_alive_params = { bin_s = 2.0 }";
+    let err = build_error(both).expect("two tables of hybrid parameters");
+    assert!(err.contains("given twice"), "{err}");
 }
 
 #[test]

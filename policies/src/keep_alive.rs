@@ -71,7 +71,13 @@ pub fn keep_alives() -> &'static [KeepAliveInfo] {
             name: "fixed",
             summary: "keep an idle instance `keep_alive_s` after its last use (OpenWhisk's and most platforms' policy)",
             params: crate::params::NoParams::docs,
-            build: |a| Ok(Box::new(FixedTtl(a.fixed))),
+            build: |a| {
+                a.params::<crate::params::NoParams>().map_err(|mut e| {
+                    e.message += " (keep_alive_policy `fixed` takes no parameters)";
+                    e
+                })?;
+                Ok(Box::new(FixedTtl(a.fixed)))
+            },
         },
         KeepAliveInfo {
             name: "hybrid",
@@ -80,6 +86,37 @@ pub fn keep_alives() -> &'static [KeepAliveInfo] {
             build: hybrid,
         },
     ]
+}
+
+/// The table a pool's keep-alive plug-in reads and its key: `keep_alive_params`, or the older
+/// `hybrid` table for the hybrid histogram. A `hybrid` table is checked whatever plug-in runs
+/// (a sweep may vary `keep_alive_policy` under it), and refused next to `keep_alive_params`.
+pub fn params_table<'a>(
+    policy: &str,
+    params: &'a toml::Table,
+    hybrid: &'a toml::Table,
+) -> Result<(&'a toml::Table, &'static str), ConfigError> {
+    if hybrid.is_empty() {
+        return Ok((params, "keep_alive_params"));
+    }
+    if !params.is_empty() {
+        return Err(ConfigError::at(
+            param_path("hybrid"),
+            "the hybrid histogram's parameters are given twice: keep `keep_alive_params` (or the older `hybrid`), not both".to_string(),
+        ));
+    }
+    let legacy = KeepAliveArgs {
+        fixed: None,
+        functions: 0,
+        table: hybrid,
+        table_key: "hybrid",
+    };
+    legacy.params::<HybridParams>()?;
+    Ok(if policy == "hybrid" {
+        (hybrid, "hybrid")
+    } else {
+        (params, "keep_alive_params")
+    })
 }
 
 /// Builds the plug-in called `name`, or says which are valid.

@@ -326,11 +326,8 @@ impl<P: Placement> Pool<P> {
             ));
         }
         let fixed = p.keep_alive_s.is_finite().then(|| secs_to_ns(p.keep_alive_s));
-        let (table, table_key) = if p.keep_alive_params.is_empty() && p.keep_alive_policy == "hybrid" {
-            (&p.hybrid, "hybrid")
-        } else {
-            (&p.keep_alive_params, "keep_alive_params")
-        };
+        let (table, table_key) =
+            crate::keep_alive::params_table(&p.keep_alive_policy, &p.keep_alive_params, &p.hybrid)?;
         let args = crate::keep_alive::KeepAliveArgs {
             fixed,
             functions,
