@@ -160,4 +160,34 @@ mod tests {
         );
         assert!(q.is_empty());
     }
+
+    #[test]
+    fn pops_what_a_sorted_reference_pops_under_random_scheduling() {
+        use std::collections::BTreeSet;
+        let mut q = EventQueue::default();
+        let mut reference: BTreeSet<(Nanos, u64)> = BTreeSet::new();
+        let (mut now, mut seq, mut x) = (0u64, 0u64, 0x2545_f491_4f6c_dd1du64);
+        for step in 0..200_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if x % 5 < 3 || reference.is_empty() {
+                // Ahead by 0 to ~2^(x mod 40) ns: same-instant ties, near and far events.
+                let ahead = (x >> 8) & ((1u64 << (x % 40)) - 1);
+                seq += 1;
+                q.push(now + ahead, Event::PolicyTimer { token: seq });
+                reference.insert((now + ahead, seq));
+            } else {
+                let (t, token) = reference.pop_first().expect("not empty");
+                assert_eq!(q.peek_time(), Some(t), "step {step}");
+                assert_eq!(q.pop(), Some((t, Event::PolicyTimer { token })), "step {step}");
+                now = t;
+            }
+            assert_eq!(q.len(), reference.len());
+        }
+        while let Some((t, token)) = reference.pop_first() {
+            assert_eq!(q.pop(), Some((t, Event::PolicyTimer { token })));
+        }
+        assert!(q.is_empty() && q.pop().is_none() && q.peek_time().is_none());
+    }
 }
