@@ -36,6 +36,8 @@ pub struct LlmModel {
     pub layers: u32,
     pub kv_heads: u32,
     pub head_dim: u32,
+    /// Model (hidden) dimension: query heads × head size.
+    pub hidden: u32,
     pub source: &'static str,
 }
 
@@ -67,6 +69,7 @@ pub fn builtin_llms() -> Vec<LlmModel> {
             layers: 32,
             kv_heads: 32,
             head_dim: 128,
+            hidden: 4096,
             source: "Touvron et al., Llama 2, 2023",
         },
         LlmModel {
@@ -75,6 +78,7 @@ pub fn builtin_llms() -> Vec<LlmModel> {
             layers: 40,
             kv_heads: 40,
             head_dim: 128,
+            hidden: 5120,
             source: "Touvron et al., Llama 2, 2023",
         },
         LlmModel {
@@ -83,12 +87,22 @@ pub fn builtin_llms() -> Vec<LlmModel> {
             layers: 32,
             kv_heads: 8,
             head_dim: 128,
+            hidden: 4096,
             source: "Jiang et al., Mistral 7B, 2023",
         },
     ]
 }
 
 /// Per-token costs on one device.
+/// One request of an LLM trace: when it arrived (from the first row) and its tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LlmRequest {
+    pub time: Nanos,
+    /// Context (prompt) tokens, images counted as [`IMAGE_TOKENS`] each.
+    pub context: u64,
+    pub generated: u64,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LlmCost {
     pub prefill_ns_per_token: f64,
@@ -263,8 +277,10 @@ impl LlmSource {
     }
 }
 
-impl ArrivalSource for LlmSource {
-    fn next_arrival(&mut self) -> Result<Option<Arrival>, TraceError> {
+impl LlmSource {
+    /// The next request with its tokens (what [`ArrivalSource::next_arrival`] turns into an
+    /// invocation whose duration is the token cost model's).
+    pub fn next_request(&mut self) -> Result<Option<LlmRequest>, TraceError> {
         loop {
             let more = match self.reader.read_record(&mut self.record) {
                 Ok(m) => m,
@@ -308,13 +324,22 @@ impl ArrivalSource for LlmSource {
             self.report.context_tokens += ctx;
             self.report.generated_tokens += generated;
             self.report.images += images;
-            let time = (ts - first) as Nanos;
-            return Ok(Some(Arrival {
-                time,
-                func: 0,
-                duration: Some(self.cost.request_ns(ctx, generated, images)),
+            return Ok(Some(LlmRequest {
+                time: (ts - first) as Nanos,
+                context: ctx + images * IMAGE_TOKENS,
+                generated,
             }));
         }
+    }
+}
+
+impl ArrivalSource for LlmSource {
+    fn next_arrival(&mut self) -> Result<Option<Arrival>, TraceError> {
+        Ok(self.next_request()?.map(|r| Arrival {
+            time: r.time,
+            func: 0,
+            duration: Some(self.cost.request_ns(r.context, r.generated, 0)),
+        }))
     }
 
     fn skipped_rows(&self) -> Option<&SkippedRows> {
