@@ -61,6 +61,10 @@ pub(crate) fn load(args: &ScenarioArgs) -> Result<(Scenario, Box<dyn gpushare_si
 }
 
 pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
+    let src = source(&args.scenario)?;
+    if gpushare_sim::serving::is_serving(&src) {
+        return run_serving(&src, &args);
+    }
     let (scenario, policy) = load(&args.scenario)?;
     let dir = args.out.clone().unwrap_or_else(|| scenario.output_dir());
     // The performance line times building and running the simulation, not writing its files.
@@ -80,6 +84,58 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
         "performance    {n} invocations, {} events in {wall:.3} s wall: {:.2} M invocations/s{rss}",
         output.summary.events,
         n as f64 / wall.max(1e-9) / 1e6
+    );
+    Ok(())
+}
+
+/// `gpushare run` of a serving scenario (a `[serving]` table): LLM engines, not invocations.
+fn run_serving(src: &ScenarioSource, args: &RunArgs) -> Result<(), Failure> {
+    let scenario = gpushare_sim::serving::ServingScenario::parse(src)?;
+    let dir = args.out.clone().unwrap_or_else(|| scenario.output_dir());
+    let keep = !args.no_invocations && scenario.file.output.requests.unwrap_or(true);
+    let started = std::time::Instant::now();
+    let run = gpushare_sim::serving::run(&scenario, keep).map_err(Failure::Input)?;
+    let wall = started.elapsed().as_secs_f64();
+    gpushare_reports::serving_files::write_serving(&dir, &run)
+        .map_err(|e| Failure::Run(anyhow::anyhow!("writing {}: {e}", dir.display())))?;
+    if args.quiet {
+        println!("{}", dir.display());
+        return Ok(());
+    }
+    let s = &run.summary;
+    let f = &s.figures;
+    println!(
+        "scenario       {} (LLM serving, {} × {}, {})",
+        s.scenario, s.gpus, s.gpu, s.sharing
+    );
+    println!(
+        "requests       {} arrived, {} completed, {} refused",
+        f.arrived, f.completed, f.refused
+    );
+    println!(
+        "TTFT (s)       p50 {:.3}  p90 {:.3}  p99 {:.3}",
+        f.ttft_s.p50, f.ttft_s.p90, f.ttft_s.p99
+    );
+    println!(
+        "TPOT (s)       p50 {:.4}  p90 {:.4}  p99 {:.4}",
+        f.tpot_s.p50, f.tpot_s.p90, f.tpot_s.p99
+    );
+    println!(
+        "throughput     {:.2} requests/s, {:.0} output tokens/s; SLO attainment {:.1} %",
+        f.requests_per_s,
+        f.output_tokens_per_s,
+        100.0 * f.slo_attainment
+    );
+    println!(
+        "engines        {} iterations, mean batch {:.1}, {} preemptions, {} cold starts",
+        s.iterations, s.mean_batch, f.preemptions, s.cold_starts
+    );
+    println!("wrote          {}", dir.display());
+    println!(
+        "performance    {} requests, {} events in {wall:.3} s wall: {:.2} M requests/s",
+        f.arrived,
+        s.events,
+        f.arrived as f64 / wall.max(1e-9) / 1e6
     );
     Ok(())
 }
@@ -173,6 +229,21 @@ pub(crate) fn compare(args: ScenarioArgs, policies: Vec<String>) -> Result<(), F
 }
 
 pub(crate) fn validate(args: ScenarioArgs) -> Result<(), Failure> {
+    let src = source(&args)?;
+    if gpushare_sim::serving::is_serving(&src) {
+        let s = gpushare_sim::serving::ServingScenario::parse(&src)?;
+        let requests = gpushare_sim::serving::count_requests(&s).map_err(Failure::Input)?;
+        println!(
+            "{}: ok — LLM serving, {} deployments on {} × {} ({:?}), {requests} requests within the {} s horizon",
+            display(&args.scenario),
+            s.file.deployments.len(),
+            u64::from(s.file.cluster.nodes) * u64::from(s.file.cluster.gpus_per_node),
+            s.device.name,
+            s.file.serving.sharing,
+            s.file.simulation.horizon_s
+        );
+        return Ok(());
+    }
     let (scenario, policy) = load(&args)?;
     let sweep = validate_sweep(&args)?;
     let mut source = scenario.open_workload().map_err(|e| Failure::Input(e.to_string()))?;

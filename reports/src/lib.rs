@@ -21,6 +21,7 @@ pub mod invocations;
 pub mod plot;
 pub mod run_files;
 pub mod series;
+pub mod serving_files;
 pub mod summary_files;
 pub mod sweep;
 pub mod timeline;

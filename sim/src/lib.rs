@@ -27,6 +27,7 @@ pub mod policy;
 pub mod profile;
 pub mod record;
 pub mod scenario;
+pub mod serving;
 
 pub mod summary;
 pub mod time;

@@ -158,8 +158,8 @@ impl ScenarioSource {
         }
     }
 
-    /// Parses, applies overrides and validates.
-    pub fn parse(&self) -> Result<Scenario, ScenarioError> {
+    /// The file's table with the overrides applied.
+    pub fn table(&self) -> Result<toml::Table, ScenarioError> {
         let mut table: toml::Table = toml::from_str(&self.text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
             let (line, column) = locate::line_col(&self.text, span.start);
@@ -178,6 +178,12 @@ impl ScenarioSource {
                 what,
             })?;
         }
+        Ok(table)
+    }
+
+    /// Parses, applies overrides and validates.
+    pub fn parse(&self) -> Result<Scenario, ScenarioError> {
+        let table = self.table()?;
         let spec: ScenarioFile =
             from_value(toml::Value::Table(table), &DocPath::default()).map_err(|e| self.locate(e))?;
         let base_dir = self.file.parent().unwrap_or(Path::new(".")).to_path_buf();

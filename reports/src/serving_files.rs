@@ -1,0 +1,103 @@
+//! A serving run's files: `summary.json`, `requests.csv` (one row per request, when kept),
+//! `latency_cdf.csv` (TTFT, TPOT and end-to-end at each quantile) and the figure
+//! `figures/ttft_tpot_cdf.{svg,png}`. Every file is written under a temporary name and renamed.
+
+use crate::atomic::write_atomic;
+use crate::plot::chart::{Figure, Markers, Panel, Point, Series, render};
+use crate::plot::style::Width;
+use gpushare_sim::serving::ServingRun;
+use gpushare_sim::time::ns_to_secs;
+use std::fmt::Write;
+use std::io;
+use std::path::Path;
+
+const REQUESTS_HEADER: &str = "id,deployment,instance,arrival_s,prompt_tokens,output_tokens,outcome,ttft_s,tpot_s,e2e_s,preemptions,cold,slo_met\n";
+
+/// Writes `run`'s files into `dir` (created if needed); a `requests.csv` from an earlier run is
+/// removed when this one keeps no records.
+pub fn write_serving(dir: &Path, run: &ServingRun) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut json = serde_json::to_string_pretty(&run.summary).map_err(io::Error::other)?;
+    json.push('\n');
+    write_atomic(&dir.join("summary.json"), json.as_bytes())?;
+    let requests = dir.join("requests.csv");
+    if run.records.is_empty() {
+        if requests.exists() {
+            std::fs::remove_file(&requests)?;
+        }
+    } else {
+        write_atomic(&requests, requests_csv(run).as_bytes())?;
+    }
+    let mut cdf = String::from("quantile,ttft_s,tpot_s,e2e_s\n");
+    for (q, a, b, c) in &run.cdf {
+        let _ = writeln!(cdf, "{q},{a},{b},{c}");
+    }
+    write_atomic(&dir.join("latency_cdf.csv"), cdf.as_bytes())?;
+    if !run.cdf.is_empty() {
+        let figures = dir.join("figures");
+        std::fs::create_dir_all(&figures)?;
+        render(&cdf_figure(run), &figures).map_err(io::Error::other)?;
+    }
+    Ok(())
+}
+
+fn requests_csv(run: &ServingRun) -> String {
+    let mut out = String::from(REQUESTS_HEADER);
+    let opt = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_default();
+    for r in &run.records {
+        let outcome = if r.end.is_some() { "completed" } else { "refused" };
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{outcome},{},{},{},{},{},{}",
+            r.id,
+            run.deployment_names[r.deployment],
+            r.instance.map(|i| i.to_string()).unwrap_or_default(),
+            ns_to_secs(r.arrival),
+            r.prompt_tokens,
+            r.output_tokens,
+            opt(r.ttft().map(ns_to_secs)),
+            opt(r.tpot().map(|t| t / 1e9)),
+            opt(r.e2e().map(ns_to_secs)),
+            r.preemptions,
+            r.cold,
+            r.slo_met
+        );
+    }
+    out
+}
+
+/// TTFT and TPOT CDFs, two panels.
+fn cdf_figure(run: &ServingRun) -> Figure {
+    let panel = |label: &str, pick: fn(&(f64, f64, f64, f64)) -> f64| Panel {
+        x_label: format!("{label} (s)"),
+        y_label: "fraction of requests".into(),
+        x_log: true,
+        y_log: false,
+        y_from_zero: true,
+        x_categories: None,
+        series: vec![Series {
+            label: run.summary.scenario.clone(),
+            style: 0,
+            points: run
+                .cdf
+                .iter()
+                .filter(|c| pick(c) > 0.0 && pick(c).is_finite())
+                .map(|c| Point {
+                    x: pick(c),
+                    y: c.0,
+                    err: None,
+                })
+                .collect(),
+            markers: Markers::Spread(8),
+        }],
+    };
+    Figure {
+        name: "ttft_tpot_cdf".into(),
+        width: Width::Double,
+        panels: vec![
+            panel("time to first token", |c| c.1),
+            panel("time per output token", |c| c.2),
+        ],
+        letters: true,
+    }
+}
