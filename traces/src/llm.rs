@@ -90,6 +90,15 @@ pub fn builtin_llms() -> Vec<LlmModel> {
             hidden: 4096,
             source: "Jiang et al., Mistral 7B, 2023",
         },
+        LlmModel {
+            name: "llama3-8b",
+            parameters: 8.03e9,
+            layers: 32,
+            kv_heads: 8,
+            head_dim: 128,
+            hidden: 4096,
+            source: "Meta, Llama 3 model card, 2024 (8B: 32 layers, 32 query and 8 KV heads of 128)",
+        },
     ]
 }
 
