@@ -84,6 +84,7 @@ pub(crate) fn fit(args: FitArgs) -> Result<(), Failure> {
         .install(|| fidelity::fit::fit(&calibration, &model, &root))
         .map_err(|e| Failure::Run(anyhow::anyhow!(e)))?;
     let text = fidelity::fit::to_toml(&fitted);
+    fit_llm(&args.data.dataset, args.check)?;
     if args.check {
         let committed = Fitted::load(&args.out).map_err(Failure::Input)?;
         let diffs = fidelity::fit::differences(&committed, &fitted, 1e-3);
@@ -112,6 +113,60 @@ pub(crate) fn fit(args: FitArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The LLM cost model's efficiencies fitted on `llm.csv`'s calibration rows (beside `dataset`),
+/// against the compiled-in defaults (`CostParams::default`, which must be this fit): printed, or
+/// with `check` an error if they differ.
+fn fit_llm(dataset: &Path, check: bool) -> Result<(), Failure> {
+    use gpushare_sim::serving::cost::CostParams;
+    let path = dataset.with_file_name("llm.csv");
+    let rows = fidelity::llm::load(&path).map_err(Failure::Input)?;
+    let calibration: Vec<_> = rows.iter().filter(|r| r.calibration).collect();
+    let fit = fidelity::llm::fit(&calibration).map_err(|e| Failure::Run(anyhow::anyhow!(e)))?;
+    let compiled = CostParams::default();
+    let same = (fit.compute_efficiency - compiled.compute_efficiency).abs() < 1e-3
+        && (fit.memory_efficiency - compiled.memory_efficiency).abs() < 1e-3;
+    let line = format!(
+        "LLM cost model from {} calibration rows of {}: compute_efficiency {}, memory_efficiency {} (compiled in: {}, {})",
+        calibration.len(),
+        path.display(),
+        fit.compute_efficiency,
+        fit.memory_efficiency,
+        compiled.compute_efficiency,
+        compiled.memory_efficiency
+    );
+    if check && !same {
+        return Err(Failure::Run(anyhow::anyhow!(
+            "{line}: the compiled-in values differ from the fit"
+        )));
+    }
+    println!("{line}");
+    Ok(())
+}
+
+/// Every row of `llm.csv` (beside `dataset`) predicted with the compiled-in cost model: the
+/// report written into `out`, or checked against the committed one.
+fn fidelity_llm(dataset: &Path, out: &Path, check: bool) -> Result<(), Failure> {
+    let params = gpushare_sim::serving::cost::CostParams::default();
+    let path = dataset.with_file_name("llm.csv");
+    let rows = fidelity::llm::load(&path).map_err(Failure::Input)?;
+    let preds = fidelity::llm::predict_all(&rows, &params);
+    if check {
+        let committed_path = out.join("llm.csv");
+        let committed = std::fs::read_to_string(&committed_path)
+            .map_err(|e| Failure::Input(format!("{}: {e}", committed_path.display())))?;
+        let line = fidelity::llm::check(&preds, &committed)
+            .map_err(|e| Failure::Run(anyhow::anyhow!("{}: {e}", committed_path.display())))?;
+        println!("fidelity: {line}");
+        return Ok(());
+    }
+    let written = fidelity::llm::write(&preds, &params, out).map_err(|e| Failure::Run(anyhow::anyhow!(e)))?;
+    println!("{}", fidelity::llm::summary(&preds));
+    for w in written {
+        println!("wrote {}", w.display());
+    }
+    Ok(())
+}
+
 pub(crate) fn fidelity(args: FidelityArgs) -> Result<(), Failure> {
     let threads = pool(args.data.jobs)?;
     let data = Dataset::load(&args.data.dataset).map_err(Failure::Input)?;
@@ -129,12 +184,12 @@ pub(crate) fn fidelity(args: FidelityArgs) -> Result<(), Failure> {
         let line = fidelity::report::check(&preds, &committed)
             .map_err(|e| Failure::Run(anyhow::anyhow!("{}: {e}", path.display())))?;
         println!("fidelity: {line}");
-        return Ok(());
+        return fidelity_llm(&args.data.dataset, &args.out, true);
     }
     let written = fidelity::report::write(&preds, &args.out).map_err(|e| Failure::Run(anyhow::anyhow!(e)))?;
     println!("{}", fidelity::report::summary(&preds));
     for w in written {
         println!("wrote {}", w.display());
     }
-    Ok(())
+    fidelity_llm(&args.data.dataset, &args.out, false)
 }

@@ -259,3 +259,43 @@ fn bad_serving_input_names_the_field_and_what_is_valid() {
     std::fs::write(&s, text).unwrap();
     common::gpushare_refuses(&["run", p, "--out", o], "min_instances");
 }
+
+/// A calibration check: the cost model's compiled-in efficiencies are the fit of
+/// `validation/llm.csv`'s calibration rows, and those rows are predicted within 0.1 %.
+#[test]
+fn the_cost_model_is_the_fit_of_the_calibration_rows() {
+    use gpushare_reports::fidelity::llm;
+    use gpushare_sim::serving::cost::CostParams;
+    let rows = llm::load(&common::repo_root().join("validation/llm.csv")).unwrap();
+    let calibration: Vec<_> = rows.iter().filter(|r| r.calibration).collect();
+    assert_eq!(calibration.len(), 2);
+    let fit = llm::fit(&calibration).unwrap();
+    let compiled = CostParams::default();
+    assert!(
+        (fit.compute_efficiency - compiled.compute_efficiency).abs() < 1e-3,
+        "{fit:?}"
+    );
+    assert!(
+        (fit.memory_efficiency - compiled.memory_efficiency).abs() < 1e-3,
+        "{fit:?}"
+    );
+    for p in llm::predict_all(&rows, &compiled).iter().filter(|p| p.row.calibration) {
+        assert!(p.error().unwrap().abs() < 1e-3, "{}: {:?}", p.row.id, p.predicted);
+    }
+}
+
+#[test]
+fn a_bad_llm_dataset_row_names_its_line_and_field() {
+    use gpushare_reports::fidelity::llm;
+    let dir = common::temp_dir("llm-bad-dataset");
+    let path = dir.join("llm.csv");
+    let text = std::fs::read_to_string(common::repo_root().join("validation/llm.csv")).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    lines[3] = lines[3].replace("kind=burst", "kind=bursty");
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let err = llm::load(&path).unwrap_err();
+    assert!(
+        err.contains("llm.csv:4: field `experiment`: kind `bursty`; valid: burst, iteration"),
+        "{err}"
+    );
+}

@@ -7,6 +7,7 @@ pub mod colocation;
 pub mod dataset;
 pub mod experiment;
 pub mod fit;
+pub mod llm;
 pub mod model;
 pub mod report;
 

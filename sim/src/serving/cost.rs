@@ -19,14 +19,15 @@
 //! (Yuan et al., 2024, `roofline_model.py`); the attention FLOPs are Vidur's MFU accounting
 //! (`vidur/utils/mfu_calculator.py`). It keeps one global maximum where Vidur sums per-operator
 //! profiled times, leaves out activations' traffic, the embedding and the LM head, and takes
-//! the efficiencies η_c, η_m and the host time as fitted constants (`validation/llm.csv`'s
-//! calibration rows; `gpushare fidelity` reports the validation rows against them).
+//! the efficiencies η_c, η_m as constants fitted to `validation/llm.csv`'s calibration rows
+//! (`gpushare fidelity` reports the validation rows against them) and the host time as a
+//! stated input (0 by default, not fitted).
 
 use crate::time::Nanos;
 use gpushare_traces::llm::LlmModel;
 
 /// The constants of the cost model; the defaults are the fit to the calibration rows of
-/// `reports/validation/llm.csv` (see that file's header for the split).
+/// `validation/llm.csv` (`validation/README.md` declares the split).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CostParams {
@@ -40,11 +41,12 @@ pub struct CostParams {
 
 impl Default for CostParams {
     fn default() -> Self {
-        // Fitted by `gpushare fidelity --fit-llm` on the calibration rows (TensorRT-LLM's
-        // 2,048-token first token and LMDeploy's 7B decode on A100); see BENCHMARKS.md.
+        // The fit of `validation/llm.csv`'s two calibration rows (TensorRT-LLM's 2,048-token
+        // first token and LMDeploy's Llama-2-7B decode, both on A100s); `gpushare fit --check`
+        // fails when these differ from it.
         CostParams {
-            compute_efficiency: 0.69,
-            memory_efficiency: 0.67,
+            compute_efficiency: 0.6918,
+            memory_efficiency: 0.6629,
             host_ms: 0.0,
         }
     }
