@@ -212,11 +212,19 @@ fn every_bundled_serving_scenario_accounts_for_every_request_and_repeats_exactly
     assert!(seen >= 3, "the bundled serving scenarios");
 }
 
-/// Runs a bundled scenario into a fresh folder.
+/// Runs a bundled scenario into a fresh folder, keeping its requests, its first 10 minutes
+/// when it is longer than an hour (the scale benchmarks).
 fn run_copy(path: &Path, tag: &str) -> (Value, Vec<Vec<String>>) {
     let name = path.file_stem().unwrap().to_string_lossy();
     let out = common::temp_dir(&format!("llm-bundled-{name}-{tag}"));
-    common::gpushare_ok(&common::run_args(path.to_str().unwrap(), &out, &[]));
+    let text = std::fs::read_to_string(path).unwrap();
+    let table: toml::Table = toml::from_str(&text).unwrap();
+    let horizon = table["simulation"]["horizon_s"].as_float().unwrap();
+    let mut sets = vec!["output.requests=true"];
+    if horizon > 3600.0 {
+        sets.push("simulation.horizon_s=600");
+    }
+    common::gpushare_ok(&common::run_args(path.to_str().unwrap(), &out, &sets));
     let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     let rows = std::fs::read_to_string(out.join("requests.csv"))
         .unwrap()

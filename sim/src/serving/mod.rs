@@ -186,10 +186,10 @@ fn check_deployment(
             format!("unknown model `{}`; valid: {}", d.model, names.join(", ")),
         )
     })?;
-    if d.max_instances == 0 || d.min_instances > d.max_instances {
+    if d.min_instances > d.max_instances {
         return Err(at(
             &path("max_instances"),
-            format!("must be ≥ 1 and ≥ min_instances ({})", d.min_instances),
+            format!("must be ≥ min_instances ({})", d.min_instances),
         ));
     }
     if d.keep_alive_s.is_nan() || d.keep_alive_s < 0.0 || d.scale_up_waiting == 0 {
@@ -229,6 +229,27 @@ fn check_workload(w: &spec::WorkloadSpec, path: &str) -> Result<(), ConfigError>
             bad("prompt_tokens must be ≥ 1")
         }
         ClosedLoop { clients: 0, .. } => bad("clients must be ≥ 1"),
+        Synthetic {
+            rate_per_s,
+            diurnal_amplitude,
+            prompt_median,
+            prompt_p99,
+            output_median,
+            output_p99,
+            max_tokens,
+        } => {
+            let rate_ok = rate_per_s.is_finite() && *rate_per_s > 0.0 && (0.0..1.0).contains(diurnal_amplitude);
+            let tokens_ok = [(prompt_median, prompt_p99), (output_median, output_p99)]
+                .iter()
+                .all(|(m, p)| m.is_finite() && **m >= 1.0 && p.is_finite() && **p >= **m);
+            if !rate_ok {
+                bad("rate_per_s must be positive and diurnal_amplitude in [0, 1)")
+            } else if !tokens_ok || *max_tokens == 0 {
+                bad("token medians must be ≥ 1, each p99 ≥ its median, max_tokens ≥ 1")
+            } else {
+                Ok(())
+            }
+        }
         _ => Ok(()),
     }
 }

@@ -22,6 +22,12 @@ pub enum Requests {
         prompt: u64,
         output: u64,
     },
+    /// Generated with a trace's statistics (see [`WorkloadSpec::Synthetic`]).
+    Synthetic {
+        rng: Xoshiro256PlusPlus,
+        spec: Synthetic,
+        next: Nanos,
+    },
     /// Burst and closed loop: `ready` requests may be sent at the current time, `left` in all.
     Clients {
         ready: u64,
@@ -69,6 +75,26 @@ impl Requests {
                     output: *output_tokens,
                 }
             }
+            WorkloadSpec::Synthetic {
+                rate_per_s,
+                diurnal_amplitude,
+                prompt_median,
+                prompt_p99,
+                output_median,
+                output_p99,
+                max_tokens,
+            } => {
+                let spec = Synthetic {
+                    rate: *rate_per_s,
+                    amplitude: *diurnal_amplitude,
+                    prompt: LogNormal::from_median_p99(*prompt_median, *prompt_p99),
+                    output: LogNormal::from_median_p99(*output_median, *output_p99),
+                    max_tokens: *max_tokens,
+                };
+                let mut rng = gpushare_traces::rng::stream(seed, "serving-arrivals", index);
+                let next = spec.next_arrival(&mut rng, 0);
+                Requests::Synthetic { rng, spec, next }
+            }
             WorkloadSpec::Burst {
                 requests,
                 prompt_tokens,
@@ -99,7 +125,7 @@ impl Requests {
     pub fn peek_time(&mut self) -> Result<Option<Nanos>, TraceError> {
         Ok(match self {
             Requests::Trace { next, speedup, .. } => next.map(|r| (r.time as f64 / *speedup).round() as Nanos),
-            Requests::Poisson { next, .. } => Some(*next),
+            Requests::Poisson { next, .. } | Requests::Synthetic { next, .. } => Some(*next),
             Requests::Clients { ready, left, .. } => (*ready > 0 && *left > 0).then_some(0),
         })
     }
@@ -125,6 +151,15 @@ impl Requests {
                     generated: *output,
                 };
                 *next += exponential_ns(rng, *rate);
+                r
+            }
+            Requests::Synthetic { rng, spec, next } => {
+                let r = LlmRequest {
+                    time: *next,
+                    context: spec.tokens(rng, spec.prompt),
+                    generated: spec.tokens(rng, spec.output),
+                };
+                *next = spec.next_arrival(rng, *next);
                 r
             }
             Requests::Clients {
@@ -160,4 +195,59 @@ impl Requests {
 fn exponential_ns(rng: &mut Xoshiro256PlusPlus, rate: f64) -> Nanos {
     let u: f64 = rng.random();
     secs_to_ns(-(1.0 - u).ln() / rate).max(1)
+}
+
+/// A log-normal distribution of token counts.
+#[derive(Clone, Copy, Debug)]
+pub struct LogNormal {
+    mu: f64,
+    sigma: f64,
+}
+
+impl LogNormal {
+    /// The log-normal with this median and 99th percentile (z₀.₉₉ = 2.326).
+    pub fn from_median_p99(median: f64, p99: f64) -> LogNormal {
+        LogNormal {
+            mu: median.ln(),
+            sigma: (p99 / median).ln().max(0.0) / 2.326_347_874,
+        }
+    }
+
+    /// A draw from two uniforms (Box–Muller).
+    fn draw(self, rng: &mut Xoshiro256PlusPlus) -> f64 {
+        let (u1, u2): (f64, f64) = (rng.random(), rng.random());
+        let z = (-2.0 * (1.0 - u1).ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+        (self.mu + self.sigma * z).exp()
+    }
+}
+
+/// Generated requests' statistics.
+pub struct Synthetic {
+    rate: f64,
+    amplitude: f64,
+    prompt: LogNormal,
+    output: LogNormal,
+    max_tokens: u64,
+}
+
+impl Synthetic {
+    /// The arrival after `now`: a Poisson process at `rate · (1 + a·sin(2πt / 1 day))`, drawn by
+    /// thinning one at the peak rate.
+    fn next_arrival(&self, rng: &mut Xoshiro256PlusPlus, now: Nanos) -> Nanos {
+        let peak = self.rate * (1.0 + self.amplitude.abs());
+        let mut t = now;
+        loop {
+            t += exponential_ns(rng, peak);
+            let day = (t % 86_400_000_000_000) as f64 / 86_400e9;
+            let rate = self.rate * (1.0 + self.amplitude * (std::f64::consts::TAU * day).sin());
+            let u: f64 = rng.random();
+            if u * peak < rate {
+                return t;
+            }
+        }
+    }
+
+    fn tokens(&self, rng: &mut Xoshiro256PlusPlus, d: LogNormal) -> u64 {
+        (d.draw(rng).round() as u64).clamp(1, self.max_tokens)
+    }
 }

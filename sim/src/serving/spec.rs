@@ -166,7 +166,8 @@ pub struct DeploymentSpec {
     pub name: String,
     /// A built-in model (`gpushare catalog`): llama2-7b, llama2-13b, mistral-7b.
     pub model: String,
-    /// Instances started before the run (ready at 0) and kept.
+    /// Instances started before the run (ready at 0) and kept. With `max_instances = 0` every
+    /// request is refused on arrival (a null deployment: it measures the workload's path alone).
     #[serde(default = "one_u32")]
     pub min_instances: u32,
     #[serde(default = "one_u32")]
@@ -179,6 +180,10 @@ pub struct DeploymentSpec {
     #[serde(default = "default_keep_alive")]
     pub keep_alive_s: f64,
     pub workload: WorkloadSpec,
+}
+
+fn default_max_tokens() -> u64 {
+    8192
 }
 
 fn default_scale_up() -> u32 {
@@ -206,6 +211,20 @@ pub enum WorkloadSpec {
         rate_per_s: f64,
         prompt_tokens: u64,
         output_tokens: u64,
+    },
+    /// Generated requests with a trace's statistics: Poisson arrivals at `rate_per_s` on
+    /// average, modulated by a day-long sine of relative `diurnal_amplitude`; prompt and output
+    /// tokens log-normal with the given medians and 99th percentiles, at most `max_tokens`.
+    Synthetic {
+        rate_per_s: f64,
+        #[serde(default)]
+        diurnal_amplitude: f64,
+        prompt_median: f64,
+        prompt_p99: f64,
+        output_median: f64,
+        output_p99: f64,
+        #[serde(default = "default_max_tokens")]
+        max_tokens: u64,
     },
     /// `requests` requests all at time 0 (a static batch, as throughput benchmarks run).
     Burst {
