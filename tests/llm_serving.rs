@@ -307,3 +307,25 @@ fn a_bad_llm_dataset_row_names_its_line_and_field() {
         "{err}"
     );
 }
+
+/// The invocation engine's keep-alive plug-ins drive serving instances too: on the bursty code
+/// trace, the hybrid histogram (which learns the deployment's idle times) keeps instances
+/// through the gaps that the fixed 30 s keep-alive does not, so fewer requests wait for a start.
+#[test]
+fn the_hybrid_keep_alive_scales_llm_instances_with_fewer_cold_starts() {
+    let path = common::repo_root().join("scenarios/llm_cold_start.toml");
+    let p = path.to_str().unwrap();
+    let mut cold = Vec::new();
+    for k in ["fixed", "hybrid"] {
+        let out = common::temp_dir(&format!("llm-keep-{k}"));
+        let set = format!("deployments[0].keep_alive_policy=\"{k}\"");
+        common::gpushare_ok(&common::run_args(p, &out, &[set.as_str()]));
+        let s: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+        assert_eq!(s["arrived"], s["completed"], "{k}");
+        cold.push((s["cold_starts"].as_u64().unwrap(), s["cold_requests"].as_u64().unwrap()));
+    }
+    assert!(
+        cold[1].0 < cold[0].0 && cold[1].1 < cold[0].1,
+        "fixed, hybrid: {cold:?}"
+    );
+}

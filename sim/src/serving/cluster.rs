@@ -10,6 +10,8 @@ use super::report::{Record, Stats};
 use super::share::{self, Mechanism, Running};
 use super::source::Requests;
 use super::spec::{ColdStartSpec, ServingFile};
+use crate::ids::{FuncId, InstId};
+use crate::policy::{IdleAction, IdleInstance, KeepAlive};
 use crate::time::Nanos;
 use gpushare_traces::llm::LlmModel;
 use std::cmp::Reverse;
@@ -28,6 +30,9 @@ enum Ev {
     GpuDone(usize, u32),
     /// Instance `i` may have been idle for its keep-alive, if still at `version`.
     Expire(usize, u32),
+    /// Deployment `d`'s keep-alive asked for an instance to be pre-warmed, kept `keep` once
+    /// ready and idle.
+    Prewarm(usize, Nanos),
     /// Instance `i` got a request: it plans its next iteration after everything else of this
     /// instant (so that requests arriving together start together, as an engine's step sees
     /// its whole queue).
@@ -79,6 +84,11 @@ pub(super) struct Instance {
     version: u32,
     pub iterations: u64,
     pub batched: u64,
+    created: Nanos,
+    ready_at: Nanos,
+    served: u64,
+    /// A pre-warmed instance's keep-alive for its first idle spell, before it served anything.
+    prewarm_keep: Option<Nanos>,
 }
 
 pub(super) struct Deployment {
@@ -87,13 +97,15 @@ pub(super) struct Deployment {
     pub min_instances: u32,
     pub max_instances: u32,
     pub scale_up_waiting: usize,
-    pub keep_alive: Nanos,
+    pub keep_alive: Box<dyn KeepAlive>,
     pub requests: Requests,
     pub arrival_pending: bool,
     pub instances: Vec<usize>,
     pub stats: Stats,
     /// Instances started (warm and cold).
     pub started: u64,
+    /// Instances started ahead of requests by the keep-alive.
+    pub prewarms: u64,
 }
 
 /// The run's state.
@@ -180,6 +192,7 @@ impl Cluster {
                 Ev::Arrival(d) => self.arrive(d)?,
                 Ev::Ready(i) => {
                     self.instances[i].state = State::Ready;
+                    self.instances[i].ready_at = t;
                     self.kick(i);
                 }
                 Ev::HostDone(i) => self.submit(i),
@@ -190,6 +203,7 @@ impl Cluster {
                 }
                 Ev::Expire(i, v) => self.expire(i, v),
                 Ev::Kick(i) => self.kick(i),
+                Ev::Prewarm(d, keep) => self.prewarm(d, keep),
             }
         }
         Ok(())
@@ -213,6 +227,7 @@ impl Cluster {
     fn arrive(&mut self, d: usize) -> Result<(), String> {
         self.deployments[d].arrival_pending = false;
         let r = self.deployments[d].requests.take().map_err(|e| e.to_string())?;
+        self.deployments[d].keep_alive.arrived(FuncId(0), self.now);
         self.deployments[d].stats.arrived += 1;
         self.total.arrived += 1;
         let id = self.total.arrived - 1;
@@ -293,6 +308,10 @@ impl Cluster {
             version: 0,
             iterations: 0,
             batched: 0,
+            created: self.now,
+            ready_at: self.now,
+            served: 0,
+            prewarm_keep: None,
         });
         self.deployments[d].instances.push(i);
         self.deployments[d].started += 1;
@@ -359,10 +378,7 @@ impl Cluster {
         inst.work = inst.batcher.plan();
         if inst.work.is_empty() {
             if inst.batcher.is_idle() {
-                inst.version += 1;
-                let (v, d) = (inst.version, inst.deployment);
-                let keep = self.deployments[d].keep_alive;
-                self.push(self.now.saturating_add(keep), Ev::Expire(i, v));
+                self.became_idle(i);
             }
             return;
         }
@@ -374,6 +390,47 @@ impl Cluster {
             self.push(self.now + host, Ev::HostDone(i));
         } else {
             self.submit(i);
+        }
+    }
+
+    /// Instance `i` has nothing to do: its deployment's keep-alive says how long it stays.
+    fn became_idle(&mut self, i: usize) {
+        let inst = &mut self.instances[i];
+        inst.version += 1;
+        let (v, d) = (inst.version, inst.deployment);
+        let action = match inst.prewarm_keep.filter(|_| inst.served == 0) {
+            Some(keep) => IdleAction::KeepFor(Some(keep)),
+            None => self.deployments[d].keep_alive.idle(&IdleInstance {
+                func: FuncId(0),
+                inst: InstId(i as u32),
+                now: self.now,
+                setup: inst.ready_at - inst.created,
+                served: inst.served,
+            }),
+        };
+        match action {
+            IdleAction::KeepFor(Some(keep)) => self.push(self.now.saturating_add(keep), Ev::Expire(i, v)),
+            IdleAction::KeepFor(None) => {}
+            IdleAction::UnloadThenPrewarm {
+                prewarm_after,
+                keep_for,
+            } => {
+                if self.stop_if_allowed(i) {
+                    self.push(self.now.saturating_add(prewarm_after), Ev::Prewarm(d, keep_for));
+                }
+            }
+        }
+    }
+
+    /// Starts an instance of `d` ahead of its next request if it has none ready or starting.
+    fn prewarm(&mut self, d: usize, keep: Nanos) {
+        let dep = &self.deployments[d];
+        if !dep.instances.is_empty() || dep.max_instances == 0 {
+            return;
+        }
+        if let Some(i) = self.start_instance(d, false) {
+            self.instances[i].prewarm_keep = Some(keep);
+            self.deployments[d].prewarms += 1;
         }
     }
 
@@ -459,6 +516,7 @@ impl Cluster {
         inst.in_iteration = false;
         inst.batcher.finish(self.now, &mut out);
         let d = inst.deployment;
+        inst.served += out.done.len() as u64;
         for s in &out.done {
             self.deployments[d].stats.completed += 1;
             self.total.completed += 1;
@@ -468,21 +526,30 @@ impl Cluster {
         self.schedule_arrival(d)
     }
 
-    /// Stops idle instance `i` if its keep-alive passed and the deployment keeps enough.
+    /// Stops idle instance `i` if its keep-alive passed (it is still at `version`).
     fn expire(&mut self, i: usize, v: u32) {
+        if self.instances[i].version == v {
+            self.stop_if_allowed(i);
+        }
+    }
+
+    /// Stops instance `i` if it is ready, idle, and its deployment keeps more than
+    /// `min_instances`; whether it did.
+    fn stop_if_allowed(&mut self, i: usize) -> bool {
         let inst = &self.instances[i];
         let d = inst.deployment;
         let dep = &self.deployments[d];
-        if inst.version != v || inst.state != State::Ready || !inst.batcher.is_idle() || inst.in_iteration {
-            return;
+        if inst.state != State::Ready || !inst.batcher.is_idle() || inst.in_iteration {
+            return false;
         }
         if dep.instances.len() <= dep.min_instances as usize {
-            return;
+            return false;
         }
         self.instances[i].state = State::Stopped;
         let slot = self.instances[i].slot;
         self.slots[slot].taken = false;
         self.deployments[d].instances.retain(|&x| x != i);
+        true
     }
 
     /// Accounts one request that ended (completed at `end`, or refused).

@@ -288,6 +288,24 @@ fn slot_memory(f: &ServingFile, device: &DeviceSpec) -> f64 {
     device.memory_mib * 1024.0 * 1024.0 / f64::from(f.serving.per_gpu)
 }
 
+/// Deployment `d`'s keep-alive plug-in: its own, seeing the deployment as its one function.
+fn keep_alive(d: &spec::DeploymentSpec) -> Box<dyn crate::policy::KeepAlive> {
+    let fixed = d
+        .keep_alive_s
+        .is_finite()
+        .then(|| crate::time::secs_to_ns(d.keep_alive_s));
+    match d.keep_alive_policy {
+        spec::KeepAlivePolicy::Fixed => Box::new(crate::policy::FixedTtl(fixed)),
+        spec::KeepAlivePolicy::Hybrid => {
+            let cfg = crate::keepalive::HybridConfig {
+                fallback: fixed,
+                ..Default::default()
+            };
+            Box::new(crate::keepalive::HybridHistogram::new(cfg, 1))
+        }
+    }
+}
+
 /// Runs `scenario`; `records` keeps one record per request.
 pub fn run(scenario: &ServingScenario, records: bool) -> Result<ServingRun, String> {
     let f = &scenario.file;
@@ -328,13 +346,14 @@ pub fn run(scenario: &ServingScenario, records: bool) -> Result<ServingRun, Stri
             min_instances: d.min_instances,
             max_instances: d.max_instances,
             scale_up_waiting: d.scale_up_waiting as usize,
-            keep_alive: crate::time::secs_to_ns(d.keep_alive_s),
+            keep_alive: keep_alive(d),
             requests: source::Requests::open(&d.workload, &scenario.base, f.simulation.seed, i as u64)
                 .map_err(|e| e.to_string())?,
             arrival_pending: false,
             instances: Vec::new(),
             stats: report::Stats::default(),
             started: 0,
+            prewarms: 0,
         });
     }
     let q = &f.serving.scheduler;
@@ -368,6 +387,7 @@ fn summarise(scenario: &ServingScenario, c: Cluster) -> ServingRun {
             name: d.name.clone(),
             model: d.model.name.to_string(),
             instances_started: d.started,
+            prewarms: d.prewarms,
             figures: Figures::of(&d.stats),
         })
         .collect();

@@ -165,6 +165,8 @@ pub struct DeploymentSummary {
     pub name: String,
     pub model: String,
     pub instances_started: u64,
+    /// Of which started ahead of requests by the hybrid keep-alive.
+    pub prewarms: u64,
     #[serde(flatten)]
     pub figures: Figures,
 }

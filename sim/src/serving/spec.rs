@@ -179,7 +179,22 @@ pub struct DeploymentSpec {
     /// `min_instances`).
     #[serde(default = "default_keep_alive")]
     pub keep_alive_s: f64,
+    /// How long idle instances stay: `fixed` (`keep_alive_s`) or `hybrid` (Serverless in the
+    /// Wild's histogram policy with its paper's defaults, `keep_alive_s` until it has learnt the
+    /// deployment's idle times: it may stop an instance at once and pre-warm one before the
+    /// next request is expected) — the keep-alive plug-ins of the invocation engine.
+    #[serde(default)]
+    pub keep_alive_policy: KeepAlivePolicy,
     pub workload: WorkloadSpec,
+}
+
+/// A deployment's keep-alive plug-in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeepAlivePolicy {
+    #[default]
+    Fixed,
+    Hybrid,
 }
 
 fn default_max_tokens() -> u64 {
