@@ -329,3 +329,17 @@ fn the_hybrid_keep_alive_scales_llm_instances_with_fewer_cold_starts() {
         "fixed, hybrid: {cold:?}"
     );
 }
+
+#[test]
+fn a_serving_run_writes_its_cdf_figure_and_plot_redraws_it_from_its_files() {
+    let w = "{ kind = \"poisson\", rate_per_s = 2.0, prompt_tokens = 300, output_tokens = 40 }";
+    let s = scenario("llm-figure", "llama2-7b", w, "");
+    let (_, rows) = run(&s, &["simulation.horizon_s=120"]);
+    assert!(rows.len() > 100);
+    let out = s.parent().unwrap().join("out");
+    let drawn = std::fs::read(out.join("figures/ttft_tpot_cdf.svg")).unwrap();
+    let again = out.join("again");
+    common::gpushare_ok(&["plot", out.to_str().unwrap(), "--out", again.to_str().unwrap()]);
+    assert_eq!(std::fs::read(again.join("ttft_tpot_cdf.svg")).unwrap(), drawn);
+    assert!(again.join("ttft_tpot_cdf.png").exists());
+}

@@ -36,7 +36,7 @@ pub fn write_serving(dir: &Path, run: &ServingRun) -> io::Result<()> {
     if !run.cdf.is_empty() {
         let figures = dir.join("figures");
         std::fs::create_dir_all(&figures)?;
-        render(&cdf_figure(run), &figures).map_err(io::Error::other)?;
+        render(&cdf_figure(&run.summary.scenario, &run.cdf), &figures).map_err(io::Error::other)?;
     }
     Ok(())
 }
@@ -66,8 +66,37 @@ fn requests_csv(run: &ServingRun) -> String {
     out
 }
 
+/// `gpushare plot` of a serving run's directory: the TTFT and TPOT CDFs again, from its
+/// `latency_cdf.csv`, into `out`.
+pub fn replot(dir: &Path, out: &Path) -> Result<Vec<std::path::PathBuf>, String> {
+    let read = |name: &str| {
+        let p = dir.join(name);
+        std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))
+    };
+    let summary: serde_json::Value = serde_json::from_str(&read("summary.json")?)
+        .map_err(|e| format!("{}: {e}", dir.join("summary.json").display()))?;
+    let name = summary["scenario"].as_str().unwrap_or("run").to_string();
+    let mut cdf = Vec::new();
+    for (i, line) in read("latency_cdf.csv")?.lines().enumerate().skip(1) {
+        let v: Vec<f64> = line.split(',').map(|x| x.trim().parse().unwrap_or(f64::NAN)).collect();
+        if v.len() != 4 || v[0].is_nan() {
+            return Err(format!(
+                "{}:{}: expected quantile,ttft_s,tpot_s,e2e_s",
+                dir.join("latency_cdf.csv").display(),
+                i + 1
+            ));
+        }
+        cdf.push((v[0], v[1], v[2], v[3]));
+    }
+    if cdf.is_empty() {
+        return Err(format!("{}: no request completed: nothing to plot", dir.display()));
+    }
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    render(&cdf_figure(&name, &cdf), out)
+}
+
 /// TTFT and TPOT CDFs, two panels.
-fn cdf_figure(run: &ServingRun) -> Figure {
+fn cdf_figure(name: &str, cdf: &[(f64, f64, f64, f64)]) -> Figure {
     let panel = |label: &str, pick: fn(&(f64, f64, f64, f64)) -> f64| Panel {
         x_label: format!("{label} (s)"),
         y_label: "fraction of requests".into(),
@@ -76,10 +105,9 @@ fn cdf_figure(run: &ServingRun) -> Figure {
         y_from_zero: true,
         x_categories: None,
         series: vec![Series {
-            label: run.summary.scenario.clone(),
+            label: name.to_string(),
             style: 0,
-            points: run
-                .cdf
+            points: cdf
                 .iter()
                 .filter(|c| pick(c) > 0.0 && pick(c).is_finite())
                 .map(|c| Point {

@@ -115,6 +115,14 @@ fn plot_into(dir: &Path, out: &Path, opts: &PlotOptions) -> Result<Plotted, Plot
         let summary = dir.join("summary.json");
         let text =
             std::fs::read_to_string(&summary).map_err(|e| PlotError::Input(format!("{}: {e}", summary.display())))?;
+        if serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v["kind"] == "llm-serving") {
+            writable(out)?;
+            let files = crate::serving_files::replot(dir, out).map_err(PlotError::Input)?;
+            return Ok(Plotted {
+                files,
+                notes: Vec::new(),
+            });
+        }
         let run = serde_json::from_str::<RunIdentity>(&text)
             .map_err(|e| PlotError::Input(format!("{}: not a whole summary: {e}", summary.display())))?;
         writable(out)?;
