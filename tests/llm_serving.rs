@@ -85,6 +85,9 @@ fn two_requests_batch_as_the_formulas_say() {
     }
     assert_eq!(summary["iterations"], 3);
     assert_eq!(summary["mean_batch"], 2.0);
+    // The run ends with its last request, not with the keep-alive after it.
+    assert!((summary["end_s"].as_f64().unwrap() - e2e).abs() < 4e-9, "{summary}");
+    assert!(summary["gpu_busy_fraction"].as_f64().unwrap() > 0.999, "{summary}");
     // Decoding is memory-bound here: the weights dominate the bytes.
     assert!(decode(100.0) > 2.0 * 6.74e9 / (0.8 * 2039e9) * 0.99);
 }
@@ -246,7 +249,53 @@ fn bad_serving_input_names_the_field_and_what_is_valid() {
     refuses("deployments[0].model=\"gpt-5\"", "valid: llama2-7b");
     refuses("serving.per_gpu=3", "dedicated takes 1");
     refuses("serving.sharing=\"magic\"", "serving.sharing");
-    refuses("serving.mps_cap=0", "must be in (0, 1]");
+    refuses(
+        "serving.mps_cap=0",
+        "serving.mps_cap: must be a fraction of the SMs in [0.01, 1], got 0",
+    );
+    refuses(
+        "serving.cold_start.container_s=nan",
+        "serving.cold_start.container_s: must be 0 s to a year",
+    );
+    refuses(
+        "serving.cold_start.remote_gbps=1e-300",
+        "serving.cold_start.remote_gbps",
+    );
+    refuses(
+        "deployments[0].workload.requests=1000000000000",
+        "deployments[0].workload.requests: must be 1 to 10⁷ requests",
+    );
+    refuses("cluster.gpus_per_node=0", "cluster.gpus_per_node: must be at least 1");
+    refuses("deployments[0].scale_up_waiting=0", "deployments[0].scale_up_waiting");
+    refuses("deployments[0].min_instances=3", "max_instances");
+    common::gpushare_refuses(
+        &[
+            "run",
+            p,
+            "--out",
+            o,
+            "--set",
+            "serving.sharing=\"mig\"",
+            "--set",
+            "serving.per_gpu=2",
+            "--set",
+            "cluster.gpu=\"v100-32gb\"",
+        ],
+        "v100-32gb has no MIG",
+    );
+    common::gpushare_refuses(
+        &[
+            "run",
+            p,
+            "--out",
+            o,
+            "--set",
+            "deployments[0].min_instances=2",
+            "--set",
+            "deployments[0].max_instances=2",
+        ],
+        "deployments[0].min_instances: the deployments keep 2 instances; the cluster has 1 engine slots",
+    );
     common::gpushare_refuses(
         &[
             "run",

@@ -29,8 +29,10 @@ pub fn write_serving(dir: &Path, run: &ServingRun) -> io::Result<()> {
         write_atomic(&requests, requests_csv(run).as_bytes())?;
     }
     let mut cdf = String::from("quantile,ttft_s,tpot_s,e2e_s\n");
-    for (q, a, b, c) in &run.cdf {
-        let _ = writeln!(cdf, "{q},{a},{b},{c}");
+    // A quantile without values (no request had two tokens: no TPOT) is left empty.
+    let value = |v: f64| if v.is_finite() { v.to_string() } else { String::new() };
+    for &(q, a, b, c) in &run.cdf {
+        let _ = writeln!(cdf, "{q},{},{},{}", value(a), value(b), value(c));
     }
     write_atomic(&dir.join("latency_cdf.csv"), cdf.as_bytes())?;
     if !run.cdf.is_empty() {

@@ -178,6 +178,11 @@ impl Batcher {
         true
     }
 
+    /// Requests in the iteration planned last.
+    pub fn planned(&self) -> usize {
+        self.plan.iter().filter(|s| s.is_some()).count()
+    }
+
     /// Sends running request `i` back to the head of the queue, freeing its blocks.
     fn preempt(&mut self, i: usize) {
         let mut s = self.running.remove(i);
@@ -212,12 +217,24 @@ impl Batcher {
     /// Picks the next iteration's batch and returns its work (empty when there is nothing to
     /// do).
     pub fn plan(&mut self) -> IterationWork {
-        self.plan.clear();
-        self.plan.resize(self.running.len(), None);
-        if self.limits.chunked_prefill {
-            self.plan_chunked();
-        } else if !self.plan_prefills() {
-            self.plan_decodes();
+        loop {
+            let preempted = self.preemptions;
+            self.plan.clear();
+            self.plan.resize(self.running.len(), None);
+            if self.limits.chunked_prefill {
+                self.plan_chunked();
+            } else if !self.plan_prefills() {
+                self.plan_decodes();
+            }
+            // Nothing running and the head cannot be admitted: nothing will ever free room for
+            // it (a recompute longer than the budget, as vLLM ignores a prompt over its limit).
+            if !self.running.is_empty() || self.waiting.is_empty() {
+                break;
+            }
+            if self.preemptions == preempted {
+                let head = self.waiting.pop_front().expect("not empty");
+                self.refused.push(head);
+            }
         }
         let mut work = IterationWork::default();
         for (s, step) in self.running.iter().zip(&self.plan) {
@@ -256,6 +273,7 @@ impl Batcher {
 
     /// Decodes first, then prefill chunks within the budget.
     fn plan_chunked(&mut self) {
+        let preempted_before = self.preemptions;
         let mut budget = self.limits.max_batched_tokens;
         let mut i = 0;
         while i < self.running.len() && budget > 0 {
@@ -272,7 +290,9 @@ impl Batcher {
                 i += 1;
             }
         }
-        while budget > 0 {
+        // A step that preempted admits nothing new (vLLM's schedulers): the preempted request
+        // would be taken straight back only to be preempted again.
+        while budget > 0 && self.preemptions == preempted_before {
             let Some(head) = self.waiting.front() else { break };
             let t = head.target.min(budget);
             if !self.admit(t) {
@@ -420,6 +440,57 @@ mod tests {
         let mut out = Finished::default();
         b.finish(4, &mut out);
         assert_eq!(out.first_tokens, 1);
+    }
+
+    #[test]
+    fn a_recompute_longer_than_the_budget_is_refused_not_lost() {
+        // 6 blocks of 4 tokens, a 10-token budget: prompts of 6 and 4 tokens prefill together;
+        // at 13 and 11 cached tokens they need 7 blocks, so request 1 is preempted with
+        // 4 + 7 = 11 > 10 tokens to recompute.
+        let mut l = limits(6, false);
+        l.max_batched_tokens = 10;
+        let mut b = Batcher::new(l);
+        b.enqueue(Seq::new(0, 0, 6, 14, false));
+        b.enqueue(Seq::new(1, 0, 4, 16, false));
+        let mut done = Vec::new();
+        for t in 0..100 {
+            if b.plan().is_empty() {
+                break;
+            }
+            let mut out = Finished::default();
+            b.finish(t, &mut out);
+            done.extend(out.done.into_iter().map(|s| s.id));
+        }
+        assert!(b.is_idle(), "{b:?}");
+        let refused: Vec<u64> = b.refused.iter().map(|s| s.id).collect();
+        assert_eq!((done.as_slice(), refused.as_slice()), (&[0][..], &[1][..]));
+        assert_eq!(b.preemptions, 1);
+        assert!(b.refused[0].target > 10);
+    }
+
+    #[test]
+    fn chunked_prefill_admits_nothing_in_a_step_that_preempted() {
+        let mut l = limits(5, true);
+        l.max_batched_tokens = 16;
+        let mut b = Batcher::new(l);
+        b.enqueue(Seq::new(0, 0, 8, 8, false));
+        b.enqueue(Seq::new(1, 0, 8, 8, false));
+        let mut preempting_steps = 0;
+        for t in 0..200 {
+            let before = b.preemptions;
+            let w = b.plan();
+            if w.is_empty() {
+                break;
+            }
+            if b.preemptions > before {
+                preempting_steps += 1;
+                // The preempted request waits for the next step.
+                assert!(b.waiting.len() == 1 && b.planned() == b.running.len(), "{b:?}");
+            }
+            b.finish(t, &mut Finished::default());
+        }
+        assert!(preempting_steps > 0 && preempting_steps < 4, "{preempting_steps}");
+        assert!(b.is_idle());
     }
 
     #[test]

@@ -131,6 +131,8 @@ pub struct Cluster {
     pub(super) keep_records: bool,
     /// Every deployment's requests together.
     pub(super) total: Stats,
+    /// When the last request ended (completed or refused): the run's end.
+    pub(super) last_activity: Nanos,
 }
 
 impl Cluster {
@@ -163,6 +165,7 @@ impl Cluster {
             records: Vec::new(),
             keep_records,
             total: Stats::default(),
+            last_activity: 0,
         }
     }
 
@@ -185,6 +188,22 @@ impl Cluster {
             }
             self.schedule_arrival(d)?;
         }
+        self.serve()?;
+        let t = &self.total;
+        if t.arrived != t.completed + t.rejected {
+            return Err(format!(
+                "{} requests arrived but {} completed and {} were refused: {} lost (a defect of the serving engine)",
+                t.arrived,
+                t.completed,
+                t.rejected,
+                t.arrived - t.completed - t.rejected
+            ));
+        }
+        Ok(())
+    }
+
+    /// The event loop.
+    fn serve(&mut self) -> Result<(), String> {
         while let Some(Reverse((t, _, _, ev))) = self.queue.pop() {
             self.now = t;
             self.events += 1;
@@ -216,9 +235,11 @@ impl Cluster {
             return Ok(());
         }
         if let Some(t) = self.deployments[d].requests.peek_time().map_err(|e| e.to_string())? {
+            // A closed loop's client sends now: its request's time is the time it is sent.
+            let t = t.max(self.now);
             if t < self.horizon {
                 self.deployments[d].arrival_pending = true;
-                self.push(t.max(self.now), Ev::Arrival(d));
+                self.push(t, Ev::Arrival(d));
             }
         }
         Ok(())
@@ -295,7 +316,8 @@ impl Cluster {
         };
         let mut limits = self.limits;
         limits.blocks = kv_blocks(&self.file, &model, self.slots[slot].memory_bytes, limits.block_tokens);
-        limits.watermark = (limits.blocks as f64 * self.file.serving.scheduler.watermark).ceil() as u64;
+        // vLLM: int(watermark × blocks).
+        limits.watermark = (limits.blocks as f64 * self.file.serving.scheduler.watermark).floor() as u64;
         let i = self.instances.len();
         self.instances.push(Instance {
             deployment: d,
@@ -315,11 +337,12 @@ impl Cluster {
         });
         self.deployments[d].instances.push(i);
         self.deployments[d].started += 1;
+        let node = self.processors[self.slots[slot].processor].node;
+        let ns = self.load_time(d, node);
         if !warm {
-            let ns = self.load_time(d, self.processors[self.slots[slot].processor].node);
             self.cold_starts += 1;
             self.cold_start_ns.push(ns);
-            self.push(self.now + ns, Ev::Ready(i));
+            self.push(self.now.saturating_add(ns), Ev::Ready(i));
         }
         Some(i)
     }
@@ -344,7 +367,8 @@ impl Cluster {
             .min_by_key(|&s| (tier(&self.slots[s]), s))
     }
 
-    /// How long starting `d` on `node` takes, and what the node caches afterwards.
+    /// How long starting `d` on `node` takes, and what the node caches afterwards (a hit
+    /// refreshes the checkpoint in both tiers: least recently used goes first).
     fn load_time(&mut self, d: usize, node: u32) -> Nanos {
         let c: ColdStartSpec = self.file.serving.cold_start;
         let model = &self.deployments[d].model;
@@ -353,12 +377,13 @@ impl Cluster {
         let n = node as usize;
         let bandwidth = if !c.checkpoint_cache {
             c.remote_gbps
-        } else if let Some(k) = self.dram_cache[n].iter().position(|(m, _)| *m == name) {
-            let hit = self.dram_cache[n].remove(k);
-            self.dram_cache[n].push(hit);
+        } else if self.dram_cache[n].iter().any(|(m, _)| *m == name) {
+            cache_insert(&mut self.dram_cache[n], &name, gb, c.dram_cache_gb);
+            cache_insert(&mut self.ssd_cache[n], &name, gb, c.ssd_cache_gb);
             c.dram_gbps
         } else if self.ssd_cache[n].iter().any(|(m, _)| *m == name) {
             cache_insert(&mut self.dram_cache[n], &name, gb, c.dram_cache_gb);
+            cache_insert(&mut self.ssd_cache[n], &name, gb, c.ssd_cache_gb);
             c.ssd_gbps
         } else {
             cache_insert(&mut self.dram_cache[n], &name, gb, c.dram_cache_gb);
@@ -376,18 +401,21 @@ impl Cluster {
             return;
         }
         inst.work = inst.batcher.plan();
-        if inst.work.is_empty() {
-            if inst.batcher.is_idle() {
+        let (work, planned, idle) = (inst.work, inst.batcher.planned(), inst.batcher.is_idle());
+        self.take_refused(i);
+        if work.is_empty() {
+            if idle {
                 self.became_idle(i);
             }
             return;
         }
+        let inst = &mut self.instances[i];
         inst.in_iteration = true;
         inst.iterations += 1;
-        inst.batched += inst.batcher.running.len() as u64;
+        inst.batched += planned as u64;
         let host = inst.cost.host_ns();
         if host > 0 {
-            self.push(self.now + host, Ev::HostDone(i));
+            self.push(self.now.saturating_add(host), Ev::HostDone(i));
         } else {
             self.submit(i);
         }
@@ -493,7 +521,7 @@ impl Cluster {
             .min()
             .expect("something runs");
         let v = p.version;
-        self.push(self.now + next, Ev::GpuDone(g, v));
+        self.push(self.now.saturating_add(next), Ev::GpuDone(g, v));
     }
 
     /// Ends the iterations on `g` that are done and starts what follows.
@@ -558,6 +586,7 @@ impl Cluster {
             crate::time::secs_to_ns(self.file.simulation.slo_ttft_s),
             crate::time::secs_to_ns(self.file.simulation.slo_tpot_s),
         );
+        self.last_activity = self.now;
         let rec = Record::of(d, inst, s, end, slo);
         self.deployments[d].stats.add(&rec);
         self.total.add(&rec);

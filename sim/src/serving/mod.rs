@@ -88,6 +88,22 @@ fn at(path: &str, message: String) -> ConfigError {
     ConfigError::at(DocPath::parse(path).unwrap_or_default(), message)
 }
 
+/// `v` at `path` must lie in `[lo, hi]` (finite); `what` says so in words.
+fn within(path: &str, v: f64, lo: f64, hi: f64, what: &str) -> Result<(), ConfigError> {
+    if v.is_finite() && v >= lo && v <= hi {
+        Ok(())
+    } else {
+        Err(at(path, format!("must be {what}, got {v}")))
+    }
+}
+
+/// Arrivals a run may expect at most (the invocation engine's bound).
+const MAX_REQUESTS: f64 = crate::scenario::MAX_EXPECTED_ARRIVALS;
+/// Requests a burst may hold at once (they are all queued at time 0).
+const MAX_BURST: u64 = 10_000_000;
+/// Largest times in seconds (a year) and bandwidths in GB/s accepted.
+const MAX_SECONDS: f64 = 3.2e7;
+
 /// Checks what the schema cannot; returns the GPU's spec.
 fn check(f: &ServingFile) -> Result<DeviceSpec, ConfigError> {
     let device = builtin_device(&f.cluster.gpu).ok_or_else(|| {
@@ -97,77 +113,159 @@ fn check(f: &ServingFile) -> Result<DeviceSpec, ConfigError> {
             format!("unknown GPU `{}`; valid: {}", f.cluster.gpu, names.join(", ")),
         )
     })?;
-    let positive = |v: f64, path: &str| {
-        if v.is_finite() && v > 0.0 {
-            Ok(())
-        } else {
-            Err(at(path, format!("must be a positive number, got {v}")))
+    let sim = &f.simulation;
+    within(
+        "simulation.horizon_s",
+        sim.horizon_s,
+        crate::scenario::MIN_HORIZON_S,
+        crate::scenario::MAX_HORIZON_S,
+        "a positive number of seconds within the trace clock's range",
+    )?;
+    within(
+        "simulation.slo_ttft_s",
+        sim.slo_ttft_s,
+        1e-9,
+        MAX_SECONDS,
+        "a positive number of seconds",
+    )?;
+    within(
+        "simulation.slo_tpot_s",
+        sim.slo_tpot_s,
+        1e-9,
+        MAX_SECONDS,
+        "a positive number of seconds",
+    )?;
+    for (key, n) in [("nodes", f.cluster.nodes), ("gpus_per_node", f.cluster.gpus_per_node)] {
+        if n == 0 {
+            return Err(at(&format!("cluster.{key}"), "must be at least 1".into()));
         }
-    };
-    positive(f.simulation.horizon_s, "simulation.horizon_s")?;
-    positive(f.simulation.slo_ttft_s, "simulation.slo_ttft_s")?;
-    positive(f.simulation.slo_tpot_s, "simulation.slo_tpot_s")?;
-    if f.cluster.nodes == 0 || f.cluster.gpus_per_node == 0 {
-        return Err(at("cluster.nodes", "nodes and gpus_per_node must be at least 1".into()));
     }
-    check_serving(f)?;
-    if f.deployments.is_empty() {
-        return Err(at("deployments", "at least one [[deployments]] entry is needed".into()));
+    let gpus = u64::from(f.cluster.nodes) * u64::from(f.cluster.gpus_per_node);
+    if gpus > crate::scenario::MAX_GPUS {
+        return Err(at(
+            "cluster.nodes",
+            format!("{gpus} GPUs; at most {}", crate::scenario::MAX_GPUS),
+        ));
     }
-    for (i, d) in f.deployments.iter().enumerate() {
-        check_deployment(f, &device, d, i)?;
-    }
+    check_serving(f, &device)?;
+    check_deployments(f, &device)?;
     Ok(device)
 }
 
-fn check_serving(f: &ServingFile) -> Result<(), ConfigError> {
+fn check_serving(f: &ServingFile, device: &DeviceSpec) -> Result<(), ConfigError> {
     let s = &f.serving;
     let per_gpu_ok = match s.sharing {
         Mechanism::Dedicated => s.per_gpu == 1,
-        Mechanism::Mig => (1..=7).contains(&s.per_gpu),
-        _ => s.per_gpu >= 1,
+        Mechanism::Mig => [1, 2, 3, 7].contains(&s.per_gpu),
+        _ => (1..=64).contains(&s.per_gpu),
     };
     if !per_gpu_ok {
         return Err(at(
             "serving.per_gpu",
             format!(
-                "{} engines per GPU with sharing `{:?}`: dedicated takes 1, mig 1 to 7 slices, time-slicing and mps at least 1",
+                "{} engines per GPU with sharing `{:?}`: dedicated takes 1, mig equal slices 1, 2, 3 or 7 (7g, 3g, 2g, 1g), time-slicing and mps 1 to 64",
                 s.per_gpu, s.sharing
             ),
         ));
     }
-    if !(s.mps_cap > 0.0 && s.mps_cap <= 1.0) {
-        return Err(at("serving.mps_cap", format!("must be in (0, 1], got {}", s.mps_cap)));
+    if s.sharing == Mechanism::Mig && device.mig.is_none() {
+        return Err(at(
+            "serving.sharing",
+            format!("{} has no MIG; GPUs with it: A100s, H100, H200", device.name),
+        ));
     }
+    within(
+        "serving.mps_cap",
+        s.mps_cap,
+        0.01,
+        1.0,
+        "a fraction of the SMs in [0.01, 1]",
+    )?;
     let q = &s.scheduler;
-    let ok = q.max_batch >= 1
-        && q.max_batched_tokens >= 1
-        && q.block_tokens >= 1
-        && q.memory_utilization > 0.0
-        && q.memory_utilization <= 1.0
-        && (0.0..q.memory_utilization).contains(&q.activation_fraction)
-        && (0.0..1.0).contains(&q.watermark);
-    if !ok {
-        return Err(at(
-            "serving.scheduler",
-            "max_batch, max_batched_tokens and block_tokens must be ≥ 1, memory_utilization in (0, 1], activation_fraction in [0, memory_utilization), watermark in [0, 1)".into(),
-        ));
-    }
+    let p = |k: &str| format!("serving.scheduler.{k}");
+    within(&p("max_batch"), q.max_batch as f64, 1.0, 1e6, "1 to 1,000,000 requests")?;
+    within(
+        &p("max_batched_tokens"),
+        q.max_batched_tokens as f64,
+        1.0,
+        1e9,
+        "1 to 10⁹ tokens",
+    )?;
+    within(&p("block_tokens"), q.block_tokens as f64, 1.0, 1e6, "1 to 10⁶ tokens")?;
+    within(
+        &p("memory_utilization"),
+        q.memory_utilization,
+        1e-6,
+        1.0,
+        "a fraction in (0, 1]",
+    )?;
+    within(
+        &p("activation_fraction"),
+        q.activation_fraction,
+        0.0,
+        q.memory_utilization - 1e-9,
+        "a fraction in [0, memory_utilization)",
+    )?;
+    within(&p("watermark"), q.watermark, 0.0, 1.0 - 1e-9, "a fraction in [0, 1)")?;
     let c = &s.cost;
-    let fraction = |v: f64| v > 0.0 && v <= 1.0;
-    if !(fraction(c.compute_efficiency) && fraction(c.memory_efficiency) && c.host_ms >= 0.0 && c.host_ms.is_finite()) {
-        return Err(at(
-            "serving.cost",
-            "compute_efficiency and memory_efficiency must be in (0, 1], host_ms ≥ 0".into(),
-        ));
-    }
+    within(
+        "serving.cost.compute_efficiency",
+        c.compute_efficiency,
+        1e-6,
+        1.0,
+        "a fraction in (0, 1]",
+    )?;
+    within(
+        "serving.cost.memory_efficiency",
+        c.memory_efficiency,
+        1e-6,
+        1.0,
+        "a fraction in (0, 1]",
+    )?;
+    within("serving.cost.host_ms", c.host_ms, 0.0, 1e6, "0 to 10⁶ ms")?;
     let cs = &s.cold_start;
-    let gbps = [cs.remote_gbps, cs.ssd_gbps, cs.dram_gbps];
-    if gbps.iter().any(|v| !(v.is_finite() && *v > 0.0)) || cs.container_s < 0.0 || cs.runtime_s < 0.0 {
-        return Err(at(
-            "serving.cold_start",
-            "bandwidths must be positive GB/s, container_s and runtime_s ≥ 0".into(),
-        ));
+    let p = |k: &str| format!("serving.cold_start.{k}");
+    within(&p("container_s"), cs.container_s, 0.0, MAX_SECONDS, "0 s to a year")?;
+    within(&p("runtime_s"), cs.runtime_s, 0.0, MAX_SECONDS, "0 s to a year")?;
+    for (k, v) in [
+        ("remote_gbps", cs.remote_gbps),
+        ("ssd_gbps", cs.ssd_gbps),
+        ("dram_gbps", cs.dram_gbps),
+    ] {
+        within(&p(k), v, 1e-3, 1e6, "0.001 to 10⁶ GB/s")?;
+    }
+    within(&p("dram_cache_gb"), cs.dram_cache_gb, 0.0, 1e9, "0 to 10⁹ GB")?;
+    within(&p("ssd_cache_gb"), cs.ssd_cache_gb, 0.0, 1e9, "0 to 10⁹ GB")?;
+    Ok(())
+}
+
+/// Every deployment, and what they need together: names apart, their kept instances within
+/// the engine slots.
+fn check_deployments(f: &ServingFile, device: &DeviceSpec) -> Result<(), ConfigError> {
+    if f.deployments.is_empty() {
+        return Err(at("deployments", "at least one [[deployments]] entry is needed".into()));
+    }
+    let slots = u64::from(f.cluster.nodes) * u64::from(f.cluster.gpus_per_node) * u64::from(f.serving.per_gpu);
+    let mut kept = 0u64;
+    for (i, d) in f.deployments.iter().enumerate() {
+        if f.deployments[..i].iter().any(|e| e.name == d.name) {
+            return Err(at(
+                &format!("deployments[{i}].name"),
+                format!("`{}` names an earlier deployment too", d.name),
+            ));
+        }
+        check_deployment(f, device, d, i)?;
+        kept += u64::from(d.min_instances);
+        if kept > slots {
+            return Err(at(
+                &format!("deployments[{i}].min_instances"),
+                format!(
+                    "the deployments keep {kept} instances; the cluster has {slots} engine slots ({} GPUs × per_gpu {})",
+                    slots / u64::from(f.serving.per_gpu),
+                    f.serving.per_gpu
+                ),
+            ));
+        }
     }
     Ok(())
 }
@@ -192,21 +290,31 @@ fn check_deployment(
             format!("must be ≥ min_instances ({})", d.min_instances),
         ));
     }
-    if d.keep_alive_s.is_nan() || d.keep_alive_s < 0.0 || d.scale_up_waiting == 0 {
+    if d.keep_alive_s.is_nan() || d.keep_alive_s < 0.0 {
         return Err(at(
             &path("keep_alive_s"),
-            "keep_alive_s must be ≥ 0 and scale_up_waiting ≥ 1".into(),
+            format!("must be ≥ 0 seconds (or inf), got {}", d.keep_alive_s),
         ));
     }
+    if d.scale_up_waiting == 0 {
+        return Err(at(&path("scale_up_waiting"), "must be at least 1".into()));
+    }
     let memory = slot_memory(f, device);
-    let blocks = cluster::kv_blocks(f, &model, memory, f.serving.scheduler.block_tokens);
-    if blocks == 0 {
+    let block_tokens = f.serving.scheduler.block_tokens;
+    if cluster::kv_blocks(f, &model, memory, block_tokens) == 0 {
+        let free = memory * (f.serving.scheduler.memory_utilization - f.serving.scheduler.activation_fraction);
+        let why = if free > model.weights_bytes() {
+            format!(
+                "less than one KV block of {block_tokens} tokens is left after the weights: lower serving.scheduler.block_tokens"
+            )
+        } else {
+            format!("its {:.1} GB of weights do not fit", model.weights_bytes() / 1e9)
+        };
         return Err(at(
             &path("model"),
             format!(
-                "{} ({:.1} GB of weights) leaves no KV cache in an engine's {:.1} GB ({} × {} per GPU, memory_utilization {})",
+                "{} leaves no KV cache in an engine's {:.1} GB ({} / per_gpu {}, memory_utilization {}): {why}",
                 model.name,
-                model.weights_bytes() / 1e9,
                 memory / 1e9,
                 device.name,
                 f.serving.per_gpu,
@@ -214,21 +322,72 @@ fn check_deployment(
             ),
         ));
     }
-    check_workload(&d.workload, &path("workload"))
+    check_workload(&d.workload, &path("workload"), f.simulation.horizon_s)
 }
 
-fn check_workload(w: &spec::WorkloadSpec, path: &str) -> Result<(), ConfigError> {
+fn check_workload(w: &spec::WorkloadSpec, path: &str, horizon_s: f64) -> Result<(), ConfigError> {
     use spec::WorkloadSpec::*;
-    let bad = |m: &str| Err(at(path, m.to_string()));
+    let p = |k: &str| format!("{path}.{k}");
+    let tokens = |k: &str, v: u64| within(&p(k), v as f64, 1.0, 1e8, "1 to 10⁸ tokens");
+    let rate = |v: f64| {
+        within(&p("rate_per_s"), v, 1e-12, f64::MAX, "a positive rate")?;
+        if v * horizon_s > MAX_REQUESTS {
+            return Err(at(
+                &p("rate_per_s"),
+                format!("{v}/s over {horizon_s} s is more than {MAX_REQUESTS:e} requests"),
+            ));
+        }
+        Ok(())
+    };
     match w {
-        AzureLlm { speedup, .. } if !(speedup.is_finite() && *speedup > 0.0) => bad("speedup must be positive"),
-        Poisson { rate_per_s, .. } if !(rate_per_s.is_finite() && *rate_per_s > 0.0) => {
-            bad("rate_per_s must be positive")
+        AzureLlm { speedup, .. } => within(&p("speedup"), *speedup, 1e-6, 1e6, "a positive factor up to 10⁶"),
+        Poisson {
+            rate_per_s,
+            prompt_tokens,
+            output_tokens,
+        } => {
+            rate(*rate_per_s)?;
+            tokens("prompt_tokens", *prompt_tokens)?;
+            tokens("output_tokens", (*output_tokens).max(1))
         }
-        Poisson { prompt_tokens: 0, .. } | Burst { prompt_tokens: 0, .. } | ClosedLoop { prompt_tokens: 0, .. } => {
-            bad("prompt_tokens must be ≥ 1")
+        Burst {
+            requests,
+            prompt_tokens,
+            output_tokens,
+        } => {
+            within(
+                &p("requests"),
+                *requests as f64,
+                1.0,
+                MAX_BURST as f64,
+                "1 to 10⁷ requests",
+            )?;
+            tokens("prompt_tokens", *prompt_tokens)?;
+            tokens("output_tokens", (*output_tokens).max(1))
         }
-        ClosedLoop { clients: 0, .. } => bad("clients must be ≥ 1"),
+        ClosedLoop {
+            clients,
+            requests,
+            prompt_tokens,
+            output_tokens,
+        } => {
+            within(
+                &p("clients"),
+                *clients as f64,
+                1.0,
+                MAX_BURST as f64,
+                "1 to 10⁷ clients",
+            )?;
+            within(
+                &p("requests"),
+                *requests as f64,
+                1.0,
+                MAX_REQUESTS,
+                "1 to 2·10⁹ requests",
+            )?;
+            tokens("prompt_tokens", *prompt_tokens)?;
+            tokens("output_tokens", (*output_tokens).max(1))
+        }
         Synthetic {
             rate_per_s,
             diurnal_amplitude,
@@ -238,19 +397,32 @@ fn check_workload(w: &spec::WorkloadSpec, path: &str) -> Result<(), ConfigError>
             output_p99,
             max_tokens,
         } => {
-            let rate_ok = rate_per_s.is_finite() && *rate_per_s > 0.0 && (0.0..1.0).contains(diurnal_amplitude);
-            let tokens_ok = [(prompt_median, prompt_p99), (output_median, output_p99)]
-                .iter()
-                .all(|(m, p)| m.is_finite() && **m >= 1.0 && p.is_finite() && **p >= **m);
-            if !rate_ok {
-                bad("rate_per_s must be positive and diurnal_amplitude in [0, 1)")
-            } else if !tokens_ok || *max_tokens == 0 {
-                bad("token medians must be ≥ 1, each p99 ≥ its median, max_tokens ≥ 1")
-            } else {
-                Ok(())
-            }
+            rate(*rate_per_s)?;
+            within(
+                &p("diurnal_amplitude"),
+                *diurnal_amplitude,
+                0.0,
+                1.0 - 1e-9,
+                "a fraction in [0, 1)",
+            )?;
+            within(&p("prompt_median"), *prompt_median, 1.0, 1e8, "1 to 10⁸ tokens")?;
+            within(
+                &p("prompt_p99"),
+                *prompt_p99,
+                *prompt_median,
+                1e8,
+                "at least prompt_median",
+            )?;
+            within(&p("output_median"), *output_median, 1.0, 1e8, "1 to 10⁸ tokens")?;
+            within(
+                &p("output_p99"),
+                *output_p99,
+                *output_median,
+                1e8,
+                "at least output_median",
+            )?;
+            tokens("max_tokens", *max_tokens)
         }
-        _ => Ok(()),
     }
 }
 
@@ -377,7 +549,7 @@ fn summarise(scenario: &ServingScenario, c: Cluster) -> ServingRun {
         .instances
         .iter()
         .fold((0, 0), |(i, b), inst| (i + inst.iterations, b + inst.batched));
-    let end = c.total.last_end.max(c.now);
+    let end = c.last_activity;
     let busy: u64 = c.processors.iter().map(|p| p.busy_ns).sum();
     let cold_total: u64 = c.cold_start_ns.iter().sum();
     let deployments = c

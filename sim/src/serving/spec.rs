@@ -172,7 +172,8 @@ pub struct DeploymentSpec {
     pub min_instances: u32,
     #[serde(default = "one_u32")]
     pub max_instances: u32,
-    /// Another instance starts when every instance has at least this many requests waiting.
+    /// Another instance starts (up to `max_instances`) when the least-loaded one already has
+    /// this many requests waiting.
     #[serde(default = "default_scale_up")]
     pub scale_up_waiting: u32,
     /// Instances above `min_instances` stop after this long idle (scale to zero with 0
