@@ -18,6 +18,20 @@ pub(crate) struct DataArgs {
     /// Threads (default: every core; the results do not depend on it).
     #[arg(long, short)]
     jobs: Option<usize>,
+    /// The LLM-serving dataset (default: `llm.csv` beside --dataset, left out when there is
+    /// none: a dataset of one's own need not have LLM rows).
+    #[arg(long)]
+    llm_dataset: Option<PathBuf>,
+}
+
+impl DataArgs {
+    /// The LLM dataset to read: the one given, else `llm.csv` beside the dataset if there is one.
+    fn llm_dataset(&self) -> Option<PathBuf> {
+        if let Some(p) = &self.llm_dataset {
+            return Some(p.clone());
+        }
+        Some(self.dataset.with_file_name("llm.csv")).filter(|p| p.exists())
+    }
 }
 
 #[derive(Args)]
@@ -84,7 +98,9 @@ pub(crate) fn fit(args: FitArgs) -> Result<(), Failure> {
         .install(|| fidelity::fit::fit(&calibration, &model, &root))
         .map_err(|e| Failure::Run(anyhow::anyhow!(e)))?;
     let text = fidelity::fit::to_toml(&fitted);
-    fit_llm(&args.data.dataset, args.check)?;
+    if let Some(llm) = args.data.llm_dataset() {
+        fit_llm(&llm, args.check)?;
+    }
     if args.check {
         let committed = Fitted::load(&args.out).map_err(Failure::Input)?;
         let diffs = fidelity::fit::differences(&committed, &fitted, 1e-3);
@@ -113,13 +129,12 @@ pub(crate) fn fit(args: FitArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The LLM cost model's efficiencies fitted on `llm.csv`'s calibration rows (beside `dataset`),
-/// against the compiled-in defaults (`CostParams::default`, which must be this fit): printed, or
-/// with `check` an error if they differ.
-fn fit_llm(dataset: &Path, check: bool) -> Result<(), Failure> {
+/// The LLM cost model's efficiencies fitted on the calibration rows of `path`, against the
+/// compiled-in defaults (`CostParams::default`, which must be this fit): printed, or with
+/// `check` an error if they differ.
+fn fit_llm(path: &Path, check: bool) -> Result<(), Failure> {
     use gpushare_sim::serving::cost::CostParams;
-    let path = dataset.with_file_name("llm.csv");
-    let rows = fidelity::llm::load(&path).map_err(Failure::Input)?;
+    let rows = fidelity::llm::load(path).map_err(Failure::Input)?;
     let calibration: Vec<_> = rows.iter().filter(|r| r.calibration).collect();
     let fit = fidelity::llm::fit(&calibration).map_err(|e| Failure::Run(anyhow::anyhow!(e)))?;
     let compiled = CostParams::default();
@@ -143,11 +158,13 @@ fn fit_llm(dataset: &Path, check: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Every row of `llm.csv` (beside `dataset`) predicted with the compiled-in cost model: the
-/// report written into `out`, or checked against the committed one.
-fn fidelity_llm(dataset: &Path, out: &Path, check: bool) -> Result<(), Failure> {
+/// Every row of the LLM dataset (if there is one) predicted with the compiled-in cost model:
+/// the report written into `out`, or checked against the committed one.
+fn fidelity_llm(data: &DataArgs, out: &Path, check: bool) -> Result<(), Failure> {
+    let Some(path) = data.llm_dataset() else {
+        return Ok(());
+    };
     let params = gpushare_sim::serving::cost::CostParams::default();
-    let path = dataset.with_file_name("llm.csv");
     let rows = fidelity::llm::load(&path).map_err(Failure::Input)?;
     let preds = fidelity::llm::predict_all(&rows, &params);
     if check {
@@ -184,12 +201,12 @@ pub(crate) fn fidelity(args: FidelityArgs) -> Result<(), Failure> {
         let line = fidelity::report::check(&preds, &committed)
             .map_err(|e| Failure::Run(anyhow::anyhow!("{}: {e}", path.display())))?;
         println!("fidelity: {line}");
-        return fidelity_llm(&args.data.dataset, &args.out, true);
+        return fidelity_llm(&args.data, &args.out, true);
     }
     let written = fidelity::report::write(&preds, &args.out).map_err(|e| Failure::Run(anyhow::anyhow!(e)))?;
     println!("{}", fidelity::report::summary(&preds));
     for w in written {
         println!("wrote {}", w.display());
     }
-    fidelity_llm(&args.data.dataset, &args.out, false)
+    fidelity_llm(&args.data, &args.out, false)
 }
