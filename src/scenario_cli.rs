@@ -284,7 +284,7 @@ pub(crate) fn validate_sweep(args: &ScenarioArgs) -> Result<Option<String>, Fail
         "[sweep]: ok — {} points × {} seeds = {} runs, every point valid",
         spec.points(),
         spec.seeds,
-        plan.runs.len()
+        plan.info.runs
     )))
 }
 

@@ -95,11 +95,11 @@ pub(crate) fn sweep(args: SweepArgs) -> Result<(), Failure> {
         invocations: args.invocations,
         progress: !args.quiet,
         resume: args.resume,
+        window: 0,
     };
     let (rows, kept) = sweep::execute(plan, &out, &opts, &gpushare_policies::build).map_err(sweep_error)?;
     println!(
-        "{} runs ({points} points × {seeds} seeds{}{}) in {:.2} s on {jobs} threads: {}",
-        rows.len(),
+        "{rows} runs ({points} points × {seeds} seeds{}{}) in {:.2} s on {jobs} threads: {}",
         shard.map(|(i, n)| format!(", shard {i}/{n}")).unwrap_or_default(),
         if args.resume {
             format!(", {kept} kept from the earlier sweep")

@@ -269,6 +269,7 @@ pub fn measure(
             invocations: false,
             progress: false,
             resume: false,
+            window: 0,
         };
         let rows = run_in_memory(p, &opts, build)?;
         let mut by_point: BTreeMap<usize, Vec<&RunRow>> = BTreeMap::new();

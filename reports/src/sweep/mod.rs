@@ -11,6 +11,7 @@
 pub mod spec;
 pub mod stats;
 pub mod table;
+pub mod writer;
 
 use crate::run_files::{RunFailure, simulate_into};
 use crate::summary_files::summary_metrics;
@@ -25,6 +26,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 use table::{AxisInfo, RunRow, SweepInfo};
+use writer::TableWriter;
 
 /// Builds a run's policy (the registry of `gpushare-policies`; passed in so that this crate
 /// depends on the simulator only).
@@ -41,7 +43,7 @@ pub enum SweepError {
     Run(String),
 }
 
-/// One run to do.
+/// One run to do, made from the plan when it is run ([`Plan::run`]).
 pub struct PlannedRun {
     pub run: usize,
     pub point: usize,
@@ -51,10 +53,15 @@ pub struct PlannedRun {
     source: ScenarioSource,
 }
 
-/// A validated sweep, ready to run.
+/// A validated sweep, ready to run. It holds the scenario and the axes, not the runs: each run
+/// is made from them when it is run, so that a plan's size does not grow with its runs.
 pub struct Plan {
     pub info: SweepInfo,
-    pub runs: Vec<PlannedRun>,
+    src: ScenarioSource,
+    spec: SweepSpec,
+    /// The scenario seed of every point, where the axes leave it the same (they usually do): a
+    /// run's seed is then known without parsing its point.
+    seed: Option<u64>,
 }
 
 /// How to run.
@@ -71,14 +78,31 @@ pub struct Options {
     /// Keep the runs an earlier, interrupted sweep into the same folder completed: those whose
     /// `point.json` (written last) records this run's place and scenario fingerprint.
     pub resume: bool,
+    /// Runs in flight at most, and rows waiting to be written in run order (0: the default,
+    /// [`WINDOW_PER_THREAD`] per thread).
+    pub window: usize,
+}
+
+/// The default window per thread: enough runs that a window's end, where threads wait for its
+/// longest run, costs little, few enough that a window's rows take little memory.
+pub const WINDOW_PER_THREAD: usize = 128;
+
+/// The most runs (points × seeds) one sweep may plan. Nothing a sweep holds in memory grows with
+/// its runs; every run writes its own folder, so the limit is the disk's.
+pub const MAX_RUNS: usize = 100_000_000;
+
+/// Point `p` of the sweep: its scenario source and the scenario.
+fn point_source(src: &ScenarioSource, spec: &SweepSpec, p: usize) -> Result<(ScenarioSource, Scenario), SweepError> {
+    let input = |e: String| SweepError::Input(e);
+    let mut point_src = src.clone();
+    spec.apply(&mut point_src, p).map_err(|e| input(e.to_string()))?;
+    let scenario = point_src.parse().map_err(|e| input(e.to_string()))?;
+    Ok((point_src, scenario))
 }
 
 /// Expands `spec` over `src` and validates every point: its scenario parses and its policy
-/// builds.
-/// The most runs (points × seeds) one sweep may plan: its plan and tables are held in memory
-/// (about 2 KB a run), and each point's scenario is parsed up front.
-pub const MAX_RUNS: usize = 100_000;
-
+/// builds. The points are checked one at a time and nothing of them is kept but the first
+/// one's name and seed.
 pub fn plan(src: &ScenarioSource, spec: &SweepSpec, build: &PolicyBuilder) -> Result<Plan, SweepError> {
     let input = |e: String| SweepError::Input(e);
     let runs_wanted = spec.points().saturating_mul(spec.seeds as usize);
@@ -90,44 +114,18 @@ pub fn plan(src: &ScenarioSource, spec: &SweepSpec, build: &PolicyBuilder) -> Re
             spec.seeds
         )));
     }
-    let mut runs = Vec::new();
     let mut name = String::new();
     let mut seeds = Vec::new();
+    let mut common_seed = None;
     for p in 0..spec.points() {
-        let mut point_src = src.clone();
-        spec.apply(&mut point_src, p).map_err(|e| input(e.to_string()))?;
-        let scenario = point_src.parse().map_err(|e| input(e.to_string()))?;
+        let (point_src, scenario) = point_source(src, spec, p)?;
         build(&scenario).map_err(|e| input(point_src.locate(e).to_string()))?;
         if p == 0 {
             name = scenario.name.clone();
             seeds = (0..spec.seeds).map(|r| replicate_seed(scenario.seed, r)).collect();
-        }
-        let labels: Vec<String> = spec
-            .axes
-            .iter()
-            .zip(spec.coordinates(p))
-            .map(|(a, k)| a.values[k].label.clone())
-            .collect();
-        for r in 0..spec.seeds {
-            let seed = replicate_seed(scenario.seed, r);
-            let mut run_src = point_src.clone();
-            if r > 0 {
-                run_src
-                    .set_value(
-                        &format!("[sweep] seed of replicate {r}"),
-                        "simulation.seed",
-                        toml::Value::Integer(seed as i64),
-                    )
-                    .map_err(|e| input(e.to_string()))?;
-            }
-            runs.push(PlannedRun {
-                run: runs.len(),
-                point: p,
-                replicate: r,
-                seed,
-                labels: labels.clone(),
-                source: run_src,
-            });
+            common_seed = Some(scenario.seed);
+        } else if common_seed != Some(scenario.seed) {
+            common_seed = None;
         }
     }
     let info = SweepInfo {
@@ -144,26 +142,103 @@ pub fn plan(src: &ScenarioSource, spec: &SweepSpec, build: &PolicyBuilder) -> Re
             .collect(),
         seeds,
         points: spec.points(),
-        runs: runs.len(),
+        runs: runs_wanted,
         shard: None,
     };
-    Ok(Plan { info, runs })
+    Ok(Plan {
+        info,
+        src: src.clone(),
+        spec: spec.clone(),
+        seed: common_seed,
+    })
 }
 
-/// The directory of run `run` of `total`.
-/// Removes the run folders under `out/runs` that this plan does not write (an earlier, larger
-/// sweep's), so that the folder never holds runs its tables do not list.
-fn remove_stale_runs(out: &Path, plan: &Plan) -> Result<(), SweepError> {
+impl Plan {
+    /// Run `run` (below `info.runs`): point `run / seeds`, replicate `run % seeds`.
+    pub fn run(&self, run: usize) -> Result<PlannedRun, SweepError> {
+        let input = |e: String| SweepError::Input(e);
+        let per_point = self.spec.seeds.max(1) as usize;
+        let (point, replicate) = (run / per_point, (run % per_point) as u32);
+        let mut source = self.src.clone();
+        self.spec.apply(&mut source, point).map_err(|e| input(e.to_string()))?;
+        let base = match self.seed {
+            Some(seed) => seed,
+            None => source.parse().map_err(|e| input(e.to_string()))?.seed,
+        };
+        let seed = replicate_seed(base, replicate);
+        if replicate > 0 {
+            source
+                .set_value(
+                    &format!("[sweep] seed of replicate {replicate}"),
+                    "simulation.seed",
+                    toml::Value::Integer(seed as i64),
+                )
+                .map_err(|e| input(e.to_string()))?;
+        }
+        let labels = self
+            .spec
+            .axes
+            .iter()
+            .zip(self.spec.coordinates(point))
+            .map(|(a, k)| a.values[k].label.clone())
+            .collect();
+        Ok(PlannedRun {
+            run,
+            point,
+            replicate,
+            seed,
+            labels,
+            source,
+        })
+    }
+}
+
+/// The runs of one shard: `first`, `first + step`, … below the sweep's total.
+#[derive(Clone, Copy)]
+struct Shard {
+    first: usize,
+    step: usize,
+    /// How many.
+    count: usize,
+}
+
+impl Shard {
+    /// Checks `opts.shard` and marks `info` with it.
+    fn of(info: &mut SweepInfo, opts: &Options) -> Result<Shard, SweepError> {
+        let (i, n) = opts.shard.unwrap_or((1, 1));
+        if n == 0 || i == 0 || i > n {
+            return Err(SweepError::Input(format!(
+                "--shard {i}/{n}: expected I/N with 1 ≤ I ≤ N"
+            )));
+        }
+        if opts.shard.is_some() {
+            info.shard = Some(format!("{i}/{n}"));
+        }
+        let first = i - 1;
+        let count = info.runs.saturating_sub(first).div_ceil(n);
+        Ok(Shard { first, step: n, count })
+    }
+
+    fn holds(&self, run: usize) -> bool {
+        run % self.step == self.first
+    }
+}
+
+/// Removes the run folders under `out/runs` that this shard of the sweep does not write (an
+/// earlier, larger sweep's), so that the folder never holds runs its tables do not list.
+fn remove_stale_runs(out: &Path, total: usize, shard: Shard) -> Result<(), SweepError> {
     let runs = out.join("runs");
     let Ok(entries) = std::fs::read_dir(&runs) else {
         return Ok(());
     };
-    let ours: std::collections::HashSet<PathBuf> =
-        plan.runs.iter().map(|r| run_dir(out, r.run, plan.info.runs)).collect();
     for e in entries.flatten() {
         let p = e.path();
-        let numbered = e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit());
-        if numbered && p.is_dir() && !ours.contains(&p) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let numbered = name.chars().all(|c| c.is_ascii_digit());
+        let ours = name
+            .parse::<usize>()
+            .is_ok_and(|k| k < total && shard.holds(k) && run_dir(out, k, total) == p);
+        if numbered && p.is_dir() && !ours {
             std::fs::remove_dir_all(&p)
                 .map_err(|err| SweepError::Run(format!("removing the stale run {}: {err}", p.display())))?;
         }
@@ -171,6 +246,7 @@ fn remove_stale_runs(out: &Path, plan: &Plan) -> Result<(), SweepError> {
     Ok(())
 }
 
+/// The directory of run `run` of `total`.
 pub fn run_dir(out: &Path, run: usize, total: usize) -> PathBuf {
     let width = total.saturating_sub(1).to_string().len().max(4);
     out.join("runs").join(format!("{run:0width$}"))
@@ -192,72 +268,77 @@ fn point_json(r: &PlannedRun, info: &SweepInfo) -> String {
     s
 }
 
-/// Runs `plan` (or its shard) into `out` and writes the tables; returns the rows and how many
-/// runs were kept from an earlier sweep (`resume`).
+/// Runs `plan` (or its shard) into `out` and writes the tables as the runs complete; returns
+/// how many runs it holds and how many were kept from an earlier sweep (`resume`).
 pub fn execute(
-    plan: Plan,
+    mut plan: Plan,
     out: &Path,
     opts: &Options,
     build: &PolicyBuilder,
-) -> Result<(Vec<RunRow>, usize), SweepError> {
-    run_all(plan, Some(out), opts, build)
+) -> Result<(usize, usize), SweepError> {
+    let shard = Shard::of(&mut plan.info, opts)?;
+    std::fs::create_dir_all(out).map_err(|e| SweepError::Run(format!("creating {}: {e}", out.display())))?;
+    remove_stale_runs(out, plan.info.runs, shard)?;
+    let io = |e: std::io::Error| SweepError::Run(format!("writing into {}: {e}", out.display()));
+    let mut tables = TableWriter::create(out, &plan.info).map_err(io)?;
+    let kept = run_windows(&plan, shard, Some(out), opts, build, &mut |row| {
+        tables.push(&row).map_err(io)
+    })?;
+    tables.finish(&plan.info).map_err(io)?;
+    Ok((shard.count, kept))
 }
 
 /// Runs `plan` without writing anything (for `gpushare check`); returns the rows.
-pub fn run_in_memory(plan: Plan, opts: &Options, build: &PolicyBuilder) -> Result<Vec<RunRow>, SweepError> {
-    run_all(plan, None, opts, build).map(|(rows, _)| rows)
+pub fn run_in_memory(mut plan: Plan, opts: &Options, build: &PolicyBuilder) -> Result<Vec<RunRow>, SweepError> {
+    let shard = Shard::of(&mut plan.info, opts)?;
+    let mut rows = Vec::new();
+    run_windows(&plan, shard, None, opts, build, &mut |row| {
+        rows.push(row);
+        Ok(())
+    })?;
+    Ok(rows)
 }
 
-fn run_all(
-    mut plan: Plan,
-    out: Option<&Path>,
-    opts: &Options,
-    build: &PolicyBuilder,
-) -> Result<(Vec<RunRow>, usize), SweepError> {
-    if let Some((i, n)) = opts.shard {
-        if n == 0 || i == 0 || i > n {
-            return Err(SweepError::Input(format!(
-                "--shard {i}/{n}: expected I/N with 1 ≤ I ≤ N"
-            )));
-        }
-        plan.runs.retain(|r| r.run % n == i - 1);
-        plan.info.shard = Some(format!("{i}/{n}"));
-    }
-    let total = plan.info.runs;
-    let todo = plan.runs.len();
-    if let Some(out) = out {
-        std::fs::create_dir_all(out).map_err(|e| SweepError::Run(format!("creating {}: {e}", out.display())))?;
-        remove_stale_runs(out, &plan)?;
-    }
-    let done = AtomicUsize::new(0);
-    let kept_count = AtomicUsize::new(0);
-    let bar = (opts.progress && std::io::stderr().is_terminal()).then(|| {
-        let b = indicatif::ProgressBar::new(todo as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} runs, {elapsed} elapsed, about {eta} left")
-                .expect("valid template"),
-        );
-        b
-    });
-    let plain = Mutex::new(());
-    let info = &plan.info;
-    let one = |r: &PlannedRun| -> Result<RunRow, SweepError> {
+/// What every run of a sweep shares.
+struct Runner<'a> {
+    plan: &'a Plan,
+    out: Option<&'a Path>,
+    opts: &'a Options,
+    build: &'a PolicyBuilder,
+    todo: usize,
+    done: AtomicUsize,
+    kept: AtomicUsize,
+    bar: Option<indicatif::ProgressBar>,
+    plain: Mutex<()>,
+}
+
+impl Runner<'_> {
+    /// Does run `run` (or keeps it from an earlier sweep) and reports it.
+    fn one(&self, run: usize) -> Result<RunRow, SweepError> {
+        let (info, opts) = (&self.plan.info, self.opts);
+        let r = self.plan.run(run)?;
         let started = Instant::now();
-        let kept = match out {
-            Some(out) if opts.resume => resumed(&run_dir(out, r.run, total), r),
+        let kept = match self.out {
+            Some(out) if opts.resume => resumed(&run_dir(out, r.run, info.runs), &r),
             _ => None,
         };
         let was_kept = kept.is_some();
         let metrics = match kept {
             Some(metrics) => metrics,
-            None => simulate_run(r, out.map(|o| run_dir(o, r.run, total)), opts, build, info)?,
+            None => simulate_run(
+                &r,
+                self.out.map(|o| run_dir(o, r.run, info.runs)),
+                opts,
+                self.build,
+                info,
+            )?,
         };
-        kept_count.fetch_add(usize::from(was_kept), Ordering::Relaxed);
-        let k = done.fetch_add(1, Ordering::Relaxed) + 1;
-        match &bar {
+        self.kept.fetch_add(usize::from(was_kept), Ordering::Relaxed);
+        let k = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        match &self.bar {
             Some(b) => b.inc(1),
             None if opts.progress => {
-                let _guard = plain.lock();
+                let _guard = self.plain.lock();
                 let seed = if info.seeds.len() > 1 {
                     format!(", seed {}", r.seed)
                 } else {
@@ -268,7 +349,12 @@ fn run_all(
                 } else {
                     format!("in {:.2} s", started.elapsed().as_secs_f64())
                 };
-                eprintln!("[{k}/{todo}] run {} ({}{seed}) {how}", r.run, r.labels.join(", "));
+                eprintln!(
+                    "[{k}/{}] run {} ({}{seed}) {how}",
+                    self.todo,
+                    r.run,
+                    r.labels.join(", ")
+                );
             }
             None => {}
         }
@@ -277,25 +363,68 @@ fn run_all(
             point: r.point,
             replicate: r.replicate,
             seed: r.seed,
-            labels: r.labels.clone(),
+            labels: r.labels,
             metrics,
         })
+    }
+}
+
+/// Runs `shard` of `plan` a window at a time and hands each window's rows to `sink` in run
+/// order; returns how many runs were kept from an earlier sweep.
+fn run_windows(
+    plan: &Plan,
+    shard: Shard,
+    out: Option<&Path>,
+    opts: &Options,
+    build: &PolicyBuilder,
+    sink: &mut dyn FnMut(RunRow) -> Result<(), SweepError>,
+) -> Result<usize, SweepError> {
+    let todo = shard.count;
+    let bar = (opts.progress && std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::new(todo as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} runs, {elapsed} elapsed, about {eta} left")
+                .expect("valid template"),
+        );
+        b
+    });
+    let runner = Runner {
+        plan,
+        out,
+        opts,
+        build,
+        todo,
+        done: AtomicUsize::new(0),
+        kept: AtomicUsize::new(0),
+        bar,
+        plain: Mutex::new(()),
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs.max(1))
         .build()
         .map_err(|e| SweepError::Run(format!("starting {} threads: {e}", opts.jobs)))?;
-    // Results come back in run order whatever order the threads finish in. One run per task:
-    // runs differ in length, and rayon's default blocks of runs left one thread idle at the end
-    // (1.64x on two threads instead of 1.86x; BENCHMARKS.md).
-    let rows: Vec<RunRow> = pool.install(|| plan.runs.par_iter().with_max_len(1).map(one).collect::<Result<_, _>>())?;
-    if let Some(b) = bar {
+    let window = match opts.window {
+        0 => WINDOW_PER_THREAD * opts.jobs.max(1),
+        w => w,
+    };
+    // A window's rows come back in run order whatever order its runs finish in, and are written
+    // before the next window starts: memory holds one window, however many runs. One run per
+    // task: runs differ in length, and rayon's default blocks of runs left one thread idle at
+    // the end (1.64x on two threads instead of 1.86x; BENCHMARKS.md).
+    for start in (0..todo).step_by(window) {
+        let runs = start..(start + window).min(todo);
+        let rows: Vec<RunRow> = pool.install(|| {
+            runs.into_par_iter()
+                .with_max_len(1)
+                .map(|j| runner.one(shard.first + j * shard.step))
+                .collect::<Result<_, _>>()
+        })?;
+        rows.into_iter().try_for_each(&mut *sink)?;
+    }
+    if let Some(b) = &runner.bar {
         b.finish_and_clear();
     }
-    if let Some(out) = out {
-        write_tables(out, &plan.info, &rows)?;
-    }
-    Ok((rows, kept_count.into_inner()))
+    Ok(runner.kept.into_inner())
 }
 
 /// The metrics of run `r` as an earlier sweep left them in `dir`, if it completed there with
@@ -354,10 +483,7 @@ fn simulate_run(
 }
 
 fn write_tables(out: &Path, info: &SweepInfo, rows: &[RunRow]) -> Result<(), SweepError> {
-    let io = |e: std::io::Error| SweepError::Run(format!("writing into {}: {e}", out.display()));
-    table::write_runs(out, info, rows).map_err(io)?;
-    table::write_summary_table(out, info, rows).map_err(io)?;
-    table::write_info(out, info).map_err(io)
+    writer::write_tables(out, info, rows).map_err(|e| SweepError::Run(format!("writing into {}: {e}", out.display())))
 }
 
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {

@@ -9,9 +9,9 @@
 //!   shard), so that shards can be checked against each other and figures labelled.
 //!
 //! Numbers are written in Rust's shortest round-trip form, so reading a table back gives the
-//! same values bit for bit; aggregates are always computed from `runs.csv`'s numbers.
+//! same values bit for bit; aggregates are always computed from `runs.csv`'s numbers. The
+//! tables are written, as the runs complete, by [`super::writer`].
 
-use super::stats::aggregate;
 use crate::atomic::write_atomic;
 use serde::{Deserialize, Serialize};
 use std::io;
@@ -52,55 +52,20 @@ pub struct AxisInfo {
     pub labels: Vec<String>,
 }
 
-/// Metric names over all rows, in first-seen order.
-fn metric_names(rows: &[RunRow]) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    for r in rows {
-        for (m, _) in &r.metrics {
-            if !names.contains(m) {
-                names.push(m.clone());
-            }
-        }
-    }
-    names
-}
-
 fn csv_err(e: csv::Error) -> io::Error {
     io::Error::other(e)
 }
 
-/// Writes `runs.csv`.
-pub fn write_runs(dir: &Path, info: &SweepInfo, rows: &[RunRow]) -> io::Result<()> {
-    let names = metric_names(rows);
+/// One CSV record as the `csv` crate writes it (a record's bytes do not depend on the records
+/// before it, so records written one by one join into the file one writer would write).
+pub(crate) fn record_bytes<I, T>(fields: I) -> io::Result<Vec<u8>>
+where
+    I: IntoIterator<Item = T>,
+    T: AsRef<[u8]>,
+{
     let mut w = csv::Writer::from_writer(Vec::new());
-    let mut header: Vec<String> = ["run", "point", "replicate", "seed"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    header.extend(info.axes.iter().map(|a| a.key.clone()));
-    header.extend(names.iter().cloned());
-    w.write_record(&header).map_err(csv_err)?;
-    for r in rows {
-        let mut rec = vec![
-            r.run.to_string(),
-            r.point.to_string(),
-            r.replicate.to_string(),
-            r.seed.to_string(),
-        ];
-        rec.extend(r.labels.iter().cloned());
-        for n in &names {
-            rec.push(
-                r.metrics
-                    .iter()
-                    .find(|(m, _)| m == n)
-                    .map(|(_, v)| v.to_string())
-                    .unwrap_or_default(),
-            );
-        }
-        w.write_record(&rec).map_err(csv_err)?;
-    }
-    let bytes = w.into_inner().map_err(|e| io::Error::other(e.to_string()))?;
-    write_atomic(&dir.join("runs.csv"), &bytes)
+    w.write_record(fields).map_err(csv_err)?;
+    w.into_inner().map_err(|e| io::Error::other(e.to_string()))
 }
 
 /// The header row of a CSV file being read from `path`.
@@ -191,43 +156,6 @@ fn check_run_row(row: &RunRow, info: &SweepInfo, seen: &mut [bool]) -> Result<()
         return Err(format!("run: {} appears twice", row.run));
     }
     Ok(())
-}
-
-/// Writes `summary.csv`: each point's metrics over its seeds.
-pub fn write_summary_table(dir: &Path, info: &SweepInfo, rows: &[RunRow]) -> io::Result<()> {
-    let names = metric_names(rows);
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let mut header = vec!["point".to_string()];
-    header.extend(info.axes.iter().map(|a| a.key.clone()));
-    for h in ["metric", "n", "mean", "std", "ci95_low", "ci95_high", "min", "max"] {
-        header.push(h.into());
-    }
-    w.write_record(&header).map_err(csv_err)?;
-    let mut points: Vec<usize> = rows.iter().map(|r| r.point).collect();
-    points.dedup();
-    for p in points {
-        let runs: Vec<&RunRow> = rows.iter().filter(|r| r.point == p).collect();
-        for n in &names {
-            let values: Vec<f64> = runs
-                .iter()
-                .filter_map(|r| r.metrics.iter().find(|(m, _)| m == n).map(|(_, v)| *v))
-                .collect();
-            if values.is_empty() {
-                continue;
-            }
-            let a = aggregate(&values);
-            let mut rec = vec![p.to_string()];
-            rec.extend(runs[0].labels.iter().cloned());
-            rec.push(n.clone());
-            rec.push(a.n.to_string());
-            for x in [a.mean, a.std, a.ci95_low, a.ci95_high, a.min, a.max] {
-                rec.push(x.to_string());
-            }
-            w.write_record(&rec).map_err(csv_err)?;
-        }
-    }
-    let bytes = w.into_inner().map_err(|e| io::Error::other(e.to_string()))?;
-    write_atomic(&dir.join("summary.csv"), &bytes)
 }
 
 /// Writes `sweep.json`.
