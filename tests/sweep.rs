@@ -232,3 +232,99 @@ fn an_interrupted_sweep_resumes_into_the_uninterrupted_result() {
     let (out, _) = sweep(&resumed, &["--resume", "-q"]);
     assert!(out.contains(", 0 kept from the earlier sweep"), "{out}");
 }
+
+/// On two threads runs finish out of order (the first point's runs simulate 20 times longer
+/// than the others'), yet `runs.csv` and `summary.csv` list them in run order: the folder is the
+/// same, byte for byte, as on one thread, where they finish in order.
+#[test]
+fn rows_are_written_in_run_order_whatever_order_runs_finish_in() {
+    let text = SWEEP.split("[sweep]").next().unwrap();
+    let s = scenario("sweep-order", text);
+    let dir = s.parent().unwrap();
+    let sweep = |threads: &str, out: &Path| -> Vec<usize> {
+        let o = common::gpushare(&[
+            "sweep",
+            s.to_str().unwrap(),
+            "-j",
+            threads,
+            "--seeds",
+            "2",
+            "--axis",
+            "simulation.horizon_s=80,3,4,5",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        // Progress lines, one per run as it finishes: "[3/8] run 5 (4.0, seed …) in 0.01 s".
+        String::from_utf8(o.stderr)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split("] run ").nth(1)?.split(' ').next()?.parse().ok())
+            .collect()
+    };
+    let (one, two) = (dir.join("j1"), dir.join("j2"));
+    let finished = sweep("2", &two);
+    let in_order: Vec<usize> = (0..8).collect();
+    let mut sorted = finished.clone();
+    sorted.sort();
+    assert_eq!(sorted, in_order, "every run reports once");
+    assert_ne!(
+        finished, in_order,
+        "the runs finished in run order: nothing was reordered"
+    );
+    assert_eq!(sweep("1", &one), in_order);
+    let runs = std::fs::read_to_string(two.join("runs.csv")).unwrap();
+    let listed: Vec<usize> = runs
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(listed, in_order);
+    assert_same_tree(&one, &two);
+}
+
+/// `merge` reads the shards side by side: a run in two shards, or a shard whose rows are not in
+/// run order, is refused, and nothing is written.
+#[test]
+fn merge_refuses_a_run_twice_and_rows_out_of_order() {
+    let s = scenario("sweep-merge-bad", SWEEP);
+    let dir = s.parent().unwrap();
+    let shards: Vec<PathBuf> = (1..=2).map(|i| dir.join(format!("shard{i}"))).collect();
+    for (i, d) in shards.iter().enumerate() {
+        let shard = format!("{}/2", i + 1);
+        gpushare_ok(&[
+            "sweep",
+            s.to_str().unwrap(),
+            "-q",
+            "--shard",
+            &shard,
+            "--out",
+            d.to_str().unwrap(),
+        ]);
+    }
+    let merge = |a: &Path, b: &Path, out: &Path, says: &str| {
+        gpushare_refuses(
+            &[
+                "merge",
+                a.to_str().unwrap(),
+                b.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            says,
+        );
+        assert!(!out.exists() || !out.join("runs.csv").exists(), "a table was written");
+    };
+    merge(
+        &shards[0],
+        &shards[0],
+        &dir.join("twice"),
+        "run 0 appears in two shards",
+    );
+    // Shard 1 holds runs 0, 2, 4, 6: its rows swapped.
+    let csv = std::fs::read_to_string(shards[0].join("runs.csv")).unwrap();
+    let mut lines: Vec<&str> = csv.lines().collect();
+    lines.swap(1, 2);
+    std::fs::write(shards[0].join("runs.csv"), lines.join("\n") + "\n").unwrap();
+    merge(&shards[0], &shards[1], &dir.join("swapped"), "run 0 after run 2");
+}

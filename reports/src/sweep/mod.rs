@@ -7,6 +7,11 @@
 //! shard ran them. Every point is validated — scenario and policy — before the first run starts,
 //! so bad input costs nothing. `--shard I/N` runs the runs whose index is I − 1 modulo N;
 //! [`merge`] joins shard directories into exactly what one unsharded sweep writes.
+//!
+//! Memory does not grow with the number of runs: the plan keeps the scenario and the axes and
+//! makes each run when it runs ([`Plan::run`]); runs go to the threads a window at a time (one run
+//! per task), and each window's rows are written in run order ([`writer`]) before the next
+//! starts; `merge` reads its shards' tables side by side, a row at a time.
 
 pub mod spec;
 pub mod stats;
@@ -482,10 +487,6 @@ fn simulate_run(
     Ok(summary_metrics(&summary))
 }
 
-fn write_tables(out: &Path, info: &SweepInfo, rows: &[RunRow]) -> Result<(), SweepError> {
-    writer::write_tables(out, info, rows).map_err(|e| SweepError::Run(format!("writing into {}: {e}", out.display())))
-}
-
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
@@ -500,8 +501,66 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Hands `f` every row of the shards' `runs.csv`, in run order, with its shard's directory
+/// (the rows of each shard are in run order, as a sweep writes them; the shards are read side by
+/// side, a row of each at a time).
+fn merged_rows(
+    shards: &[PathBuf],
+    info: &SweepInfo,
+    f: &mut dyn FnMut(RunRow, &Path) -> Result<(), SweepError>,
+) -> Result<(), SweepError> {
+    let input = SweepError::Input;
+    let mut readers = Vec::new();
+    for dir in shards {
+        let mut r = table::RunsReader::open(dir, info).map_err(input)?;
+        let head = r.next_row().map_err(input)?;
+        readers.push((r, head, dir));
+    }
+    loop {
+        // The shard whose next row has the lowest run; a tie is a run in two shards.
+        let mut lowest: Option<(usize, usize)> = None;
+        for (k, (_, head, dir)) in readers.iter().enumerate() {
+            let Some((row, _)) = head else { continue };
+            match lowest {
+                Some((low, _)) if low == row.run => {
+                    return Err(input(format!(
+                        "run {} appears in two shards (again in {})",
+                        row.run,
+                        dir.display()
+                    )));
+                }
+                Some((low, _)) if low < row.run => {}
+                _ => lowest = Some((row.run, k)),
+            }
+        }
+        let Some((_, k)) = lowest else { return Ok(()) };
+        let (reader, head, dir) = &mut readers[k];
+        let (row, _) = head.take().expect("a shard with a next row");
+        let next = reader.next_row().map_err(input)?;
+        if let Some((later, line)) = &next {
+            if later.run <= row.run {
+                return Err(input(reader.at(
+                    *line,
+                    if later.run == row.run {
+                        format!("run: {} appears twice", later.run)
+                    } else {
+                        format!(
+                            "run {} after run {}: a shard's runs.csv lists its runs in run order, as `sweep` writes it",
+                            later.run, row.run
+                        )
+                    },
+                )));
+            }
+        }
+        *head = next;
+        f(row, dir)?;
+    }
+}
+
 /// Joins the shard directories `shards` (of one sweep, together every run) into `out`: the
-/// same files an unsharded sweep writes.
+/// same files an unsharded sweep writes. The shards' tables are read a row at a time, three
+/// times (every run once; every summary whole; copies and tables), so that memory does not grow
+/// with the runs.
 pub fn merge(shards: &[PathBuf], out: &Path) -> Result<SweepInfo, SweepError> {
     let input = SweepError::Input;
     let Some(first) = shards.first() else {
@@ -509,7 +568,6 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<SweepInfo, SweepError> {
     };
     let mut info = table::read_info(first).map_err(input)?;
     info.shard = None;
-    let mut rows: Vec<(RunRow, PathBuf)> = Vec::new();
     for dir in shards {
         if !dir.is_dir() {
             return Err(input(format!("{}: no such shard directory", dir.display())));
@@ -532,35 +590,24 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<SweepInfo, SweepError> {
                 first.display()
             )));
         }
-        for r in table::read_runs(dir, &info).map_err(input)? {
-            if rows.iter().any(|(o, _)| o.run == r.run) {
-                return Err(input(format!(
-                    "run {} appears in two shards (again in {})",
-                    r.run,
-                    dir.display()
-                )));
-            }
-            rows.push((r, dir.clone()));
-        }
     }
-    rows.sort_by_key(|(r, _)| r.run);
-    if rows.len() != info.runs {
-        let have: Vec<usize> = rows.iter().map(|(r, _)| r.run).collect();
-        let missing: Vec<String> = (0..info.runs)
-            .filter(|k| !have.contains(k))
-            .take(10)
-            .map(|k| k.to_string())
-            .collect();
+    let (mut count, mut next, mut missing) = (0, 0, Vec::new());
+    merged_rows(shards, &info, &mut |r, _| {
+        missing.extend((next..r.run).take(10 - missing.len()).map(|k| k.to_string()));
+        (count, next) = (count + 1, r.run + 1);
+        Ok(())
+    })?;
+    missing.extend((next..info.runs).take(10 - missing.len()).map(|k| k.to_string()));
+    if count != info.runs {
         return Err(input(format!(
-            "the shards hold {} of the sweep's {} runs; missing runs include {}",
-            rows.len(),
+            "the shards hold {count} of the sweep's {} runs; missing runs include {}",
             info.runs,
             missing.join(", ")
         )));
     }
     // Every run's summary must be whole before anything is copied: a shard cut short (a full
     // disk, a killed job) must not merge into a sweep that looks complete.
-    for (r, dir) in &rows {
+    merged_rows(shards, &info, &mut |r, dir| {
         let summary = run_dir(dir, r.run, info.runs).join("summary.json");
         let text = std::fs::read_to_string(&summary).map_err(|e| input(format!("{}: {e}", summary.display())))?;
         serde_json::from_str::<serde_json::Value>(&text).map_err(|e| {
@@ -569,13 +616,147 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<SweepInfo, SweepError> {
                 summary.display()
             ))
         })?;
-    }
-    for (r, dir) in &rows {
+        Ok(())
+    })?;
+    let io = |e: std::io::Error| SweepError::Run(format!("writing into {}: {e}", out.display()));
+    std::fs::create_dir_all(out).map_err(|e| SweepError::Run(format!("creating {}: {e}", out.display())))?;
+    let mut tables = TableWriter::create(out, &info).map_err(io)?;
+    merged_rows(shards, &info, &mut |r, dir| {
         let (from, to) = (run_dir(dir, r.run, info.runs), run_dir(out, r.run, info.runs));
         copy_dir(&from, &to)
             .map_err(|e| SweepError::Run(format!("copying {} into {}: {e}", from.display(), to.display())))?;
-    }
-    let rows: Vec<RunRow> = rows.into_iter().map(|(r, _)| r).collect();
-    write_tables(out, &info, &rows)?;
+        tables.push(&r).map_err(io)
+    })?;
+    tables.finish(&info).map_err(io)?;
     Ok(info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sweep of 5 horizons × 3 seeds on one GPU; the first point's runs are by far the
+    /// longest, so that on two threads later runs finish before earlier ones.
+    const SCENARIO: &str = r#"
+name = "window"
+[simulation]
+seed = 3
+horizon_s = 1.0
+[cluster]
+nodes = 1
+gpus_per_node = 1
+gpu = "a100-80gb"
+[[functions]]
+name = "c"
+profile = "kaas-resnet50"
+count = 1
+rate_per_s = 20.0
+[workload]
+kind = "poisson"
+[policy]
+name = "exclusive"
+[sweep]
+seeds = 3
+simulation.horizon_s = [40.0, 1.0, 2.0, 3.0, 4.0]
+"#;
+
+    fn planned() -> Plan {
+        let src = ScenarioSource::from_text(Path::new("window.toml"), SCENARIO);
+        let spec = SweepSpec::from_source(&src).unwrap();
+        plan(&src, &spec, &gpushare_policies::build).unwrap()
+    }
+
+    fn options(jobs: usize, window: usize, shard: Option<(usize, usize)>) -> Options {
+        Options {
+            jobs,
+            shard,
+            invocations: false,
+            progress: false,
+            resume: false,
+            window,
+        }
+    }
+
+    fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    todo.push(p);
+                } else {
+                    out.push((p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn runs_are_made_from_the_plan_in_run_order() {
+        let p = planned();
+        assert_eq!((p.info.points, p.info.runs, p.seed), (5, 15, Some(3)));
+        let r = p.run(7).unwrap();
+        assert_eq!((r.run, r.point, r.replicate), (7, 2, 1));
+        assert_eq!(
+            (r.seed, r.labels.as_slice()),
+            (p.info.seeds[1], ["2.0".to_string()].as_slice())
+        );
+        assert_eq!(r.source.parse().unwrap().seed, r.seed);
+    }
+
+    /// Whatever the window (one run, a window ending inside a point, all runs) and the thread
+    /// count, the folder is the same, and the rows come in run order although on two threads
+    /// the first point's long runs finish last.
+    #[test]
+    fn windows_and_threads_do_not_change_the_output() {
+        let dir = gpushare_traces::tempdir::TempDir::new("sweep-windows").unwrap();
+        let mut trees = Vec::new();
+        for (jobs, window) in [(1, 0), (2, 1), (2, 4), (2, 0), (1, 7)] {
+            let out = dir.path().join(format!("j{jobs}w{window}"));
+            let (runs, kept) =
+                execute(planned(), &out, &options(jobs, window, None), &gpushare_policies::build).unwrap();
+            assert_eq!((runs, kept), (15, 0));
+            trees.push(files(&out));
+        }
+        assert!(trees.iter().all(|t| *t == trees[0]), "the outputs differ");
+        let runs_csv = &trees[0].iter().find(|(p, _)| p == Path::new("runs.csv")).unwrap().1;
+        let order: Vec<String> = String::from_utf8_lossy(runs_csv)
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap().to_string())
+            .collect();
+        assert_eq!(order, (0..15).map(|k| k.to_string()).collect::<Vec<_>>());
+        let rows = run_in_memory(planned(), &options(2, 4, None), &gpushare_policies::build).unwrap();
+        assert_eq!(
+            rows.iter().map(|r| r.run).collect::<Vec<_>>(),
+            (0..15).collect::<Vec<_>>()
+        );
+    }
+
+    /// A shard makes its own runs only, and removes the folders of runs that are not its own.
+    #[test]
+    fn a_shard_runs_and_keeps_its_own_runs() {
+        let dir = gpushare_traces::tempdir::TempDir::new("sweep-shard-window").unwrap();
+        let out = dir.path().join("s");
+        let stale = [run_dir(&out, 0, 15), run_dir(&out, 15, 15), out.join("runs").join("1")];
+        for d in &stale {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let (runs, _) = execute(planned(), &out, &options(2, 2, Some((2, 4))), &gpushare_policies::build).unwrap();
+        assert_eq!(runs, 4);
+        let mut left: Vec<String> = std::fs::read_dir(out.join("runs"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["0001", "0005", "0009", "0013"]);
+        let csv = std::fs::read_to_string(out.join("runs.csv")).unwrap();
+        let runs: Vec<&str> = csv.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+        assert_eq!(runs, ["1", "5", "9", "13"]);
+        let bad = execute(planned(), &out, &options(1, 0, Some((5, 4))), &gpushare_policies::build);
+        assert!(matches!(bad, Err(SweepError::Input(m)) if m.contains("--shard 5/4")));
+    }
 }

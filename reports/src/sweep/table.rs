@@ -15,7 +15,7 @@
 use crate::atomic::write_atomic;
 use serde::{Deserialize, Serialize};
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One run's row.
 #[derive(Clone, Debug, PartialEq)]
@@ -77,41 +77,76 @@ pub(crate) fn csv_header<R: io::Read>(r: &mut csv::Reader<R>, path: &Path) -> Re
         .collect())
 }
 
-/// Reads `runs.csv` written for `info`.
-pub fn read_runs(dir: &Path, info: &SweepInfo) -> Result<Vec<RunRow>, String> {
-    let path = dir.join("runs.csv");
-    let at = |line: u64, what: String| format!("{}:{line}: {what}", path.display());
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if !text.is_empty() && !text.ends_with('\n') {
-        return Err(at(
-            text.lines().count() as u64,
-            "the last line has no line end: the file was cut short".into(),
-        ));
+/// The rows of a `runs.csv` written for a sweep, read one at a time (a shard's, in `merge`,
+/// without holding them all).
+pub struct RunsReader {
+    path: PathBuf,
+    header: Vec<String>,
+    /// The columns before the metrics: run, point, replicate, seed and the axes.
+    fixed: usize,
+    records: csv::Reader<io::BufReader<std::fs::File>>,
+    record: csv::StringRecord,
+    /// Runs, points and replicates of the sweep.
+    counts: (usize, usize, usize),
+}
+
+impl RunsReader {
+    /// Opens `dir/runs.csv` written for `info` and checks its header.
+    pub fn open(dir: &Path, info: &SweepInfo) -> Result<RunsReader, String> {
+        let path = dir.join("runs.csv");
+        let io_err = |e: io::Error| format!("{}: {e}", path.display());
+        let mut file = std::fs::File::open(&path).map_err(io_err)?;
+        if let Some(lines) = cut_short(&mut file).map_err(io_err)? {
+            return Err(format!(
+                "{}:{lines}: the last line has no line end: the file was cut short",
+                path.display()
+            ));
+        }
+        let mut records = csv::Reader::from_reader(io::BufReader::with_capacity(1 << 16, file));
+        let header = csv_header(&mut records, &path)?;
+        let fixed = 4 + info.axes.len();
+        let expected: Vec<String> = ["run", "point", "replicate", "seed"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(info.axes.iter().map(|a| a.key.clone()))
+            .collect();
+        if header.len() < fixed || header[..fixed] != expected[..] {
+            return Err(format!(
+                "{}:1: expected the columns to start with {}",
+                path.display(),
+                expected.join(",")
+            ));
+        }
+        Ok(RunsReader {
+            path,
+            header,
+            fixed,
+            records,
+            record: csv::StringRecord::new(),
+            counts: (info.runs, info.points, info.seeds.len()),
+        })
     }
-    let mut r = csv::Reader::from_reader(text.as_bytes());
-    let header = csv_header(&mut r, &path)?;
-    let fixed = 4 + info.axes.len();
-    let expected: Vec<String> = ["run", "point", "replicate", "seed"]
-        .iter()
-        .map(|s| s.to_string())
-        .chain(info.axes.iter().map(|a| a.key.clone()))
-        .collect();
-    if header.len() < fixed || header[..fixed] != expected[..] {
-        return Err(at(
-            1,
-            format!("expected the columns to start with {}", expected.join(",")),
-        ));
+
+    /// `what` at line `line` of the file.
+    pub fn at(&self, line: u64, what: String) -> String {
+        format!("{}:{line}: {what}", self.path.display())
     }
-    let mut rows = Vec::new();
-    let mut seen = vec![false; info.runs];
-    for rec in r.records() {
-        let rec = rec.map_err(|e| at(e.position().map_or(0, |p| p.line()), e.to_string()))?;
+
+    /// The next row and its line, its run, point and replicate within the sweep's; `None` at
+    /// the end.
+    pub fn next_row(&mut self) -> Result<Option<(RunRow, u64)>, String> {
+        match self.records.read_record(&mut self.record) {
+            Ok(false) => return Ok(None),
+            Ok(true) => {}
+            Err(e) => return Err(self.at(e.position().map_or(0, |p| p.line()), e.to_string())),
+        }
+        let (rec, header, fixed) = (&self.record, &self.header, self.fixed);
         let line = rec.position().map_or(0, |p| p.line());
         let field = |k: usize| rec.get(k).unwrap_or("");
         let int = |k: usize| -> Result<u64, String> {
             field(k)
                 .parse::<u64>()
-                .map_err(|_| at(line, format!("{}: `{}` is not a whole number", header[k], field(k))))
+                .map_err(|_| self.at(line, format!("{}: `{}` is not a whole number", header[k], field(k))))
         };
         let mut metrics = Vec::new();
         for (k, name) in header.iter().enumerate().skip(fixed) {
@@ -119,7 +154,7 @@ pub fn read_runs(dir: &Path, info: &SweepInfo) -> Result<Vec<RunRow>, String> {
             if !v.is_empty() {
                 let x = v
                     .parse::<f64>()
-                    .map_err(|_| at(line, format!("{name}: `{v}` is not a number")))?;
+                    .map_err(|_| self.at(line, format!("{name}: `{v}` is not a number")))?;
                 metrics.push((name.clone(), x));
             }
         }
@@ -131,14 +166,54 @@ pub fn read_runs(dir: &Path, info: &SweepInfo) -> Result<Vec<RunRow>, String> {
             labels: (4..fixed).map(|k| field(k).to_string()).collect(),
             metrics,
         };
-        check_run_row(&row, info, &mut seen).map_err(|m| at(line, m))?;
+        check_run_row(&row, self.counts).map_err(|m| self.at(line, m))?;
+        Ok(Some((row, line)))
+    }
+}
+
+/// Where `file` does not end with a line end: its number of lines (the last one cut short).
+fn cut_short(file: &mut std::fs::File) -> io::Result<Option<u64>> {
+    use io::{Read, Seek, SeekFrom};
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(None);
+    }
+    let mut last = [0u8];
+    file.seek(SeekFrom::End(-1))?;
+    file.read_exact(&mut last)?;
+    file.seek(SeekFrom::Start(0))?;
+    if last[0] == b'\n' {
+        return Ok(None);
+    }
+    let mut ends = 0u64;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        ends += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+    }
+    file.seek(SeekFrom::Start(0))?;
+    Ok(Some(ends + 1))
+}
+
+/// Reads `runs.csv` written for `info`.
+pub fn read_runs(dir: &Path, info: &SweepInfo) -> Result<Vec<RunRow>, String> {
+    let mut reader = RunsReader::open(dir, info)?;
+    let mut rows = Vec::new();
+    let mut seen = vec![false; info.runs];
+    while let Some((row, line)) = reader.next_row()? {
+        if std::mem::replace(&mut seen[row.run], true) {
+            return Err(reader.at(line, format!("run: {} appears twice", row.run)));
+        }
         rows.push(row);
     }
     Ok(rows)
 }
 
-/// A row's run, point and replicate within the sweep's (`sweep.json`), each run once.
-fn check_run_row(row: &RunRow, info: &SweepInfo, seen: &mut [bool]) -> Result<(), String> {
+/// A row's run, point and replicate within the sweep's `(runs, points, replicates)`.
+fn check_run_row(row: &RunRow, (runs, points, replicates): (usize, usize, usize)) -> Result<(), String> {
     let within = |name: &str, value: usize, count: usize| {
         if value < count {
             Ok(())
@@ -149,13 +224,9 @@ fn check_run_row(row: &RunRow, info: &SweepInfo, seen: &mut [bool]) -> Result<()
             ))
         }
     };
-    within("run", row.run, info.runs)?;
-    within("point", row.point, info.points)?;
-    within("replicate", row.replicate as usize, info.seeds.len())?;
-    if std::mem::replace(&mut seen[row.run], true) {
-        return Err(format!("run: {} appears twice", row.run));
-    }
-    Ok(())
+    within("run", row.run, runs)?;
+    within("point", row.point, points)?;
+    within("replicate", row.replicate as usize, replicates)
 }
 
 /// Writes `sweep.json`.

@@ -247,3 +247,163 @@ pub fn write_tables(dir: &Path, info: &SweepInfo, rows: &[RunRow]) -> io::Result
     }
     w.finish(info)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sweep::table::AxisInfo;
+
+    /// `runs.csv` and `summary.csv` as written before the tables streamed: from every row at
+    /// once, with the metric columns over all rows in first-seen order.
+    fn whole_tables(info: &SweepInfo, rows: &[RunRow]) -> (Vec<u8>, Vec<u8>) {
+        let mut names: Vec<String> = Vec::new();
+        for r in rows {
+            for (m, _) in &r.metrics {
+                if !names.contains(m) {
+                    names.push(m.clone());
+                }
+            }
+        }
+        let first = |r: &RunRow, n: &str| r.metrics.iter().find(|(m, _)| m == n).map(|(_, v)| *v);
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let mut header: Vec<String> = ["run", "point", "replicate", "seed"].map(String::from).to_vec();
+        header.extend(info.axes.iter().map(|a| a.key.clone()));
+        header.extend(names.iter().cloned());
+        w.write_record(&header).unwrap();
+        for r in rows {
+            let mut rec = vec![
+                r.run.to_string(),
+                r.point.to_string(),
+                r.replicate.to_string(),
+                r.seed.to_string(),
+            ];
+            rec.extend(r.labels.iter().cloned());
+            rec.extend(
+                names
+                    .iter()
+                    .map(|n| first(r, n).map(|v| v.to_string()).unwrap_or_default()),
+            );
+            w.write_record(&rec).unwrap();
+        }
+        let runs = w.into_inner().unwrap();
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let mut header = vec!["point".to_string()];
+        header.extend(info.axes.iter().map(|a| a.key.clone()));
+        header.extend(["metric", "n", "mean", "std", "ci95_low", "ci95_high", "min", "max"].map(String::from));
+        w.write_record(&header).unwrap();
+        let mut points: Vec<usize> = rows.iter().map(|r| r.point).collect();
+        points.dedup();
+        for p in points {
+            let of_p: Vec<&RunRow> = rows.iter().filter(|r| r.point == p).collect();
+            for n in &names {
+                let values: Vec<f64> = of_p.iter().filter_map(|r| first(r, n)).collect();
+                if values.is_empty() {
+                    continue;
+                }
+                let a = aggregate(&values);
+                let mut rec = vec![p.to_string()];
+                rec.extend(of_p[0].labels.iter().cloned());
+                rec.extend([n.clone(), a.n.to_string()]);
+                rec.extend([a.mean, a.std, a.ci95_low, a.ci95_high, a.min, a.max].map(|x| x.to_string()));
+                w.write_record(&rec).unwrap();
+            }
+        }
+        (runs, w.into_inner().unwrap())
+    }
+
+    /// A sweep of `points` points × `seeds` seeds (every `skip`-th run left out, as a shard
+    /// leaves runs out) whose runs have different metrics: some only in later runs (so earlier
+    /// rows need empty cells added), some missing from some runs, one twice in a row (the first
+    /// value counts), and labels that need quoting.
+    fn rows(points: usize, seeds: usize, skip: usize) -> (SweepInfo, Vec<RunRow>) {
+        let labels = ["plain", "with,comma", "with \"quote\"", "two\nlines"];
+        let info = SweepInfo {
+            scenario: "t".into(),
+            file: "t.toml".into(),
+            overrides: Vec::new(),
+            axes: vec![AxisInfo {
+                key: "a".into(),
+                labels: labels.iter().map(|s| s.to_string()).collect(),
+            }],
+            seeds: (0..seeds as u64).collect(),
+            points,
+            runs: points * seeds,
+            shard: None,
+        };
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut out = Vec::new();
+        for run in (0..points * seeds).filter(|k| skip == 0 || k % skip != 1) {
+            let mut metrics = Vec::new();
+            for m in 0..(3 + run / 3).min(12) {
+                if next() % 4 != 0 {
+                    metrics.push((format!("m{m}"), (next() % 1000) as f64 / 7.0));
+                }
+            }
+            if run % 5 == 2 {
+                metrics.push(("m0".into(), -1.0));
+                metrics.insert(0, ("late".into(), 0.5));
+            }
+            out.push(RunRow {
+                run,
+                point: run / seeds,
+                replicate: (run % seeds) as u32,
+                seed: (run % seeds) as u64,
+                labels: vec![labels[(run / seeds) % labels.len()].to_string()],
+                metrics,
+            });
+        }
+        (info, out)
+    }
+
+    #[test]
+    fn streamed_tables_are_the_whole_tables() {
+        for (points, seeds, skip) in [(1, 1, 0), (7, 3, 0), (12, 1, 0), (9, 4, 3), (40, 2, 0)] {
+            let (info, rows) = rows(points, seeds, skip);
+            let dir = gpushare_traces::tempdir::TempDir::new("sweep-writer").unwrap();
+            write_tables(dir.path(), &info, &rows).unwrap();
+            let (runs, summary) = whole_tables(&info, &rows);
+            let read = |f: &str| std::fs::read(dir.path().join(f)).unwrap();
+            assert_eq!(
+                String::from_utf8(read("runs.csv")).unwrap(),
+                String::from_utf8(runs).unwrap()
+            );
+            assert_eq!(
+                String::from_utf8(read("summary.csv")).unwrap(),
+                String::from_utf8(summary).unwrap()
+            );
+            let left: Vec<String> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| !["runs.csv", "summary.csv", "sweep.json"].contains(&n.as_str()))
+                .collect();
+            assert!(left.is_empty(), "left behind: {left:?}");
+        }
+        // The test's rows do give the first row columns it lacks (first seen later).
+        let (_, rows) = rows(7, 3, 0);
+        let has = |r: &RunRow, m: &str| r.metrics.iter().any(|(n, _)| n == m);
+        assert!(rows.iter().any(|r| r.metrics.iter().any(|(m, _)| !has(&rows[0], m))));
+    }
+
+    #[test]
+    fn rows_out_of_order_are_refused_and_nothing_is_left() {
+        let (info, rows) = rows(4, 2, 0);
+        let dir = gpushare_traces::tempdir::TempDir::new("sweep-writer-order").unwrap();
+        let mut w = TableWriter::create(dir.path(), &info).unwrap();
+        w.push(&rows[0]).unwrap();
+        w.push(&rows[2]).unwrap();
+        let e = w.push(&rows[1]).unwrap_err().to_string();
+        assert!(e.contains("run 1 came after run 2"), "{e}");
+        drop(w);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "a table was left behind"
+        );
+    }
+}
