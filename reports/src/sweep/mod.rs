@@ -9,9 +9,9 @@
 //! [`merge`] joins shard directories into exactly what one unsharded sweep writes.
 //!
 //! Memory does not grow with the number of runs: the plan keeps the scenario and the axes and
-//! makes each run when it runs ([`Plan::run`]); runs go to the threads a window at a time (one run
-//! per task), and each window's rows are written in run order ([`writer`]) before the next
-//! starts; `merge` reads its shards' tables side by side, a row at a time.
+//! makes each run when it runs ([`Plan::run`]); runs go to the threads one per task, in run order,
+//! at most a window of them started and not yet written; their rows are written in run order as
+//! they complete ([`writer`]); `merge` reads its shards' tables side by side, a row at a time.
 
 pub mod spec;
 pub mod stats;
@@ -23,8 +23,8 @@ use crate::summary_files::summary_metrics;
 use gpushare_sim::policy::Policy;
 use gpushare_sim::scenario::ConfigError;
 use gpushare_sim::{Scenario, ScenarioSource};
-use rayon::prelude::*;
 use spec::{SweepSpec, replicate_seed};
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -83,13 +83,14 @@ pub struct Options {
     /// Keep the runs an earlier, interrupted sweep into the same folder completed: those whose
     /// `point.json` (written last) records this run's place and scenario fingerprint.
     pub resume: bool,
-    /// Runs in flight at most, and rows waiting to be written in run order (0: the default,
-    /// [`WINDOW_PER_THREAD`] per thread).
+    /// Runs started and not yet written at most: those running and those finished ahead of an
+    /// earlier run, waiting to be written in run order (0: the default, [`WINDOW_PER_THREAD`]
+    /// per thread).
     pub window: usize,
 }
 
-/// The default window per thread: enough runs that a window's end, where threads wait for its
-/// longest run, costs little, few enough that a window's rows take little memory.
+/// The default window per thread: enough runs that a long run holding back the rows after it
+/// seldom stops new runs from starting, few enough that the rows waiting take little memory.
 pub const WINDOW_PER_THREAD: usize = 128;
 
 /// The most runs (points × seeds) one sweep may plan. Nothing a sweep holds in memory grows with
@@ -374,8 +375,8 @@ impl Runner<'_> {
     }
 }
 
-/// Runs `shard` of `plan` a window at a time and hands each window's rows to `sink` in run
-/// order; returns how many runs were kept from an earlier sweep.
+/// Runs `shard` of `plan` on `opts.jobs` threads, at most a window of runs at a time, and hands
+/// their rows to `sink` in run order; returns how many runs were kept from an earlier sweep.
 fn run_windows(
     plan: &Plan,
     shard: Shard,
@@ -412,24 +413,72 @@ fn run_windows(
         0 => WINDOW_PER_THREAD * opts.jobs.max(1),
         w => w,
     };
-    // A window's rows come back in run order whatever order its runs finish in, and are written
-    // before the next window starts: memory holds one window, however many runs. One run per
-    // task: runs differ in length, and rayon's default blocks of runs left one thread idle at
-    // the end (1.64x on two threads instead of 1.86x; BENCHMARKS.md).
-    for start in (0..todo).step_by(window) {
-        let runs = start..(start + window).min(todo);
-        let rows: Vec<RunRow> = pool.install(|| {
-            runs.into_par_iter()
-                .with_max_len(1)
-                .map(|j| runner.one(shard.first + j * shard.step))
-                .collect::<Result<_, _>>()
-        })?;
-        rows.into_iter().try_for_each(&mut *sink)?;
-    }
+    // One run per task (runs differ in length, and rayon's blocks of runs left one thread idle
+    // at the end: 1.64x on two threads instead of 1.86x; BENCHMARKS.md), started in run order
+    // while fewer than `window` runs are running or waiting to be written.
+    let ran = pool.in_place_scope(|scope| in_window(scope, &runner, shard, window, sink));
     if let Some(b) = &runner.bar {
         b.finish_and_clear();
     }
+    ran?;
     Ok(runner.kept.into_inner())
+}
+
+/// What a run's task sends back: its index in the shard and its row, its error or its panic.
+type Done = (usize, std::thread::Result<Result<RunRow, SweepError>>);
+
+/// Runs the shard's runs as tasks of `scope`, at most `window` of them started and not yet
+/// written, and hands their rows to `sink` in run order as they complete (those that finish
+/// early wait in a reorder buffer no larger than the window). After an error no run starts;
+/// those running finish, and the first error is returned.
+fn in_window<'s>(
+    scope: &rayon::Scope<'s>,
+    runner: &'s Runner<'s>,
+    shard: Shard,
+    window: usize,
+    sink: &mut dyn FnMut(RunRow) -> Result<(), SweepError>,
+) -> Result<(), SweepError> {
+    let (tx, rx) = std::sync::mpsc::channel::<Done>();
+    let mut waiting: BTreeMap<usize, RunRow> = BTreeMap::new();
+    let (mut started, mut finished, mut written) = (0, 0, 0);
+    let mut failed: Option<SweepError> = None;
+    loop {
+        while failed.is_none() && started < shard.count && started < written + window.max(1) {
+            let (tx, j) = (tx.clone(), started);
+            scope.spawn(move |_| {
+                let run = shard.first + j * shard.step;
+                let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.one(run)));
+                // The receiver outlives every task: it waits for each one's message.
+                let _ = tx.send((j, done));
+            });
+            started += 1;
+        }
+        if finished == started {
+            return failed.map_or(Ok(()), Err);
+        }
+        let (j, done) = rx.recv().expect("every started run sends its result");
+        finished += 1;
+        match done {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(Err(e)) => {
+                failed.get_or_insert(e);
+            }
+            Ok(Ok(row)) if failed.is_none() => {
+                waiting.insert(j, row);
+                while let Some(row) = waiting.remove(&written) {
+                    written += 1;
+                    if let Err(e) = sink(row) {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            Ok(Ok(_)) => {}
+        }
+        if failed.is_some() {
+            waiting.clear();
+        }
+    }
 }
 
 /// The metrics of run `r` as an earlier sweep left them in `dir`, if it completed there with
@@ -709,7 +758,7 @@ simulation.horizon_s = [40.0, 1.0, 2.0, 3.0, 4.0]
 
     /// Whatever the window (one run, a window ending inside a point, all runs) and the thread
     /// count, the folder is the same, and the rows come in run order although on two threads
-    /// the first point's long runs finish last.
+    /// runs finish out of order (the first point's are the longest).
     #[test]
     fn windows_and_threads_do_not_change_the_output() {
         let dir = gpushare_traces::tempdir::TempDir::new("sweep-windows").unwrap();
@@ -758,5 +807,30 @@ simulation.horizon_s = [40.0, 1.0, 2.0, 3.0, 4.0]
         assert_eq!(runs, ["1", "5", "9", "13"]);
         let bad = execute(planned(), &out, &options(1, 0, Some((5, 4))), &gpushare_policies::build);
         assert!(matches!(bad, Err(SweepError::Input(m)) if m.contains("--shard 5/4")));
+    }
+
+    /// A run that fails stops the sweep: no run starts after it, its error is returned, and no
+    /// table (nor a temporary) is left in the folder.
+    #[test]
+    fn a_failed_run_leaves_no_tables() {
+        let dir = gpushare_traces::tempdir::TempDir::new("sweep-fails").unwrap();
+        let out = dir.path().join("f");
+        std::fs::create_dir_all(out.join("runs")).unwrap();
+        // A file where run 4's folder goes: that run cannot write its files.
+        std::fs::write(run_dir(&out, 4, 15), "not a folder").unwrap();
+        for (jobs, window) in [(1, 0), (2, 3)] {
+            let e = execute(planned(), &out, &options(jobs, window, None), &gpushare_policies::build);
+            assert!(
+                matches!(&e, Err(SweepError::Run(m)) if m.starts_with("run 4 (1.0)")),
+                "{:?}",
+                e.err()
+            );
+            let mut left: Vec<String> = std::fs::read_dir(&out)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            left.sort();
+            assert_eq!(left, ["runs"]);
+        }
     }
 }
