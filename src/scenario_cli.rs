@@ -242,6 +242,9 @@ pub(crate) fn validate(args: ScenarioArgs) -> Result<(), Failure> {
             s.file.serving.sharing,
             s.file.simulation.horizon_s
         );
+        if let Some(line) = validate_sweep(&args)? {
+            println!("{line}");
+        }
         return Ok(());
     }
     let (scenario, policy) = load(&args)?;

@@ -392,3 +392,62 @@ fn a_serving_run_writes_its_cdf_figure_and_plot_redraws_it_from_its_files() {
     assert_eq!(std::fs::read(again.join("ttft_tpot_cdf.svg")).unwrap(), drawn);
     assert!(again.join("ttft_tpot_cdf.png").exists());
 }
+
+/// A sweep of a serving scenario: every run written as `gpushare run` writes it, its figures
+/// in `runs.csv`, and `plot` drawing TTFT and TPOT against the swept rate.
+#[test]
+fn a_serving_sweep_plots_ttft_and_tpot_against_load() {
+    let s = common::scenario(
+        "llm-sweep",
+        r#"[simulation]
+horizon_s = 120.0
+
+[cluster]
+nodes = 1
+gpus_per_node = 1
+gpu = "a100-80gb"
+
+[serving]
+
+[[deployments]]
+name = "d"
+model = "llama2-7b"
+workload = { kind = "poisson", rate_per_s = 1.0, prompt_tokens = 500, output_tokens = 50 }
+
+[sweep]
+"deployments[0].workload.rate_per_s" = [1.0, 8.0]
+"#,
+    );
+    let out = s.parent().unwrap().join("sweep");
+    let o = out.to_str().unwrap();
+    common::gpushare_ok(&["validate", s.to_str().unwrap()]);
+    common::gpushare_ok(&["sweep", s.to_str().unwrap(), "--seeds", "2", "--out", o, "-q"]);
+    let runs = std::fs::read_to_string(out.join("runs.csv")).unwrap();
+    let header = runs.lines().next().unwrap();
+    assert!(
+        header.contains("ttft_s.p50") && header.contains("output_tokens_per_s"),
+        "{header}"
+    );
+    assert_eq!(runs.lines().count(), 1 + 4);
+    let printed = common::gpushare_ok(&["plot", o]);
+    let figures = out.join("figures");
+    for f in ["ttft", "tpot", "output_tokens", "slo_attainment"] {
+        let name = format!("{f}_vs_deployments_0_.workload.rate_per_s.svg");
+        assert!(figures.join(&name).exists(), "{name}: {printed}");
+    }
+    // The sweep's runs are the runs `gpushare run` makes of each point.
+    let single = s.parent().unwrap().join("single");
+    let set = "deployments[0].workload.rate_per_s=8.0";
+    common::gpushare_ok(&[
+        "run",
+        s.to_str().unwrap(),
+        "-q",
+        "--set",
+        set,
+        "--out",
+        single.to_str().unwrap(),
+    ]);
+    let a: Value = serde_json::from_slice(&std::fs::read(single.join("summary.json")).unwrap()).unwrap();
+    let b: Value = serde_json::from_slice(&std::fs::read(out.join("runs/0002/summary.json")).unwrap()).unwrap();
+    assert_eq!(a["ttft_s"], b["ttft_s"]);
+}

@@ -241,6 +241,34 @@ fn versus_figures(
             shows,
         )
     };
+    if serving_rows(facet_rows) {
+        return vec![
+            figure(
+                "ttft",
+                Width::Double,
+                &[&TTFT_P50, &TTFT_P99],
+                "p50 and p99 time to first token against the x axis; mean over seeds, bars 95 % CI",
+            ),
+            figure(
+                "tpot",
+                Width::Double,
+                &[&TPOT_P50, &TPOT_P99],
+                "p50 and p99 time per output token against the x axis; mean over seeds, bars 95 % CI",
+            ),
+            figure(
+                "output_tokens",
+                Width::Single,
+                &[&TOKENS],
+                "output tokens per second over the run; mean over seeds, bars 95 % CI",
+            ),
+            figure(
+                "slo_attainment",
+                Width::Single,
+                &[&ATTAINMENT],
+                "share of completed requests within both the TTFT and the TPOT objective; mean over seeds, bars 95 % CI",
+            ),
+        ];
+    }
     let mut figures = vec![
         figure(
             "latency",
@@ -344,6 +372,55 @@ const SLO: Metric = Metric {
     log: false,
     of_completions: true,
 };
+
+/// The figures of LLM serving sweeps (`[serving]` scenarios).
+const TTFT_P50: Metric = Metric {
+    name: "ttft_s.p50",
+    title: "p50 time to first token (s)",
+    factor: 1.0,
+    log: true,
+    of_completions: false,
+};
+const TTFT_P99: Metric = Metric {
+    name: "ttft_s.p99",
+    title: "p99 time to first token (s)",
+    factor: 1.0,
+    log: true,
+    of_completions: false,
+};
+const TPOT_P50: Metric = Metric {
+    name: "tpot_s.p50",
+    title: "p50 time per output token (s)",
+    factor: 1.0,
+    log: true,
+    of_completions: false,
+};
+const TPOT_P99: Metric = Metric {
+    name: "tpot_s.p99",
+    title: "p99 time per output token (s)",
+    factor: 1.0,
+    log: true,
+    of_completions: false,
+};
+const TOKENS: Metric = Metric {
+    name: "output_tokens_per_s",
+    title: "output tokens/s",
+    factor: 1.0,
+    log: false,
+    of_completions: false,
+};
+const ATTAINMENT: Metric = Metric {
+    name: "slo_attainment",
+    title: "within both SLOs (%)",
+    factor: 100.0,
+    log: false,
+    of_completions: false,
+};
+
+/// Whether a sweep's runs are LLM serving runs (their summaries have TTFT figures).
+fn serving_rows(rows: &[&RunRow]) -> bool {
+    rows.iter().any(|r| metric(r, TTFT_P50.name).is_some())
+}
 
 fn metric(r: &RunRow, name: &str) -> Option<f64> {
     r.metrics.iter().find(|(m, _)| m == name).map(|(_, v)| *v)
@@ -477,6 +554,15 @@ fn plot_sweep(dir: &Path, out: &Path, opts: &PlotOptions) -> Result<Plotted, Str
             .map(|(_, r)| r.run.to_string())
             .collect::<Vec<_>>()
             .join(", ");
+        if serving_rows(&facet_rows) {
+            if c == 0 {
+                plotted.notes.push(
+                    "LLM serving runs: each run's TTFT/TPOT CDFs are in its own folder (figures/ttft_tpot_cdf); no time figures"
+                        .into(),
+                );
+            }
+            continue;
+        }
         let made = time_figures(&run_dirs, out, &sanitize(&suffix), letters, &mut plotted)?;
         for (name, what) in made {
             let _ = writeln!(index, "- `{name}` — {what}{at} (runs {used}, first seed)");

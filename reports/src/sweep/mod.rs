@@ -22,6 +22,7 @@ use crate::run_files::{RunFailure, simulate_into};
 use crate::summary_files::summary_metrics;
 use gpushare_sim::policy::Policy;
 use gpushare_sim::scenario::ConfigError;
+use gpushare_sim::serving::ServingScenario;
 use gpushare_sim::{Scenario, ScenarioSource};
 use spec::{SweepSpec, replicate_seed};
 use std::collections::BTreeMap;
@@ -97,12 +98,48 @@ pub const WINDOW_PER_THREAD: usize = 128;
 /// its runs; every run writes its own folder, so the limit is the disk's.
 pub const MAX_RUNS: usize = 100_000_000;
 
+/// A point's scenario: one for the invocation engine, or an LLM serving scenario (a
+/// `[serving]` table: `gpushare_sim::serving`).
+enum PointScenario {
+    Engine(Box<Scenario>),
+    Serving(Box<ServingScenario>),
+}
+
+impl PointScenario {
+    /// Reads `src` as the kind of scenario it is.
+    fn parse(src: &ScenarioSource) -> Result<PointScenario, gpushare_sim::scenario::ScenarioError> {
+        if gpushare_sim::serving::is_serving(src) {
+            Ok(PointScenario::Serving(Box::new(ServingScenario::parse(src)?)))
+        } else {
+            Ok(PointScenario::Engine(Box::new(src.parse()?)))
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            PointScenario::Engine(s) => &s.name,
+            PointScenario::Serving(s) => &s.name,
+        }
+    }
+
+    fn seed(&self) -> u64 {
+        match self {
+            PointScenario::Engine(s) => s.seed,
+            PointScenario::Serving(s) => s.file.simulation.seed,
+        }
+    }
+}
+
 /// Point `p` of the sweep: its scenario source and the scenario.
-fn point_source(src: &ScenarioSource, spec: &SweepSpec, p: usize) -> Result<(ScenarioSource, Scenario), SweepError> {
+fn point_source(
+    src: &ScenarioSource,
+    spec: &SweepSpec,
+    p: usize,
+) -> Result<(ScenarioSource, PointScenario), SweepError> {
     let input = |e: String| SweepError::Input(e);
     let mut point_src = src.clone();
     spec.apply(&mut point_src, p).map_err(|e| input(e.to_string()))?;
-    let scenario = point_src.parse().map_err(|e| input(e.to_string()))?;
+    let scenario = PointScenario::parse(&point_src).map_err(|e| input(e.to_string()))?;
     Ok((point_src, scenario))
 }
 
@@ -125,12 +162,14 @@ pub fn plan(src: &ScenarioSource, spec: &SweepSpec, build: &PolicyBuilder) -> Re
     let mut common_seed = None;
     for p in 0..spec.points() {
         let (point_src, scenario) = point_source(src, spec, p)?;
-        build(&scenario).map_err(|e| input(point_src.locate(e).to_string()))?;
+        if let PointScenario::Engine(s) = &scenario {
+            build(s).map_err(|e| input(point_src.locate(e).to_string()))?;
+        }
         if p == 0 {
-            name = scenario.name.clone();
-            seeds = (0..spec.seeds).map(|r| replicate_seed(scenario.seed, r)).collect();
-            common_seed = Some(scenario.seed);
-        } else if common_seed != Some(scenario.seed) {
+            name = scenario.name().to_string();
+            seeds = (0..spec.seeds).map(|r| replicate_seed(scenario.seed(), r)).collect();
+            common_seed = Some(scenario.seed());
+        } else if common_seed != Some(scenario.seed()) {
             common_seed = None;
         }
     }
@@ -169,7 +208,7 @@ impl Plan {
         self.spec.apply(&mut source, point).map_err(|e| input(e.to_string()))?;
         let base = match self.seed {
             Some(seed) => seed,
-            None => source.parse().map_err(|e| input(e.to_string()))?.seed,
+            None => PointScenario::parse(&source).map_err(|e| input(e.to_string()))?.seed(),
         };
         let seed = replicate_seed(base, replicate);
         if replicate > 0 {
@@ -509,7 +548,10 @@ fn simulate_run(
     info: &SweepInfo,
 ) -> Result<Vec<(String, f64)>, SweepError> {
     let fail = |e: String| SweepError::Run(format!("run {} ({}): {e}", r.run, r.labels.join(", ")));
-    let scenario = r.source.parse().map_err(|e| fail(e.to_string()))?;
+    let scenario = match PointScenario::parse(&r.source).map_err(|e| fail(e.to_string()))? {
+        PointScenario::Engine(s) => *s,
+        PointScenario::Serving(s) => return serve_run(r, &s, dir, opts, info),
+    };
     let policy = build(&scenario).map_err(|e| fail(r.source.locate(e).to_string()))?;
     let summary = match dir {
         Some(dir) => {
@@ -534,6 +576,33 @@ fn simulate_run(
         }
     };
     Ok(summary_metrics(&summary))
+}
+
+/// [`simulate_run`] of an LLM serving point: its run's files as `gpushare run` writes them
+/// (`requests.csv` only with `--invocations`), then `point.json`; its summary's figures.
+fn serve_run(
+    r: &PlannedRun,
+    scenario: &ServingScenario,
+    dir: Option<PathBuf>,
+    opts: &Options,
+    info: &SweepInfo,
+) -> Result<Vec<(String, f64)>, SweepError> {
+    let fail = |e: String| SweepError::Run(format!("run {} ({}): {e}", r.run, r.labels.join(", ")));
+    let keep = dir.is_some() && opts.invocations && scenario.file.output.requests.unwrap_or(true);
+    if let Some(dir) = &dir {
+        match std::fs::remove_file(dir.join("point.json")) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fail(e.to_string())),
+            _ => {}
+        }
+    }
+    let run = gpushare_sim::serving::run(scenario, keep).map_err(fail)?;
+    if let Some(dir) = &dir {
+        crate::serving_files::write_serving(dir, &run).map_err(|e| fail(e.to_string()))?;
+        crate::atomic::write_atomic(&dir.join("point.json"), point_json(r, info).as_bytes())
+            .map_err(|e| fail(e.to_string()))?;
+    }
+    let value = serde_json::to_value(&run.summary).map_err(|e| fail(e.to_string()))?;
+    Ok(crate::summary_files::summary_metrics_of(&value))
 }
 
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {

@@ -17,6 +17,9 @@ pub struct ServingFile {
     pub deployments: Vec<DeploymentSpec>,
     #[serde(default)]
     pub output: OutputSpec,
+    /// The axes of `gpushare sweep` (read there; a run ignores them).
+    #[serde(default)]
+    pub sweep: Option<toml::Table>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
