@@ -451,3 +451,55 @@ workload = { kind = "poisson", rate_per_s = 1.0, prompt_tokens = 500, output_tok
     let b: Value = serde_json::from_slice(&std::fs::read(out.join("runs/0002/summary.json")).unwrap()).unwrap();
     assert_eq!(a["ttft_s"], b["ttft_s"]);
 }
+
+/// The hybrid keep-alive learns a periodic deployment (a request every 10 minutes): it stops
+/// the idle instance and pre-warms one before the next request, and never pre-warms after the
+/// last request.
+#[test]
+fn the_hybrid_keep_alive_prewarms_a_periodic_deployment_and_not_after_its_last_request() {
+    let dir = common::temp_dir("llm-prewarm");
+    let mut trace = String::from("TIMESTAMP,ContextTokens,GeneratedTokens\n");
+    for i in 0..72u64 {
+        let (h, m) = (i * 10 / 60, i * 10 % 60);
+        trace.push_str(&format!("2024-05-10 {h:02}:{m:02}:00.000,500,20\n"));
+    }
+    std::fs::write(dir.join("trace.csv"), trace).unwrap();
+    let s = dir.join("s.toml");
+    std::fs::write(
+        &s,
+        r#"[simulation]
+horizon_s = 42700.0
+
+[cluster]
+nodes = 1
+gpus_per_node = 1
+gpu = "a100-80gb"
+
+[serving]
+
+[[deployments]]
+name = "d"
+model = "llama2-7b"
+min_instances = 0
+keep_alive_s = 60.0
+keep_alive_policy = "hybrid"
+workload = { kind = "azure_llm", path = "trace.csv" }
+"#,
+    )
+    .unwrap();
+    let (summary, rows) = run(&s, &[]);
+    assert_eq!(rows.len(), 72);
+    let d = &summary["deployments"][0];
+    let (prewarms, starts) = (
+        d["prewarms"].as_u64().unwrap(),
+        d["instances_started"].as_u64().unwrap(),
+    );
+    let cold = summary["cold_requests"].as_u64().unwrap();
+    assert!(prewarms > 30, "{summary}");
+    // Every start served a request: a cold one, or a pre-warmed one before its request.
+    assert!(starts <= 72 && cold + prewarms >= starts, "{summary}");
+    assert!(
+        cold < 72 - 30,
+        "pre-warming spares requests their cold start: {summary}"
+    );
+}

@@ -102,7 +102,7 @@ pub fn params_table<'a>(
     if !params.is_empty() {
         return Err(ConfigError::at(
             param_path("hybrid"),
-            "the hybrid histogram's parameters are given twice: keep `keep_alive_params` (or the older `hybrid`), not both".to_string(),
+            "both `hybrid` (the older name of the hybrid histogram's table) and `keep_alive_params` are given: keep one".to_string(),
         ));
     }
     let legacy = KeepAliveArgs {

@@ -152,7 +152,8 @@ impl Batcher {
     /// Queues `seq`, or refuses it if it can never be served.
     pub fn enqueue(&mut self, seq: Seq) {
         let l = self.limits;
-        let whole = seq.target + seq.output;
+        // At most prompt + output − 1 tokens are ever cached (the last one sampled is not).
+        let whole = seq.prompt + seq.output - 1;
         let too_long = !l.chunked_prefill && seq.target > l.max_batched_tokens;
         if too_long || self.blocks_for(whole) + l.watermark > l.blocks {
             self.refused.push(seq);

@@ -192,11 +192,11 @@ impl Cluster {
         let t = &self.total;
         if t.arrived != t.completed + t.rejected {
             return Err(format!(
-                "{} requests arrived but {} completed and {} were refused: {} lost (a defect of the serving engine)",
+                "{} requests arrived but {} completed and {} were refused: {} unaccounted for (a defect of the serving engine)",
                 t.arrived,
                 t.completed,
                 t.rejected,
-                t.arrived - t.completed - t.rejected
+                t.arrived.abs_diff(t.completed + t.rejected)
             ));
         }
         Ok(())
@@ -450,10 +450,11 @@ impl Cluster {
         }
     }
 
-    /// Starts an instance of `d` ahead of its next request if it has none ready or starting.
+    /// Starts an instance of `d` ahead of its next request if it has none ready or starting
+    /// and a request is still to come before the horizon.
     fn prewarm(&mut self, d: usize, keep: Nanos) {
         let dep = &self.deployments[d];
-        if !dep.instances.is_empty() || dep.max_instances == 0 {
+        if !dep.instances.is_empty() || dep.max_instances == 0 || !dep.arrival_pending {
             return;
         }
         if let Some(i) = self.start_instance(d, false) {

@@ -80,6 +80,8 @@ pub struct Stats {
 
 impl Stats {
     pub fn add(&mut self, r: &Record) {
+        // A refused request may have been preempted before (a recompute over the budget).
+        self.preemptions += u64::from(r.preemptions);
         let Some(end) = r.end else { return };
         self.ttft.record(r.ttft().expect("completed"));
         if let Some(t) = r.tpot() {
@@ -89,7 +91,6 @@ impl Stats {
         self.prompt_tokens += r.prompt_tokens;
         self.output_tokens += r.output_tokens;
         self.slo_met += u64::from(r.slo_met);
-        self.preemptions += u64::from(r.preemptions);
         self.cold += u64::from(r.cold);
         self.last_end = self.last_end.max(end);
     }

@@ -176,7 +176,9 @@ pub struct DeploymentSpec {
     #[serde(default = "one_u32")]
     pub max_instances: u32,
     /// Another instance starts (up to `max_instances`) when the least-loaded one already has
-    /// this many requests waiting.
+    /// this many requests waiting. Requests go to the least-loaded ready instance (a starting
+    /// one only when none is ready) and stay where they were sent: during a burst the ready
+    /// instances keep the queue while the new ones start.
     #[serde(default = "default_scale_up")]
     pub scale_up_waiting: u32,
     /// Instances above `min_instances` stop after this long idle (scale to zero with 0
