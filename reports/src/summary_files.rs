@@ -97,9 +97,11 @@ pub fn summary_metrics_of(summary: &Value) -> Vec<(String, f64)> {
     };
     let mut fields = Vec::new();
     for (k, v) in top {
+        // `seed` is a run's identity, not a figure: sweeps write it exactly in its own column
+        // (as a float here it lost digits, and `runs.csv` had two columns called `seed`).
         if !matches!(
             k.as_str(),
-            "gpus" | "gpu_types" | "functions" | "policy_report" | "workload_report"
+            "seed" | "gpus" | "gpu_types" | "functions" | "policy_report" | "workload_report"
         ) {
             flatten(k, v, &mut fields);
         }
