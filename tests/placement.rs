@@ -156,3 +156,55 @@ fn a_knix_sandbox_is_placed_where_its_rounded_memory_fits() {
     let s = common::simulate_with(&path, &["policy.name=\"knix-vcuda\""], 1);
     assert!(s.counts.unfinished * 10 < s.counts.completed, "{:?}", s.counts);
 }
+
+/// `least-loaded` looks first among the GPUs without instances for one with the cluster's
+/// largest memory all free (the least score there is) and stops there; on a mixed cluster the
+/// first empty GPUs are the smaller ones, so it must go on to the larger, exactly as ranking
+/// every GPU would. Two V100s then two A100-80GB: the first instance goes to GPU 2, the second
+/// to GPU 3 (empty, 80 GB free), the third to GPU 0 (empty, 16 GB) before any GPU takes two.
+#[test]
+fn least_loaded_prefers_the_largest_empty_gpu_on_a_mixed_cluster() {
+    let text = r#"[simulation]
+horizon_s = 5.0
+
+[[cluster.node_groups]]
+count = 1
+gpus_per_node = 2
+gpu = "v100-16gb"
+
+[[cluster.node_groups]]
+count = 1
+gpus_per_node = 2
+gpu = "a100-80gb"
+
+[[functions]]
+name = "resnet"
+profile = "kaas-resnet50"
+rate_per_s = 0.0
+
+[[functions]]
+name = "jacobi"
+profile = "kaas-jacobi"
+rate_per_s = 0.0
+
+[[functions]]
+name = "gemm"
+profile = "kaas-cgemm"
+rate_per_s = 0.0
+
+[workload]
+kind = "poisson"
+
+[policy]
+name = "mps"
+placement = "least-loaded"
+prewarm = true
+max_instances = 1
+"#;
+    let summary = common::simulate(text);
+    let peaks: Vec<f64> = summary.gpus.iter().map(|g| g.peak_memory_mib).collect();
+    assert!(
+        peaks[2] > 0.0 && peaks[3] > 0.0 && peaks[0] > 0.0 && peaks[1] == 0.0,
+        "{peaks:?}"
+    );
+}

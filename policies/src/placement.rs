@@ -74,6 +74,14 @@ pub trait Ranking {
 
     /// An instance is about to be reclaimed.
     fn released(&mut self, _ctx: &Ctx<'_>, _inst: InstId) {}
+
+    /// A score no GPU can rank below, that only a GPU without instances can have, if the
+    /// ranking knows one (and its scores have no side effects): [`choose`] then looks first
+    /// among the GPUs without instances and stops at one with it, instead of ranking every
+    /// GPU of the cluster.
+    fn least_possible(&mut self, _ctx: &Ctx<'_>) -> Option<Score> {
+        None
+    }
 }
 
 /// A plain function is a ranking.
@@ -110,7 +118,7 @@ static RANKINGS: [RankingInfo; 6] = [
     RankingInfo::new(
         "least-loaded",
         "the fewest instances, then the most free memory",
-        |_| Box::new(least_loaded),
+        |_| Box::new(LeastLoaded::default()),
     ),
     RankingInfo::new("most-loaded", "the most instances, then the least free memory", |_| {
         Box::new(most_loaded)
@@ -156,9 +164,26 @@ fn best_fit(ctx: &Ctx<'_>, _: FuncId, gpu: GpuId) -> Score {
     (ctx.gpus()[gpu.ix()].mem_free(), 0)
 }
 
-fn least_loaded(ctx: &Ctx<'_>, _: FuncId, gpu: GpuId) -> Score {
-    let g = &ctx.gpus()[gpu.ix()];
-    (u64::from(g.instance_count), u64::MAX - g.mem_free())
+/// The fewest instances, then the most free memory.
+#[derive(Default)]
+struct LeastLoaded {
+    /// The largest memory of any GPU of the cluster, once known.
+    largest: Option<u64>,
+}
+
+impl Ranking for LeastLoaded {
+    fn score(&mut self, ctx: &Ctx<'_>, _: FuncId, gpu: GpuId) -> Score {
+        let g = &ctx.gpus()[gpu.ix()];
+        (u64::from(g.instance_count), u64::MAX - g.mem_free())
+    }
+
+    /// An empty GPU with the largest memory of the cluster all free.
+    fn least_possible(&mut self, ctx: &Ctx<'_>) -> Option<Score> {
+        let largest = *self
+            .largest
+            .get_or_insert_with(|| ctx.gpus().iter().map(|g| g.mem_capacity).max().unwrap_or(0));
+        Some((0, u64::MAX - largest))
+    }
 }
 
 fn most_loaded(ctx: &Ctx<'_>, _: FuncId, gpu: GpuId) -> Score {
@@ -220,6 +245,20 @@ pub fn choose<P: Placement + ?Sized>(
     ctx: &Ctx<'_>,
     func: FuncId,
 ) -> Option<(GpuId, Fit)> {
+    if !placement.only_empty_gpus() {
+        if let Some(least) = ranking.least_possible(ctx) {
+            // Nothing ranks below this key, only GPUs without instances can have it, and
+            // those are visited in GPU order: the first one found is the one the whole scan
+            // below would choose. Without one, the scan decides.
+            for gpu in ctx.empty_gpus() {
+                if let Some(fit) = placement.fit(ctx, func, gpu) {
+                    if fit.preference == (0, 0) && ranking.score(ctx, func, gpu) == least {
+                        return Some((gpu, fit));
+                    }
+                }
+            }
+        }
+    }
     let mut best: Option<((Score, Score), GpuId, Fit)> = None;
     let mut consider = |gpu: GpuId| {
         let Some(fit) = placement.fit(ctx, func, gpu) else {
