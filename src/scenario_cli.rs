@@ -92,7 +92,7 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
 fn run_serving(src: &ScenarioSource, args: &RunArgs) -> Result<(), Failure> {
     let scenario = gpushare_sim::serving::ServingScenario::parse(src)?;
     let dir = args.out.clone().unwrap_or_else(|| scenario.output_dir());
-    let keep = !args.no_invocations && scenario.file.output.requests.unwrap_or(true);
+    let keep = !args.no_invocations && scenario.file.output.invocations.unwrap_or(true);
     let started = std::time::Instant::now();
     let run = gpushare_sim::serving::run(&scenario, keep).map_err(Failure::Input)?;
     let wall = started.elapsed().as_secs_f64();

@@ -40,7 +40,7 @@ fn run(path: &Path, sets: &[&str]) -> (Value, Vec<Vec<String>>) {
     let p = path.to_str().unwrap();
     common::gpushare_ok(&common::run_args(p, &out, sets));
     let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
-    let rows = std::fs::read_to_string(out.join("requests.csv"))
+    let rows = std::fs::read_to_string(out.join("invocations.csv"))
         .map(|t| {
             t.lines()
                 .skip(1)
@@ -223,13 +223,13 @@ fn run_copy(path: &Path, tag: &str) -> (Value, Vec<Vec<String>>) {
     let text = std::fs::read_to_string(path).unwrap();
     let table: toml::Table = toml::from_str(&text).unwrap();
     let horizon = table["simulation"]["horizon_s"].as_float().unwrap();
-    let mut sets = vec!["output.requests=true"];
+    let mut sets = vec!["output.invocations=true"];
     if horizon > 3600.0 {
         sets.push("simulation.horizon_s=600");
     }
     common::gpushare_ok(&common::run_args(path.to_str().unwrap(), &out, &sets));
     let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
-    let rows = std::fs::read_to_string(out.join("requests.csv"))
+    let rows = std::fs::read_to_string(out.join("invocations.csv"))
         .unwrap()
         .lines()
         .skip(1)

@@ -1,4 +1,4 @@
-//! A serving run's files: `summary.json`, `requests.csv` (one row per request, when kept),
+//! A serving run's files: `summary.json`, `invocations.csv` (one row per request, when kept),
 //! `latency_cdf.csv` (TTFT, TPOT and end-to-end at each quantile) and the figure
 //! `figures/ttft_tpot_cdf.{svg,png}`. Every file is written under a temporary name and renamed.
 
@@ -13,14 +13,14 @@ use std::path::Path;
 
 const REQUESTS_HEADER: &str = "id,deployment,instance,arrival_s,prompt_tokens,output_tokens,outcome,ttft_s,tpot_s,e2e_s,preemptions,cold,slo_met\n";
 
-/// Writes `run`'s files into `dir` (created if needed); a `requests.csv` from an earlier run is
+/// Writes `run`'s files into `dir` (created if needed); a `invocations.csv` from an earlier run is
 /// removed when this one keeps no records.
 pub fn write_serving(dir: &Path, run: &ServingRun) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut json = serde_json::to_string_pretty(&run.summary).map_err(io::Error::other)?;
     json.push('\n');
     write_atomic(&dir.join("summary.json"), json.as_bytes())?;
-    let requests = dir.join("requests.csv");
+    let requests = dir.join("invocations.csv");
     if run.records.is_empty() {
         if requests.exists() {
             std::fs::remove_file(&requests)?;

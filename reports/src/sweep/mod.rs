@@ -579,7 +579,7 @@ fn simulate_run(
 }
 
 /// [`simulate_run`] of an LLM serving point: its run's files as `gpushare run` writes them
-/// (`requests.csv` only with `--invocations`), then `point.json`; its summary's figures.
+/// (`invocations.csv` only with `--invocations`), then `point.json`; its summary's figures.
 fn serve_run(
     r: &PlannedRun,
     scenario: &ServingScenario,
@@ -588,7 +588,7 @@ fn serve_run(
     info: &SweepInfo,
 ) -> Result<Vec<(String, f64)>, SweepError> {
     let fail = |e: String| SweepError::Run(format!("run {} ({}): {e}", r.run, r.labels.join(", ")));
-    let keep = dir.is_some() && opts.invocations && scenario.file.output.requests.unwrap_or(true);
+    let keep = dir.is_some() && opts.invocations && scenario.file.output.invocations.unwrap_or(true);
     if let Some(dir) = &dir {
         match std::fs::remove_file(dir.join("point.json")) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fail(e.to_string())),

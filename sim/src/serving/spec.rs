@@ -265,7 +265,8 @@ pub enum WorkloadSpec {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutputSpec {
-    /// Write `requests.csv` (one row per request).
-    pub requests: Option<bool>,
+    /// Write `invocations.csv` (one row per request, as a run of the invocation engine writes
+    /// one per invocation; default on).
+    pub invocations: Option<bool>,
     pub dir: Option<std::path::PathBuf>,
 }
