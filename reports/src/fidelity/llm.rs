@@ -292,19 +292,24 @@ pub fn predict_all<'a>(rows: &'a [LlmRow], params: &CostParams) -> Vec<LlmPredic
 
 /// The median |error| of the validation rows of `group` and how many there are.
 pub fn median_error(preds: &[LlmPrediction], group: &str) -> (f64, usize) {
-    let mut e: Vec<f64> = preds
+    let e: Vec<f64> = preds
         .iter()
         .filter(|p| !p.row.calibration && p.row.group == group)
         .filter_map(|p| p.error().map(f64::abs))
         .collect();
-    e.sort_by(f64::total_cmp);
     let n = e.len();
-    let m = match n {
+    (median(e), n)
+}
+
+/// The median of `v` (NaN when empty).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
         0 => f64::NAN,
-        _ if n % 2 == 1 => e[n / 2],
-        _ => 0.5 * (e[n / 2 - 1] + e[n / 2]),
-    };
-    (m, n)
+        _ if n % 2 == 1 => v[n / 2],
+        _ => 0.5 * (v[n / 2 - 1] + v[n / 2]),
+    }
 }
 
 /// One line per group: median |error| of the validation rows against the target.
@@ -378,13 +383,11 @@ pub fn check(preds: &[LlmPrediction], committed_csv: &str) -> Result<String, Str
         }
     }
     for g in ["ttft", "tpot", "throughput"] {
-        let mut e: Vec<f64> = committed.iter().filter(|c| c.0 == g).map(|c| c.2).collect();
-        e.sort_by(f64::total_cmp);
-        let old = match e.len() {
-            0 => continue,
-            n if n % 2 == 1 => e[n / 2],
-            n => 0.5 * (e[n / 2 - 1] + e[n / 2]),
-        };
+        let e: Vec<f64> = committed.iter().filter(|c| c.0 == g).map(|c| c.2).collect();
+        if e.is_empty() {
+            continue;
+        }
+        let old = median(e);
         let (new, _) = median_error(preds, g);
         // The committed errors are rounded to 6 decimals.
         if new > old + 1e-6 {

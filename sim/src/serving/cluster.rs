@@ -121,7 +121,8 @@ pub struct Cluster {
     pub(super) dram_cache: Vec<Vec<(String, f64)>>,
     pub(super) ssd_cache: Vec<Vec<(String, f64)>>,
     pub(super) cold_starts: u64,
-    pub(super) cold_start_ns: Vec<Nanos>,
+    /// Their durations summed.
+    pub(super) cold_start_total_ns: u64,
     queue: BinaryHeap<Reverse<(Nanos, u8, u64, Ev)>>,
     seq: u64,
     pub(super) now: Nanos,
@@ -133,6 +134,8 @@ pub struct Cluster {
     pub(super) total: Stats,
     /// When the last request ended (completed or refused): the run's end.
     pub(super) last_activity: Nanos,
+    /// The instances whose iteration just ended on a GPU (kept to reuse its allocation).
+    done: Vec<usize>,
 }
 
 impl Cluster {
@@ -157,7 +160,7 @@ impl Cluster {
             dram_cache: vec![Vec::new(); nodes],
             ssd_cache: vec![Vec::new(); nodes],
             cold_starts: 0,
-            cold_start_ns: Vec::new(),
+            cold_start_total_ns: 0,
             queue: BinaryHeap::new(),
             seq: 0,
             now: 0,
@@ -166,6 +169,7 @@ impl Cluster {
             keep_records,
             total: Stats::default(),
             last_activity: 0,
+            done: Vec::new(),
         }
     }
 
@@ -263,8 +267,6 @@ impl Cluster {
             }
             None => {
                 let seq = Seq::new(id, self.now, r.context, r.generated, false);
-                self.deployments[d].stats.rejected += 1;
-                self.total.rejected += 1;
                 self.record(d, usize::MAX, &seq, None);
             }
         }
@@ -297,8 +299,6 @@ impl Cluster {
         let refused = std::mem::take(&mut self.instances[i].batcher.refused);
         let d = self.instances[i].deployment;
         for s in refused {
-            self.deployments[d].stats.rejected += 1;
-            self.total.rejected += 1;
             self.record(d, i, &s, None);
         }
     }
@@ -341,7 +341,7 @@ impl Cluster {
         let ns = self.load_time(d, node);
         if !warm {
             self.cold_starts += 1;
-            self.cold_start_ns.push(ns);
+            self.cold_start_total_ns += ns;
             self.push(self.now.saturating_add(ns), Ev::Ready(i));
         }
         Some(i)
@@ -375,22 +375,21 @@ impl Cluster {
         let gb = model.weights_bytes() / 1e9;
         let name = model.name.to_string();
         let n = node as usize;
-        let bandwidth = if !c.checkpoint_cache {
-            c.remote_gbps
-        } else if self.dram_cache[n].iter().any(|(m, _)| *m == name) {
-            cache_insert(&mut self.dram_cache[n], &name, gb, c.dram_cache_gb);
-            cache_insert(&mut self.ssd_cache[n], &name, gb, c.ssd_cache_gb);
+        let start = |gbps: f64| crate::time::secs_to_ns(c.container_s + c.runtime_s + gb / gbps);
+        if !c.checkpoint_cache {
+            return start(c.remote_gbps);
+        }
+        let holds = |cache: &Vec<(String, f64)>| cache.iter().any(|(m, _)| *m == name);
+        let bandwidth = if holds(&self.dram_cache[n]) {
             c.dram_gbps
-        } else if self.ssd_cache[n].iter().any(|(m, _)| *m == name) {
-            cache_insert(&mut self.dram_cache[n], &name, gb, c.dram_cache_gb);
-            cache_insert(&mut self.ssd_cache[n], &name, gb, c.ssd_cache_gb);
+        } else if holds(&self.ssd_cache[n]) {
             c.ssd_gbps
         } else {
-            cache_insert(&mut self.dram_cache[n], &name, gb, c.dram_cache_gb);
-            cache_insert(&mut self.ssd_cache[n], &name, gb, c.ssd_cache_gb);
             c.remote_gbps
         };
-        crate::time::secs_to_ns(c.container_s + c.runtime_s + gb / bandwidth)
+        cache_insert(&mut self.dram_cache[n], &name, gb, c.dram_cache_gb);
+        cache_insert(&mut self.ssd_cache[n], &name, gb, c.ssd_cache_gb);
+        start(bandwidth)
     }
 
     /// Starts instance `i`'s next iteration if it is ready and not in one; an idle instance
@@ -528,15 +527,19 @@ impl Cluster {
     /// Ends the iterations on `g` that are done and starts what follows.
     fn gpu_done(&mut self, g: usize) -> Result<(), String> {
         self.advance(g);
-        let p = &mut self.processors[g];
+        let mut done = std::mem::take(&mut self.done);
         // Within half a nanosecond of done: the completion was scheduled at the ceiling.
-        let (done, rest): (Vec<Running>, Vec<Running>) = p.running.iter().partition(|r| r.left <= 0.5);
-        p.running = rest;
+        self.processors[g].running.retain(|r| {
+            let finished = r.left <= 0.5;
+            if finished {
+                done.push(r.inst);
+            }
+            !finished
+        });
         self.reschedule(g);
-        for r in done {
-            self.end_iteration(r.inst)?;
-        }
-        Ok(())
+        let result = done.drain(..).try_for_each(|i| self.end_iteration(i));
+        self.done = done;
+        result
     }
 
     fn end_iteration(&mut self, i: usize) -> Result<(), String> {
@@ -547,8 +550,6 @@ impl Cluster {
         let d = inst.deployment;
         inst.served += out.done.len() as u64;
         for s in &out.done {
-            self.deployments[d].stats.completed += 1;
-            self.total.completed += 1;
             self.record(d, i, s, Some(self.now));
         }
         self.kick(i);

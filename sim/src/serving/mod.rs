@@ -551,7 +551,7 @@ fn summarise(scenario: &ServingScenario, c: Cluster) -> ServingRun {
         .fold((0, 0), |(i, b), inst| (i + inst.iterations, b + inst.batched));
     let end = c.last_activity;
     let busy: u64 = c.processors.iter().map(|p| p.busy_ns).sum();
-    let cold_total: u64 = c.cold_start_ns.iter().sum();
+    let cold_total = c.cold_start_total_ns;
     let deployments = c
         .deployments
         .iter()

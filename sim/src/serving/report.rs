@@ -79,10 +79,15 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Counts a request that ended: completed (with an end) or refused.
     pub fn add(&mut self, r: &Record) {
         // A refused request may have been preempted before (a recompute over the budget).
         self.preemptions += u64::from(r.preemptions);
-        let Some(end) = r.end else { return };
+        let Some(end) = r.end else {
+            self.rejected += 1;
+            return;
+        };
+        self.completed += 1;
         self.ttft.record(r.ttft().expect("completed"));
         if let Some(t) = r.tpot() {
             self.tpot.record(t.round() as Nanos);
